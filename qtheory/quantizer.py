@@ -1,0 +1,247 @@
+"""One description of a uniform scalar quantizer, shared by formulas, simulators and kernels.
+
+Every grid qtheory knows is the same object: integer codes ``k`` in
+``[qmin, qmax]`` mapped to levels ``(k + offset) * scale``. Quantizing is
+
+    k = clip(round(x / scale - offset), qmin, qmax),    q = (k + offset) * scale
+
+(rounding then clipping equals clipping then rounding for the forward value,
+because ``qmin`` and ``qmax`` are integers). The decision thresholds are the
+mid-points between adjacent levels, and the *overload points* — the edges of
+the granular region — are half a step beyond the outermost levels. The
+clipping part of an MSE is the error of inputs beyond the overload points; the
+rounding part is the error of inputs between them.
+
+Grids (``alpha`` is the clip, ``b`` the bit-width)::
+
+    grid       levels (k + offset) * scale            scale            k range              source
+    midrise    odd multiples of Δ/2 in (-α, α)         Δ = 2α / 2^b      -2^(b-1) .. 2^(b-1)-1  classical (Max 1960), ACIQ's Δ
+    int        -α, -α+s, ..., α-s                       s = α / 2^(b-1)   -2^(b-1) .. 2^(b-1)-1  TQT signed
+    narrow     -α, ..., 0, ..., α                       s = α / (2^(b-1)-1) -(2^(b-1)-1) .. 2^(b-1)-1 TFLite weights
+    unsigned   0, s, ..., α                             s = α / (2^b - 1)  0 .. 2^b-1            PACT / DoReFa
+    uint       0, s, ..., α - s                         s = α / 2^b        0 .. 2^b-1            TQT unsigned
+    affine     ≈ β, ..., 0, ..., ≈ α  (0 exact)         s = (α-β)/(2^b-1)  -z .. 2^b-1-z         zero-point (asymmetric) quantization
+
+A picture of where each grid puts its levels relative to α is drawn by
+:func:`qtheory.plotting.plot_grids` (``figures/grids.png``).
+
+Examples
+--------
+>>> from qtheory import Quantizer
+>>> q = Quantizer(bits=2, alpha=1.0)
+>>> q.levels
+array([-0.75, -0.25,  0.25,  0.75])
+>>> q.quantize([-3.0, 0.1, 0.6])
+array([-0.75,  0.25,  0.75])
+>>> Quantizer(bits=3, alpha=4.0, grid="int").levels
+array([-4., -3., -2., -1.,  0.,  1.,  2.,  3.])
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ._validation import check_int, check_option, check_real, param_error
+
+__all__ = ["Quantizer", "GRIDS", "ROUNDINGS", "MIN_BITS", "MAX_BITS"]
+
+GRIDS = ("midrise", "int", "narrow", "unsigned", "uint", "affine")
+ROUNDINGS = ("half_even", "half_away", "half_up")
+#: Rounding codes used by the numba kernels (same order as ROUNDINGS).
+ROUNDING_CODES = {name: i for i, name in enumerate(ROUNDINGS)}
+MIN_BITS = {"midrise": 1, "int": 1, "narrow": 2, "unsigned": 1, "uint": 1, "affine": 1}
+MAX_BITS = 16
+SIGNED_GRIDS = ("midrise", "int", "narrow")
+
+
+@dataclass(frozen=True)
+class Quantizer:
+    """A uniform scalar quantizer: bit-width, grid, clip and rounding.
+
+    Parameters
+    ----------
+    bits : int
+        Bit-width ``b``; the grid has ``2**b`` levels (``2**b - 1`` for ``"narrow"``).
+    alpha : float
+        Clip (upper clipping value), > 0. Its meaning per grid is in the module docstring.
+    grid : {"midrise", "int", "narrow", "unsigned", "uint", "affine"}
+        Where the levels sit relative to ``alpha``.
+    rounding : {"half_even", "half_away", "half_up"}
+        Tie rule of the rounding ``round(x / scale - offset)``. Ties have
+        probability zero under a continuous prior but matter for samples and
+        integer kernels.
+    beta : float, optional
+        Lower clip for ``grid="affine"`` (``beta <= 0 < alpha``); defaults to ``-alpha``.
+        Not allowed for other grids.
+
+    Attributes
+    ----------
+    scale : float
+        Step between adjacent levels.
+    offset : float
+        ``0.5`` for ``"midrise"`` (levels at odd multiples of half a step), else ``0``.
+    qmin, qmax : int
+        Range of the integer codes.
+    zero_point : int
+        Code of the level 0 for ``"affine"`` (``-qmin``), 0 otherwise.
+
+    Examples
+    --------
+    >>> q = Quantizer(bits=4, alpha=2.0, grid="narrow")
+    >>> q.scale, q.qmin, q.qmax
+    (0.2857142857142857, -7, 7)
+    >>> q.overload
+    (-2.142857142857143, 2.142857142857143)
+    >>> Quantizer(bits=2, alpha=3.0, grid="affine", beta=-1.0).levels
+    array([-1.,  0.,  1.,  2.])
+    """
+
+    bits: int
+    alpha: float
+    grid: str = "midrise"
+    rounding: str = "half_even"
+    beta: float | None = None
+    scale: float = field(init=False, repr=False)
+    offset: float = field(init=False, repr=False)
+    qmin: int = field(init=False, repr=False)
+    qmax: int = field(init=False, repr=False)
+
+    def __post_init__(self):
+        func = "Quantizer"
+        grid = check_option(self.grid, "grid", func, GRIDS)
+        bits = check_int(self.bits, "bits", func, MIN_BITS[grid], MAX_BITS)
+        alpha = check_real(self.alpha, "alpha", func, 0.0, low_open=True)
+        check_option(self.rounding, "rounding", func, ROUNDINGS)
+        beta = self.beta
+        if grid == "affine":
+            beta = -alpha if beta is None else check_real(beta, "beta", func, high=0.0)
+        elif beta is not None:
+            raise param_error("beta", func, "None unless grid='affine'", beta)
+        s, c, n, p = _grid_params(grid, bits, alpha, beta)
+        for name, value in (("bits", bits), ("alpha", alpha), ("beta", beta), ("scale", s),
+                            ("offset", c), ("qmin", n), ("qmax", p)):
+            object.__setattr__(self, name, value)
+
+    # ----------------------------------------------------------------- construction
+    @classmethod
+    def from_scale(cls, bits: int, scale: float, grid: str = "int", rounding: str = "half_even") -> Quantizer:
+        """Build the quantizer whose step is ``scale`` (inverse of the grid's ``alpha -> scale``).
+
+        >>> Quantizer.from_scale(8, 2.0**-5, grid="int").alpha
+        4.0
+        """
+        grid = check_option(grid, "grid", "Quantizer.from_scale", tuple(g for g in GRIDS if g != "affine"))
+        bits = check_int(bits, "bits", "Quantizer.from_scale", MIN_BITS[grid], MAX_BITS)
+        scale = check_real(scale, "scale", "Quantizer.from_scale", 0.0, low_open=True)
+        return cls(bits, scale * _alpha_per_scale(grid, bits), grid, rounding)
+
+    def with_alpha(self, alpha: float) -> Quantizer:
+        """Same bits, grid and rounding with another clip."""
+        if self.grid == "affine":
+            return Quantizer(self.bits, alpha, self.grid, self.rounding, self.beta * alpha / self.alpha)
+        return Quantizer(self.bits, alpha, self.grid, self.rounding)
+
+    # ----------------------------------------------------------------- geometry
+    @property
+    def zero_point(self) -> int:
+        return -self.qmin if self.grid == "affine" else 0
+
+    @property
+    def n_levels(self) -> int:
+        return self.qmax - self.qmin + 1
+
+    @property
+    def signed(self) -> bool:
+        return self.qmin < 0
+
+    @property
+    def codes(self) -> np.ndarray:
+        """Integer codes ``qmin .. qmax``."""
+        return np.arange(self.qmin, self.qmax + 1)
+
+    @property
+    def levels(self) -> np.ndarray:
+        """Reconstruction levels in increasing order."""
+        return (self.codes + self.offset) * self.scale
+
+    @property
+    def thresholds(self) -> np.ndarray:
+        """Decision thresholds between adjacent levels (``n_levels - 1`` of them)."""
+        return (np.arange(self.qmin, self.qmax) + self.offset + 0.5) * self.scale
+
+    @property
+    def overload(self) -> tuple[float, float]:
+        """Edges of the granular region: half a step beyond the outermost levels."""
+        return ((self.qmin + self.offset - 0.5) * self.scale, (self.qmax + self.offset + 0.5) * self.scale)
+
+    @property
+    def kernel_params(self) -> tuple[float, float, int, int, int]:
+        """``(scale, offset, qmin, qmax, rounding_code)`` as passed to numba kernels."""
+        return (self.scale, self.offset, self.qmin, self.qmax, ROUNDING_CODES[self.rounding])
+
+    # ----------------------------------------------------------------- maps
+    def to_codes(self, x) -> np.ndarray:
+        """Integer codes of ``x`` (int64)."""
+        u = np.asarray(x, dtype=np.float64) / self.scale - self.offset
+        return np.clip(round_with(u, self.rounding), self.qmin, self.qmax).astype(np.int64)
+
+    def from_codes(self, k) -> np.ndarray:
+        """Levels of integer codes ``k``."""
+        return (np.asarray(k, dtype=np.float64) + self.offset) * self.scale
+
+    def quantize(self, x) -> np.ndarray:
+        """Quantize ``x`` (numpy reference implementation; float64)."""
+        return self.from_codes(self.to_codes(x))
+
+
+def round_with(u, rounding: str = "half_even") -> np.ndarray:
+    """Round to integers with the given tie rule (float result).
+
+    >>> round_with([0.5, 1.5, -0.5, -2.5], "half_even")
+    array([ 0.,  2., -0., -2.])
+    >>> round_with([0.5, 1.5, -0.5, -2.5], "half_away")
+    array([ 1.,  2., -1., -3.])
+    >>> round_with([0.5, 1.5, -0.5, -2.5], "half_up")
+    array([ 1.,  2.,  0., -2.])
+    """
+    u = np.asarray(u, dtype=np.float64)
+    if rounding == "half_even":
+        return np.rint(u)
+    if rounding == "half_away":
+        return np.copysign(np.floor(np.abs(u) + 0.5), u)
+    if rounding == "half_up":
+        return np.floor(u + 0.5)
+    raise param_error("rounding", "round_with", "one of " + ", ".join(map(repr, ROUNDINGS)), rounding)
+
+
+def _alpha_per_scale(grid: str, bits: int) -> float:
+    return {
+        "midrise": 2.0 ** (bits - 1),
+        "int": 2.0 ** (bits - 1),
+        "narrow": 2.0 ** (bits - 1) - 1.0,
+        "unsigned": 2.0**bits - 1.0,
+        "uint": 2.0**bits,
+    }[grid]
+
+
+def _grid_params(grid: str, bits: int, alpha: float, beta: float | None):
+    """Return ``(scale, offset, qmin, qmax)`` of a grid."""
+    half = 2 ** (bits - 1)
+    if grid == "midrise":
+        return alpha / half, 0.5, -half, half - 1
+    if grid == "int":
+        return alpha / half, 0.0, -half, half - 1
+    if grid == "narrow":
+        return alpha / (half - 1), 0.0, -(half - 1), half - 1
+    if grid == "unsigned":
+        return alpha / (2**bits - 1), 0.0, 0, 2**bits - 1
+    if grid == "uint":
+        return alpha / 2**bits, 0.0, 0, 2**bits - 1
+    # affine: s = (alpha - beta) / (2^b - 1), zero point z = round(-beta / s) in [0, 2^b - 1]
+    top = 2**bits - 1
+    s = (alpha - beta) / top
+    z = int(min(max(math.floor(-beta / s + 0.5), 0), top))
+    return s, 0.0, -z, top - z

@@ -1,0 +1,1 @@
+"""Symbolic derivations with sympy (imported only when this package is used)."""
