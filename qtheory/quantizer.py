@@ -95,7 +95,7 @@ class Quantizer:
     (0.2857142857142857, -7, 7)
     >>> q.overload
     (-2.142857142857143, 2.142857142857143)
-    >>> Quantizer(bits=2, alpha=3.0, grid="affine", beta=-1.0).levels
+    >>> Quantizer(bits=2, alpha=2.0, grid="affine", beta=-1.0).levels
     array([-1.,  0.,  1.,  2.])
     """
 
