@@ -505,3 +505,636 @@ def l2_param_grad(estimator: str, x, param: float, bits: int, **options) -> np.n
     xs = np.asarray(x, dtype=g.q.dtype)
     return (g.q - xs) * g.dq_dparam
 
+
+
+# ====================================================================== exact expectations
+def _prior(prior, func):
+    from .priors import as_prior
+
+    return as_prior(prior, name="prior", func=func)
+
+
+def _check_common(func, estimator, bits, signed):
+    estimator = check_option(estimator, "estimator", func, ESTIMATORS)
+    signed = check_bool(signed, "signed", func)
+    if estimator in ("pact", "calibrated_pact"):
+        signed = False
+    low = 2 if (estimator == "lsq" and signed) else 1
+    bits = check_int(bits, "bits", func, low, MAX_BITS)
+    return estimator, bits, signed
+
+
+def _check_params(param, estimator, func) -> np.ndarray:
+    what = "a finite real number or array of them" + ("" if estimator == "tqt" else ", all > 0")
+    try:
+        p = np.asarray(param, dtype=np.float64)
+    except (TypeError, ValueError):
+        from ._validation import param_error
+
+        raise param_error("param", func, what, param, TypeError) from None
+    if not np.all(np.isfinite(p)) or (estimator != "tqt" and np.any(p <= 0)) or np.any(np.abs(p) > 1e300):
+        from ._validation import param_error
+
+        raise param_error("param", func, what, param)
+    return p
+
+
+def _grad_regions(estimator: str, s: float, bits: int, signed: bool):
+    """Regions ``[a, b)`` and coefficients ``(c0, c1, c2)``: ``∂L/∂param = c0 + c1·x + c2·x²``
+    on each region, for ``L = ½(q − x)²`` and the estimator's straight-through rule at step ``s``."""
+    inf = np.inf
+    if estimator in ("tqt", "lsq"):
+        n, p = _codes(bits, signed)
+        k = np.arange(n, p + 1, dtype=np.float64)
+        if estimator == "tqt":  # factor ln2: ∂L/∂θ = s²·ln2·{(r−u)², n(n−u), p(p−u)}
+            a = np.concatenate([[-inf], (k - 0.5) * s, [(p + 0.5) * s]])
+            b = np.concatenate([[(n - 0.5) * s], (k + 0.5) * s, [inf]])
+            c0 = LN2 * np.concatenate([[s * s * n * n], s * s * k * k, [s * s * p * p]])
+            c1 = LN2 * np.concatenate([[-s * n], -2.0 * s * k, [-s * p]])
+            c2 = LN2 * np.concatenate([[0.0], np.ones_like(k), [0.0]])
+            return a, b, c0, c1, c2
+        # lsq: ∂L/∂s = s·{(r−u)² for n<u<p; n(n−u) for u≤n; p(p−u) for u≥p}
+        a = np.concatenate([[-inf], np.maximum((k - 0.5) * s, n * s), [p * s]])
+        b = np.concatenate([[n * s], np.minimum((k + 0.5) * s, p * s), [inf]])
+        c0 = np.concatenate([[s * n * n], s * k * k, [s * p * p]])
+        c1 = np.concatenate([[-float(n)], -2.0 * k, [-float(p)]])
+        c2 = np.concatenate([[0.0], np.full_like(k, 1.0 / s), [0.0]])
+        return a, b, c0, c1, c2
+    m = 2.0**bits - 1.0
+    alpha = s * m
+    top = (np.array([alpha]), np.array([inf]), np.array([alpha]), np.array([-1.0]), np.array([0.0]))
+    if estimator == "pact":  # ∂L/∂α = (α − x) for x ≥ α
+        return top
+    k = np.arange(0, 2**bits, dtype=np.float64)  # calibrated: (q − x)(r − u)/m = s(r − u)²/m inside
+    a = np.maximum((k - 0.5) * s, 0.0)
+    b = np.minimum((k + 0.5) * s, alpha)
+    parts = (a, b, s * k * k / m, -2.0 * k / m, np.full_like(k, 1.0 / (s * m)))
+    return tuple(np.concatenate([u, v]) for u, v in zip(parts, top))
+
+
+def _forward_quantizer(estimator: str, s: float, bits: int, signed: bool) -> Quantizer:
+    grid = "unsigned" if estimator in ("pact", "calibrated_pact") else ("int" if signed else "uint")
+    return Quantizer.from_scale(bits, s, grid)
+
+
+def _loss_regions(estimator, s, bits, signed):
+    """``½(q − x)²`` as ``c0 + c1·x + c2·x²`` on the forward's decision regions."""
+    q = _forward_quantizer(estimator, s, bits, signed)
+    t = q.thresholds
+    y = q.levels
+    a = np.concatenate([[-np.inf], t])
+    b = np.concatenate([t, [np.inf]])
+    return a, b, 0.5 * y * y, -y, np.full_like(y, 0.5)
+
+
+def _mse_grad_regions(estimator, s, bits, signed):
+    """``∂/∂s`` of ``½(q − x)²`` with the decision regions held fixed: ``k(k·s − x)``.
+
+    Integrated over the prior this is the exact derivative of the expected loss in ``s``
+    (the boundary terms cancel because the error is continuous across decision thresholds)."""
+    q = _forward_quantizer(estimator, s, bits, signed)
+    t = q.thresholds
+    k = q.codes.astype(np.float64)
+    a = np.concatenate([[-np.inf], t])
+    b = np.concatenate([t, [np.inf]])
+    return a, b, s * k * k, -k, np.zeros_like(k)
+
+
+def _expect(prior, regions_list) -> np.ndarray:
+    """``Σ_regions c0·m0 + c1·m1 + c2·m2`` for each item of ``regions_list`` (one prior call)."""
+    sizes = [len(r[0]) for r in regions_list]
+    a, b, c0, c1, c2 = (np.concatenate([r[i] for r in regions_list]) for i in range(5))
+    m0, m1, m2 = prior.partial_moments(a, b)
+    # c·m with 0·inf guarded (coefficients are finite; moments are finite for priors with variance)
+    terms = c0 * m0 + c1 * m1 + c2 * m2
+    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    return np.add.reduceat(terms, starts)
+
+
+def expected_grad(estimator: str, prior, param, bits: int, *, signed: bool = True,
+                  power_of_2: bool = False, grad_scale: float = 1.0) -> np.ndarray:
+    """Exact ``E[∂L/∂param]`` under a prior, for ``L = ½(q(X) − X)²`` and the estimator's STE rule.
+
+    On every decision bin the per-sample gradient is a polynomial of degree ≤ 2 in ``x`` (see the
+    tables in :func:`tqt`, :func:`lsq`, :func:`pact`, :func:`calibrated_pact`), so its expectation
+    is ``Σ_bins c0·m0 + c1·m1 + c2·m2`` with the prior's partial moments
+    ``mj = ∫_bin x^j dP``. Bins are half-open ``[a, b)``; ties (measure zero for continuous
+    priors) therefore go to the upper bin.
+
+    Parameters
+    ----------
+    estimator : {"tqt", "lsq", "pact", "calibrated_pact"}
+    prior : str, scipy.stats frozen distribution, array_like or Prior
+        Anything :func:`qtheory.as_prior` accepts.
+    param : float or array_like
+        The estimator's parameter: ``θ = log2 t`` (TQT), step ``s`` (LSQ), clip ``α`` (PACT).
+    bits : int
+    signed : bool
+        Signed (grid ``"int"``) or unsigned (``"uint"``) code range for TQT/LSQ; PACT is always
+        unsigned.
+    power_of_2 : bool
+        TQT only: use the power-of-2 scale ``2^⌈θ⌉`` (the expected gradient is then a step
+        function of ``θ``) instead of the continuous ``2^θ``.
+    grad_scale : float
+        LSQ's gradient scale ``g``.
+
+    Returns
+    -------
+    ndarray
+        Same shape as ``param``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> g = expected_grad("tqt", "gaussian", np.log2([1.0, 1.9, 3.0]), 2)
+    >>> np.sign(g)      # too small a threshold is pushed up, too large pushed down
+    array([-1., -1.,  1.])
+    >>> float(expected_grad("pact", "gaussian", 1.0, 4))    # −E[(X − 1)⁺]: PACT always grows α
+    -0.083315...
+    """
+    func = "expected_grad"
+    estimator, bits, signed = _check_common(func, estimator, bits, signed)
+    power_of_2 = check_bool(power_of_2, "power_of_2", func)
+    grad_scale = check_real(grad_scale, "grad_scale", func, 0.0, low_open=True)
+    p = _check_params(param, estimator, func)
+    pr = _prior(prior, func)
+    scales = np.atleast_1d(scale_of(estimator, p, bits, signed=signed, power_of_2=power_of_2))
+    out = _expect(pr, [_grad_regions(estimator, float(s), bits, signed) for s in scales.ravel()])
+    if estimator == "lsq":
+        out = out * grad_scale
+    return out.reshape(p.shape)
+
+
+def expected_loss(estimator: str, prior, param, bits: int, *, signed: bool = True,
+                  power_of_2: bool = False) -> np.ndarray:
+    """Exact ``E[½(q(X) − X)²]`` (half the MSE) at the estimator's parameter(s).
+
+    Examples
+    --------
+    >>> round(2 * float(expected_loss("tqt", "gaussian", np.log2(2.0968), 2)), 5)   # MSE at t*
+    0.14943
+    """
+    func = "expected_loss"
+    estimator, bits, signed = _check_common(func, estimator, bits, signed)
+    power_of_2 = check_bool(power_of_2, "power_of_2", func)
+    p = _check_params(param, estimator, func)
+    pr = _prior(prior, func)
+    scales = np.atleast_1d(scale_of(estimator, p, bits, signed=signed, power_of_2=power_of_2))
+    out = _expect(pr, [_loss_regions(estimator, float(s), bits, signed) for s in scales.ravel()])
+    return out.reshape(p.shape)
+
+
+def expected_loss_grad(estimator: str, prior, param, bits: int, *, signed: bool = True) -> np.ndarray:
+    """Exact derivative ``d E[½(q − X)²] / d param`` (continuous scale): the *true* gradient.
+
+    Its zero is the MSE-optimal threshold. The STE's expected gradient (:func:`expected_grad`)
+    differs from it in range by ``s·E[u(⌊u⌉ − u)]``-type terms, which is why the STE's stationary
+    threshold is not the MSE optimum.
+
+    Examples
+    --------
+    >>> g = expected_loss_grad("tqt", "gaussian", np.log2([2.0, 2.0968, 2.2]), 2)
+    >>> np.sign(g)
+    array([-1.,  0.,  1.])
+    """
+    func = "expected_loss_grad"
+    estimator, bits, signed = _check_common(func, estimator, bits, signed)
+    p = _check_params(param, estimator, func)
+    pr = _prior(prior, func)
+    scales = np.atleast_1d(scale_of(estimator, p, bits, signed=signed))
+    d_ds = _expect(pr, [_mse_grad_regions(estimator, float(s), bits, signed) for s in scales.ravel()])
+    factor = {"tqt": scales.ravel() * LN2, "lsq": 1.0}.get(estimator, 1.0 / (2.0**bits - 1.0))
+    out = d_ds * factor
+    return out.reshape(p.shape)
+
+
+@dataclass(frozen=True)
+class MCEstimate:
+    """A Monte-Carlo mean with its standard error."""
+
+    mean: np.ndarray
+    stderr: np.ndarray
+    n_samples: int
+
+
+def montecarlo_grad(estimator: str, prior, param, bits: int, *, n_samples: int = 200_000,
+                    signed: bool = True, power_of_2: bool = False, grad_scale: float = 1.0,
+                    rng=None) -> MCEstimate:
+    """Monte-Carlo estimate of ``E[∂L/∂param]`` from the pointwise rule (the independent check
+    of :func:`expected_grad`).
+
+    Examples
+    --------
+    >>> est = montecarlo_grad("tqt", "gaussian", 1.0, 2, n_samples=100_000, rng=0)
+    >>> exact = float(expected_grad("tqt", "gaussian", 1.0, 2))
+    >>> abs(float(est.mean) - exact) < 4 * float(est.stderr)
+    True
+    """
+    func = "montecarlo_grad"
+    estimator, bits, signed = _check_common(func, estimator, bits, signed)
+    n_samples = check_int(n_samples, "n_samples", func, 2)
+    power_of_2 = check_bool(power_of_2, "power_of_2", func)
+    grad_scale = check_real(grad_scale, "grad_scale", func, 0.0, low_open=True)
+    p = _check_params(param, estimator, func)
+    pr = _prior(prior, func)
+    gen = np.random.default_rng(rng)
+    means, errs = [], []
+    for val in p.ravel():
+        total = total2 = 0.0
+        done = 0
+        while done < n_samples:
+            k = min(1_000_000, n_samples - done)
+            x = pr.rvs(k, gen)
+            g = l2_param_grad(estimator, x, float(val), bits, signed=signed, power_of_2=power_of_2,
+                              grad_scale=grad_scale)
+            total += float(g.sum())
+            total2 += float(np.dot(g, g))
+            done += k
+        mean = total / n_samples
+        var = max(total2 / n_samples - mean * mean, 0.0) * n_samples / (n_samples - 1)
+        means.append(mean)
+        errs.append(math.sqrt(var / n_samples))
+    return MCEstimate(np.array(means).reshape(p.shape), np.array(errs).reshape(p.shape), n_samples)
+
+
+# ====================================================================== stationary thresholds
+def _clip_of_scale(estimator, s, bits, signed):
+    return _forward_quantizer(estimator, s, bits, signed).alpha
+
+
+def _scan_zero(f, s_lo, s_hi, n=160):
+    """Zeros of ``f(s)`` crossing from − to + on a log grid, refined by brentq."""
+    from scipy.optimize import brentq
+
+    grid = np.geomspace(s_lo, s_hi, n)
+    vals = f(grid)
+    idx = np.nonzero((vals[:-1] < 0) & (vals[1:] >= 0))[0]
+    zeros = []
+    for i in idx:
+        lo, hi = float(grid[i]), float(grid[i + 1])
+        if f(np.array([hi]))[0] == 0:
+            zeros.append(hi)
+            continue
+        zeros.append(brentq(lambda v: float(f(np.array([v]))[0]), lo, hi, xtol=1e-14, rtol=1e-13))
+    return zeros
+
+
+def _scale_bracket(pr, bits, signed, estimator):
+    top = max(float(pr.abs_quantile(1.0 - 1e-12)), 1e-300)
+    codes_top = 2.0 ** (bits - 1) if signed else 2.0**bits
+    return top * 1e-3 / codes_top, 4.0 * top / max(codes_top - 1.0, 0.5)
+
+
+@dataclass(frozen=True)
+class Stationary:
+    """A stationary threshold of an STE rule beside the MSE optimum of the same quantizer family.
+
+    ``param`` is the estimator's own parameter, ``scale`` the step, ``clip`` the
+    :class:`qtheory.Quantizer` ``alpha`` on the estimator's grid; the ``mse_*`` fields give the
+    MSE-optimal values in the same units. ``nan`` when the expected gradient has no zero (PACT).
+    """
+
+    estimator: str
+    bits: int
+    signed: bool
+    param: float
+    scale: float
+    clip: float
+    mse: float
+    mse_opt_scale: float
+    mse_opt_clip: float
+    mse_opt: float
+
+
+def mse_optimal_scale(prior, bits: int, *, grid: str = "int") -> float:
+    """Step ``s`` minimising ``E(q − X)²`` on grid ``"int"``, ``"uint"`` or ``"unsigned"``
+    (continuous scale), from the zero of the exact derivative of the expected loss.
+
+    ``"uint"`` and ``"unsigned"`` are the same family of quantizers (levels ``0 .. (2^b−1)·s``).
+
+    Examples
+    --------
+    >>> round(mse_optimal_scale("gaussian", 2) * 2, 4)     # t = 2^(b-1)·s on the int grid
+    2.0968
+    """
+    func = "mse_optimal_scale"
+    grid = check_option(grid, "grid", func, ("int", "uint", "unsigned"))
+    signed = grid == "int"
+    bits = check_int(bits, "bits", func, 1, MAX_BITS)
+    pr = _prior(prior, func)
+    est = "lsq" if grid != "unsigned" else "pact"
+    return _mse_opt_scale(pr, bits, signed, est)
+
+
+def _mse_opt_scale(pr, bits, signed, est):
+    lo, hi = _scale_bracket(pr, bits, signed, est)
+
+    def f(s):
+        return _expect(pr, [_mse_grad_regions(est, float(v), bits, signed) for v in s])
+
+    zeros = _scan_zero(f, lo, hi)
+    if not zeros:
+        return math.nan
+    losses = [float(_expect(pr, [_loss_regions(est, z, bits, signed)])[0]) for z in zeros]
+    return zeros[int(np.argmin(losses))]
+
+
+def stationary_threshold(estimator: str, prior, bits: int, *, signed: bool = True) -> Stationary:
+    """Zero of the exact expected STE gradient (continuous scale) — where training settles.
+
+    The expected gradient is negative for small thresholds (clipping dominates) and positive for
+    large ones (rounding noise dominates); its − → + zero is found on a log grid and refined with
+    ``brentq``. PACT has no zero under an unbounded prior (``E[∂L/∂α] = −E[(X − α)⁺] < 0``):
+    ``param`` etc. are ``nan``.
+
+    Examples
+    --------
+    >>> r = stationary_threshold("tqt", "gaussian", 4)
+    >>> round(r.clip, 4), round(r.mse_opt_clip, 4)
+    (2.6906, 2.7089)
+    """
+    func = "stationary_threshold"
+    estimator, bits, signed = _check_common(func, estimator, bits, signed)
+    pr = _prior(prior, func)
+    lo, hi = _scale_bracket(pr, bits, signed, estimator)
+
+    def f(s):
+        return _expect(pr, [_grad_regions(estimator, float(v), bits, signed) for v in s])
+
+    zeros = [] if estimator == "pact" else _scan_zero(f, lo, hi)
+    if zeros:
+        losses = [float(_expect(pr, [_loss_regions(estimator, z, bits, signed)])[0]) for z in zeros]
+        s = zeros[int(np.argmin(losses))]
+        clip = _clip_of_scale(estimator, s, bits, signed)
+        param = float(param_of_scale(estimator, s, bits, signed=signed))
+        mse = 2.0 * min(losses)
+    else:
+        s = clip = param = mse = math.nan
+    s_opt = _mse_opt_scale(pr, bits, signed, estimator)
+    mse_opt = 2.0 * float(_expect(pr, [_loss_regions(estimator, s_opt, bits, signed)])[0])
+    return Stationary(estimator, bits, signed, param, s, clip, mse, s_opt,
+                      _clip_of_scale(estimator, s_opt, bits, signed), mse_opt)
+
+
+def stationary_table(priors=("gaussian", "laplace"), bits=(2, 3, 4, 5, 6, 7, 8), *,
+                     estimators=None, signed: bool = True):
+    """A pandas table of :func:`stationary_threshold` over priors × bits × estimators.
+
+    ``priors`` is a sequence of priors or a dict ``{label: prior}``. ``estimators`` defaults to
+    TQT and LSQ for a signed grid and all four for an unsigned one.
+
+    Examples
+    --------
+    >>> t = stationary_table(["gaussian"], [2, 8], estimators=["tqt"])
+    >>> t[["bits", "clip", "mse_opt_clip"]].round(4).to_numpy().tolist()
+    [[2.0, 1.978, 2.0968], [8.0, 3.9377, 3.938]]
+    """
+    import pandas as pd
+
+    func = "stationary_table"
+    signed = check_bool(signed, "signed", func)
+    if estimators is None:
+        estimators = ("tqt", "lsq") if signed else ESTIMATORS
+    items = priors.items() if isinstance(priors, dict) else [(str(p) if isinstance(p, str) else repr(p), p)
+                                                              for p in priors]
+    rows = []
+    for label, prior in items:
+        pr = _prior(prior, func)
+        for b in bits:
+            for est in estimators:
+                r = stationary_threshold(est, pr, b, signed=signed)
+                rows.append({"prior": label, "bits": b, "estimator": est, "grid": estimator_grid(est, r.signed),
+                             "param": r.param, "scale": r.scale, "clip": r.clip, "mse": r.mse,
+                             "mse_opt_clip": r.mse_opt_clip, "mse_opt": r.mse_opt,
+                             "clip_ratio": r.clip / r.mse_opt_clip, "mse_excess": r.mse / r.mse_opt - 1.0})
+    return pd.DataFrame(rows)
+
+
+# ====================================================================== power-of-2 equilibrium
+@dataclass(frozen=True)
+class Pow2Equilibrium:
+    """Where TQT's power-of-2 threshold oscillates under the exact expected gradient.
+
+    With ``s = 2^⌈θ⌉/2^(b−1)`` the expected gradient is a step function of ``θ``. Training
+    settles on the integer boundary ``θ = boundary`` where it changes sign: below it
+    (``t = 2^boundary``) the gradient ``grad_low < 0`` pushes ``θ`` up, above it
+    (``t = 2^(boundary+1)``) ``grad_high > 0`` pushes it down. A zero mean step needs
+    ``f·grad_high + (1 − f)·grad_low = 0``, so the fraction of steps spent above is
+    ``frac_high = |grad_low| / (|grad_low| + grad_high)`` (exact for SGD with small steps, a good
+    guide for Adam). ``mse_low`` / ``mse_high`` are the MSEs of the two powers of 2.
+    """
+
+    bits: int
+    boundary: int
+    t_low: float
+    t_high: float
+    grad_low: float
+    grad_high: float
+    frac_high: float
+    mse_low: float
+    mse_high: float
+
+    @property
+    def most_visited(self) -> float:
+        """The power of 2 predicted to be visited most."""
+        return self.t_high if self.frac_high > 0.5 else self.t_low
+
+    @property
+    def better(self) -> float:
+        """The power of 2 with the lower MSE."""
+        return self.t_high if self.mse_high < self.mse_low else self.t_low
+
+
+def pow2_equilibrium(prior, bits: int, *, signed: bool = True) -> Pow2Equilibrium:
+    """The integer boundary TQT's power-of-2 ``θ`` oscillates across, and the time split.
+
+    Examples
+    --------
+    >>> e = pow2_equilibrium("gaussian", 4)
+    >>> e.boundary, e.t_low, e.t_high, round(e.frac_high, 3), e.most_visited, e.better
+    (1, 2.0, 4.0, 0.651, 4.0, 4.0)
+    """
+    func = "pow2_equilibrium"
+    _, bits, signed = _check_common(func, "tqt", bits, signed)
+    pr = _prior(prior, func)
+    st = stationary_threshold("tqt", pr, bits, signed=signed)
+    if not np.isfinite(st.param):  # pragma: no cover - every prior with a variance has a zero
+        raise ValueError("the expected TQT gradient has no zero for this prior")
+    js = np.arange(math.floor(st.param) - 3, math.floor(st.param) + 5)
+    g = expected_grad("tqt", pr, js.astype(float), bits, signed=signed, power_of_2=True)
+    idx = np.nonzero((g[:-1] < 0) & (g[1:] > 0))[0]
+    i = int(idx[0])
+    j = int(js[i])
+    lo, hi = float(g[i]), float(g[i + 1])
+    mse = 2.0 * expected_loss("tqt", pr, np.array([j, j + 1], float), bits, signed=signed, power_of_2=True)
+    return Pow2Equilibrium(bits, j, 2.0**j, 2.0 ** (j + 1), lo, hi, abs(lo) / (abs(lo) + hi),
+                           float(mse[0]), float(mse[1]))
+
+
+# ====================================================================== training simulator
+@dataclass(frozen=True)
+class TrainResult:
+    """Trajectory of one trained quantizer threshold (``steps + 1`` entries, index 0 = init).
+
+    Attributes
+    ----------
+    estimator, optimizer, domain : str
+    param : ndarray
+        The estimator's parameter (``θ``, ``s`` or ``α``).
+    variable : ndarray
+        What the optimizer updates: the parameter itself (``domain="raw"``, or ``θ`` for TQT's
+        ``"log"``), its log2, or TQT's raw threshold ``t = 2^θ``.
+    scale : ndarray
+        Step ``s`` used by the forward pass (power-of-2 for TQT unless ``power_of_2=False``).
+    clip : ndarray
+        The :class:`qtheory.Quantizer` ``alpha`` of that step on the estimator's grid.
+    loss : ndarray
+        Batch mean of ``loss_scale·½(q − x)²`` (entry 0 is ``nan``).
+    grad : ndarray
+        Batch mean gradient with respect to ``variable`` (entry 0 is ``nan``).
+    """
+
+    estimator: str
+    optimizer: str
+    domain: str
+    param: np.ndarray
+    variable: np.ndarray
+    scale: np.ndarray
+    clip: np.ndarray
+    loss: np.ndarray
+    grad: np.ndarray
+
+    def occupancy(self, last: float = 0.5) -> dict:
+        """Fraction of the last ``last`` share of steps spent at each clip value (power of 2)."""
+        c = self.clip[1:]
+        tail = c[int(len(c) * (1.0 - last)):]
+        vals, counts = np.unique(tail, return_counts=True)
+        return {float(v): float(k) / len(tail) for v, k in zip(vals, counts)}
+
+
+def train_threshold(estimator: str, prior, bits: int, *, init: float, steps: int = 2000,
+                    batch_size: int = 256, optimizer: str = "adam", lr: float = 0.01,
+                    domain: str | None = None, signed: bool = True, power_of_2: bool = True,
+                    grad_scale: float = 1.0, loss_scale: float = 1.0, betas=(0.9, 0.999),
+                    eps: float = 1e-8, rng=None) -> TrainResult:
+    """Train one quantizer's threshold on synthetic data with L2 loss ``½(q(x) − x)²``.
+
+    Each step draws ``batch_size`` samples from ``prior``, computes the batch-mean STE gradient
+    of ``loss_scale·½(q − x)²`` with the estimator's pointwise rule and updates the variable
+    with SGD or Adam (bias-corrected, as in TensorFlow/PyTorch).
+
+    ``domain`` chooses the variable: ``"log"`` trains ``log2`` of the threshold (TQT's ``θ``;
+    ``log2 s`` for LSQ, ``log2 α`` for PACT), ``"raw"`` the threshold itself (TQT: ``t = 2^θ``,
+    with ``∂L/∂t = ∂L/∂θ / (t·ln2)``; LSQ: ``s``; PACT: ``α``). Defaults: ``"log"`` for TQT,
+    ``"raw"`` otherwise. A raw variable pushed to ≤ 0 is floored at ``1e-12``.
+
+    Why log domain + Adam is scale-invariant: scaling the data by ``c`` multiplies every
+    gradient by a constant (``c²`` for the bare L2 loss in ``θ``) and shifts ``θ`` by ``log2 c``;
+    Adam's update ``lr·m̂/√v̂`` ignores constant gradient factors, and a shift is harmless in the
+    log domain, so ``θ − log2 c`` follows the same path for every ``c`` (exactly, when ``c`` is a
+    power of 2). Raw-``t`` SGD moves ``t`` by ``lr·∂L/∂t``, whose size relative to ``t`` depends on
+    how the loss scales (``loss_scale``) and shrinks ~4× per extra bit.
+
+    Parameters
+    ----------
+    estimator : {"tqt", "lsq", "pact", "calibrated_pact"}
+    prior : prior-like
+        Data distribution (anything :func:`qtheory.as_prior` accepts that can sample).
+    bits : int
+    init : float
+        Initial parameter (``θ`` for TQT, ``s`` for LSQ, ``α`` for PACT).
+    steps, batch_size : int
+    optimizer : {"adam", "sgd"}
+    lr : float
+    domain : {"log", "raw"}, optional
+    signed, power_of_2, grad_scale :
+        As in :func:`pointwise`.
+    loss_scale : float
+        Multiplies the loss (models a downstream layer that rescales the gradient).
+    betas : (float, float)
+        Adam's ``β1, β2``.
+    eps : float
+        Adam's ``ε``.
+    rng : None, int or numpy.random.Generator
+
+    Returns
+    -------
+    TrainResult
+
+    Examples
+    --------
+    >>> r = train_threshold("tqt", "gaussian", 4, init=0.0, steps=400, rng=0)
+    >>> r.param.shape, float(r.clip[0]), float(r.clip[-1]) in (2.0, 4.0)
+    ((401,), 1.0, True)
+    """
+    func = "train_threshold"
+    estimator, bits, signed = _check_common(func, estimator, bits, signed)
+    init = float(_check_params(init, estimator, func).reshape(()) if np.ndim(init) == 0 else
+                 check_real(init, "init", func))
+    steps = check_int(steps, "steps", func, 1)
+    batch_size = check_int(batch_size, "batch_size", func, 1)
+    optimizer = check_option(optimizer, "optimizer", func, ("adam", "sgd"))
+    lr = check_real(lr, "lr", func, 0.0, low_open=True)
+    domain = check_option("log" if domain is None and estimator == "tqt" else (domain or "raw"),
+                          "domain", func, ("log", "raw"))
+    power_of_2 = check_bool(power_of_2, "power_of_2", func)
+    grad_scale = check_real(grad_scale, "grad_scale", func, 0.0, low_open=True)
+    loss_scale = check_real(loss_scale, "loss_scale", func, 0.0, low_open=True)
+    if not (isinstance(betas, (tuple, list)) and len(betas) == 2):
+        from ._validation import param_error
+
+        raise param_error("betas", func, "a pair of floats in [0, 1)", betas, TypeError)
+    b1 = check_real(betas[0], "betas", func, 0.0, 1.0, high_open=True)
+    b2 = check_real(betas[1], "betas", func, 0.0, 1.0, high_open=True)
+    eps = check_real(eps, "eps", func, 0.0)
+    pr = _prior(prior, func)
+    gen = np.random.default_rng(rng)
+
+    # variable <-> parameter maps
+    if estimator == "tqt":
+        to_param = (lambda w: w) if domain == "log" else (lambda w: math.log2(w))
+        to_var = (lambda p: p) if domain == "log" else (lambda p: 2.0**p)
+        # dL/dvar = dL/dθ · dθ/dvar
+        chain = (lambda w: 1.0) if domain == "log" else (lambda w: 1.0 / (w * LN2))
+    else:
+        to_param = (lambda w: 2.0**w) if domain == "log" else (lambda w: w)
+        to_var = (lambda p: math.log2(p)) if domain == "log" else (lambda p: p)
+        chain = (lambda w: 2.0**w * LN2) if domain == "log" else (lambda w: 1.0)
+
+    n_out = steps + 1
+    param = np.empty(n_out)
+    var = np.empty(n_out)
+    scale = np.empty(n_out)
+    loss = np.full(n_out, np.nan)
+    grad = np.full(n_out, np.nan)
+    w = to_var(init)
+    m = v = 0.0
+    opts = {"signed": signed, "power_of_2": power_of_2, "grad_scale": grad_scale}
+    for i in range(n_out):
+        p = to_param(w)
+        param[i], var[i] = p, w
+        g_rule = pointwise(estimator, np.zeros(1), p, bits, **opts) if i == 0 else None
+        scale[i] = g_rule.scale if g_rule is not None else scale[i]
+        if i == steps:
+            if i > 0:
+                scale[i] = pointwise(estimator, np.zeros(1), p, bits, **opts).scale
+            break
+        x = pr.rvs(batch_size, gen)
+        r = pointwise(estimator, x, p, bits, **opts)
+        scale[i] = r.scale
+        err = r.q - x
+        loss[i + 1] = loss_scale * 0.5 * float(np.mean(err * err))
+        g = loss_scale * float(np.mean(err * r.dq_dparam)) * chain(w)
+        grad[i + 1] = g
+        if optimizer == "sgd":
+            w = w - lr * g
+        else:
+            m = b1 * m + (1.0 - b1) * g
+            v = b2 * v + (1.0 - b2) * g * g
+            mh = m / (1.0 - b1 ** (i + 1))
+            vh = v / (1.0 - b2 ** (i + 1))
+            w = w - lr * mh / (math.sqrt(vh) + eps)
+        if domain == "raw" and w <= 0.0:
+            w = 1e-12
+    clip = np.array([_clip_of_scale(estimator, float(s), bits, signed) for s in scale])
+    return TrainResult(estimator, optimizer, domain, param, var, scale, clip, loss, grad)
