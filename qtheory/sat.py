@@ -1,0 +1,884 @@
+"""SAT variance rules: clamped and quantized weight variance, logit variance, gradient flow.
+
+Scale-adjusted training (SAT; Jin, Yang & Liao, arXiv:1912.10207 v1 and BMVC 2020) views
+weights and activations as random variables. Its arXiv v1 states two "efficient training
+rules"; the BMVC version argues through over-fitting caused by a large last-layer weight
+scale. The scaling formula is the same in both. The rules in this module follow the **arXiv v1**
+argument (softmax saturation and gradient scale).
+
+Weight quantizer (DoReFa, as in the paper)::
+
+    Ŵ = tanh(W) / max|tanh(W)|            (max over the whole layer tensor)
+    Q = 2 q_k((Ŵ + 1) / 2) − 1,           q_k(x) = round((2^k − 1) x) / (2^k − 1)
+
+SAT rescales the effective weight of a layer that does not feed BatchNorm (the classifier)::
+
+    Q* = Q / sqrt(n_out · Var[Q])         (Var[Q] a per-layer constant, no gradient)
+
+so that ``Var[Q*] = 1/n_out``. The authors' public code (``deJQK/AdaBits``, ``QLinear``) uses
+``torch.std`` (unbiased, ``ddof=1``) and ``n_out = out_features`` (``out_channels·kh·kw`` for a
+convolution); :func:`sat_scale` follows it.
+
+Closed forms (σ the standard deviation of Gaussian latent weights, N the tensor size)
+--------------------------------------------------------------------------------------
+- Clamp, extreme-value approximation [DERIVED; the paper's wording is UNVERIFIED]::
+
+      Var[Ŵ] ≈ E[tanh² W] / tanh²(σ u_N),      u_N = Φ⁻¹(1 − 1/(2N))
+
+  ``u_N`` is the *characteristic largest value* of N draws of |Z| (``N·P(|Z| > u_N) = 1``).
+  For small σ this is ≈ ``1/u_N²``, nearly independent of σ: 0.0412 (exact 0.0398) for a
+  1280×1000 classifier with σ = 0.02, versus the ~1/1280 of a standard initialisation.
+- Clamp, exact (``method="exact"``): the expectation over the draws of ``(1/N) Σ Ŵ_i²``. Given
+  ``M = max|W|``, the other N − 1 weights are i.i.d. ``W | |W| < M``, hence::
+
+      E[(1/N) Σ Ŵ²] = 1/N + (N−1)/N ∫ f_{N−1}(m) E[tanh² W; |W| < m] / tanh²(m) dm,
+      f_{N−1}(m) = N (2Φ(m/σ) − 1)^{N−2} · 2φ(m/σ)/σ
+
+  evaluated by Gauss–Legendre quadrature (outer over the maximum, inner over the weight).
+  The extreme-value form over-estimates it (the mean of the maximum exceeds ``u_N`` by
+  ≈ γ/u_N, γ the Euler constant), by a relative error below the first-order bound
+  ``2γ/u_N²``: 10.6 % at N = 64, 6.7 % at N = 640, 5.1 % at N = 10⁴, 3.7 % at N = 1.28·10⁶,
+  3.6 % at N = 2.05·10⁶ (σ = 0.01; smaller for larger σ, where tanh saturates). This is the
+  approximation error the tests allow the extreme-value form.
+- Quantized weights, exact bin probabilities: with ``L = 2^k − 1`` the levels are
+  ``l_j = −1 + 2j/L`` and the thresholds on Ŵ are ``t_j = −1 + (2j − 1)/L``, i.e.
+  ``W = atanh(t_j · tanh M)`` on the latent weight, so for Gaussian weights::
+
+      E[(1/N) Σ Q²] = 1/N + (N−1)/N E_M[ Σ_j l_j² P(Q = l_j | M) ]
+
+  with ``P(Q = l_j | M)`` differences of Φ at those thresholds over ``2Φ(M/σ) − 1``. The
+  ``"extreme"`` method puts ``M = σ u_N`` and uses the untruncated Gaussian instead.
+- Logit variance (Rule I) [DERIVED]: ``Var[logit] = n_in · Var[Ξ] · E[ȳ²]`` for independent
+  zero-mean effective weights Ξ and inputs ȳ (:func:`logit_variance`).
+- Backward gradient factor (Rule II) [DERIVED]: a linear layer multiplies the variance of the
+  back-propagated gradient by ``n_out · Var[Ξ]`` (:func:`gradient_variance_factor`).
+- Rule I bound [secondary source; wording UNVERIFIED]: ``Var[Ξ] ≪ k_pool² / n_in`` with
+  ``k_pool`` the side of the global pooling kernel before the classifier
+  (:func:`rule1_ratio` returns ``Var[Ξ] · n_in / k_pool²``, which should be ≪ 1).
+
+Examples
+--------
+>>> from qtheory import sat
+>>> r = sat.clamped_variance(1280 * 1000, 0.02)
+>>> round(r.variance, 4)
+0.0398
+>>> q = sat.quantized_variance(1280 * 1000, 0.02, bits=2)
+>>> round(q.ratio, 2)
+2.81
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy import integrate, special, stats
+
+from ._validation import check_bool, check_int, check_option, check_real, check_samples, param_error
+from .quantizer import Quantizer
+
+__all__ = [
+    "CLASSIFIERS",
+    "METHODS",
+    "VarianceResult",
+    "QuantizedVarianceResult",
+    "NetworkResult",
+    "PactErrorResult",
+    "dorefa_clamp",
+    "dorefa_quantize",
+    "dorefa_levels",
+    "extreme_value_u",
+    "clamped_variance",
+    "quantized_variance",
+    "fan_out",
+    "sat_scale",
+    "sat_weights",
+    "logit_variance",
+    "gradient_variance_factor",
+    "rule1_ratio",
+    "relu_pool_mean_square",
+    "classifier_table",
+    "synthetic_network",
+    "network_experiment",
+    "pact_error_term",
+]
+
+METHODS = ("exact", "extreme", "montecarlo")
+
+#: Classifier shapes ``(n_in, n_out, k_pool)``: the last fully-connected layer and the side of
+#: the global average pooling in front of it.
+CLASSIFIERS = {
+    "MobileNetV2 (ImageNet)": (1280, 1000, 7),
+    "ResNet-50 (ImageNet)": (2048, 1000, 7),
+    "ResNet-20 (CIFAR-10)": (64, 10, 8),
+}
+
+_MAX_N = 10**12
+_MAX_SIGMA = 20.0
+_EULER_GAMMA = 0.5772156649015329
+
+
+# ----------------------------------------------------------------------------- results
+@dataclass(frozen=True)
+class VarianceResult:
+    """Variance of DoReFa-clamped weights ``Ŵ`` (mean of ``(1/N) Σ Ŵ²`` over draws).
+
+    Attributes
+    ----------
+    variance : float
+        The value.
+    stderr : float
+        Standard error (Monte Carlo); 0 for the closed forms.
+    method : str
+        ``"exact"``, ``"extreme"`` or ``"montecarlo"``.
+    """
+
+    variance: float
+    stderr: float
+    method: str
+
+
+@dataclass(frozen=True)
+class QuantizedVarianceResult:
+    """Variance of DoReFa-quantized weights ``Q`` and of the clamped weights ``Ŵ``.
+
+    Attributes
+    ----------
+    variance : float
+        ``E[(1/N) Σ Q²]``.
+    clamped : float
+        ``E[(1/N) Σ Ŵ²]`` (same draws for Monte Carlo).
+    ratio : float
+        ``variance / clamped``.
+    stderr, stderr_clamped, stderr_ratio : float
+        Monte-Carlo standard errors (delta method for the ratio); 0 for closed forms.
+    method : str
+    """
+
+    variance: float
+    clamped: float
+    ratio: float
+    stderr: float
+    stderr_clamped: float
+    stderr_ratio: float
+    method: str
+
+
+@dataclass(frozen=True)
+class NetworkResult:
+    """Forward and backward statistics of one synthetic network (see :func:`synthetic_network`).
+
+    Attributes
+    ----------
+    logit_var : float
+        Variance of the logits over the batch and the classes.
+    logit_var_predicted : float
+        ``n_in · Var[Ξ] · E[ȳ²]`` with the measured ``Var[Ξ]`` of the classifier and the
+        measured mean square ``E[ȳ²]`` of its input (Rule I closed form).
+    max_prob : float
+        Mean over the batch of the largest softmax probability (1 = saturated).
+    entropy : float
+        Mean softmax entropy in nats (``log(n_classes)`` = uniform).
+    grad_rms : numpy.ndarray
+        Per-sample gradient magnitude ``sqrt(E_b ||∂loss_b/∂h_l||² / width_l)`` at the input
+        ``h_l`` of each layer ``l = 0 .. n_layers − 1`` (0 = network input, last = classifier
+        input, i.e. the pooled features); ``loss_b`` is the cross-entropy of sample ``b``.
+    weight_var : numpy.ndarray
+        Variance of the effective weights of each layer (classifier last).
+    grad_factor_predicted : numpy.ndarray
+        ``n_out · Var[Ξ]`` of each layer (Rule II closed form).
+    """
+
+    logit_var: float
+    logit_var_predicted: float
+    max_prob: float
+    entropy: float
+    grad_rms: np.ndarray = field(repr=False)
+    weight_var: np.ndarray = field(repr=False)
+    grad_factor_predicted: np.ndarray = field(repr=False)
+
+
+@dataclass(frozen=True)
+class PactErrorResult:
+    """Size of the in-range error term of gradient-calibrated PACT (see :func:`pact_error_term`).
+
+    Attributes
+    ----------
+    mean_abs : float
+        ``E[|q_k(X/α) − X/α|; 0 < X < α]`` per input (0 outside the range).
+    rms : float
+        ``sqrt(E[(q_k(X/α) − X/α)²; 0 < X < α])``.
+    mean : float
+        Signed ``E[q_k(X/α) − X/α; 0 < X < α]``: the bias the term adds to the PACT ``∂/∂α``.
+    pact_grad : float
+        ``P(X ≥ α)``: the PACT gradient ``E[∂y/∂α]``.
+    stderr_mean_abs, stderr_rms, stderr_mean : float
+        Monte-Carlo standard errors (0 for closed forms).
+    method : str
+    """
+
+    mean_abs: float
+    rms: float
+    mean: float
+    pact_grad: float
+    stderr_mean_abs: float
+    stderr_rms: float
+    stderr_mean: float
+    method: str
+
+
+# ----------------------------------------------------------------------------- DoReFa
+def dorefa_clamp(w) -> np.ndarray:
+    """DoReFa's clamped weights ``Ŵ = tanh(W) / max|tanh(W)|`` (max over the whole tensor).
+
+    Parameters
+    ----------
+    w : array_like
+        Latent weights of one layer (any shape, finite, not all zero).
+
+    Returns
+    -------
+    numpy.ndarray
+        ``Ŵ`` in ``[-1, 1]``, same shape, float64.
+
+    Examples
+    --------
+    >>> dorefa_clamp([0.1, -0.2, 0.05])
+    array([ 0.50496685, -1.        ,  0.25311359])
+    """
+    w = check_samples(w, "w", "dorefa_clamp", ndim=None)
+    t = np.tanh(w)
+    m = np.max(np.abs(t))
+    if m == 0.0:
+        raise param_error("w", "dorefa_clamp", "an array with at least one non-zero value", "all zeros")
+    return t / m
+
+
+def dorefa_levels(bits: int) -> np.ndarray:
+    """The ``2^k`` DoReFa weight levels ``−1 + 2j/(2^k − 1)``.
+
+    >>> dorefa_levels(2)
+    array([-1.        , -0.33333333,  0.33333333,  1.        ])
+    """
+    bits = check_int(bits, "bits", "dorefa_levels", 1, 16)
+    return 2.0 * Quantizer(bits, 1.0, grid="unsigned").levels - 1.0
+
+
+def dorefa_quantize(w, bits: int) -> np.ndarray:
+    """DoReFa weight quantization ``Q = 2 q_k((Ŵ + 1)/2) − 1`` of latent weights ``w``.
+
+    ``q_k`` is :class:`qtheory.Quantizer` with ``grid="unsigned"``, ``alpha=1`` (round half to
+    even, as ``torch.round``).
+
+    Parameters
+    ----------
+    w : array_like
+        Latent weights of one layer.
+    bits : int
+        Bit-width ``k`` in ``[1, 16]``.
+
+    Returns
+    -------
+    numpy.ndarray
+        Values on :func:`dorefa_levels`.
+
+    Examples
+    --------
+    >>> dorefa_quantize([0.1, -0.2, 0.05, 0.0], bits=2)
+    array([ 0.33333333, -1.        ,  0.33333333,  0.33333333])
+    """
+    bits = check_int(bits, "bits", "dorefa_quantize", 1, 16)
+    w_hat = dorefa_clamp(w)
+    return 2.0 * Quantizer(bits, 1.0, grid="unsigned").quantize((w_hat + 1.0) / 2.0) - 1.0
+
+
+# ----------------------------------------------------------------------------- closed forms
+def extreme_value_u(n: int) -> float:
+    """Characteristic largest value ``u_N = Φ⁻¹(1 − 1/(2N))`` of N draws of ``|Z|``.
+
+    ``N · P(|Z| > u_N) = 1``. For N = 1280·1000 it is ≈ 4.94.
+
+    >>> round(extreme_value_u(1280 * 1000), 3)
+    4.94
+    """
+    n = check_int(n, "n", "extreme_value_u", 1, _MAX_N)
+    return float(stats.norm.isf(0.5 / n))
+
+
+def _check_n_sigma(n, sigma, func):
+    n = check_int(n, "n", func, 2, _MAX_N)
+    sigma = check_real(sigma, "sigma", func, 0.0, _MAX_SIGMA, low_open=True)
+    return n, sigma
+
+
+def _mean_tanh2(sigma: float) -> float:
+    """``E[tanh²(σZ)]``, Z standard normal."""
+    val, _ = integrate.quad(lambda z: np.tanh(sigma * z) ** 2 * np.exp(-0.5 * z * z), 0.0, np.inf,
+                            epsabs=1e-14, epsrel=1e-12, limit=200)
+    return 2.0 * val / math.sqrt(2.0 * math.pi)
+
+
+def _max_quadrature(n: int, n_nodes: int = 400):
+    """Nodes ``s`` (maximum of |Z| in σ units) and weights ``w·f_{N−1}(s)`` for the exact forms.
+
+    ``Σ weights · g(s) = N ∫ (2Φ(s)−1)^{N−2} 2φ(s) g(s) ds``, i.e. the expectation of ``g`` over
+    the maximum divided by ``P(|Z| < s)``; its integral against ``2Φ(s)−1`` is 1.
+    """
+    s_lo = float(stats.norm.isf(18.5 / n)) if 18.5 / n < 0.5 else 0.0
+    s_hi = float(stats.norm.isf(5e-17 / n))
+    x, w = np.polynomial.legendre.leggauss(n_nodes)
+    half = 0.5 * (s_hi - s_lo)
+    s = half * x + 0.5 * (s_hi + s_lo)
+    log_p = np.log1p(-2.0 * stats.norm.sf(s))
+    dens = n * np.exp((n - 2) * log_p) * 2.0 * stats.norm.pdf(s)
+    return s, half * w * dens
+
+
+def _inner_tanh2(s: np.ndarray, sigma: float, n_nodes: int = 64) -> np.ndarray:
+    """``∫_{-s}^{s} tanh²(σz) φ(z) dz`` for each ``s`` (Gauss–Legendre)."""
+    x, w = np.polynomial.legendre.leggauss(n_nodes)
+    z = 0.5 * s[:, None] * (x[None, :] + 1.0)
+    f = np.tanh(sigma * z) ** 2 * stats.norm.pdf(z)
+    return s * (f * w[None, :]).sum(axis=1)
+
+
+def _bin_second_moment(s, sigma: float, bits: int, truncate: bool) -> np.ndarray:
+    """``Σ_j l_j² P(Q = l_j)`` when the clamp is at ``M = σ s`` (arrays over ``s``)."""
+    s = np.atleast_1d(np.asarray(s, dtype=np.float64))
+    lv = dorefa_levels(bits)
+    t = Quantizer(bits, 1.0, grid="unsigned").thresholds * 2.0 - 1.0   # thresholds on Ŵ
+    z_thr = np.arctanh(t[None, :] * np.tanh(sigma * s)[:, None]) / sigma
+    lo = -s[:, None] if truncate else np.full((s.size, 1), -np.inf)
+    hi = s[:, None] if truncate else np.full((s.size, 1), np.inf)
+    edges = np.concatenate([lo, z_thr, hi], axis=1)
+    # P(a < Z < b) from the nearer tails, for accuracy far out
+    a, b = edges[:, :-1], edges[:, 1:]
+    p = np.where(a >= 0, special.ndtr(-a) - special.ndtr(-b),
+                 np.where(b <= 0, special.ndtr(b) - special.ndtr(a), 1.0 - special.ndtr(-b) - special.ndtr(a)))
+    return (p * lv[None, :] ** 2).sum(axis=1)
+
+
+def _rng(rng):
+    return np.random.default_rng(rng)
+
+
+def _mc_draws(n: int, sigma: float, n_draws: int, rng, bits: int | None):
+    """Per-draw ``(1/N) Σ Ŵ²`` and, if ``bits``, ``(1/N) Σ Q²`` (chunked over draws)."""
+    gen = _rng(rng)
+    chunk = max(1, min(n_draws, 2_000_000 // n))
+    w2, q2 = [], []
+    done = 0
+    quant = Quantizer(bits, 1.0, grid="unsigned") if bits is not None else None
+    while done < n_draws:
+        m = min(chunk, n_draws - done)
+        t = np.tanh(gen.normal(0.0, sigma, size=(m, n)))
+        t /= np.max(np.abs(t), axis=1, keepdims=True)
+        w2.append(np.mean(t * t, axis=1))
+        if quant is not None:
+            qv = 2.0 * quant.quantize((t + 1.0) / 2.0) - 1.0
+            q2.append(np.mean(qv * qv, axis=1))
+        done += m
+    w2 = np.concatenate(w2)
+    return w2, (np.concatenate(q2) if quant is not None else None)
+
+
+def clamped_variance(n: int, sigma: float, *, method: str = "exact", n_draws: int = 200,
+                     rng=None) -> VarianceResult:
+    """Variance of DoReFa-clamped weights ``Ŵ = tanh(W)/max|tanh W|``, W ~ N(0, σ²), N of them.
+
+    The variance is the expectation over the draws of ``(1/N) Σ Ŵ_i²`` (the mean is 0 by
+    symmetry). It depends on N through the maximum, which is why the Monte-Carlo estimate
+    averages over ``n_draws`` independent tensors.
+
+    Parameters
+    ----------
+    n : int
+        Tensor size N (≥ 2), e.g. ``n_in · n_out`` for a fully-connected layer.
+    sigma : float
+        Standard deviation of the Gaussian latent weights, in ``(0, 20]``.
+    method : {"exact", "extreme", "montecarlo"}
+        ``"exact"``: quadrature over the distribution of the maximum (module docstring);
+        ``"extreme"``: ``E[tanh² W]/tanh²(σ u_N)`` — the extreme-value approximation quoted
+        for SAT [DERIVED; paper wording UNVERIFIED], relative error ≈ 2γ/u_N² (documented in
+        the module docstring); ``"montecarlo"``: ``n_draws`` tensors.
+    n_draws : int
+        Monte-Carlo draws (``method="montecarlo"`` only).
+    rng : None, int or numpy.random.Generator
+
+    Returns
+    -------
+    VarianceResult
+
+    Examples
+    --------
+    >>> round(clamped_variance(640, 0.05).variance, 4)
+    0.0949
+    >>> round(clamped_variance(640, 0.05, method="extreme").variance, 4)
+    0.1011
+    >>> r = clamped_variance(640, 0.05, method="montecarlo", n_draws=2000, rng=0)
+    >>> abs(r.variance - 0.0949) < 5 * r.stderr
+    True
+    """
+    func = "clamped_variance"
+    n, sigma = _check_n_sigma(n, sigma, func)
+    method = check_option(method, "method", func, METHODS)
+    n_draws = check_int(n_draws, "n_draws", func, 2, 10**7)
+    if method == "extreme":
+        u = float(stats.norm.isf(0.5 / n))
+        return VarianceResult(_mean_tanh2(sigma) / math.tanh(sigma * u) ** 2, 0.0, method)
+    if method == "exact":
+        s, wt = _max_quadrature(n)
+        inner = _inner_tanh2(s, sigma) / np.tanh(sigma * s) ** 2
+        val = 1.0 / n + (n - 1) / n * float(np.sum(wt * inner))
+        return VarianceResult(val, 0.0, method)
+    w2, _ = _mc_draws(n, sigma, n_draws, rng, None)
+    return VarianceResult(float(w2.mean()), float(w2.std(ddof=1) / math.sqrt(n_draws)), method)
+
+
+def quantized_variance(n: int, sigma: float, bits: int, *, method: str = "exact",
+                       n_draws: int = 200, rng=None) -> QuantizedVarianceResult:
+    """Variance of DoReFa-quantized weights ``Q`` and its ratio to the clamped ``Var[Ŵ]``.
+
+    Exact bin probabilities for Gaussian latent weights (module docstring): ``Q`` takes the
+    level ``l_j`` when the latent weight falls between ``atanh(t_j tanh M)`` thresholds.
+    At 1 bit ``Q = ±1`` so ``Var[Q] = 1`` and the ratio is ``1/Var[Ŵ]``; above 3 bits
+    ``Var[Q] ≈ Var[Ŵ]``.
+
+    Parameters
+    ----------
+    n : int
+        Tensor size N (≥ 2).
+    sigma : float
+        Standard deviation of the Gaussian latent weights, in ``(0, 20]``.
+    bits : int
+        Weight bit-width k in ``[1, 16]``.
+    method : {"exact", "extreme", "montecarlo"}
+        ``"exact"`` averages over the maximum; ``"extreme"`` clamps at ``M = σ u_N`` with the
+        untruncated Gaussian (and the extreme-value ``Var[Ŵ]``); ``"montecarlo"`` draws
+        ``n_draws`` tensors and reports both variances from the same draws.
+    n_draws : int
+    rng : None, int or numpy.random.Generator
+
+    Returns
+    -------
+    QuantizedVarianceResult
+
+    Examples
+    --------
+    >>> r = quantized_variance(1280 * 1000, 0.02, bits=1)
+    >>> r.variance, round(r.ratio, 1)
+    (1.0, 25.1)
+    >>> [round(quantized_variance(1280 * 1000, 0.02, b).ratio, 3) for b in (3, 4, 5)]
+    [1.172, 1.037, 1.009]
+    """
+    func = "quantized_variance"
+    n, sigma = _check_n_sigma(n, sigma, func)
+    bits = check_int(bits, "bits", func, 1, 16)
+    method = check_option(method, "method", func, METHODS)
+    n_draws = check_int(n_draws, "n_draws", func, 2, 10**7)
+    if method == "extreme":
+        u = float(stats.norm.isf(0.5 / n))
+        vq = float(_bin_second_moment(u, sigma, bits, truncate=False)[0])
+        vw = clamped_variance(n, sigma, method="extreme").variance
+        return QuantizedVarianceResult(vq, vw, vq / vw, 0.0, 0.0, 0.0, method)
+    if method == "exact":
+        s, wt = _max_quadrature(n)
+        vq = 1.0 / n + (n - 1) / n * float(np.sum(wt * _bin_second_moment(s, sigma, bits, truncate=True)))
+        vw = clamped_variance(n, sigma, method="exact").variance
+        return QuantizedVarianceResult(vq, vw, vq / vw, 0.0, 0.0, 0.0, method)
+    w2, q2 = _mc_draws(n, sigma, n_draws, rng, bits)
+    mq, mw = float(q2.mean()), float(w2.mean())
+    cov = np.cov(q2, w2)
+    ratio = mq / mw
+    var_ratio = (cov[0, 0] - 2 * ratio * cov[0, 1] + ratio**2 * cov[1, 1]) / (mw**2 * n_draws)
+    return QuantizedVarianceResult(mq, mw, ratio, float(math.sqrt(cov[0, 0] / n_draws)),
+                                   float(math.sqrt(cov[1, 1] / n_draws)),
+                                   float(math.sqrt(max(var_ratio, 0.0))), method)
+
+
+# ----------------------------------------------------------------------------- SAT scaling
+def fan_out(shape: Sequence[int]) -> int:
+    """Fan-out of a PyTorch weight shape: ``out`` for ``(out, in)``, ``out·kh·kw`` for a conv.
+
+    >>> fan_out((1000, 1280)), fan_out((64, 32, 3, 3))
+    (1000, 576)
+    """
+    shape = tuple(shape)
+    if len(shape) < 2 or any(not isinstance(d, (int, np.integer)) or d < 1 for d in shape):
+        raise param_error("shape", "fan_out", "a weight shape (out, in, *kernel) of positive ints", shape)
+    return int(shape[0] * math.prod(shape[2:]))
+
+
+def sat_scale(q, n_out: int | None = None, *, ddof: int = 1) -> float:
+    """SAT's scale ``1/sqrt(n_out · Var[Q])`` of a layer's effective weights ``Q``.
+
+    Parameters
+    ----------
+    q : array_like
+        Effective (clamped or quantized) weights, PyTorch layout ``(out, in, *kernel)``.
+    n_out : int, optional
+        Number of output neurons the rule uses (fan-out). Defaults to :func:`fan_out` of
+        ``q.shape``, as in the authors' code.
+    ddof : {0, 1}
+        Degrees of freedom of ``Var[Q]``; 1 (unbiased) matches ``torch.std`` in the authors'
+        code, and then ``np.var(Q*)`` (ddof 0) is ``(N−1)/N · 1/n_out``.
+
+    Returns
+    -------
+    float
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> q = dorefa_quantize(np.random.default_rng(0).normal(size=(10, 64)), bits=2)
+    >>> s = sat_scale(q)
+    >>> float(np.var(q * s, ddof=1) * 10)
+    1.0
+    """
+    func = "sat_scale"
+    q = check_samples(q, "q", func, ndim=None, min_size=2)
+    if n_out is None:
+        n_out = fan_out(q.shape) if q.ndim >= 2 else None
+        if n_out is None:
+            raise param_error("n_out", func, "given when q is 1-D", None)
+    n_out = check_int(n_out, "n_out", func, 1)
+    ddof = check_int(ddof, "ddof", func, 0, 1)
+    v = float(np.var(q, ddof=ddof))
+    if v == 0.0:
+        raise param_error("q", func, "an array with non-zero variance", "a constant array")
+    return 1.0 / math.sqrt(n_out * v)
+
+
+def sat_weights(q, n_out: int | None = None, *, ddof: int = 1) -> np.ndarray:
+    """SAT-scaled weights ``Q* = Q / sqrt(n_out · Var[Q])`` so that ``Var[Q*] = 1/n_out``.
+
+    >>> import numpy as np
+    >>> q = dorefa_quantize(np.random.default_rng(1).normal(size=(1000, 128)), bits=4)
+    >>> float(np.var(sat_weights(q), ddof=1)) * 1000
+    1.0
+    """
+    q = check_samples(q, "q", "sat_weights", ndim=None, min_size=2)
+    return q * sat_scale(q, n_out, ddof=ddof)
+
+
+# ----------------------------------------------------------------------------- rules
+def logit_variance(n_in: int, weight_var: float, input_mean_square: float) -> float:
+    """Rule I closed form: ``Var[logit] = n_in · Var[Ξ] · E[ȳ²]`` [DERIVED].
+
+    For independent zero-mean classifier weights Ξ (i.i.d. over the ``n_in`` inputs) and
+    inputs ȳ independent of them, ``Var[Σ_j Ξ_j ȳ_j] = Σ_j E[Ξ²] E[ȳ²]``. The paper's exact
+    statement of Rule I is UNVERIFIED (see ``docs``/``sat.md``).
+
+    >>> logit_variance(2048, 0.038, 0.5)
+    38.912
+    """
+    func = "logit_variance"
+    n_in = check_int(n_in, "n_in", func, 1)
+    weight_var = check_real(weight_var, "weight_var", func, 0.0)
+    input_mean_square = check_real(input_mean_square, "input_mean_square", func, 0.0)
+    return n_in * weight_var * input_mean_square
+
+
+def gradient_variance_factor(n_out: int, weight_var: float) -> float:
+    """Rule II closed form: a linear layer multiplies ``Var[grad]`` by ``n_out · Var[Ξ]`` [DERIVED].
+
+    Backward, ``g_in = Ξᵀ g_out`` sums ``n_out`` products of independent zero-mean weights and
+    gradients. Rule II (wording UNVERIFIED) asks this factor to be ≈ 1, i.e.
+    ``Var[Ξ] ≈ 1/n_out``, unless the layer feeds BatchNorm.
+
+    >>> gradient_variance_factor(1000, 0.04)
+    40.0
+    """
+    func = "gradient_variance_factor"
+    n_out = check_int(n_out, "n_out", func, 1)
+    weight_var = check_real(weight_var, "weight_var", func, 0.0)
+    return n_out * weight_var
+
+
+def rule1_ratio(weight_var: float, n_in: int, k_pool: int) -> float:
+    """``Var[Ξ] / (k_pool² / n_in)``: Rule I asks ``Var[Ξ] ≪ k_pool² / n_in``, i.e. ratio ≪ 1.
+
+    The bound's wording comes from a secondary source quoting the paper [UNVERIFIED].
+
+    >>> round(rule1_ratio(0.0401, 1280, 7), 3)
+    1.048
+    """
+    func = "rule1_ratio"
+    weight_var = check_real(weight_var, "weight_var", func, 0.0)
+    n_in = check_int(n_in, "n_in", func, 1)
+    k_pool = check_int(k_pool, "k_pool", func, 1)
+    return weight_var * n_in / k_pool**2
+
+
+def relu_pool_mean_square(k_pool: int) -> float:
+    """``E[ȳ²]`` of a global average over ``k_pool²`` independent ``ReLU(N(0, 1))`` values.
+
+    ``(E y)² + Var[y]/k² = 1/(2π) + (1/2 − 1/(2π))/k²`` — an assumption (independent
+    positions after BatchNorm + ReLU), used to turn Rule I into a logit variance.
+
+    >>> round(relu_pool_mean_square(1), 3), round(relu_pool_mean_square(7), 3)
+    (0.5, 0.166)
+    """
+    k_pool = check_int(k_pool, "k_pool", "relu_pool_mean_square", 1)
+    a = 1.0 / (2.0 * math.pi)
+    return a + (0.5 - a) / k_pool**2
+
+
+def classifier_table(bits: Sequence[int] = (1, 2, 3, 4, 8), *, classifiers: dict | None = None,
+                     method: str = "exact"):
+    """Rule I for the classifier shapes of :data:`CLASSIFIERS` (or ``classifiers``).
+
+    Latent weights are Gaussian with the variance of PyTorch's default ``Linear`` init,
+    ``σ² = 1/(3 n_in)``. For each shape and weight mode (full precision, DoReFa clamp, DoReFa
+    at each bit-width, and each with SAT) the table gives ``Var[Ξ]``, the Rule I ratio
+    (:func:`rule1_ratio`), the logit variance with ``E[ȳ²]`` from :func:`relu_pool_mean_square`,
+    and the gradient factor ``n_out Var[Ξ]``.
+
+    Returns
+    -------
+    pandas.DataFrame
+
+    Examples
+    --------
+    >>> t = classifier_table(bits=(2,))
+    >>> mnv2 = t[t.model == "MobileNetV2 (ImageNet)"].set_index("weights")
+    >>> mnv2["rule1_ratio"].round(3).to_dict()
+    {'fp': 0.007, 'clamp': 1.037, '2-bit': 2.923, 'SAT': 0.026}
+    """
+    import pandas as pd
+
+    func = "classifier_table"
+    method = check_option(method, "method", func, ("exact", "extreme"))
+    bits = [check_int(b, "bits", func, 1, 16) for b in bits]
+    classifiers = CLASSIFIERS if classifiers is None else classifiers
+    rows = []
+    for name, (n_in, n_out, k_pool) in classifiers.items():
+        n = n_in * n_out
+        sigma = 1.0 / math.sqrt(3.0 * n_in)
+        ysq = relu_pool_mean_square(k_pool)
+        modes = [("fp", sigma**2), ("clamp", clamped_variance(n, sigma, method=method).variance)]
+        modes += [(f"{b}-bit", quantized_variance(n, sigma, b, method=method).variance) for b in bits]
+        modes += [("SAT", 1.0 / n_out)]
+        for mode, v in modes:
+            rows.append({
+                "model": name, "n_in": n_in, "n_out": n_out, "k_pool": k_pool, "weights": mode,
+                "weight_var": v, "rule1_bound": k_pool**2 / n_in,
+                "rule1_ratio": rule1_ratio(v, n_in, k_pool),
+                "logit_var": logit_variance(n_in, v, ysq),
+                "grad_factor": gradient_variance_factor(n_out, v),
+            })
+    return pd.DataFrame(rows)
+
+
+# ----------------------------------------------------------------------------- synthetic networks
+WEIGHT_MODES = ("fp", "clamp", "dorefa")
+SAT_MODES = ("none", "last", "all")
+
+
+def _latent_weights(widths, n_classes, gen):
+    """Gaussian latent weights: Kaiming ``2/n_in`` for hidden layers, ``1/n_in`` for the classifier."""
+    dims = list(widths) + [n_classes]
+    out = []
+    for i in range(len(dims) - 1):
+        gain = 2.0 if i < len(dims) - 2 else 1.0
+        out.append(gen.normal(0.0, math.sqrt(gain / dims[i]), size=(dims[i + 1], dims[i])))
+    return out
+
+
+def _effective(w, weights, bits, scale):
+    if weights == "fp":
+        q = w
+    elif weights == "clamp":
+        q = np.tanh(w) / np.max(np.abs(np.tanh(w)))
+    else:
+        q = dorefa_quantize(w, bits)
+    if scale:
+        q = q / math.sqrt(w.shape[0] * np.var(q, ddof=1))
+    return q
+
+
+def _forward_backward(latent, x, labels, weights, bits, sat, bn, eps=1e-5):
+    n_layers = len(latent)
+    eff = [_effective(w, weights, bits, sat == "all" or (sat == "last" and i == n_layers - 1))
+           for i, w in enumerate(latent)]
+    batch, pos, _ = x.shape
+    h = x.reshape(batch * pos, -1)
+    cache = []
+    for w in eff[:-1]:
+        a = h @ w.T
+        if bn:
+            mu = a.mean(axis=0)
+            sd = np.sqrt(a.var(axis=0) + eps)
+            a = (a - mu) / sd
+        else:
+            sd = None
+        cache.append((h, a, sd))
+        h = np.maximum(a, 0.0)
+    feat = h.reshape(batch, pos, -1).mean(axis=1)           # global average pooling
+    z = feat @ eff[-1].T
+    zs = z - z.max(axis=1, keepdims=True)
+    logp = zs - np.log(np.exp(zs).sum(axis=1, keepdims=True))
+    p = np.exp(logp)
+    entropy = float(np.mean(-(p * logp).sum(axis=1)))
+    # backward: loss = mean cross-entropy, gradients scaled by the batch size
+    g = p.copy()
+    g[np.arange(batch), labels] -= 1.0
+    g_feat = g @ eff[-1]                                      # ∂/∂(classifier input) · batch
+    grad_rms = [float(np.sqrt(np.mean(g_feat**2)))]
+    gh = np.repeat(g_feat / pos, pos, axis=0) if pos > 1 else g_feat
+    for (hin, a, sd), w in zip(reversed(cache), reversed(eff[:-1]), strict=True):
+        ga = gh * (a > 0)
+        if bn:
+            ga = (ga - ga.mean(axis=0) - a * (ga * a).mean(axis=0)) / sd
+        gh = ga @ w
+        grad_rms.append(float(np.sqrt(np.mean(gh**2)) * math.sqrt(pos)))
+    weight_var = np.array([float(np.var(w)) for w in eff])
+    n_outs = np.array([w.shape[0] for w in eff])
+    return NetworkResult(
+        logit_var=float(np.var(z)),
+        logit_var_predicted=float(eff[-1].shape[1] * weight_var[-1] * np.mean(feat**2)),
+        max_prob=float(np.mean(p.max(axis=1))),
+        entropy=entropy,
+        grad_rms=np.array(grad_rms[::-1]),
+        weight_var=weight_var,
+        grad_factor_predicted=n_outs * weight_var,
+    )
+
+
+def _check_network_args(func, widths, n_classes, weights, bits, sat, bn, pool, batch):
+    if isinstance(widths, (str, bytes)) or not hasattr(widths, "__len__") or len(widths) < 1:
+        raise param_error("widths", func, "a sequence of at least one positive int", widths, TypeError)
+    widths = [check_int(w, "widths", func, 1, 100_000) for w in widths]
+    n_classes = check_int(n_classes, "n_classes", func, 2, 100_000)
+    weights = check_option(weights, "weights", func, WEIGHT_MODES)
+    bits = check_int(bits, "bits", func, 1, 16)
+    sat = check_option(sat, "sat", func, SAT_MODES)
+    bn = check_bool(bn, "bn", func)
+    pool = check_int(pool, "pool", func, 1, 64)
+    batch = check_int(batch, "batch", func, 2, 1_000_000)
+    return widths, n_classes, weights, bits, sat, bn, pool, batch
+
+
+def synthetic_network(widths: Sequence[int] = (256, 256, 1280), n_classes: int = 1000, *,
+                      weights: str = "dorefa", bits: int = 4, sat: str = "none", bn: bool = True,
+                      pool: int = 1, batch: int = 256, rng=None) -> NetworkResult:
+    """One random network: forward logit statistics and backward gradient magnitudes.
+
+    The network maps an input of width ``widths[0]`` through ``len(widths) − 1`` hidden layers
+    ``Linear → (BatchNorm) → ReLU`` of widths ``widths[1:]`` and a classifier
+    ``widths[-1] → n_classes``. With ``pool > 1`` it is a pointwise (1×1) convolutional network
+    on a ``pool × pool`` feature map followed by global average pooling before the classifier
+    (the ``k_pool`` of Rule I). Inputs are standard normal, labels uniform at random, the loss
+    is the mean cross-entropy. Latent weights are Gaussian (Kaiming ``2/n_in`` hidden,
+    ``1/n_in`` classifier); BatchNorm uses batch statistics without affine parameters.
+
+    Parameters
+    ----------
+    widths : sequence of int
+        Input width then hidden widths; the last is the classifier's ``n_in``.
+    n_classes : int
+        Number of classes (≥ 100 to see the effect; 10 for a CIFAR head).
+    weights : {"fp", "clamp", "dorefa"}
+        Effective weights: the latent weights, DoReFa's clamp ``Ŵ`` (its "32-bit" branch), or
+        DoReFa-quantized ``Q`` at ``bits``.
+    bits : int
+        Weight bit-width for ``weights="dorefa"`` (1–16).
+    sat : {"none", "last", "all"}
+        Apply SAT scaling to no layer, the classifier only (the authors' code), or every layer.
+    bn : bool
+        BatchNorm after each hidden linear layer.
+    pool : int
+        Side of the feature map (1 = fully connected).
+    batch : int
+        Batch size.
+    rng : None, int or numpy.random.Generator
+
+    Returns
+    -------
+    NetworkResult
+
+    Examples
+    --------
+    A ResNet-50-sized classifier (2048 → 1000) after BatchNorm + ReLU features:
+
+    >>> r = synthetic_network((64, 128, 2048), 1000, weights="clamp", rng=0)
+    >>> round(r.logit_var, 1), round(r.logit_var_predicted, 1), round(r.max_prob, 2)
+    (35.9, 36.0, 0.58)
+    >>> s = synthetic_network((64, 128, 2048), 1000, weights="clamp", sat="last", rng=0)
+    >>> round(s.logit_var, 2), round(s.max_prob, 3)
+    (1.02, 0.016)
+    """
+    func = "synthetic_network"
+    widths, n_classes, weights, bits, sat, bn, pool, batch = _check_network_args(
+        func, widths, n_classes, weights, bits, sat, bn, pool, batch)
+    gen = _rng(rng)
+    latent = _latent_weights(widths, n_classes, gen)
+    x = gen.standard_normal((batch, pool * pool, widths[0]))
+    labels = gen.integers(0, n_classes, size=batch)
+    return _forward_backward(latent, x, labels, weights, bits, sat, bn)
+
+
+def network_experiment(widths: Sequence[int] = (256, 256, 1280), n_classes: int = 1000, *,
+                       bits: Sequence[int] = (1, 2, 3, 4, 5, 6, 7, 8),
+                       sat: Sequence[str] = ("none", "last"), bn: bool = True, pool: int = 1,
+                       batch: int = 256, n_nets: int = 2, rng=None):
+    """Sweep weight modes × bit-widths × SAT on the same random networks (paired draws).
+
+    Every row averages :func:`synthetic_network` statistics over ``n_nets`` networks; each
+    network's latent weights, inputs and labels are shared by all modes so that differences are
+    due to the weight transformation only.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per (weights, bits, sat) with columns ``logit_var``,
+        ``logit_var_predicted``, ``max_prob``, ``entropy``, ``entropy_ratio``
+        (entropy / log n_classes), ``classifier_var``, ``grad_in`` (gradient RMS at the
+        network input), ``grad_cls`` (at the classifier input) and ``grad_l0 .. grad_lK``.
+
+    Examples
+    --------
+    >>> t = network_experiment((64, 256), 100, bits=(2,), n_nets=1, rng=0)
+    >>> [tuple(r) for r in t[["weights", "bits", "sat"]].itertuples(index=False)]
+    [('fp', 0, 'none'), ('fp', 0, 'last'), ('clamp', 0, 'none'), ('clamp', 0, 'last'), ('dorefa', 2, 'none'), ('dorefa', 2, 'last')]
+    """
+    import pandas as pd
+
+    func = "network_experiment"
+    widths, n_classes, _, _, _, bn, pool, batch = _check_network_args(
+        func, widths, n_classes, "fp", 1, "none", bn, pool, batch)
+    bits = [check_int(b, "bits", func, 1, 16) for b in bits]
+    if isinstance(sat, str):
+        raise param_error("sat", func, "a sequence of 'none', 'last', 'all'", sat, TypeError)
+    sat = [check_option(s, "sat", func, SAT_MODES) for s in sat]
+    n_nets = check_int(n_nets, "n_nets", func, 1, 10_000)
+    gen = _rng(rng)
+    configs = [("fp", 0), ("clamp", 0)] + [("dorefa", b) for b in bits]
+    acc: dict = {}
+    for _ in range(n_nets):
+        latent = _latent_weights(widths, n_classes, gen)
+        x = gen.standard_normal((batch, pool * pool, widths[0]))
+        labels = gen.integers(0, n_classes, size=batch)
+        for mode, b in configs:
+            for s in sat:
+                r = _forward_backward(latent, x, labels, mode, max(b, 1), s, bn)
+                acc.setdefault((mode, b, s), []).append(r)
+    rows = []
+    for (mode, b, s), rs in acc.items():
+        g = np.mean([r.grad_rms for r in rs], axis=0)
+        row = {
+            "weights": mode, "bits": b, "sat": s, "depth": len(widths), "n_in": widths[-1],
+            "n_classes": n_classes, "bn": bn, "pool": pool,
+            "logit_var": np.mean([r.logit_var for r in rs]),
+            "logit_var_predicted": np.mean([r.logit_var_predicted for r in rs]),
+            "max_prob": np.mean([r.max_prob for r in rs]),
+            "entropy": np.mean([r.entropy for r in rs]),
+            "entropy_ratio": np.mean([r.entropy for r in rs]) / math.log(n_classes),
+            "classifier_var": np.mean([r.weight_var[-1] for r in rs]),
+            "grad_in": g[0], "grad_cls": g[-1],
+        }
+        row.update({f"grad_l{i}": v for i, v in enumerate(g)})
+        rows.append(row)
+    return pd.DataFrame(rows)
