@@ -1,0 +1,188 @@
+"""The ``qtheory`` command.
+
+Examples (shell)::
+
+    qtheory clip --prior laplace --bits 4 --method aciq --json
+    qtheory clip --samples weights.npy --axis 0 --bits 4
+    qtheory table --prior laplace gaussian --bits 0-8 --method aciq
+    qtheory repro            # every paper figure and table
+    qtheory repro aciq tqt   # some of them
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["main"]
+
+
+def _bits_list(text: str) -> list[int]:
+    out: list[int] = []
+    for part in text.split(","):
+        if "-" in part:
+            a, b = part.split("-", 1)
+            out.extend(range(int(a), int(b) + 1))
+        else:
+            out.append(int(part))
+    return out
+
+
+def _prior_arg(name: str):
+    """``laplace``, ``gaussian``, or a scipy.stats spec such as ``t:5`` or ``logistic``."""
+    from scipy import stats
+
+    if name in ("laplace", "gaussian", "normal"):
+        return name
+    dist, _, args = name.partition(":")
+    if not hasattr(stats, dist) or not isinstance(getattr(stats, dist), stats.rv_continuous):
+        raise ValueError(
+            f"The '--prior' option must be laplace, gaussian or a scipy.stats continuous distribution "
+            f"name with optional shape parameters (e.g. t:5). Got {name!r} instead."
+        )
+    params = [float(v) for v in args.split(",") if v]
+    return getattr(stats, dist)(*params)
+
+
+def load_samples(path: str | Path) -> np.ndarray:
+    """Load a tensor from ``.npy``, ``.npz`` (its only array, or ``arr_0``) or a text file."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"The '--samples' file {str(path)!r} does not exist.")
+    try:
+        if path.suffix == ".npy":
+            x = np.load(path, allow_pickle=False)
+        elif path.suffix == ".npz":
+            with np.load(path, allow_pickle=False) as z:
+                keys = list(z.keys())
+                if len(keys) != 1 and "arr_0" not in keys:
+                    raise ValueError(
+                        f"The '--samples' file {str(path)!r} must hold one array (or 'arr_0'). Got arrays {keys} instead."
+                    )
+                x = z[keys[0] if len(keys) == 1 else "arr_0"]
+        else:
+            x = np.loadtxt(path, ndmin=1)
+    except ValueError:
+        raise
+    except Exception as exc:  # unreadable file: say which and why
+        raise ValueError(f"The '--samples' file {str(path)!r} could not be read as an array: {exc}") from None
+    if x.dtype.kind not in "biuf":
+        raise ValueError(f"The '--samples' file {str(path)!r} must hold real numbers. Got dtype {x.dtype} instead.")
+    if x.size == 0:
+        raise ValueError(f"The '--samples' file {str(path)!r} must hold a non-empty array. Got shape {x.shape} instead.")
+    if not np.all(np.isfinite(x)):
+        bad = int(x.size - np.count_nonzero(np.isfinite(x)))
+        raise ValueError(f"The '--samples' file {str(path)!r} must hold finite values. Got {bad} non-finite value(s) instead.")
+    return x.astype(np.float64, copy=False)
+
+
+def _cmd_clip(args) -> int:
+    import qtheory
+
+    if (args.prior is None) == (args.samples is None):
+        raise ValueError("Give exactly one of --prior NAME and --samples FILE.")
+    if args.samples is not None:
+        x = load_samples(args.samples)
+        if args.axis is not None:
+            if not -x.ndim <= args.axis < x.ndim or x.ndim < 2:
+                raise ValueError(
+                    f"The '--axis' option must be an axis of the {x.ndim}-D array in {args.samples!r} "
+                    f"(in [{-x.ndim}, {x.ndim - 1}], and the array at least 2-D). Got {args.axis} instead."
+                )
+            from qtheory.empirical import per_channel_optimal_clip
+
+            r = per_channel_optimal_clip(x, args.bits, axis=args.axis, grid=args.grid)
+            out = {"bits": args.bits, "grid": args.grid, "axis": args.axis, "alpha": np.asarray(r.alpha).tolist(),
+                   "mse": np.asarray(r.mse).tolist()}
+        else:
+            r = qtheory.optimal_clip(x.ravel(), args.bits, grid=args.grid, method=args.method)
+            out = _clip_dict(r)
+    else:
+        r = qtheory.optimal_clip(_prior_arg(args.prior), args.bits, grid=args.grid, method=args.method)
+        out = {"prior": args.prior, **_clip_dict(r)}
+    if args.json:
+        print(json.dumps(out))
+    else:
+        for k, v in out.items():
+            print(f"{k:>9}: {v}")
+    return 0
+
+
+def _clip_dict(r) -> dict:
+    return {"bits": r.bits, "grid": r.grid, "method": r.method, "alpha": r.alpha, "ratio": r.ratio,
+            "mse": r.mse, "clipping": r.clipping, "rounding": r.rounding}
+
+
+def _cmd_table(args) -> int:
+    import qtheory
+
+    priors = {p: _prior_arg(p) for p in args.prior}
+    df = qtheory.optimal_clip_table(priors, _bits_list(args.bits), methods=args.method, grid=args.grid)
+    if args.json:
+        print(df.to_json(orient="records"))
+    elif args.csv:
+        print(df.to_csv(index=False), end="")
+    else:
+        print(df.to_string(index=False))
+    return 0
+
+
+def _cmd_repro(args) -> int:
+    from qtheory import repro
+
+    repro.run(args.names, args.root)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from qtheory.mse import METHODS
+    from qtheory.quantizer import GRIDS
+
+    p = argparse.ArgumentParser(prog="qtheory", description="Analytical quantization theory toolkit.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    c = sub.add_parser("clip", help="optimal clip for a prior or a tensor")
+    c.add_argument("--prior", help="laplace, gaussian, or a scipy.stats name with shapes, e.g. t:5")
+    c.add_argument("--samples", help=".npy, .npz or text file with the tensor")
+    c.add_argument("--axis", type=int, default=None, help="per-channel clips along this axis (with --samples)")
+    c.add_argument("--bits", type=int, required=True)
+    c.add_argument("--grid", default="midrise", choices=GRIDS)
+    c.add_argument("--method", default="exact", choices=[m for m in METHODS if m != "montecarlo"])
+    c.add_argument("--json", action="store_true", help="print one JSON object")
+    c.set_defaults(func=_cmd_clip)
+
+    t = sub.add_parser("table", help="optimal clips over bits, priors and methods")
+    t.add_argument("--prior", nargs="+", default=["laplace", "gaussian"])
+    t.add_argument("--bits", default="1-8", help="e.g. 0-8 or 2,4,8")
+    t.add_argument("--method", nargs="+", default=["aciq", "exact"], choices=[m for m in METHODS if m != "montecarlo"])
+    t.add_argument("--grid", default="midrise", choices=GRIDS)
+    g = t.add_mutually_exclusive_group()
+    g.add_argument("--json", action="store_true")
+    g.add_argument("--csv", action="store_true")
+    t.set_defaults(func=_cmd_table)
+
+    r = sub.add_parser("repro", help="regenerate paper figures (figures/) and tables (paper_repro/)")
+    r.add_argument("names", nargs="*", help="reproductions to run (default: all)")
+    r.add_argument("--root", default=None, help="repository root (default: found from cwd)")
+    r.set_defaults(func=_cmd_repro)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except (ValueError, TypeError, FileNotFoundError) as exc:
+        print(f"qtheory {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:  # e.g. `qtheory table | head`
+        return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
