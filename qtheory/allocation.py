@@ -1054,6 +1054,13 @@ def quantize_channels(w, mean_bits: int, *, granularity: str = "channel", clip: 
     arr = check_samples(w, "w", func, ndim=None)
     rows = _as_channels(arr, "w", func)
     c = rows.shape[0]
+    memo: dict = {}
+
+    def clip_of(i, m):
+        if (i, m) not in memo:
+            memo[i, m] = _clip_for(rows[i], m, clip, grid)
+        return memo[i, m]
+
     if granularity == "tensor":
         if allocation != "uniform":
             raise param_error("allocation", func, "'uniform' when granularity='tensor'", allocation)
@@ -1064,23 +1071,23 @@ def quantize_channels(w, mean_bits: int, *, granularity: str = "channel", clip: 
         if allocation == "uniform":
             bits = np.full(c, mean_bits, dtype=np.int64)
         elif allocation == "closed_form":
-            a0 = np.array([_clip_for(r, mean_bits, clip, grid) for r in rows])
+            a0 = np.array([clip_of(i, mean_bits) for i in range(c)])
             bits = closed_form_allocation(a0, mean_bits, budget=budget, min_bits=max(min_bits, MIN_BITS[grid]),
                                           max_bits=max_bits).bits
         elif allocation == "official":
             bits = np.clip(official_allocation(rows.std(axis=1, ddof=1), mean_bits).bits, min_bits, max_bits)
         else:
+            from .mse import clipping_mse
+
             lo = max(min_bits, MIN_BITS[grid])
             bit_range = np.arange(lo, max_bits + 1)
             costs = np.empty((c, bit_range.size))
-            from .mse import clipping_mse
-
             for k, m in enumerate(bit_range):
                 for i, r in enumerate(rows):
-                    costs[i, k] = float(clipping_mse(r, _clip_for(r, int(m), clip, grid), int(m), grid=grid).mse)
+                    costs[i, k] = float(clipping_mse(r, clip_of(i, int(m)), int(m), grid=grid).mse)
             total = c * (2**mean_bits if budget == "bins" else mean_bits)
             bits = optimal_allocation(costs, total, budget=budget, min_bits=lo).bits
-        alphas = np.array([_clip_for(r, int(max(m, 1)), clip, grid) for r, m in zip(rows, bits)])
+        alphas = np.array([clip_of(i, int(max(m, 1))) for i, m in enumerate(bits)])
     q = _quantize_rows(rows, bits, alphas, grid)
     q = bias_correct(rows, q, correction)
     ch = np.mean((rows - q) ** 2, axis=1)
