@@ -569,7 +569,7 @@ def _grad_regions(estimator: str, s: float, bits: int, signed: bool):
     a = np.maximum((k - 0.5) * s, 0.0)
     b = np.minimum((k + 0.5) * s, alpha)
     parts = (a, b, s * k * k / m, -2.0 * k / m, np.full_like(k, 1.0 / (s * m)))
-    return tuple(np.concatenate([u, v]) for u, v in zip(parts, top))
+    return tuple(np.concatenate([u, v]) for u, v in zip(parts, top, strict=True))
 
 
 def _forward_quantizer(estimator: str, s: float, bits: int, signed: bool) -> Quantizer:
@@ -1009,7 +1009,7 @@ class TrainResult:
         c = self.clip[1:]
         tail = c[int(len(c) * (1.0 - last)):]
         vals, counts = np.unique(tail, return_counts=True)
-        return {float(v): float(k) / len(tail) for v, k in zip(vals, counts)}
+        return {float(v): float(k) / len(tail) for v, k in zip(vals, counts, strict=True)}
 
 
 def train_threshold(estimator: str, prior, bits: int, *, init: float, steps: int = 2000,
@@ -1113,15 +1113,11 @@ def train_threshold(estimator: str, prior, bits: int, *, init: float, steps: int
     for i in range(n_out):
         p = to_param(w)
         param[i], var[i] = p, w
-        g_rule = pointwise(estimator, np.zeros(1), p, bits, **opts) if i == 0 else None
-        scale[i] = g_rule.scale if g_rule is not None else scale[i]
+        scale[i] = float(scale_of(estimator, p, bits, signed=signed, power_of_2=power_of_2))
         if i == steps:
-            if i > 0:
-                scale[i] = pointwise(estimator, np.zeros(1), p, bits, **opts).scale
             break
         x = pr.rvs(batch_size, gen)
         r = pointwise(estimator, x, p, bits, **opts)
-        scale[i] = r.scale
         err = r.q - x
         loss[i + 1] = loss_scale * 0.5 * float(np.mean(err * err))
         g = loss_scale * float(np.mean(err * r.dq_dparam)) * chain(w)
