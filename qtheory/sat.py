@@ -69,6 +69,7 @@ Examples
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -320,6 +321,15 @@ def _mean_tanh2(sigma: float) -> float:
     return 2.0 * val / math.sqrt(2.0 * math.pi)
 
 
+@functools.lru_cache(maxsize=8)
+def _gauss_legendre(n_nodes: int):
+    """Gauss–Legendre nodes and weights on [-1, 1] (cached: the eigen-solve is the slow part)."""
+    x, w = np.polynomial.legendre.leggauss(n_nodes)
+    x.flags.writeable = False
+    w.flags.writeable = False
+    return x, w
+
+
 def _max_quadrature(n: int, n_nodes: int = 400):
     """Nodes ``s`` (maximum of |Z| in σ units) and weights ``w·f_{N−1}(s)`` for the exact forms.
 
@@ -328,7 +338,7 @@ def _max_quadrature(n: int, n_nodes: int = 400):
     """
     s_lo = float(stats.norm.isf(18.5 / n)) if 18.5 / n < 0.5 else 0.0
     s_hi = float(stats.norm.isf(5e-17 / n))
-    x, w = np.polynomial.legendre.leggauss(n_nodes)
+    x, w = _gauss_legendre(n_nodes)
     half = 0.5 * (s_hi - s_lo)
     s = half * x + 0.5 * (s_hi + s_lo)
     log_p = np.log1p(-2.0 * stats.norm.sf(s))
@@ -338,7 +348,7 @@ def _max_quadrature(n: int, n_nodes: int = 400):
 
 def _inner_tanh2(s: np.ndarray, sigma: float, n_nodes: int = 64) -> np.ndarray:
     """``∫_{-s}^{s} tanh²(σz) φ(z) dz`` for each ``s`` (Gauss–Legendre)."""
-    x, w = np.polynomial.legendre.leggauss(n_nodes)
+    x, w = _gauss_legendre(n_nodes)
     z = 0.5 * s[:, None] * (x[None, :] + 1.0)
     f = np.tanh(sigma * z) ** 2 * stats.norm.pdf(z)
     return s * (f * w[None, :]).sum(axis=1)
