@@ -1,0 +1,1088 @@
+"""Integer-only 2-D convolution: a reference with real integer arithmetic.
+
+The ground truth against which layer-level predictions are checked. Tensors are
+integer arrays *as stored* (``uint8``/``int8``) described by a
+:class:`~qtheory.Quantizer`; a stored value ``q`` means ``(q − z) · scale`` where
+the storage zero point ``z`` follows from the quantizer's code range and the
+array's dtype (:func:`storage_zero_point`).
+
+===================  ==============================================================
+function             what it does
+===================  ==============================================================
+conv2d               the fast path: numba kernels, exact int32 accumulation, fused
+                     requantisation (NCHW in and out; NHWC inside)
+conv2d_reference     the same result from plain int64 numpy (independent code)
+quantize/dequantize  float tensors <-> stored integer tensors (per-tensor or per-channel)
+per_channel          one symmetric weight quantizer per output channel
+quantize_multiplier  TFLite's ``(M0, shift)`` decomposition of a real multiplier
+quantizer_moments    ``E[X], E[X²], E[Q], E[Q²], E[XQ]`` of a quantizer under a prior
+predict_layer_error  analytic output error and SQNR of a quantized conv
+measure_layer_error  the same, measured through :func:`conv2d` on actual tensors
+sqnr_sweep           predicted vs measured SQNR over bits and clip ratios (a table)
+===================  ==============================================================
+
+Requantisation modes
+--------------------
+The accumulator ``acc`` (int32, bias included) is mapped to the output code with the
+real multiplier ``M_k = s_x · s_w[k] / s_y``:
+
+``"tflite"``
+    TFLite / gemmlowp fixed point: ``M_k = M0 · 2^(shift − 31)`` with ``M0`` in
+    ``[2^30, 2^31)`` (:func:`quantize_multiplier`, TFLite's ``QuantizeMultiplier``),
+    then ``RoundingDivideByPOT(SaturatingRoundingDoublingHighMul(acc · 2^max(shift,0), M0),
+    max(−shift, 0))`` (TFLite ``MultiplyByQuantizedMultiplier``, default double-rounding
+    build; gemmlowp ``fixedpoint.h``). Both roundings are ties away from zero.
+``"tflite-single"``
+    TFLite's ``TFLITE_SINGLE_ROUNDING`` build: one rounding shift
+    ``(acc · M0 + 2^(t−1)) >> t`` with ``t = 31 − shift`` (ties toward +inf).
+``"fbgemm"``
+    fbgemm's float requantisation as PyTorch's ``quantized::conv2d`` drives it
+    (``ReQuantizeOutput`` / ``requantizeOutputProcessingAvx2``): in float32,
+    ``act_times_w_scale = s_x · s_w[k]``, ``C_multiplier = act_times_w_scale / s_y``;
+    ``rint(float32(acc + bias) · C_multiplier)`` with an int32 bias, or
+    ``rint((float32(acc) + bias / act_times_w_scale) · C_multiplier)`` with a float bias
+    (real units, as PyTorch passes it; per-tensor weights multiply by the float32
+    reciprocal ``1 / act_times_w_scale`` instead of dividing). ``rint`` rounds half to even
+    (``cvtps2dq``).
+``"po2"``
+    Power-of-2 scales as in TQT (Jain et al. 2020): every scale must be a power of 2, so
+    ``M_k = 2^−n`` and requantisation is a pure rounding shift ``round(acc / 2^n)`` with the
+    output quantizer's tie rule (``Quantizer.rounding``, half to even by default).
+``"exact"``
+    The rational ``acc · M_k`` (scales taken as the exact binary fractions they are)
+    rounded with the output quantizer's tie rule (half to even by default); no
+    approximation of the multiplier at all.
+
+Then the output zero point is added and the result clamped to the output quantizer's
+stored code range (from the zero point when ``relu=True``).
+
+Examples
+--------
+>>> import numpy as np
+>>> from qtheory import Quantizer
+>>> from qtheory.intconv import conv2d, conv2d_reference, quantize
+>>> rng = np.random.default_rng(0)
+>>> xq = Quantizer(8, 4.0, grid="affine", beta=-1.0)
+>>> wq = Quantizer(8, 0.5, grid="narrow")
+>>> yq = Quantizer(8, 8.0, grid="affine", beta=-8.0)
+>>> x = quantize(rng.normal(size=(1, 3, 6, 6)), xq)
+>>> w = quantize(rng.normal(scale=0.2, size=(4, 3, 3, 3)), wq)
+>>> y = conv2d(x, w, x_quant=xq, w_quant=wq, out_quant=yq, padding=1)
+>>> y.dtype, y.shape
+(dtype('uint8'), (1, 4, 6, 6))
+>>> bool(np.array_equal(y, conv2d_reference(x, w, x_quant=xq, w_quant=wq, out_quant=yq, padding=1)))
+True
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from fractions import Fraction
+
+import numpy as np
+
+from ._validation import check_bool, check_int, check_option, check_real, param_error
+from .quantizer import ROUNDING_CODES, Quantizer, round_with
+
+__all__ = [
+    "REQUANT_MODES",
+    "ACTIVATION_GRIDS",
+    "WEIGHT_GRIDS",
+    "storage_zero_point",
+    "quantize",
+    "dequantize",
+    "per_channel",
+    "quantize_multiplier",
+    "conv2d",
+    "conv2d_reference",
+    "conv2d_float",
+    "accumulator_bound",
+    "quantizer_moments",
+    "QuantizerMoments",
+    "LayerError",
+    "predict_layer_error",
+    "measure_layer_error",
+    "sqnr_sweep",
+]
+
+REQUANT_MODES = ("tflite", "tflite-single", "fbgemm", "po2", "exact")
+ACTIVATION_GRIDS = ("int", "narrow", "unsigned", "uint", "affine")
+WEIGHT_GRIDS = ("int", "narrow")
+_DTYPE_RANGE = {np.dtype(np.uint8): (0, 255), np.dtype(np.int8): (-128, 127)}
+_INT32_MAX = 2**31 - 1
+#: reductions shorter than this go through an im2col buffer (short contiguous runs do not vectorise)
+_IM2COL_BELOW = 32
+
+
+# ============================================================================ storage
+def _dtype(dtype, name, func) -> np.dtype:
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        raise param_error(name, func, "'uint8' or 'int8'", dtype, TypeError) from None
+    if dt not in _DTYPE_RANGE:
+        raise param_error(name, func, "'uint8' or 'int8'", str(dt))
+    return dt
+
+
+def _default_dtype(q: Quantizer) -> np.dtype:
+    return np.dtype(np.int8 if q.grid in WEIGHT_GRIDS else np.uint8)
+
+
+def _check_quantizer(q, name, func, grids=ACTIVATION_GRIDS) -> Quantizer:
+    if not isinstance(q, Quantizer):
+        raise param_error(name, func, "a qtheory.Quantizer", type(q).__name__, TypeError)
+    if q.grid not in grids:
+        raise param_error(name, func, "a Quantizer with grid " + " or ".join(map(repr, grids)),
+                          q)
+    return q
+
+
+def storage_zero_point(quant: Quantizer, dtype=None) -> int:
+    """Stored integer that represents the real value 0 (``stored = code + zero point``).
+
+    The codes ``quant.qmin .. quant.qmax`` are stored unchanged when they fit ``dtype``;
+    otherwise they are shifted so that ``qmin`` lands on the dtype's minimum (uint8 with an
+    affine grid: the usual zero point; int8 with an affine grid: TFLite's signed zero point).
+
+    Examples
+    --------
+    >>> from qtheory import Quantizer
+    >>> q = Quantizer(8, 6.0, grid="affine", beta=-2.0)
+    >>> q.qmin, storage_zero_point(q, "uint8"), storage_zero_point(q, "int8")
+    (-64, 64, -64)
+    >>> storage_zero_point(Quantizer(8, 1.0, grid="narrow"))
+    0
+    """
+    func = "storage_zero_point"
+    quant = _check_quantizer(quant, "quant", func)
+    dt = _default_dtype(quant) if dtype is None else _dtype(dtype, "dtype", func)
+    return _zero_point(quant, dt, "quant", func)
+
+
+def _zero_point(q: Quantizer, dt: np.dtype, name: str, func: str) -> int:
+    lo, hi = _DTYPE_RANGE[dt]
+    if q.qmax - q.qmin > hi - lo:
+        raise param_error(name, func, f"a quantizer whose {q.n_levels} codes fit {dt}", q)
+    if lo <= q.qmin and q.qmax <= hi:
+        return 0
+    return lo - q.qmin
+
+
+def _as_quantizers(quant, name, func, grids) -> tuple[Quantizer, ...]:
+    if isinstance(quant, Quantizer):
+        return (_check_quantizer(quant, name, func, grids),)
+    if isinstance(quant, (Sequence, np.ndarray)) and not isinstance(quant, str) and len(quant) > 0:
+        qs = tuple(_check_quantizer(q, name, func, grids) for q in quant)
+        if len({(q.bits, q.grid) for q in qs}) != 1:
+            raise param_error(name, func, "quantizers that share bits and grid", f"{len(qs)} mixed quantizers")
+        return qs
+    raise param_error(name, func, "a Quantizer or a non-empty sequence of Quantizers (one per channel)",
+                      type(quant).__name__, TypeError)
+
+
+def quantize(x, quant, *, dtype=None, axis: int = 0) -> np.ndarray:
+    """Quantize a float tensor to stored integers (``uint8``/``int8``).
+
+    Parameters
+    ----------
+    x : array_like
+        Real values.
+    quant : Quantizer or sequence of Quantizer
+        One quantizer (per tensor) or one per slice along ``axis`` (per channel).
+    dtype : {"uint8", "int8"}, optional
+        Storage type; default ``int8`` for the symmetric grids ``"int"``/``"narrow"``,
+        ``uint8`` otherwise.
+    axis : int
+        Channel axis for per-channel quantizers.
+
+    Examples
+    --------
+    >>> from qtheory import Quantizer
+    >>> quantize([-1.0, 0.0, 0.26, 9.0], Quantizer(8, 2.0, grid="affine", beta=-1.0))
+    array([  0,  85, 118, 255], dtype=uint8)
+    >>> quantize([[0.5, -2.0], [0.5, -2.0]], per_channel(4, [1.0, 2.0]), axis=0)
+    array([[ 4, -7],
+           [ 2, -7]], dtype=int8)
+    """
+    func = "quantize"
+    qs = _as_quantizers(quant, "quant", func, ACTIVATION_GRIDS)
+    arr = np.asarray(x, dtype=np.float64)
+    if not np.all(np.isfinite(arr)):
+        raise param_error("x", func, "an array of finite real numbers", "non-finite values")
+    dt = _default_dtype(qs[0]) if dtype is None else _dtype(dtype, "dtype", func)
+    if len(qs) == 1:
+        return (qs[0].to_codes(arr) + _zero_point(qs[0], dt, "quant", func)).astype(dt)
+    axis = check_int(axis, "axis", func, -arr.ndim, arr.ndim - 1) % arr.ndim
+    if arr.shape[axis] != len(qs):
+        raise param_error("quant", func, f"{arr.shape[axis]} quantizers (one per slice along axis {axis})",
+                          f"{len(qs)} quantizers")
+    out = np.empty(arr.shape, dtype=dt)
+    for i, q in enumerate(qs):
+        idx = (slice(None),) * axis + (i,)
+        out[idx] = q.to_codes(arr[idx]) + _zero_point(q, dt, "quant", func)
+    return out
+
+
+def dequantize(q, quant, *, axis: int = 0) -> np.ndarray:
+    """Real values (float64) of stored integers ``q`` (the inverse of :func:`quantize` on levels).
+
+    >>> from qtheory import Quantizer
+    >>> qa = Quantizer(8, 2.0, grid="affine", beta=-1.0)
+    >>> dequantize(quantize([-1.0, 0.0, 0.26], qa), qa)
+    array([-1.        ,  0.        ,  0.25882353])
+    """
+    func = "dequantize"
+    qs = _as_quantizers(quant, "quant", func, ACTIVATION_GRIDS)
+    arr = np.asarray(q)
+    if arr.dtype not in _DTYPE_RANGE:
+        raise param_error("q", func, "an integer array of dtype uint8 or int8", f"dtype {arr.dtype}", TypeError)
+    if len(qs) == 1:
+        z = _zero_point(qs[0], arr.dtype, "quant", func)
+        return qs[0].from_codes(arr.astype(np.int64) - z)
+    axis = check_int(axis, "axis", func, -arr.ndim, arr.ndim - 1) % arr.ndim
+    if arr.shape[axis] != len(qs):
+        raise param_error("quant", func, f"{arr.shape[axis]} quantizers", f"{len(qs)} quantizers")
+    out = np.empty(arr.shape, dtype=np.float64)
+    for i, qq in enumerate(qs):
+        idx = (slice(None),) * axis + (i,)
+        out[idx] = qq.from_codes(arr[idx].astype(np.int64) - _zero_point(qq, arr.dtype, "quant", func))
+    return out
+
+
+def per_channel(bits: int, alphas, grid: str = "narrow", rounding: str = "half_even") -> tuple[Quantizer, ...]:
+    """One symmetric weight quantizer per output channel, with clips ``alphas``.
+
+    >>> [q.scale for q in per_channel(8, [1.27, 2.54])]
+    [0.01, 0.02]
+    """
+    func = "per_channel"
+    grid = check_option(grid, "grid", func, WEIGHT_GRIDS)
+    a = np.asarray(alphas, dtype=float)
+    if a.ndim != 1 or a.size == 0 or not np.all(np.isfinite(a)) or np.any(a <= 0):
+        raise param_error("alphas", func, "a non-empty 1-D array of positive finite clips", alphas)
+    return tuple(Quantizer(bits, float(v), grid, rounding) for v in a)
+
+
+# ============================================================================ multipliers
+def quantize_multiplier(multiplier: float) -> tuple[int, int]:
+    """TFLite's ``QuantizeMultiplier``: ``multiplier ≈ M0 · 2^(shift − 31)``, ``M0 ∈ [2^30, 2^31)``.
+
+    ``M0 = round(f · 2^31)`` (ties away from zero) where ``multiplier = f · 2^shift``,
+    ``f ∈ [0.5, 1)`` (``frexp``); a rounding up to ``2^31`` is renormalised. Multipliers
+    below ``2^-31`` give ``(0, 0)`` (the output is the zero point), as in TFLite.
+
+    Examples
+    --------
+    >>> quantize_multiplier(0.5)
+    (1073741824, 0)
+    >>> quantize_multiplier(0.0123)
+    (1690521018, -6)
+    """
+    m = check_real(multiplier, "multiplier", "quantize_multiplier", 0.0, low_open=True)
+    f, shift = math.frexp(m)
+    q = math.floor(f * 2.0**31 + 0.5)
+    if q == 2**31:
+        q //= 2
+        shift += 1
+    if shift < -31:
+        return 0, 0
+    if shift > 30:
+        raise param_error("multiplier", "quantize_multiplier", "a real multiplier below 2^31", m)
+    return int(q), int(shift)
+
+
+def _is_pow2(s: float) -> bool:
+    return math.frexp(s)[0] == 0.5
+
+
+def _f32(v) -> np.float32:
+    return np.float32(v)
+
+
+# ============================================================================ validation / plan
+def _pair(v, name, func, low):
+    if isinstance(v, (tuple, list)):
+        if len(v) != 2:
+            raise param_error(name, func, f"an int >= {low} or a pair of them", v)
+        return check_int(v[0], name, func, low), check_int(v[1], name, func, low)
+    v = check_int(v, name, func, low)
+    return v, v
+
+
+@dataclass
+class _Plan:
+    x: np.ndarray
+    w: np.ndarray
+    zx: int
+    N: int
+    C: int
+    H: int
+    W: int
+    K: int
+    Cg: int
+    kh: int
+    kw: int
+    G: int
+    stride: tuple
+    pad: tuple
+    dil: tuple
+    Ho: int
+    Wo: int
+    xq: Quantizer
+    wqs: tuple
+    oq: Quantizer | None
+    out_dtype: np.dtype | None
+    zo: int
+    lo: int
+    hi: int
+    mode: str
+    ibias: np.ndarray  # int64[K]
+    fbias: np.ndarray | None  # float32[K] (real units) or None
+    bound: int
+    per_channel: bool
+
+
+def _plan(func, x, w, bias, x_quant, w_quant, out_quant, stride, padding, dilation, groups,
+          requant, relu, out_dtype) -> _Plan:
+    if not isinstance(x, np.ndarray) or x.dtype not in _DTYPE_RANGE:
+        raise param_error("x", func, "a numpy array of dtype uint8 or int8",
+                          f"{type(x).__name__} of dtype {getattr(x, 'dtype', None)}", TypeError)
+    if x.ndim != 4 or x.size == 0:
+        raise param_error("x", func, "a non-empty 4-D array (N, C, H, W)", f"array of shape {x.shape}")
+    if not isinstance(w, np.ndarray) or w.dtype != np.int8:
+        raise param_error("w", func, "a numpy array of dtype int8",
+                          f"{type(w).__name__} of dtype {getattr(w, 'dtype', None)}", TypeError)
+    if w.ndim != 4 or w.size == 0:
+        raise param_error("w", func, "a non-empty 4-D array (K, C/groups, kh, kw)", f"array of shape {w.shape}")
+    requant = check_option(requant, "requant", func, REQUANT_MODES)
+    relu = check_bool(relu, "relu", func)
+    G = check_int(groups, "groups", func, 1)
+    N, C, H, W = x.shape
+    K, Cg, kh, kw = w.shape
+    if C % G or K % G:
+        raise param_error("groups", func, f"a divisor of both the input channels {C} and the output channels {K}", G)
+    if Cg * G != C:
+        raise param_error("w", func, f"an array of shape ({K}, {C // G}, kh, kw) for {C} input channels "
+                          f"and groups={G}", f"array of shape {w.shape}")
+    sh, sw = _pair(stride, "stride", func, 1)
+    ph, pw = _pair(padding, "padding", func, 0)
+    dh, dw = _pair(dilation, "dilation", func, 1)
+    Ho = (H + 2 * ph - dh * (kh - 1) - 1) // sh + 1
+    Wo = (W + 2 * pw - dw * (kw - 1) - 1) // sw + 1
+    if Ho < 1 or Wo < 1:
+        raise param_error("padding", func, f"large enough for a kernel of extent "
+                          f"({dh * (kh - 1) + 1}, {dw * (kw - 1) + 1}) on a {H}x{W} input", (ph, pw))
+
+    xq = _check_quantizer(x_quant, "x_quant", func)
+    zx = _zero_point(xq, x.dtype, "x_quant", func)
+    wqs = _as_quantizers(w_quant, "w_quant", func, WEIGHT_GRIDS)
+    if len(wqs) not in (1, K):
+        raise param_error("w_quant", func, f"one Quantizer or {K} (one per output channel)", f"{len(wqs)} quantizers")
+    if len(wqs) == 1:
+        wqs = wqs * K
+    xlo, xhi = int(x.min()), int(x.max())
+    if xlo < xq.qmin + zx or xhi > xq.qmax + zx:
+        raise param_error("x", func, f"stored codes in [{xq.qmin + zx}, {xq.qmax + zx}] (x_quant with {x.dtype} "
+                          "storage)", f"values in [{xlo}, {xhi}]")
+    wlo, whi = int(w.min()), int(w.max())
+    if wlo < wqs[0].qmin or whi > wqs[0].qmax:
+        raise param_error("w", func, f"codes in [{wqs[0].qmin}, {wqs[0].qmax}] (w_quant)", f"values in [{wlo}, {whi}]")
+
+    # bias
+    ibias = np.zeros(K, dtype=np.int64)
+    fbias = None
+    if bias is not None:
+        b = np.asarray(bias)
+        if b.shape != (K,):
+            raise param_error("bias", func, f"None or a 1-D array of {K} values", f"array of shape {b.shape}")
+        if b.dtype.kind in "iu":
+            if b.size and (int(b.min()) < -(2**31) or int(b.max()) > _INT32_MAX):
+                raise param_error("bias", func, "int32 values", f"values in [{b.min()}, {b.max()}]")
+            ibias = b.astype(np.int64)
+        elif b.dtype.kind == "f":
+            if requant != "fbgemm" or out_quant is None:
+                raise param_error("bias", func, "an integer (int32) array; a float bias (real units) is only "
+                                  "accepted with requant='fbgemm' and an out_quant", f"array of dtype {b.dtype}",
+                                  TypeError)
+            if not np.all(np.isfinite(b)):
+                raise param_error("bias", func, "finite values", "non-finite values")
+            fbias = b.astype(np.float32)
+        else:
+            raise param_error("bias", func, "an int32 or float array", f"array of dtype {b.dtype}", TypeError)
+
+    # overflow: every partial sum of products is bounded by the full reduction's bound
+    xmax = max(abs(xq.qmax), abs(xq.qmin))  # max |x - zero_point| in codes
+    wmax = max(abs(wqs[0].qmax), abs(wqs[0].qmin))
+    red = Cg * kh * kw
+    bmax = int(np.abs(ibias).max()) if K else 0
+    bound = red * xmax * wmax
+    if bound + bmax > _INT32_MAX:
+        raise param_error("w", func, "a weight tensor whose int32 accumulation cannot overflow: reduction length "
+                          f"{red} x max|x - zero_point| {xmax} x max|w| {wmax} + max|bias| {bmax} = "
+                          f"{bound + bmax} > 2^31 - 1", f"array of shape {w.shape}")
+
+    oq = None
+    odt = None
+    zo = lo = hi = 0
+    if out_quant is None:
+        if relu:
+            raise param_error("relu", func, "False when out_quant is None (int32 accumulators are returned)", relu)
+    else:
+        oq = _check_quantizer(out_quant, "out_quant", func)
+        odt = _default_dtype(oq) if out_dtype is None else _dtype(out_dtype, "out_dtype", func)
+        zo = _zero_point(oq, odt, "out_quant", func)
+        lo, hi = oq.qmin + zo, oq.qmax + zo
+        if relu:
+            lo = max(lo, zo)
+    return _Plan(x, w, zx, N, C, H, W, K, Cg, kh, kw, G, (sh, sw), (ph, pw), (dh, dw), Ho, Wo, xq, wqs,
+                 oq, odt, zo, lo, hi, requant, ibias, fbias, bound + bmax,
+                 not isinstance(w_quant, Quantizer))
+
+
+def _multipliers(p: _Plan, func: str) -> dict:
+    """Per-output-channel requantisation parameters for the kernel (and the reference)."""
+    K = p.K
+    sx = p.xq.scale
+    sws = np.array([q.scale for q in p.wqs])
+    sy = p.oq.scale
+    real = sx * sws / sy
+    m0 = np.zeros(K, np.int64)
+    shift = np.zeros(K, np.int64)
+    fmul = np.zeros(K, np.float32)
+    fbias = np.zeros(K, np.float32)
+    mode = p.mode
+    if mode in ("tflite", "tflite-single"):
+        for k in range(K):
+            if real[k] >= 2.0**31:
+                raise param_error("out_quant", func, "a scale for which s_x*s_w/s_y < 2^31", p.oq)
+            m0[k], shift[k] = quantize_multiplier(float(real[k]))
+        if mode == "tflite":
+            left = int(max(shift.max(), 0))
+            if left and p.bound * 2**left > _INT32_MAX:
+                raise param_error("out_quant", func, "a scale small enough that acc * 2^shift fits int32 "
+                                  f"(multiplier {real.max():.4g} needs a left shift of {left})", p.oq)
+    elif mode == "fbgemm":
+        act = _f32(sx)
+        out_s = _f32(sy)
+        for k in range(K):
+            atws = _f32(act * _f32(sws[k]))
+            fmul[k] = _f32(atws / out_s)
+            if p.fbias is not None:
+                if p.per_channel:
+                    fbias[k] = _f32(p.fbias[k] / atws)
+                else:
+                    fbias[k] = _f32(p.fbias[k] * _f32(1.0 / float(atws)))
+    elif mode == "po2":
+        for name, s in (("x_quant", sx), ("out_quant", sy)) + tuple(("w_quant", float(v)) for v in sws):
+            if not _is_pow2(s):
+                raise param_error(name, func, "a quantizer with a power-of-2 scale when requant='po2'", s)
+        for k in range(K):
+            shift[k] = round(math.log2(real[k]))
+            if shift[k] > 0 and p.bound * 2 ** int(shift[k]) > _INT32_MAX:
+                raise param_error("out_quant", func, "a scale for which the left shift cannot overflow", p.oq)
+    return {"m0": m0, "shift": shift, "fmul": fmul, "fbias": fbias, "real": real}
+
+
+# ============================================================================ fast path
+def conv2d(x, w, bias=None, *, x_quant: Quantizer, w_quant, out_quant: Quantizer | None = None,
+           stride=1, padding=0, dilation=1, groups: int = 1, requant: str = "tflite",
+           relu: bool = False, out_dtype=None) -> np.ndarray:
+    """Integer-only 2-D convolution (NCHW) with exact int32 accumulation and requantisation.
+
+    Parameters
+    ----------
+    x : ndarray of uint8 or int8, shape (N, C, H, W)
+        Stored activations; their zero point follows from ``x_quant`` and the dtype.
+    w : ndarray of int8, shape (K, C // groups, kh, kw)
+        Symmetric weight codes.
+    bias : ndarray, optional
+        Shape (K,). Integer: int32 accumulator units ``s_x · s_w[k]`` (TFLite's convention).
+        Float: real units, only with ``requant="fbgemm"`` (PyTorch's convention).
+    x_quant : Quantizer
+        Activation quantizer, grid ``"int"``, ``"narrow"``, ``"unsigned"``, ``"uint"`` or ``"affine"``.
+    w_quant : Quantizer or sequence of Quantizer
+        Per-tensor or per-output-channel weight quantizer(s), grid ``"int"`` or ``"narrow"``.
+    out_quant : Quantizer, optional
+        Output quantizer. ``None`` returns the int32 accumulators (bias included).
+    stride, padding, dilation : int or pair of int
+    groups : int
+        ``groups == C == K`` is a depthwise convolution.
+    requant : {"tflite", "tflite-single", "fbgemm", "po2", "exact"}
+        Requantisation arithmetic (module docstring).
+    relu : bool
+        Fused ReLU: clamp from the output zero point.
+    out_dtype : {"uint8", "int8"}, optional
+        Output storage (default from ``out_quant``'s grid).
+
+    Returns
+    -------
+    ndarray, shape (N, K, Ho, Wo)
+        Output codes as stored, or int32 accumulators when ``out_quant`` is None.
+
+    Raises
+    ------
+    ValueError, TypeError
+        Wrong dtypes, shape mismatches, codes outside the quantizers' ranges, and any input
+        whose int32 accumulation could overflow (checked from the reduction length and the
+        code ranges before any kernel runs).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from qtheory import Quantizer
+    >>> xq, wq = Quantizer(8, 2.55, grid="unsigned"), Quantizer(8, 1.27, grid="narrow")
+    >>> x = np.full((1, 2, 3, 3), 100, dtype=np.uint8)          # 1.0 everywhere
+    >>> w = np.full((1, 2, 3, 3), 50, dtype=np.int8)            # 0.5 everywhere
+    >>> conv2d(x, w, x_quant=xq, w_quant=wq)                    # 18 products of 100*50
+    array([[[[90000]]]], dtype=int32)
+    >>> yq = Quantizer(8, 12.7, grid="int")
+    >>> conv2d(x, w, x_quant=xq, w_quant=wq, out_quant=yq)      # 9.0 in steps of 0.1
+    array([[[[90]]]], dtype=int8)
+    """
+    func = "conv2d"
+    p = _plan(func, x, w, bias, x_quant, w_quant, out_quant, stride, padding, dilation, groups,
+              requant, relu, out_dtype)
+    from .kernels import intconv as kern
+
+    if p.oq is None:
+        params = {"m0": np.zeros(p.K, np.int64), "shift": np.zeros(p.K, np.int64),
+                  "fmul": np.zeros(p.K, np.float32), "fbias": np.zeros(p.K, np.float32)}
+        code = 0
+    else:
+        params = _multipliers(p, func)
+        code = {"tflite": 1, "tflite-single": 2, "fbgemm": 5 if p.fbias is not None else 3,
+                "po2": 4, "exact": 0}[p.mode]
+    out = np.empty((p.N, p.K, p.Ho, p.Wo), dtype=np.int32)
+    rcode = ROUNDING_CODES[p.oq.rounding] if p.oq is not None else 0
+    args = (code, params["m0"], params["shift"], params["fmul"], params["fbias"], p.ibias,
+            int(p.zo), int(p.lo), int(p.hi), int(rcode), out)
+    sh, sw = p.stride
+    ph, pw = p.pad
+    dh, dw = p.dil
+    Hp, Wp = p.H + 2 * ph, p.W + 2 * pw
+    x = np.ascontiguousarray(p.x)
+    if p.G == p.C and p.Cg == 1 and p.G > 1:
+        # depthwise (channel multiplier m = K / C): gather each output channel's input channel
+        m = p.K // p.C
+        X = np.zeros((p.N, Hp, Wp, p.C), dtype=np.int32)
+        kern.pack_input(x, np.int32(p.zx), 1, ph, pw, X)
+        if m > 1:
+            X = np.ascontiguousarray(np.repeat(X, m, axis=3))
+        Wt = np.ascontiguousarray(p.w.reshape(p.K, p.kh * p.kw).T.astype(np.int32))
+        kern.conv_depthwise(X, Wt, p.kh, p.kw, sh, sw, dh, dw, p.Ho, p.Wo, *args)
+    else:
+        X = np.zeros((p.N * p.G, Hp, Wp, p.Cg), dtype=np.int32)
+        kern.pack_input(x, np.int32(p.zx), p.G, ph, pw, X)
+        Kg = p.K // p.G
+        Kp = -(-Kg // 4) * 4
+        Wk = np.zeros((p.G, Kp, p.kh, p.kw, p.Cg), dtype=np.int32)
+        Wk[:, :Kg] = p.w.reshape(p.G, Kg, p.Cg, p.kh, p.kw).transpose(0, 1, 3, 4, 2)
+        Wk = Wk.reshape(p.G * Kp, p.kh * p.kw * p.Cg)
+        L = p.kw * p.Cg if dw == 1 else p.Cg
+        if L < _IM2COL_BELOW and p.kh * p.kw > 1:
+            Lc = p.kh * p.kw * p.Cg
+            Xc = np.empty((p.N * p.G, p.Ho, p.Wo, Lc), dtype=np.int32)
+            kern.im2col(X, p.kh, p.kw, sh, sw, dh, dw, p.Ho, p.Wo, Xc)
+            kern.conv_gemm(Xc.reshape(-1), p.Ho, p.Wo, Lc, Wk, np.zeros(1, np.int64), Lc,
+                           p.Ho, p.Wo, 1, 1, p.G, Kg, *args)
+        else:
+            if dw == 1:
+                xoff = np.array([i * dh * Wp * p.Cg for i in range(p.kh)], dtype=np.int64)
+            else:
+                xoff = np.array([(i * dh * Wp + j * dw) * p.Cg for i in range(p.kh) for j in range(p.kw)],
+                                dtype=np.int64)
+            kern.conv_gemm(X.reshape(-1), Hp, Wp, p.Cg, Wk, xoff, L, p.Ho, p.Wo, sh, sw, p.G, Kg, *args)
+    if p.oq is None:
+        return out
+    if p.mode == "exact":
+        out = _exact_requant(out.astype(np.int64), p)
+    return out.astype(p.out_dtype)
+
+
+def _exact_requant(v: np.ndarray, p: _Plan) -> np.ndarray:
+    """Round ``v · s_x s_w[k] / s_y`` exactly (float64 estimate, exact check near ties)."""
+    rounding = p.oq.rounding
+    res = np.empty(v.shape, dtype=np.int64)
+    for k in range(p.K):
+        r = Fraction(p.xq.scale) * Fraction(p.wqs[k].scale) / Fraction(p.oq.scale)
+        num, den = r.numerator, r.denominator
+        vk = v[:, k]
+        y = vk * float(r)
+        n = round_with(y, rounding)
+        frac = np.abs(y - np.floor(y) - 0.5)
+        unsure = frac <= np.abs(y) * 2.0**-45 + 2.0**-60
+        n = n.astype(np.int64)
+        for idx in zip(*np.nonzero(unsure), strict=True):
+            n[idx] = _round_fraction(int(vk[idx]) * num, den, rounding)
+        res[:, k] = n
+    res += p.zo
+    return np.clip(res, p.lo, p.hi)
+
+
+def _round_fraction(a: int, b: int, rounding: str) -> int:
+    """Round ``a / b`` (Python ints, ``b > 0``) to an integer with the given tie rule."""
+    q, r = divmod(a, b)  # floor
+    twice = 2 * r
+    if twice < b:
+        return q
+    if twice > b:
+        return q + 1
+    if rounding == "half_even":
+        return q + (q & 1)
+    if rounding == "half_up":
+        return q + 1
+    return q + 1 if a > 0 else q  # half_away
+
+
+# ============================================================================ reference path
+def conv2d_reference(x, w, bias=None, *, x_quant: Quantizer, w_quant, out_quant: Quantizer | None = None,
+                     stride=1, padding=0, dilation=1, groups: int = 1, requant: str = "tflite",
+                     relu: bool = False, out_dtype=None) -> np.ndarray:
+    """Plain int64 numpy version of :func:`conv2d` (same parameters, same result).
+
+    Independent code: taps summed with ``einsum`` in int64, requantisation written out
+    with numpy integer operations (``"exact"`` with Python integers). Slow; for tests.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from qtheory import Quantizer
+    >>> xq, wq = Quantizer(8, 2.55, grid="unsigned"), Quantizer(8, 1.27, grid="narrow")
+    >>> x = np.full((1, 1, 2, 2), 3, dtype=np.uint8); w = np.full((1, 1, 2, 2), -2, dtype=np.int8)
+    >>> conv2d_reference(x, w, x_quant=xq, w_quant=wq)
+    array([[[[-24]]]])
+    """
+    func = "conv2d_reference"
+    p = _plan(func, x, w, bias, x_quant, w_quant, out_quant, stride, padding, dilation, groups,
+              requant, relu, out_dtype)
+    acc = _acc_reference(p) + p.ibias[None, :, None, None]
+    if p.oq is None:
+        return acc
+    params = _multipliers(p, func)
+    y = _requant_reference(acc, p, params)
+    y = np.clip(y + p.zo, p.lo, p.hi)
+    return y.astype(p.out_dtype)
+
+
+def _acc_reference(p: _Plan) -> np.ndarray:
+    sh, sw = p.stride
+    ph, pw = p.pad
+    dh, dw = p.dil
+    xp = np.pad(p.x.astype(np.int64) - p.zx, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+    w = p.w.astype(np.int64)
+    Kg = p.K // p.G
+    acc = np.zeros((p.N, p.K, p.Ho, p.Wo), dtype=np.int64)
+    for g in range(p.G):
+        for i in range(p.kh):
+            for j in range(p.kw):
+                patch = xp[:, g * p.Cg:(g + 1) * p.Cg,
+                           i * dh: i * dh + sh * (p.Ho - 1) + 1: sh,
+                           j * dw: j * dw + sw * (p.Wo - 1) + 1: sw]
+                acc[:, g * Kg:(g + 1) * Kg] += np.einsum("nchw,kc->nkhw", patch, w[g * Kg:(g + 1) * Kg, :, i, j])
+    return acc
+
+
+def _requant_reference(acc: np.ndarray, p: _Plan, params: dict) -> np.ndarray:
+    cs = (None, slice(None), None, None)
+    mode = p.mode
+    if mode == "tflite":
+        m0 = params["m0"][cs]
+        s = params["shift"][cs]
+        a = acc * (np.int64(1) << np.maximum(s, 0))
+        ab = a * m0
+        nudge = np.where(ab >= 0, np.int64(1 << 30), np.int64(1 - (1 << 30)))
+        t = ab + nudge
+        hi = np.where(t >= 0, t // 2**31, -((-t) // 2**31))  # truncation toward zero
+        e = np.maximum(-s, 0)
+        mask = (np.int64(1) << e) - 1
+        rem = hi & mask
+        thr = (mask >> 1) + (hi < 0)
+        return (hi >> e) + (rem > thr)
+    if mode == "tflite-single":
+        t = 31 - params["shift"][cs]
+        return (acc * params["m0"][cs] + (np.int64(1) << (t - 1))) >> t
+    if mode == "fbgemm":
+        fm = params["fmul"][cs]
+        if p.fbias is None:
+            xf = acc.astype(np.float32)
+        else:
+            xf = (acc - p.ibias[cs]).astype(np.float32) + params["fbias"][cs]
+        return np.rint((xf * fm).astype(np.float32)).astype(np.int64)
+    if mode == "po2":
+        return round_with(acc * np.exp2(params["shift"][cs].astype(float)), p.oq.rounding).astype(np.int64)
+    # exact: Python integers on every element
+    out = np.empty(acc.shape, dtype=np.int64)
+    for k in range(p.K):
+        r = Fraction(p.xq.scale) * Fraction(p.wqs[k].scale) / Fraction(p.oq.scale)
+        out[:, k] = np.vectorize(lambda v, r=r: _round_fraction(int(v) * r.numerator, r.denominator,
+                                                                p.oq.rounding), otypes=[np.int64])(acc[:, k])
+    return out
+
+
+def accumulator_bound(x_quant: Quantizer, w_quant: Quantizer, reduction: int) -> int:
+    """Largest ``|acc|`` a reduction of ``reduction`` products can reach (the overflow check).
+
+    >>> from qtheory import Quantizer
+    >>> accumulator_bound(Quantizer(8, 1.0, grid="affine", beta=0.0), Quantizer(8, 1.0, grid="int"), 576)
+    18800640
+    """
+    func = "accumulator_bound"
+    xq = _check_quantizer(x_quant, "x_quant", func)
+    wq = _check_quantizer(w_quant, "w_quant", func, WEIGHT_GRIDS)
+    red = check_int(reduction, "reduction", func, 1)
+    return red * max(abs(xq.qmin), abs(xq.qmax)) * max(abs(wq.qmin), abs(wq.qmax))
+
+
+# ============================================================================ float conv
+def conv2d_float(x, w, bias=None, *, stride=1, padding=0, dilation=1, groups: int = 1) -> np.ndarray:
+    """Float64 convolution (NCHW) with the same geometry conventions, in numpy.
+
+    >>> conv2d_float(np.ones((1, 1, 3, 3)), np.ones((1, 1, 2, 2)))
+    array([[[[4., 4.],
+             [4., 4.]]]])
+    """
+    func = "conv2d_float"
+    x = np.asarray(x, dtype=np.float64)
+    w = np.asarray(w, dtype=np.float64)
+    if x.ndim != 4:
+        raise param_error("x", func, "a 4-D array (N, C, H, W)", f"array of shape {x.shape}")
+    if w.ndim != 4:
+        raise param_error("w", func, "a 4-D array (K, C/groups, kh, kw)", f"array of shape {w.shape}")
+    G = check_int(groups, "groups", func, 1)
+    N, C, H, W = x.shape
+    K, Cg, kh, kw = w.shape
+    if C % G or K % G or Cg * G != C:
+        raise param_error("groups", func, "consistent with the shapes of x and w", G)
+    sh, sw = _pair(stride, "stride", func, 1)
+    ph, pw = _pair(padding, "padding", func, 0)
+    dh, dw = _pair(dilation, "dilation", func, 1)
+    Ho = (H + 2 * ph - dh * (kh - 1) - 1) // sh + 1
+    Wo = (W + 2 * pw - dw * (kw - 1) - 1) // sw + 1
+    if Ho < 1 or Wo < 1:
+        raise param_error("padding", func, "large enough for the kernel", (ph, pw))
+    xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+    Kg = K // G
+    y = np.zeros((N, K, Ho, Wo))
+    for g in range(G):
+        for i in range(kh):
+            for j in range(kw):
+                patch = xp[:, g * Cg:(g + 1) * Cg, i * dh: i * dh + sh * (Ho - 1) + 1: sh,
+                           j * dw: j * dw + sw * (Wo - 1) + 1: sw]
+                y[:, g * Kg:(g + 1) * Kg] += np.einsum("nchw,kc->nkhw", patch, w[g * Kg:(g + 1) * Kg, :, i, j],
+                                                       optimize=True)
+    if bias is not None:
+        y += np.asarray(bias, dtype=np.float64)[None, :, None, None]
+    return y
+
+
+# ============================================================================ analytic layer error
+@dataclass(frozen=True)
+class QuantizerMoments:
+    """Moments of a value ``X`` and its quantized version ``Q = Q(X)`` under a prior.
+
+    Attributes
+    ----------
+    x1, x2 : float
+        ``E[X]``, ``E[X²]``.
+    q1, q2 : float
+        ``E[Q]``, ``E[Q²]``.
+    xq : float
+        ``E[X·Q]``.
+    """
+
+    x1: float
+    x2: float
+    q1: float
+    q2: float
+    xq: float
+
+    @property
+    def mse(self) -> float:
+        """``E[(Q − X)²]`` (equals :func:`qtheory.clipping_mse` with ``method="exact"``)."""
+        return self.q2 - 2.0 * self.xq + self.x2
+
+    @property
+    def cross(self) -> float:
+        """``E[X·(Q − X)]``: negative when clipping dominates, ≈ 0 for pure rounding."""
+        return self.xq - self.x2
+
+
+def quantizer_moments(prior, quant: Quantizer) -> QuantizerMoments:
+    """``E[X], E[X²], E[Q], E[Q²], E[XQ]`` of ``quant`` under ``prior``, bin by bin.
+
+    Exact for closed-form priors (sums of the prior's partial moments over the quantizer's
+    cells), exact sums over the samples for an array.
+
+    Examples
+    --------
+    >>> from qtheory import Quantizer, clipping_mse
+    >>> m = quantizer_moments("laplace", Quantizer(4, 5.0, grid="narrow"))
+    >>> round(m.mse, 10) == round(clipping_mse("laplace", 5.0, 4, grid="narrow").mse, 10)
+    True
+    >>> m.cross < 0
+    True
+    """
+    from .mse import quantizer_intervals
+    from .priors import Empirical, as_prior
+
+    func = "quantizer_moments"
+    pr = as_prior(prior, name="prior", func=func)
+    q = _check_quantizer(quant, "quant", func, ("midrise",) + ACTIVATION_GRIDS)
+    if isinstance(pr, Empirical):
+        x = pr.x
+        y = q.quantize(x)
+        return QuantizerMoments(float(x.mean()), float(np.mean(x * x)), float(y.mean()), float(np.mean(y * y)),
+                                float(np.mean(x * y)))
+    a, b, y, _ = quantizer_intervals(q)
+    m0, m1, m2 = pr.partial_moments(a, b)
+    return QuantizerMoments(float(math.fsum(m1)), float(math.fsum(m2)), float(math.fsum(y * m0)),
+                            float(math.fsum(y * y * m0)), float(math.fsum(y * m1)))
+
+
+@dataclass(frozen=True)
+class LayerError:
+    """Output error of a quantized convolution (predicted or measured).
+
+    Attributes
+    ----------
+    signal : float
+        Mean square of the float output ``y`` (averaged over output channels).
+    accumulation : float
+        Mean square error of the accumulator ``Σ ŵ x̂`` against ``y`` (input and weight
+        quantization, clipping included).
+    output : float
+        Mean square error added by requantisation to ``out_quant`` (0 without one).
+    noise : float
+        Total mean square error of the layer output.
+    sqnr_db : float
+        ``10 log10(signal / noise)``.
+    output_rms : float
+        RMS of the accumulator in real units (what an output clip is measured against).
+    signal_k, noise_k : ndarray
+        Per-output-channel signal and total noise.
+    """
+
+    signal: float
+    accumulation: float
+    output: float
+    noise: float
+    sqnr_db: float
+    output_rms: float
+    signal_k: np.ndarray
+    noise_k: np.ndarray
+
+
+def _db(s, n) -> float:
+    return float(10.0 * np.log10(s / n)) if n > 0 else math.inf
+
+
+def _prior_list(prior, n, name, func):
+    from .priors import as_prior
+
+    if isinstance(prior, (list, tuple)):
+        if len(prior) not in (1, n):
+            raise param_error(name, func, f"one prior or {n} (one per output channel)", f"{len(prior)} priors")
+        ps = [as_prior(p, name=name, func=func) for p in prior]
+        return ps * n if len(ps) == 1 else ps
+    return [as_prior(prior, name=name, func=func)] * n
+
+
+def predict_layer_error(x_prior, w_prior, x_quant: Quantizer, w_quant, n_terms: int, *,
+                        out_quant: Quantizer | None = None) -> LayerError:
+    """Predict the output error of a quantized convolution from priors, clips and bits.
+
+    Each output is ``y = Σ_{i<n} w_i x_i`` over ``n = C/groups · kh · kw`` products with
+    independent ``x_i ~ x_prior`` and ``w_i ~ w_prior`` (per output channel when a list is
+    given). The quantized layer computes ``ŷ = Σ ŵ_i x̂_i``; with ``d = ŵx̂ − wx``
+
+        E[(ŷ − y)²] = n·E[d²] + n(n − 1)·E[d]²,
+        E[d²] = E[ŵ²]E[x̂²] − 2E[wŵ]E[xx̂] + E[w²]E[x²]
+              = σ²_w·mse_x + σ²_x·mse_w + mse_w·mse_x + 2(c_w·mse_x + c_x·mse_w + c_w·c_x)
+
+    (second moments ``σ²``, MSEs ``mse`` and cross terms ``c = E[X(Q − X)]`` of
+    :func:`quantizer_moments`; the cross terms carry the clipping). The requantisation
+    error is the MSE of ``out_quant`` under a Gaussian with the mean and variance of ``ŷ``
+    (central limit), added as independent noise.
+
+    Parameters
+    ----------
+    x_prior, w_prior : prior or list of priors
+        Anything :func:`qtheory.priors.as_prior` accepts; ``w_prior`` may be one per channel.
+    x_quant : Quantizer
+        Activation quantizer (real units).
+    w_quant : Quantizer or sequence of Quantizer
+        Weight quantizer(s), per tensor or per output channel.
+    n_terms : int
+        Reduction length ``C/groups · kh · kw``.
+    out_quant : Quantizer, optional
+        Output quantizer (real units).
+
+    Examples
+    --------
+    >>> from qtheory import Quantizer, Gaussian, Laplace, Rectified
+    >>> e = predict_layer_error(Rectified(Gaussian()), Laplace(0.05), Quantizer(8, 4.0, grid="unsigned"),
+    ...                         Quantizer(8, 0.5, grid="narrow"), 576)
+    >>> round(e.sqnr_db, 1)
+    37.1
+    """
+    func = "predict_layer_error"
+    n = check_int(n_terms, "n_terms", func, 1)
+    xq = _check_quantizer(x_quant, "x_quant", func, ("midrise",) + ACTIVATION_GRIDS)
+    wqs = _as_quantizers(w_quant, "w_quant", func, ("midrise",) + WEIGHT_GRIDS)
+    nch = len(wqs)
+    if isinstance(w_prior, (list, tuple)) and len(w_prior) > 1:
+        if nch == 1:
+            wqs = wqs * len(w_prior)
+            nch = len(w_prior)
+    wps = _prior_list(w_prior, nch, "w_prior", func)
+    (xp,) = _prior_list(x_prior, 1, "x_prior", func)
+    if out_quant is not None:
+        _check_quantizer(out_quant, "out_quant", func, ("midrise",) + ACTIVATION_GRIDS)
+    mx = quantizer_moments(xp, xq)
+    sig = np.empty(nch)
+    acc = np.empty(nch)
+    outn = np.zeros(nch)
+    rms2 = np.empty(nch)
+    from .priors import Gaussian
+
+    cache = {}
+    for k in range(nch):
+        key = (id(wps[k]), wqs[k])
+        if key not in cache:
+            mw = quantizer_moments(wps[k], wqs[k])
+            e_d = mw.q1 * mx.q1 - mw.x1 * mx.x1
+            e_d2 = mw.q2 * mx.q2 - 2.0 * mw.xq * mx.xq + mw.x2 * mx.x2
+            s = n * mw.x2 * mx.x2 + n * (n - 1) * (mw.x1 * mx.x1) ** 2
+            a = max(n * e_d2 + n * (n - 1) * e_d**2, 0.0)
+            mean_hat = n * mw.q1 * mx.q1
+            var_hat = max(n * (mw.q2 * mx.q2 - (mw.q1 * mx.q1) ** 2), 0.0)
+            o = 0.0
+            if out_quant is not None and var_hat > 0:
+                o = quantizer_moments(Gaussian(math.sqrt(var_hat), mean_hat), out_quant).mse
+            cache[key] = (s, a, o, var_hat + mean_hat**2)
+        sig[k], acc[k], outn[k], rms2[k] = cache[key]
+    noise_k = acc + outn
+    return LayerError(float(sig.mean()), float(acc.mean()), float(outn.mean()), float(noise_k.mean()),
+                      _db(sig.mean(), noise_k.mean()), float(math.sqrt(rms2.mean())), sig, noise_k)
+
+
+def measure_layer_error(x, w, *, x_quant: Quantizer, w_quant, out_quant: Quantizer | None = None,
+                        stride=1, padding=0, dilation=1, groups: int = 1, requant: str = "tflite",
+                        x_dtype=None) -> LayerError:
+    """Measure the output error of the integer convolution on float tensors ``x``, ``w``.
+
+    ``x`` and ``w`` are quantized with the given quantizers, convolved by :func:`conv2d`
+    (int32 accumulators, then requantised with ``requant`` when ``out_quant`` is given) and
+    compared with :func:`conv2d_float` of the float tensors.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from qtheory import Quantizer
+    >>> rng = np.random.default_rng(1)
+    >>> x, w = np.maximum(rng.normal(size=(2, 16, 10, 10)), 0), rng.laplace(0, 0.05, (8, 16, 3, 3))
+    >>> m = measure_layer_error(x, w, x_quant=Quantizer(8, 4.0, grid="unsigned"),
+    ...                         w_quant=Quantizer(8, 0.5, grid="narrow"))
+    >>> 30 < m.sqnr_db < 45
+    True
+    """
+    func = "measure_layer_error"
+    x = np.asarray(x, dtype=np.float64)
+    w = np.asarray(w, dtype=np.float64)
+    xq = _check_quantizer(x_quant, "x_quant", func)
+    wqs = _as_quantizers(w_quant, "w_quant", func, WEIGHT_GRIDS)
+    geo = dict(stride=stride, padding=padding, dilation=dilation, groups=groups)
+    y = conv2d_float(x, w, **geo)
+    xc = quantize(x, xq, dtype=x_dtype)
+    wc = quantize(w, wqs if len(wqs) > 1 else wqs[0], dtype="int8", axis=0)
+    acc = conv2d(xc, wc, x_quant=xq, w_quant=w_quant, **geo)
+    sws = np.array([q.scale for q in wqs]) if len(wqs) > 1 else np.full(w.shape[0], wqs[0].scale)
+    yhat = acc * (xq.scale * sws)[None, :, None, None]
+    axes = (0, 2, 3)
+    sig = np.mean(y * y, axis=axes)
+    accn = np.mean((yhat - y) ** 2, axis=axes)
+    noise = accn
+    if out_quant is not None:
+        yc = conv2d(xc, wc, x_quant=xq, w_quant=w_quant, out_quant=out_quant, requant=requant, **geo)
+        noise = np.mean((dequantize(yc, out_quant) - y) ** 2, axis=axes)
+    return LayerError(float(sig.mean()), float(accn.mean()), float(noise.mean() - accn.mean()),
+                      float(noise.mean()), _db(sig.mean(), noise.mean()), float(np.sqrt(np.mean(yhat**2))),
+                      sig, noise)
+
+
+def sqnr_sweep(x_prior, w_prior, *, bits=(4, 5, 6, 7, 8), clip_ratios=(1.0, 2.0, 3.0, 4.0, 6.0, 8.0),
+               shape=(2, 32, 18, 18, 64, 3, 3), x_grid: str = "unsigned", w_grid: str = "narrow",
+               out_bits: int | None = 8, out_clip: float = 4.0, requant: str = "tflite",
+               weights=None, rng=None):
+    """Predicted vs measured output SQNR of a quantized conv over bits and clip ratios.
+
+    For every bit-width ``b`` (activations and weights alike) and clip ratio ``r``, the
+    activation clip is ``r · x_prior.scale`` and the weight clip ``r · w_prior[k].scale``
+    (per channel when ``w_prior`` is a list), the output quantizer has ``out_bits`` bits and
+    a clip of ``out_clip`` times the predicted RMS of the accumulator. One draw of ``x`` and
+    ``w`` (or the given ``weights``) is shared by all cells; the measurement runs
+    :func:`conv2d` (valid padding, stride 1).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``bits, clip_ratio, predicted_db, measured_db, gap_db,
+        predicted_acc_db, measured_acc_db``.
+
+    Examples
+    --------
+    >>> from qtheory import Gaussian, Laplace, Rectified
+    >>> df = sqnr_sweep(Rectified(Gaussian()), Laplace(0.05), bits=(6,), clip_ratios=(3.0,),
+    ...                 shape=(1, 8, 10, 10, 8, 3, 3), rng=0)
+    >>> list(df.columns)[:4]
+    ['bits', 'clip_ratio', 'predicted_db', 'measured_db']
+    >>> bool(abs(df.gap_db.iloc[0]) < 1.0)
+    True
+    """
+    import pandas as pd
+
+    func = "sqnr_sweep"
+    bits = [check_int(b, "bits", func, 2, 8) for b in np.atleast_1d(bits).tolist()]
+    ratios = [check_real(r, "clip_ratios", func, 0.0, low_open=True) for r in np.atleast_1d(clip_ratios).tolist()]
+    x_grid = check_option(x_grid, "x_grid", func, ("unsigned", "uint", "int", "narrow"))
+    w_grid = check_option(w_grid, "w_grid", func, WEIGHT_GRIDS)
+    if out_bits is not None:
+        out_bits = check_int(out_bits, "out_bits", func, 2, 8)
+    out_clip = check_real(out_clip, "out_clip", func, 0.0, low_open=True)
+    if len(shape) != 7:
+        raise param_error("shape", func, "a tuple (N, C, H, W, K, kh, kw)", shape)
+    N, C, H, W, K, kh, kw = (check_int(v, "shape", func, 1) for v in shape)
+    gen = np.random.default_rng(rng)
+    wps = _prior_list(w_prior, K, "w_prior", func)
+    (xp,) = _prior_list(x_prior, 1, "x_prior", func)
+    per_ch = isinstance(w_prior, (list, tuple)) and len(w_prior) > 1
+    x = xp.rvs(N * C * H * W, gen).reshape(N, C, H, W)
+    if weights is None:
+        w = np.stack([wps[k].rvs(C * kh * kw, gen) for k in range(K)]).reshape(K, C, kh, kw)
+    else:
+        w = np.asarray(weights, dtype=float)
+        if w.shape != (K, C, kh, kw):
+            raise param_error("weights", func, f"an array of shape {(K, C, kh, kw)}", f"shape {w.shape}")
+    n = C * kh * kw
+    rows = []
+    for b in bits:
+        for r in ratios:
+            xq = Quantizer(b, r * xp.scale, grid=x_grid)
+            if per_ch:
+                wq = per_channel(b, [r * p.scale for p in wps], grid=w_grid)
+            else:
+                wq = Quantizer(b, r * wps[0].scale, grid=w_grid)
+            pre = predict_layer_error(xp, wps if per_ch else wps[0], xq, wq, n)
+            oq = None
+            if out_bits is not None:
+                oq = Quantizer(out_bits, out_clip * pre.output_rms, grid="int")
+                pre = predict_layer_error(xp, wps if per_ch else wps[0], xq, wq, n, out_quant=oq)
+            mea = measure_layer_error(x, w, x_quant=xq, w_quant=wq, out_quant=oq, requant=requant)
+            rows.append({"bits": b, "clip_ratio": r, "predicted_db": pre.sqnr_db, "measured_db": mea.sqnr_db,
+                         "gap_db": mea.sqnr_db - pre.sqnr_db,
+                         "predicted_acc_db": _db(pre.signal, pre.accumulation),
+                         "measured_acc_db": _db(mea.signal, mea.accumulation)})
+    return pd.DataFrame(rows)

@@ -1,0 +1,270 @@
+"""numba kernels of the integer-only convolution (:mod:`qtheory.intconv`).
+
+Layout inside: activations are packed once to ``int32`` NHWC (group-major,
+zero point already subtracted, zero padding), weights to ``int32``
+``[out_channel, kh, kw, in_channel]``. The dot products then run over
+contiguous memory (``kw * C`` values per kernel row when the horizontal
+dilation is 1), 2 output pixels x 4 output channels at a time, with every
+step cast back to ``int32`` so that numba does not promote the products to
+``int64`` and LLVM emits 16-lane ``vpmulld``/``vpaddd`` loops.
+
+Accumulation is exact because the public wrapper has proved, before calling
+any kernel, that no partial sum can leave the int32 range.
+
+Requantisation codes (``mode``), applied per output row:
+
+====  ==================  =====================================================================
+code  name                arithmetic
+====  ==================  =====================================================================
+0     raw                 ``acc + bias`` (int32; used by ``"exact"``, finished in numpy)
+1     tflite              gemmlowp SaturatingRoundingDoublingHighMul + RoundingDivideByPOT
+2     tflite-single       ``(acc * M0 + 2^(t-1)) >> t`` with ``t = 31 - shift``
+3     fbgemm (int bias)   ``rint(float32(acc + bias) * C_mult)`` (float32, ties to even)
+4     po2                 rounding right shift by ``-shift`` with the output tie rule
+5     fbgemm (fp bias)    ``rint((float32(acc) + bias / act_times_w_scale) * C_mult)``
+====  ==================  =====================================================================
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+I32 = np.int32
+I64 = np.int64
+F32 = np.float32
+
+
+# ----------------------------------------------------------------------------- packing
+@njit(cache=True, parallel=True)
+def pack_input(x, zp, groups, pad_top, pad_left, out):  # pragma: no cover - compiled
+    """``out[n*G+g, h+pt, w+pl, c] = x[n, g*Cg+c, h, w] - zp`` (``out`` zero-initialised)."""
+    N, C, H, W = x.shape
+    Cg = C // groups
+    for r in prange(N * groups * H):
+        ng = r // H
+        h = r - ng * H
+        n = ng // groups
+        g = ng - n * groups
+        for c in range(Cg):
+            ci = g * Cg + c
+            for w in range(W):
+                out[ng, h + pad_top, w + pad_left, c] = I32(I32(x[n, ci, h, w]) - zp)
+
+
+@njit(cache=True, parallel=True)
+def im2col(X, kh, kw, sh, sw, dh, dw, Ho, Wo, out):  # pragma: no cover - compiled
+    """``out[ng, oh, ow, (i*kw+j)*Cg+c] = X[ng, oh*sh+i*dh, ow*sw+j*dw, c]``."""
+    NG = X.shape[0]
+    Cg = X.shape[3]
+    for r in prange(NG * Ho):
+        ng = r // Ho
+        oh = r - ng * Ho
+        for ow in range(Wo):
+            t = 0
+            for i in range(kh):
+                for j in range(kw):
+                    for c in range(Cg):
+                        out[ng, oh, ow, t] = X[ng, oh * sh + i * dh, ow * sw + j * dw, c]
+                        t += 1
+
+
+# ----------------------------------------------------------------------------- requantisation
+@njit(cache=True, inline="always")
+def _round_shift(v, n, rcode):  # pragma: no cover - compiled
+    """``round(v / 2**n)`` for int64 ``v`` and ``n >= 1`` with tie rule ``rcode``
+    (0 half-even, 1 half-away, 2 half-up), in integer arithmetic."""
+    half = I64(1) << (n - 1)
+    if rcode == 2:
+        return (v + half) >> n
+    if rcode == 1:
+        if v >= 0:
+            return (v + half) >> n
+        return -((-v + half) >> n)
+    q = v >> n
+    rem = v - (q << n)
+    if rem > half or (rem == half and (q & 1) == 1):
+        q += 1
+    return q
+
+
+@njit(cache=True, inline="always")
+def _srdhm(a, b):  # pragma: no cover - compiled
+    """gemmlowp SaturatingRoundingDoublingHighMul on int32 values held in int64."""
+    if a == b and a == -2147483648:
+        return I64(2147483647)
+    ab = a * b
+    nudge = I64(1 << 30) if ab >= 0 else I64(1 - (1 << 30))
+    s = ab + nudge
+    # C++ '/' truncates toward zero
+    if s >= 0:
+        return s // I64(2147483648)
+    return -((-s) // I64(2147483648))
+
+
+@njit(cache=True, inline="always")
+def _rdbpot(x, e):  # pragma: no cover - compiled
+    """gemmlowp RoundingDivideByPOT: ``x / 2**e`` rounded half away from zero."""
+    mask = (I64(1) << e) - 1
+    rem = x & mask
+    thr = (mask >> 1) + (1 if x < 0 else 0)
+    return (x >> e) + (1 if rem > thr else 0)
+
+
+@njit(cache=True)
+def requant_row(acc, n, oh, k0, kcount, mode, m0, shift, fmul, fbias, ibias, zp, lo, hi, rcode,
+                out):  # pragma: no cover - compiled
+    """Requantise ``acc[ow, j]`` (``j < kcount``) into ``out[n, k0+j, oh, ow]``."""
+    Wo = acc.shape[0]
+    for j in range(kcount):
+        k = k0 + j
+        if mode == 3 or mode == 5:
+            fm = fmul[k]
+            fb = fbias[k]
+            bi = I32(ibias[k])
+            for ow in range(Wo):
+                if mode == 3:
+                    xf = F32(I32(acc[ow, j] + bi))
+                else:
+                    xf = F32(F32(acc[ow, j]) + fb)
+                r = I64(np.rint(F32(xf * fm))) + zp
+                out[n, k, oh, ow] = I32(min(max(r, lo), hi))
+            continue
+        M = I64(m0[k])
+        sh = I64(shift[k])
+        for ow in range(Wo):
+            v = I64(acc[ow, j]) + I64(ibias[k])
+            if mode == 0:
+                out[n, k, oh, ow] = I32(v)
+                continue
+            if mode == 1:
+                left = sh if sh > 0 else I64(0)
+                right = -sh if sh < 0 else I64(0)
+                r = _rdbpot(_srdhm(v << left, M), right)
+            elif mode == 2:
+                t = I64(31) - sh
+                r = (v * M + (I64(1) << (t - 1))) >> t
+            else:  # mode 4: power of 2
+                if sh < 0:
+                    r = _round_shift(v, -sh, rcode)
+                else:
+                    r = v << sh
+            r += zp
+            out[n, k, oh, ow] = I32(min(max(r, lo), hi))
+
+
+# ----------------------------------------------------------------------------- convolutions
+@njit(cache=True, inline="always")
+def _dot_2x4(X, xo, yo, W, oc, wo, L):  # pragma: no cover - compiled
+    x = X[xo:xo + L]
+    y = X[yo:yo + L]
+    w0 = W[oc, wo:wo + L]
+    w1 = W[oc + 1, wo:wo + L]
+    w2 = W[oc + 2, wo:wo + L]
+    w3 = W[oc + 3, wo:wo + L]
+    a0 = I32(0)
+    a1 = I32(0)
+    a2 = I32(0)
+    a3 = I32(0)
+    b0 = I32(0)
+    b1 = I32(0)
+    b2 = I32(0)
+    b3 = I32(0)
+    for j in range(L):
+        xv = x[j]
+        yv = y[j]
+        c0 = w0[j]
+        c1 = w1[j]
+        c2 = w2[j]
+        c3 = w3[j]
+        a0 = I32(a0 + I32(xv * c0))
+        a1 = I32(a1 + I32(xv * c1))
+        a2 = I32(a2 + I32(xv * c2))
+        a3 = I32(a3 + I32(xv * c3))
+        b0 = I32(b0 + I32(yv * c0))
+        b1 = I32(b1 + I32(yv * c1))
+        b2 = I32(b2 + I32(yv * c2))
+        b3 = I32(b3 + I32(yv * c3))
+    return a0, a1, a2, a3, b0, b1, b2, b3
+
+
+@njit(cache=True, parallel=True)
+def conv_gemm(X, HX, WX, CX, W, xoff, L, Ho, Wo, sh, sw, groups, Kg,
+              mode, m0, shift, fmul, fbias, ibias, zp, lo, hi, rcode, out):  # pragma: no cover
+    """Grouped convolution as contiguous dot products.
+
+    ``X`` is the flat int32 image ``(N*G, HX, WX, CX)``; the reduction of output
+    ``(ng, oh, ow)`` is the ``len(xoff)`` segments ``X[base + xoff[s] : ... + L]``
+    with ``base = ((ng*HX + oh*sh)*WX + ow*sw)*CX``, against ``W[k, s*L : (s+1)*L]``
+    (``W`` has ``G * Kp`` rows, ``Kp`` = ``Kg`` rounded up to a multiple of 4).
+    """
+    nseg = xoff.shape[0]
+    Kp = W.shape[0] // groups
+    NG = X.shape[0] // (HX * WX * CX)
+    for row in prange(NG * Ho):
+        ng = row // Ho
+        oh = row - ng * Ho
+        n = ng // groups
+        g = ng - n * groups
+        acc = np.empty((Wo, Kp), dtype=np.int32)
+        rbase = (ng * HX + oh * sh) * WX * CX
+        for ow0 in range(0, Wo, 2):
+            ow1 = min(ow0 + 1, Wo - 1)
+            base0 = rbase + ow0 * sw * CX
+            base1 = rbase + ow1 * sw * CX
+            for oc in range(0, Kp, 4):
+                r = g * Kp + oc
+                a0 = I32(0)
+                a1 = I32(0)
+                a2 = I32(0)
+                a3 = I32(0)
+                e0 = I32(0)
+                e1 = I32(0)
+                e2 = I32(0)
+                e3 = I32(0)
+                for s in range(nseg):
+                    b0, b1, b2, b3, d0, d1, d2, d3 = _dot_2x4(
+                        X, base0 + xoff[s], base1 + xoff[s], W, r, s * L, L)
+                    a0 = I32(a0 + b0)
+                    a1 = I32(a1 + b1)
+                    a2 = I32(a2 + b2)
+                    a3 = I32(a3 + b3)
+                    e0 = I32(e0 + d0)
+                    e1 = I32(e1 + d1)
+                    e2 = I32(e2 + d2)
+                    e3 = I32(e3 + d3)
+                acc[ow0, oc] = a0
+                acc[ow0, oc + 1] = a1
+                acc[ow0, oc + 2] = a2
+                acc[ow0, oc + 3] = a3
+                acc[ow1, oc] = e0
+                acc[ow1, oc + 1] = e1
+                acc[ow1, oc + 2] = e2
+                acc[ow1, oc + 3] = e3
+        requant_row(acc, n, oh, g * Kg, Kg, mode, m0, shift, fmul, fbias, ibias, zp, lo, hi,
+                    rcode, out)
+
+
+@njit(cache=True, parallel=True)
+def conv_depthwise(X, W, kh, kw, sh, sw, dh, dw, Ho, Wo,
+                   mode, m0, shift, fmul, fbias, ibias, zp, lo, hi, rcode, out):  # pragma: no cover
+    """Depthwise convolution vectorised over channels.
+
+    ``X`` is ``(N, HP, WP, K)`` int32 (input channel of each output channel already
+    gathered), ``W`` is ``(kh*kw, K)`` int32.
+    """
+    N = X.shape[0]
+    K = X.shape[3]
+    for row in prange(N * Ho):
+        n = row // Ho
+        oh = row - n * Ho
+        acc = np.zeros((Wo, K), dtype=np.int32)
+        for ow in range(Wo):
+            a = acc[ow]
+            for i in range(kh):
+                for j in range(kw):
+                    xr = X[n, oh * sh + i * dh, ow * sw + j * dw]
+                    wr = W[i * kw + j]
+                    for k in range(K):
+                        a[k] = I32(a[k] + I32(xr[k] * wr[k]))
+        requant_row(acc, n, oh, 0, K, mode, m0, shift, fmul, fbias, ibias, zp, lo, hi, rcode, out)
