@@ -343,3 +343,37 @@ BAD = [
 def test_bad_input_names_the_parameter(call, name):
     with pytest.raises((ValueError, TypeError), match=f"The '{name}' parameter of "):
         call()
+
+
+# ----------------------------------------------------------------------------- symbolic derivation
+def test_symbolic_identities_hold():
+    sym = pytest.importorskip("qtheory.symbolic.ste")
+    v = sym.verify()
+    assert v and all(v.values()), v
+
+
+def test_symbolic_gradient_matches_numeric_rule(rng):
+    """sympy's ∂L/∂θ, region by region, evaluated numerically = the numpy rule's (q − x)·∂q/∂θ."""
+    import sympy as sp
+
+    sym = pytest.importorskip("qtheory.symbolic.ste")
+    d = sym.tqt_gradient()
+    bits, theta = 3, 0.6
+    s = ste.tqt_scale(theta, bits)
+    n, p = -4, 3
+    x = rng.uniform(-10 * s, 10 * s, 3000)
+    u = x / s
+    r = np.rint(u)
+    region = np.where(r < n, "below", np.where(r > p, "above", "inside"))
+    mine = ste.l2_param_grad("tqt", x, theta, bits)
+    for name in ("inside", "below", "above"):
+        f = sp.lambdify((sym.s, sym.u, sym.r, sym.n, sym.p), d[f"dL_dtheta_{name}"], "numpy")
+        sel = region == name
+        assert sel.any()
+        np.testing.assert_allclose(mine[sel], f(s, u[sel], r[sel], n, p) * np.ones(sel.sum()), rtol=1e-12, atol=1e-15)
+    # raw vs log: ∂L/∂t = ∂L/∂θ / (t ln2), checked on the exact expectation by finite differences in t
+    g_theta = float(ste.expected_loss_grad("tqt", "gaussian", 1.1, 4))
+    t, h = 2**1.1, 1e-6
+    fd_t = float(ste.expected_loss("tqt", "gaussian", math.log2(t + h), 4)
+                 - ste.expected_loss("tqt", "gaussian", math.log2(t - h), 4)) / (2 * h)
+    assert fd_t == pytest.approx(g_theta / (t * LN2), rel=1e-6)
