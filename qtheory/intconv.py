@@ -103,6 +103,7 @@ __all__ = [
     "QuantizerMoments",
     "LayerError",
     "predict_layer_error",
+    "predict_layer_error_given_weights",
     "measure_layer_error",
     "sqnr_sweep",
 ]
@@ -969,6 +970,68 @@ def predict_layer_error(x_prior, w_prior, x_quant: Quantizer, w_quant, n_terms: 
                       _db(sig.mean(), noise_k.mean()), float(math.sqrt(rms2.mean())), sig, noise_k)
 
 
+def predict_layer_error_given_weights(x_prior, w, x_quant: Quantizer, w_quant, *,
+                                      out_quant: Quantizer | None = None) -> LayerError:
+    """Predict the output error of a conv whose float weights ``w`` are known.
+
+    Like :func:`predict_layer_error` with the weights fixed instead of drawn: for output
+    channel ``k`` with weights ``w_i`` and their quantized values ``ŵ_i`` (``w_quant``), and
+    i.i.d. activations with the moments of ``x_prior`` under ``x_quant``,
+
+        E[y²]       = Σw²·Var X + (E[X]·Σw)²
+        E[(ŷ − y)²] = Σŵ²·Var Q − 2Σwŵ·Cov(X, Q) + Σw²·Var X + (E[Q]·Σŵ − E[X]·Σw)²
+
+    (valid convolution: every output sums all ``C/groups·kh·kw`` products). The
+    requantisation error is the MSE of ``out_quant`` under a Gaussian with the mean
+    ``E[Q]·Σŵ`` and variance ``Σŵ²·Var Q`` of the accumulator.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from qtheory import Quantizer, Gaussian, Rectified
+    >>> w = np.random.default_rng(0).laplace(0, 0.05, (8, 16, 3, 3))
+    >>> e = predict_layer_error_given_weights(Rectified(Gaussian()), w, Quantizer(8, 4.0, grid="unsigned"),
+    ...                                       Quantizer(8, 0.5, grid="narrow"))
+    >>> 30 < e.sqnr_db < 45
+    True
+    """
+    from .priors import Gaussian, as_prior
+
+    func = "predict_layer_error_given_weights"
+    xp = as_prior(x_prior, name="x_prior", func=func)
+    w = np.asarray(w, dtype=np.float64)
+    if w.ndim < 2 or w.size == 0 or not np.all(np.isfinite(w)):
+        raise param_error("w", func, "a finite array (K, C/groups, kh, kw)", f"array of shape {w.shape}")
+    xq = _check_quantizer(x_quant, "x_quant", func, ("midrise",) + ACTIVATION_GRIDS)
+    wqs = _as_quantizers(w_quant, "w_quant", func, ("midrise",) + WEIGHT_GRIDS)
+    K = w.shape[0]
+    if len(wqs) not in (1, K):
+        raise param_error("w_quant", func, f"one Quantizer or {K}", f"{len(wqs)} quantizers")
+    if out_quant is not None:
+        _check_quantizer(out_quant, "out_quant", func, ("midrise",) + ACTIVATION_GRIDS)
+    wf = w.reshape(K, -1)
+    wh = np.stack([(wqs[k] if len(wqs) > 1 else wqs[0]).quantize(wf[k]) for k in range(K)])
+    mx = quantizer_moments(xp, xq)
+    vx = mx.x2 - mx.x1**2
+    vq = mx.q2 - mx.q1**2
+    cxq = mx.xq - mx.x1 * mx.q1
+    s1, s2 = wf.sum(1), (wf * wf).sum(1)
+    h1, h2, hx = wh.sum(1), (wh * wh).sum(1), (wf * wh).sum(1)
+    sig = s2 * vx + (mx.x1 * s1) ** 2
+    acc = np.maximum(h2 * vq - 2.0 * hx * cxq + s2 * vx + (mx.q1 * h1 - mx.x1 * s1) ** 2, 0.0)
+    mean_hat, var_hat = mx.q1 * h1, np.maximum(h2 * vq, 0.0)
+    outn = np.zeros(K)
+    if out_quant is not None:
+        for k in range(K):
+            if var_hat[k] > 0:
+                outn[k] = quantizer_moments(Gaussian(math.sqrt(var_hat[k]), mean_hat[k]), out_quant).mse
+            else:
+                outn[k] = float((out_quant.quantize(mean_hat[k]) - mean_hat[k]) ** 2)
+    noise_k = acc + outn
+    return LayerError(float(sig.mean()), float(acc.mean()), float(outn.mean()), float(noise_k.mean()),
+                      _db(sig.mean(), noise_k.mean()), float(np.sqrt(np.mean(var_hat + mean_hat**2))), sig, noise_k)
+
+
 def measure_layer_error(x, w, *, x_quant: Quantizer, w_quant, out_quant: Quantizer | None = None,
                         stride=1, padding=0, dilation=1, groups: int = 1, requant: str = "tflite",
                         x_dtype=None) -> LayerError:
@@ -1016,7 +1079,7 @@ def measure_layer_error(x, w, *, x_quant: Quantizer, w_quant, out_quant: Quantiz
 def sqnr_sweep(x_prior, w_prior, *, bits=(4, 5, 6, 7, 8), clip_ratios=(1.0, 2.0, 3.0, 4.0, 6.0, 8.0),
                shape=(2, 32, 18, 18, 64, 3, 3), x_grid: str = "unsigned", w_grid: str = "narrow",
                out_bits: int | None = 8, out_clip: float = 4.0, requant: str = "tflite",
-               weights=None, rng=None):
+               weight_model: str = "tensor", weights=None, rng=None):
     """Predicted vs measured output SQNR of a quantized conv over bits and clip ratios.
 
     For every bit-width ``b`` (activations and weights alike) and clip ratio ``r``, the
@@ -1025,6 +1088,12 @@ def sqnr_sweep(x_prior, w_prior, *, bits=(4, 5, 6, 7, 8), clip_ratios=(1.0, 2.0,
     a clip of ``out_clip`` times the predicted RMS of the accumulator. One draw of ``x`` and
     ``w`` (or the given ``weights``) is shared by all cells; the measurement runs
     :func:`conv2d` (valid padding, stride 1).
+
+    ``weight_model="tensor"`` predicts with the empirical distribution of each output
+    channel's actual weights (the layer is known, the activations are a prior);
+    ``"prior"`` predicts with ``w_prior`` itself, i.e. the average over weight draws — a
+    single drawn tensor then differs from it by the sampling error of its few clipped
+    weights, which at large clip ratios is of the order of a dB.
 
     Returns
     -------
@@ -1048,6 +1117,7 @@ def sqnr_sweep(x_prior, w_prior, *, bits=(4, 5, 6, 7, 8), clip_ratios=(1.0, 2.0,
     bits = [check_int(b, "bits", func, 2, 8) for b in np.atleast_1d(bits).tolist()]
     ratios = [check_real(r, "clip_ratios", func, 0.0, low_open=True) for r in np.atleast_1d(clip_ratios).tolist()]
     x_grid = check_option(x_grid, "x_grid", func, ("unsigned", "uint", "int", "narrow"))
+    weight_model = check_option(weight_model, "weight_model", func, ("tensor", "prior"))
     w_grid = check_option(w_grid, "w_grid", func, WEIGHT_GRIDS)
     if out_bits is not None:
         out_bits = check_int(out_bits, "out_bits", func, 2, 8)
@@ -1075,11 +1145,17 @@ def sqnr_sweep(x_prior, w_prior, *, bits=(4, 5, 6, 7, 8), clip_ratios=(1.0, 2.0,
                 wq = per_channel(b, [r * p.scale for p in wps], grid=w_grid)
             else:
                 wq = Quantizer(b, r * wps[0].scale, grid=w_grid)
-            pre = predict_layer_error(xp, wps if per_ch else wps[0], xq, wq, n)
+            if weight_model == "tensor":
+                def predict(oq, xq=xq, wq=wq):
+                    return predict_layer_error_given_weights(xp, w, xq, wq, out_quant=oq)
+            else:
+                def predict(oq, xq=xq, wq=wq):
+                    return predict_layer_error(xp, wps if per_ch else wps[0], xq, wq, n, out_quant=oq)
+            pre = predict(None)
             oq = None
             if out_bits is not None:
                 oq = Quantizer(out_bits, out_clip * pre.output_rms, grid="int")
-                pre = predict_layer_error(xp, wps if per_ch else wps[0], xq, wq, n, out_quant=oq)
+                pre = predict(oq)
             mea = measure_layer_error(x, w, x_quant=xq, w_quant=wq, out_quant=oq, requant=requant)
             rows.append({"bits": b, "clip_ratio": r, "predicted_db": pre.sqnr_db, "measured_db": mea.sqnr_db,
                          "gap_db": mea.sqnr_db - pre.sqnr_db,
