@@ -104,6 +104,11 @@ __all__ = [
     "synthetic_network",
     "network_experiment",
     "pact_error_term",
+    "clamp_variance_table",
+    "variance_ratio_table",
+    "pact_error_table",
+    "depth_experiment",
+    "NOTES_RATIO",
 ]
 
 METHODS = ("exact", "extreme", "montecarlo")
@@ -991,3 +996,167 @@ def pact_error_term(bits: int, *, prior="gaussian", alpha: float = 3.0, method: 
                            float(ab.std(ddof=1) / math.sqrt(k)),
                            float(e2.std(ddof=1) / math.sqrt(k) / (2.0 * rms)) if rms > 0 else 0.0,
                            float(e.std(ddof=1) / math.sqrt(k)), method)
+
+
+# ----------------------------------------------------------------------------- experiment tables
+def clamp_variance_table(ns: Sequence[int] = (16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1_280_000),
+                         sigmas: Sequence[float] = (0.01, 0.1, 1.0), *, mc_elements: int = 4_000_000,
+                         max_draws: int = 2000, rng=None):
+    """``Var[Ŵ]`` vs tensor size N and σ: exact, extreme-value, and Monte Carlo.
+
+    Each Monte-Carlo estimate draws ``min(max_draws, mc_elements // N)`` tensors (at least 10).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``n, sigma, u_n, exact, extreme, rel_error, bound (2γ/u_N²), mc, mc_stderr,
+        mc_draws, z`` (``z = (mc − exact)/mc_stderr``).
+
+    Examples
+    --------
+    >>> t = clamp_variance_table((64, 640), (0.05,), mc_elements=200_000, rng=0)
+    >>> t[["n", "exact", "extreme"]].round(4).values.tolist()
+    [[64.0, 0.1557, 0.1719], [640.0, 0.0949, 0.1011]]
+    >>> bool((t.z.abs() < 5).all())
+    True
+    """
+    import pandas as pd
+
+    func = "clamp_variance_table"
+    ns = [check_int(n, "ns", func, 2, _MAX_N) for n in ns]
+    sigmas = [check_real(s, "sigmas", func, 0.0, _MAX_SIGMA, low_open=True) for s in sigmas]
+    mc_elements = check_int(mc_elements, "mc_elements", func, 0)
+    max_draws = check_int(max_draws, "max_draws", func, 10)
+    gen = _rng(rng)
+    rows = []
+    for s in sigmas:
+        for n in ns:
+            ex = clamped_variance(n, s).variance
+            ap = clamped_variance(n, s, method="extreme").variance
+            u = float(stats.norm.isf(0.5 / n))
+            row = {"n": n, "sigma": s, "u_n": u, "exact": ex, "extreme": ap, "rel_error": ap / ex - 1.0,
+                   "bound": 2.0 * _EULER_GAMMA / u**2, "mc": np.nan, "mc_stderr": np.nan, "mc_draws": 0,
+                   "z": np.nan}
+            draws = min(max_draws, mc_elements // n) if mc_elements else 0
+            if draws >= 10:
+                mc = clamped_variance(n, s, method="montecarlo", n_draws=draws, rng=gen)
+                row.update(mc=mc.variance, mc_stderr=mc.stderr, mc_draws=draws,
+                           z=(mc.variance - ex) / mc.stderr)
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+#: Var[Q]/Var[Ŵ] for k = 1..5 as quoted in the project notes (``sat.md``, tagged [DERIVED,
+#: recompute]; the N and σ behind them are not stated).
+NOTES_RATIO = {1: 23.5, 2: 2.63, 3: 1.16, 4: 1.034, 5: 1.008}
+
+
+def variance_ratio_table(bits: Sequence[int] = tuple(range(1, 9)), *, classifiers: dict | None = None,
+                         mc_elements: int = 8_000_000, max_draws: int = 2000, rng=None):
+    """``Var[Q]``, ``Var[Ŵ]`` and their ratio vs bits for each classifier shape (σ² = 1/(3 n_in)).
+
+    Exact (bin probabilities averaged over the maximum), extreme-value (clamp at σ u_N) and
+    Monte Carlo (``min(max_draws, mc_elements // N)`` tensors, at least 10), beside the values
+    quoted in the notes (:data:`NOTES_RATIO`).
+
+    Examples
+    --------
+    >>> t = variance_ratio_table((1, 2), classifiers={"ResNet-20 (CIFAR-10)": (64, 10, 8)},
+    ...                          mc_elements=200_000, rng=0)
+    >>> t[["bits", "ratio_exact"]].round(3).values.tolist()
+    [[1.0, 10.394], [2.0, 1.457]]
+    """
+    import pandas as pd
+
+    func = "variance_ratio_table"
+    bits = [check_int(b, "bits", func, 1, 16) for b in bits]
+    mc_elements = check_int(mc_elements, "mc_elements", func, 0)
+    max_draws = check_int(max_draws, "max_draws", func, 10)
+    classifiers = CLASSIFIERS if classifiers is None else classifiers
+    gen = _rng(rng)
+    rows = []
+    for name, (n_in, n_out, _k) in classifiers.items():
+        n = n_in * n_out
+        sigma = 1.0 / math.sqrt(3.0 * n_in)
+        draws = min(max_draws, mc_elements // n) if mc_elements else 0
+        for b in bits:
+            ex = quantized_variance(n, sigma, b)
+            ap = quantized_variance(n, sigma, b, method="extreme")
+            row = {"model": name, "n": n, "sigma": sigma, "bits": b, "var_q_exact": ex.variance,
+                   "var_w_exact": ex.clamped, "ratio_exact": ex.ratio, "ratio_extreme": ap.ratio,
+                   "ratio_mc": np.nan, "ratio_mc_stderr": np.nan, "var_q_mc": np.nan,
+                   "var_q_mc_stderr": np.nan, "mc_draws": 0, "ratio_notes": NOTES_RATIO.get(b, np.nan)}
+            if draws >= 10:
+                mc = quantized_variance(n, sigma, b, method="montecarlo", n_draws=draws, rng=gen)
+                row.update(ratio_mc=mc.ratio, ratio_mc_stderr=mc.stderr_ratio, var_q_mc=mc.variance,
+                           var_q_mc_stderr=mc.stderr, mc_draws=draws)
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def pact_error_table(bits: Sequence[int] = tuple(range(1, 9)), *, priors: dict | None = None,
+                     n_samples: int = 200_000, rng=None):
+    """Calibrated-PACT in-range error term vs bits: uniform form, exact and Monte Carlo per prior.
+
+    ``priors`` maps a label to ``(prior, alpha)``; the default is a standard Gaussian with α = 3
+    and a rectified Gaussian (post-ReLU) with α = 2.
+
+    Examples
+    --------
+    >>> t = pact_error_table((2, 4), n_samples=20_000, rng=0)
+    >>> t[["bits", "uniform_mean_abs"]].drop_duplicates().values.tolist()
+    [[2.0, 0.08333333333333333], [4.0, 0.016666666666666666]]
+    """
+    import pandas as pd
+
+    from .priors import Rectified
+
+    func = "pact_error_table"
+    bits = [check_int(b, "bits", func, 1, 16) for b in bits]
+    n_samples = check_int(n_samples, "n_samples", func, 2)
+    priors = {"N(0,1), α=3": ("gaussian", 3.0), "ReLU(N(0,1)), α=2": (Rectified("gaussian"), 2.0)} \
+        if priors is None else priors
+    gen = _rng(rng)
+    rows = []
+    for label, (prior, alpha) in priors.items():
+        for b in bits:
+            u = pact_error_term(b, method="uniform")
+            ex = pact_error_term(b, prior=prior, alpha=alpha)
+            mc = pact_error_term(b, prior=prior, alpha=alpha, method="montecarlo", n_samples=n_samples,
+                                 rng=gen)
+            rows.append({"prior": label, "alpha": alpha, "bits": b, "delta": 1.0 / (2**b - 1),
+                         "uniform_mean_abs": u.mean_abs, "uniform_rms": u.rms,
+                         "exact_mean_abs": ex.mean_abs, "exact_rms": ex.rms, "exact_mean": ex.mean,
+                         "mc_mean_abs": mc.mean_abs, "mc_mean_abs_stderr": mc.stderr_mean_abs,
+                         "mc_mean": mc.mean, "mc_mean_stderr": mc.stderr_mean,
+                         "p_above_alpha": ex.pact_grad})
+    return pd.DataFrame(rows)
+
+
+def depth_experiment(depths: Sequence[int] = (1, 2, 4, 8, 16), *, width: int = 256, n_in: int = 1280,
+                     n_classes: int = 1000, bits: Sequence[int] = (2, 4, 8), bn: bool = True,
+                     sat: Sequence[str] = ("none", "last"), batch: int = 128, n_nets: int = 1, rng=None):
+    """:func:`network_experiment` for networks of increasing depth.
+
+    The network is ``width → width (× depth − 1) → n_in → n_classes`` (``depth`` hidden layers,
+    the last one of width ``n_in``, the classifier input).
+
+    Examples
+    --------
+    >>> t = depth_experiment((1, 2), width=32, n_in=64, n_classes=100, bits=(2,), batch=32, rng=0)
+    >>> sorted(set(t.depth))
+    [2, 3]
+    """
+    import pandas as pd
+
+    func = "depth_experiment"
+    depths = [check_int(d, "depths", func, 1, 200) for d in depths]
+    width = check_int(width, "width", func, 1, 100_000)
+    n_in = check_int(n_in, "n_in", func, 1, 100_000)
+    gen = _rng(rng)
+    frames = []
+    for d in depths:
+        widths = (width,) * d + (n_in,)
+        frames.append(network_experiment(widths, n_classes, bits=bits, sat=sat, bn=bn, batch=batch,
+                                         n_nets=n_nets, rng=gen))
+    return pd.concat(frames, ignore_index=True)
