@@ -58,18 +58,17 @@ def load_samples(path: str | Path) -> np.ndarray:
             x = np.load(path, allow_pickle=False)
         elif path.suffix == ".npz":
             with np.load(path, allow_pickle=False) as z:
-                keys = list(z.keys())
-                if len(keys) != 1 and "arr_0" not in keys:
-                    raise ValueError(
-                        f"The '--samples' file {str(path)!r} must hold one array (or 'arr_0'). Got arrays {keys} instead."
-                    )
-                x = z[keys[0] if len(keys) == 1 else "arr_0"]
+                arrays = {k: z[k] for k in z.keys()}
         else:
             x = np.loadtxt(path, ndmin=1)
-    except ValueError:
-        raise
     except Exception as exc:  # unreadable file: say which and why
         raise ValueError(f"The '--samples' file {str(path)!r} could not be read as an array: {exc}") from None
+    if path.suffix == ".npz":
+        if len(arrays) != 1 and "arr_0" not in arrays:
+            raise ValueError(
+                f"The '--samples' file {str(path)!r} must hold one array (or 'arr_0'). Got arrays {list(arrays)} instead."
+            )
+        x = arrays["arr_0"] if "arr_0" in arrays else next(iter(arrays.values()))
     if x.dtype.kind not in "biuf":
         raise ValueError(f"The '--samples' file {str(path)!r} must hold real numbers. Got dtype {x.dtype} instead.")
     if x.size == 0:

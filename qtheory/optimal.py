@@ -123,6 +123,7 @@ def optimal_clip_table(priors: Iterable = ("laplace", "gaussian"), bits: Iterabl
     """
     import pandas as pd
 
+    grid = check_option(grid, "grid", "optimal_clip_table", GRIDS)
     items = priors.items() if isinstance(priors, dict) else ((_label(p), p) for p in priors)
     rows = []
     for label, p in items:
