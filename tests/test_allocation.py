@@ -140,6 +140,13 @@ def test_greedy_is_exact_with_exact_priors_costs():
         assert optimal_allocation(costs, total, method="greedy").mse == pytest.approx(brute.mse, rel=1e-12)
 
 
+def test_channel_costs_scales_shortcut_equals_per_channel_priors():
+    b = np.array([0.3, 1.0, 2.2])
+    fast = channel_costs(range(1, 6), priors="laplace", scales=b, objective="exact")
+    slow = channel_costs(range(1, 6), priors=[Laplace(x) for x in b], objective="exact")
+    np.testing.assert_allclose(fast, slow, rtol=1e-6)
+
+
 def test_greedy_is_not_exact_for_a_bins_budget():
     # 34 bins for two channels: greedy per bin buys 4 + 4 bits (32 bins) and cannot use the rest;
     # the optimum gives the small channel 1 bit and the large one 5 (2 + 32 = 34 bins).
@@ -318,6 +325,22 @@ def test_per_channel_and_allocation_on_a_layer():
     np.testing.assert_allclose(m.w_q.reshape(12, -1).mean(1), w.reshape(12, -1).mean(1), atol=1e-15)
 
 
+@pytest.mark.parametrize("grid", ["midrise", "int", "narrow"])
+def test_sample_clip_search_matches_clipping_mse_and_optimal_clip(grid, rng):
+    from qtheory import clipping_mse, optimal_clip
+    from qtheory.allocation import _sample_mse_many, _sample_optimal_clip
+
+    x = rng.laplace(size=300) * 0.03 + 0.01
+    alphas = np.linspace(0.01, 0.3, 7)
+    for bits in (2, 4):
+        np.testing.assert_allclose(_sample_mse_many(x, alphas, bits, grid),
+                                   clipping_mse(x, alphas, bits, grid=grid).mse, rtol=1e-12)
+        a = _sample_optimal_clip(x, bits, grid)
+        ref = optimal_clip(x, bits, grid=grid)
+        # the zoomed scan finds the global minimum of the same objective (to 0.1 %)
+        assert float(clipping_mse(x, a, bits, grid=grid).mse) <= ref.mse * 1.001
+
+
 def test_weight_report_tables():
     w = synthetic_conv_weights(8, 4, rng=2)
     s, ch = weight_report(w, 4, x_mean=0.4, x_var=0.34)
@@ -345,6 +368,7 @@ BAD = [
     (lambda: channel_costs([1, 3], alphas=[1.0]), "bits"),
     (lambda: channel_costs(range(1, 4), objective="exact"), "priors"),
     (lambda: channel_costs(range(1, 4), alphas=[1.0, 2.0], priors=[Laplace(1.0)], objective="exact"), "alphas"),
+    (lambda: channel_costs(range(1, 4), priors="laplace", scales=[1.0, -1.0], objective="exact"), "scales"),
     (lambda: allocation_cost(np.ones((2, 3)), [1, 2, 3]), "bits"),
     (lambda: two_channel_mse([1.0, 2.0, 3.0], 0.5, 32), "alphas"),
     (lambda: two_channel_mse([1.0, 2.0], 1.2, 32), "p"),
