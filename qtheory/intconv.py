@@ -203,7 +203,7 @@ def quantize(x, quant, *, dtype=None, axis: int = 0) -> np.ndarray:
     --------
     >>> from qtheory import Quantizer
     >>> quantize([-1.0, 0.0, 0.26, 9.0], Quantizer(8, 2.0, grid="affine", beta=-1.0))
-    array([  0,  85, 118, 255], dtype=uint8)
+    array([  0,  85, 107, 255], dtype=uint8)
     >>> quantize([[0.5, -2.0], [0.5, -2.0]], per_channel(4, [1.0, 2.0]), axis=0)
     array([[ 4, -7],
            [ 2, -7]], dtype=int8)
@@ -280,7 +280,7 @@ def quantize_multiplier(multiplier: float) -> tuple[int, int]:
     >>> quantize_multiplier(0.5)
     (1073741824, 0)
     >>> quantize_multiplier(0.0123)
-    (1690521018, -6)
+    (1690499128, -6)
     """
     m = check_real(multiplier, "multiplier", "quantize_multiplier", 0.0, low_open=True)
     f, shift = math.frexp(m)
@@ -539,7 +539,7 @@ def conv2d(x, w, bias=None, *, x_quant: Quantizer, w_quant, out_quant: Quantizer
     >>> w = np.full((1, 2, 3, 3), 50, dtype=np.int8)            # 0.5 everywhere
     >>> conv2d(x, w, x_quant=xq, w_quant=wq)                    # 18 products of 100*50
     array([[[[90000]]]], dtype=int32)
-    >>> yq = Quantizer(8, 12.7, grid="int")
+    >>> yq = Quantizer(8, 12.7, grid="narrow")
     >>> conv2d(x, w, x_quant=xq, w_quant=wq, out_quant=yq)      # 9.0 in steps of 0.1
     array([[[[90]]]], dtype=int8)
     """
@@ -584,10 +584,14 @@ def conv2d(x, w, bias=None, *, x_quant: Quantizer, w_quant, out_quant: Quantizer
         Wk = Wk.reshape(p.G * Kp, p.kh * p.kw * p.Cg)
         L = p.kw * p.Cg if dw == 1 else p.Cg
         if L < _IM2COL_BELOW and p.kh * p.kw > 1:
+            # short contiguous runs: gather the patches, padded with zeros to a multiple of 16
             Lc = p.kh * p.kw * p.Cg
-            Xc = np.empty((p.N * p.G, p.Ho, p.Wo, Lc), dtype=np.int32)
+            Lp = -(-Lc // 16) * 16
+            Xc = np.zeros((p.N * p.G, p.Ho, p.Wo, Lp), dtype=np.int32)
             kern.im2col(X, p.kh, p.kw, sh, sw, dh, dw, p.Ho, p.Wo, Xc)
-            kern.conv_gemm(Xc.reshape(-1), p.Ho, p.Wo, Lc, Wk, np.zeros(1, np.int64), Lc,
+            Wc = np.zeros((Wk.shape[0], Lp), dtype=np.int32)
+            Wc[:, :Lc] = Wk
+            kern.conv_gemm(Xc.reshape(-1), p.Ho, p.Wo, Lp, Wc, np.zeros(1, np.int64), Lp,
                            p.Ho, p.Wo, 1, 1, p.G, Kg, *args)
         else:
             if dw == 1:
@@ -927,7 +931,7 @@ def predict_layer_error(x_prior, w_prior, x_quant: Quantizer, w_quant, n_terms: 
     >>> e = predict_layer_error(Rectified(Gaussian()), Laplace(0.05), Quantizer(8, 4.0, grid="unsigned"),
     ...                         Quantizer(8, 0.5, grid="narrow"), 576)
     >>> round(e.sqnr_db, 1)
-    37.1
+    34.8
     """
     func = "predict_layer_error"
     n = check_int(n_terms, "n_terms", func, 1)

@@ -16,7 +16,7 @@ Requantisation codes (``mode``), applied per output row:
 ====  ==================  =====================================================================
 code  name                arithmetic
 ====  ==================  =====================================================================
-0     raw                 ``acc + bias`` (int32; used by ``"exact"``, finished in numpy)
+0     raw                 ``acc + bias`` (int32; ``out_quant=None`` and ``"exact"``, finished in numpy)
 1     tflite              gemmlowp SaturatingRoundingDoublingHighMul + RoundingDivideByPOT
 2     tflite-single       ``(acc * M0 + 2^(t-1)) >> t`` with ``t = 31 - shift``
 3     fbgemm (int bias)   ``rint(float32(acc + bias) * C_mult)`` (float32, ties to even)
@@ -70,87 +70,76 @@ def im2col(X, kh, kw, sh, sw, dh, dw, Ho, Wo, out):  # pragma: no cover - compil
 
 
 # ----------------------------------------------------------------------------- requantisation
-@njit(cache=True, inline="always")
-def _round_shift(v, n, rcode):  # pragma: no cover - compiled
-    """``round(v / 2**n)`` for int64 ``v`` and ``n >= 1`` with tie rule ``rcode``
-    (0 half-even, 1 half-away, 2 half-up), in integer arithmetic."""
-    half = I64(1) << (n - 1)
-    if rcode == 2:
-        return (v + half) >> n
-    if rcode == 1:
-        if v >= 0:
-            return (v + half) >> n
-        return -((-v + half) >> n)
-    q = v >> n
-    rem = v - (q << n)
-    if rem > half or (rem == half and (q & 1) == 1):
-        q += 1
-    return q
-
-
-@njit(cache=True, inline="always")
-def _srdhm(a, b):  # pragma: no cover - compiled
-    """gemmlowp SaturatingRoundingDoublingHighMul on int32 values held in int64."""
-    if a == b and a == -2147483648:
-        return I64(2147483647)
-    ab = a * b
-    nudge = I64(1 << 30) if ab >= 0 else I64(1 - (1 << 30))
-    s = ab + nudge
-    # C++ '/' truncates toward zero
-    if s >= 0:
-        return s // I64(2147483648)
-    return -((-s) // I64(2147483648))
-
-
-@njit(cache=True, inline="always")
-def _rdbpot(x, e):  # pragma: no cover - compiled
-    """gemmlowp RoundingDivideByPOT: ``x / 2**e`` rounded half away from zero."""
-    mask = (I64(1) << e) - 1
-    rem = x & mask
-    thr = (mask >> 1) + (1 if x < 0 else 0)
-    return (x >> e) + (1 if rem > thr else 0)
-
-
 @njit(cache=True)
 def requant_row(acc, n, oh, k0, kcount, mode, m0, shift, fmul, fbias, ibias, zp, lo, hi, rcode,
                 out):  # pragma: no cover - compiled
-    """Requantise ``acc[ow, j]`` (``j < kcount``) into ``out[n, k0+j, oh, ow]``."""
-    Wo = acc.shape[0]
+    """Requantise ``acc[j, ow]`` (``j < kcount``) into ``out[n, k0+j, oh, ow]``.
+
+    Branch-free int64 / float32 arithmetic in each loop so that LLVM vectorises it.
+    """
+    Wo = acc.shape[1]
     for j in range(kcount):
         k = k0 + j
-        if mode == 3 or mode == 5:
+        a = acc[j]
+        o = out[n, k, oh]
+        bi = I64(ibias[k])
+        if mode == 0:
+            for ow in range(Wo):
+                o[ow] = I32(I64(a[ow]) + bi)
+        elif mode == 1:
+            # gemmlowp: SaturatingRoundingDoublingHighMul then RoundingDivideByPOT. The
+            # saturating case a == b == INT32_MIN cannot occur: M0 >= 2^30 > 0.
+            M = I64(m0[k])
+            sh = I64(shift[k])
+            left = sh if sh > 0 else I64(0)
+            e = -sh if sh < 0 else I64(0)
+            mask = (I64(1) << e) - 1
+            half = mask >> 1
+            for ow in range(Wo):
+                ab = ((I64(a[ow]) + bi) << left) * M
+                t = ab + (I64(1 << 30) if ab >= 0 else I64(1 - (1 << 30)))
+                q = (t + ((t >> 63) & I64(2147483647))) >> 31  # t / 2^31 truncated toward zero
+                r = (q >> e) + (I64(1) if (q & mask) > half + (q >> 63 & 1) else I64(0))
+                o[ow] = I32(min(max(r + zp, lo), hi))
+        elif mode == 2:
+            M = I64(m0[k])
+            t = I64(31) - I64(shift[k])
+            rnd = I64(1) << (t - 1)
+            for ow in range(Wo):
+                r = ((I64(a[ow]) + bi) * M + rnd) >> t
+                o[ow] = I32(min(max(r + zp, lo), hi))
+        elif mode == 3 or mode == 5:
             fm = fmul[k]
             fb = fbias[k]
-            bi = I32(ibias[k])
             for ow in range(Wo):
                 if mode == 3:
-                    xf = F32(I32(acc[ow, j] + bi))
+                    xf = F32(I32(I64(a[ow]) + bi))
                 else:
-                    xf = F32(F32(acc[ow, j]) + fb)
-                r = I64(np.rint(F32(xf * fm))) + zp
-                out[n, k, oh, ow] = I32(min(max(r, lo), hi))
-            continue
-        M = I64(m0[k])
-        sh = I64(shift[k])
-        for ow in range(Wo):
-            v = I64(acc[ow, j]) + I64(ibias[k])
-            if mode == 0:
-                out[n, k, oh, ow] = I32(v)
+                    xf = F32(F32(a[ow]) + fb)
+                r = I64(np.rint(F32(xf * fm)))
+                o[ow] = I32(min(max(r + zp, lo), hi))
+        else:  # mode 4: power-of-2 multiplier 2^shift
+            sh = I64(shift[k])
+            if sh >= 0:
+                for ow in range(Wo):
+                    r = (I64(a[ow]) + bi) << sh
+                    o[ow] = I32(min(max(r + zp, lo), hi))
                 continue
-            if mode == 1:
-                left = sh if sh > 0 else I64(0)
-                right = -sh if sh < 0 else I64(0)
-                r = _rdbpot(_srdhm(v << left, M), right)
-            elif mode == 2:
-                t = I64(31) - sh
-                r = (v * M + (I64(1) << (t - 1))) >> t
-            else:  # mode 4: power of 2
-                if sh < 0:
-                    r = _round_shift(v, -sh, rcode)
-                else:
-                    r = v << sh
-            r += zp
-            out[n, k, oh, ow] = I32(min(max(r, lo), hi))
+            nn = -sh
+            hv = I64(1) << (nn - 1)
+            for ow in range(Wo):
+                v = I64(a[ow]) + bi
+                if rcode == 2:  # half up
+                    r = (v + hv) >> nn
+                elif rcode == 1:  # half away from zero
+                    av = v if v >= 0 else -v
+                    r = (av + hv) >> nn
+                    r = r if v >= 0 else -r
+                else:  # half to even
+                    q = v >> nn
+                    rem = v - (q << nn)
+                    r = q + (I64(1) if (rem > hv) or (rem == hv and (q & 1) == 1) else I64(0))
+                o[ow] = I32(min(max(r + zp, lo), hi))
 
 
 # ----------------------------------------------------------------------------- convolutions
@@ -206,7 +195,7 @@ def conv_gemm(X, HX, WX, CX, W, xoff, L, Ho, Wo, sh, sw, groups, Kg,
         oh = row - ng * Ho
         n = ng // groups
         g = ng - n * groups
-        acc = np.empty((Wo, Kp), dtype=np.int32)
+        acc = np.empty((Kp, Wo), dtype=np.int32)
         rbase = (ng * HX + oh * sh) * WX * CX
         for ow0 in range(0, Wo, 2):
             ow1 = min(ow0 + 1, Wo - 1)
@@ -233,14 +222,14 @@ def conv_gemm(X, HX, WX, CX, W, xoff, L, Ho, Wo, sh, sw, groups, Kg,
                     e1 = I32(e1 + d1)
                     e2 = I32(e2 + d2)
                     e3 = I32(e3 + d3)
-                acc[ow0, oc] = a0
-                acc[ow0, oc + 1] = a1
-                acc[ow0, oc + 2] = a2
-                acc[ow0, oc + 3] = a3
-                acc[ow1, oc] = e0
-                acc[ow1, oc + 1] = e1
-                acc[ow1, oc + 2] = e2
-                acc[ow1, oc + 3] = e3
+                acc[oc, ow0] = a0
+                acc[oc + 1, ow0] = a1
+                acc[oc + 2, ow0] = a2
+                acc[oc + 3, ow0] = a3
+                acc[oc, ow1] = e0
+                acc[oc + 1, ow1] = e1
+                acc[oc + 2, ow1] = e2
+                acc[oc + 3, ow1] = e3
         requant_row(acc, n, oh, g * Kg, Kg, mode, m0, shift, fmul, fbias, ibias, zp, lo, hi,
                     rcode, out)
 
@@ -258,13 +247,16 @@ def conv_depthwise(X, W, kh, kw, sh, sw, dh, dw, Ho, Wo,
     for row in prange(N * Ho):
         n = row // Ho
         oh = row - n * Ho
-        acc = np.zeros((Wo, K), dtype=np.int32)
+        acc = np.empty((K, Wo), dtype=np.int32)
+        a = np.empty(K, dtype=np.int32)
         for ow in range(Wo):
-            a = acc[ow]
+            a[:] = 0
             for i in range(kh):
                 for j in range(kw):
                     xr = X[n, oh * sh + i * dh, ow * sw + j * dw]
                     wr = W[i * kw + j]
                     for k in range(K):
                         a[k] = I32(a[k] + I32(xr[k] * wr[k]))
+            for k in range(K):
+                acc[k, ow] = a[k]
         requant_row(acc, n, oh, 0, K, mode, m0, shift, fmul, fbias, ibias, zp, lo, hi, rcode, out)
