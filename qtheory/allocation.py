@@ -637,6 +637,8 @@ def allocate_bits(alphas, mean_bits: float, *, method: str = "optimal", budget: 
     max_bits = check_int(max_bits, "max_bits", func, max(min_bits, 1), MAX_BITS)
     mean_bits = _check_mean_bits(mean_bits, func, max_bits)
     bits = np.arange(min_bits, max_bits + 1)
+    if objective == "exact" and priors is not None and len(priors) != alphas.size:
+        raise param_error("priors", func, f"one prior per channel ({alphas.size})", f"{len(priors)} priors")
     if objective == "exact":
         costs = channel_costs(bits, alphas=None if priors is not None else alphas,
                               priors=priors if priors is not None else None, objective="exact", grid=grid)
