@@ -5,15 +5,14 @@ Bit allocation
 Channel ``i`` is quantized with ``M_i`` bits; under the uniform-noise model its MSE is
 ``α_i² / (3·4^M_i)`` (``α_i`` its clip). Minimising the sum under a budget gives
 
-=====================  ====================================  ==============================
-budget                 closed form                            function
-=====================  ====================================  ==============================
-total bins Σ 2^M_i=B   2^M_i = B·α_i^(2/3) / Σ_j α_j^(2/3)    ``closed_form_allocation(budget="bins")`` (paper eq. 10–11)
-total bits Σ M_i       2^M_i ∝ α_i  (M_i = M̄ + log2(α_i/ᾱ_geo))  ``closed_form_allocation(budget="bits")``
-mean bit-width         official code: std-based, rounded,        ``official_allocation``
-                       clamped to [0, 8], iterated ≤ 10 times
-either, integers       exact optimum of any per-channel costs     ``optimal_allocation`` (greedy / DP)
-=====================  ====================================  ==============================
+- budget on total bins ``Σ 2^M_i = B`` (paper eq. 10–11):
+  ``2^M_i = B·α_i^(2/3) / Σ_j α_j^(2/3)`` — :func:`closed_form_allocation` with ``budget="bins"``;
+- budget on total bits ``Σ M_i = C·M̄`` [DERIVED]: ``2^M_i ∝ α_i``, i.e.
+  ``M_i = M̄ + log2(α_i) − mean_j log2(α_j)`` — ``budget="bits"``;
+- the official code: per-channel std in place of ``α``, rounded, clamped to [0, 8] and iterated
+  (≤ 10 times) to meet the mean bit-width — :func:`official_allocation`;
+- the exact integer optimum of any per-channel costs under either budget —
+  :func:`optimal_allocation` (greedy marginal gains or dynamic programming).
 
 The per-channel costs are a matrix ``costs[i, k]`` = MSE of channel ``i`` at ``min_bits + k``
 bits, built by :func:`channel_costs` with ``objective="approx"`` (``α²/(3·4^M)``) or
@@ -1051,7 +1050,7 @@ def _sample_mse_many(x, alphas, bits, grid):
 
 def _quantize_rows(rows, bits, alphas, grid):
     out = np.empty_like(rows)
-    for i, (r, m, a) in enumerate(zip(rows, bits, alphas)):
+    for i, (r, m, a) in enumerate(zip(rows, bits, alphas, strict=True)):
         out[i] = 0.0 if m == 0 else Quantizer(int(m), float(a), grid).quantize(r)
     return out
 

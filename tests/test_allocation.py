@@ -10,11 +10,10 @@ import pytest
 from qtheory import Gaussian, Laplace
 from qtheory.allocation import (
     allocate_bits,
-    allocation_experiment,
-    bias_correction_experiment,
-    two_channel_experiment,
     allocation_cost,
+    allocation_experiment,
     bias_correct,
+    bias_correction_experiment,
     bins_mse,
     brute_force_allocation,
     channel_costs,
@@ -30,6 +29,7 @@ from qtheory.allocation import (
     simulate_bins_mse,
     simulate_output_error,
     synthetic_conv_weights,
+    two_channel_experiment,
     two_channel_mse,
     two_channel_optimum,
     weight_report,
@@ -202,7 +202,7 @@ def test_two_channel_optimum_is_r_over_one_plus_r():
     from scipy.optimize import minimize_scalar
 
     for a1, a2 in [(2.0**1.5, 1.0), (1.0, 2.0**1.5), (1.0, 1.0), (5.0, 0.3)]:
-        res = minimize_scalar(lambda p: two_channel_mse([a1, a2], p, 32), bounds=(1e-3, 1 - 1e-3),
+        res = minimize_scalar(lambda p, a1=a1, a2=a2: two_channel_mse([a1, a2], p, 32), bounds=(1e-3, 1 - 1e-3),
                               method="bounded", options={"xatol": 1e-10})
         assert res.x == pytest.approx(two_channel_optimum(a1, a2), abs=1e-6)
     assert two_channel_optimum(2.0**1.5, 1.0) == pytest.approx(2 / 3)

@@ -29,7 +29,7 @@ def plot_two_channel(experiments, *, ax=None, exact: bool = False, title: str | 
     ``p* = r/(1+r)`` as a dotted vertical line.
     """
     ax = _ax(ax)
-    for e, col in zip(experiments, _COLORS):
+    for e, col in zip(experiments, _COLORS, strict=False):
         a1, a2 = e.alphas
         r = (a1 / a2) ** (2.0 / 3.0)
         label = rf"$\alpha_1^{{2/3}}:\alpha_2^{{2/3}} = {r:.2g}$"
@@ -49,7 +49,7 @@ def plot_two_channel(experiments, *, ax=None, exact: bool = False, title: str | 
     ax.set_title(title or f"Two channels sharing {experiments[0].total_bins} bins")
     handles, labels = ax.get_legend_handles_labels()
     seen = {}
-    for h, lab in zip(handles, labels):
+    for h, lab in zip(handles, labels, strict=True):
         seen.setdefault(lab, h)
     ax.legend(seen.values(), seen.keys(), fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=2)
     ax.grid(alpha=0.3, which="both")
@@ -75,7 +75,7 @@ def plot_allocation_mse(df, *, ax=None, relative_to: str | None = "uniform", tit
     ref = None
     if relative_to is not None:
         ref = df[df["method"] == relative_to].set_index("target_bits")["mse"]
-    for (meth, d), col in zip(df.groupby("method", sort=False), _COLORS):
+    for (meth, d), col in zip(df.groupby("method", sort=False), _COLORS, strict=False):
         d = d.sort_values("target_bits")
         scale = ref.loc[d["target_bits"]].to_numpy() if ref is not None else 1.0
         ax.plot(d["mean_bits"], d["mse"] / scale, "-", color=col, lw=1.5, label=_METHOD_LABELS.get(meth, meth))
@@ -108,7 +108,7 @@ def plot_bias_correction(df, *, quantity: str = "mse", relative: bool = False, a
     """
     ax = _ax(ax)
     ref = df[df["mode"] == "none"].set_index("bits")[quantity]
-    for (mode, d), col in zip(df.groupby("mode", sort=False), _COLORS):
+    for (mode, d), col in zip(df.groupby("mode", sort=False), _COLORS, strict=False):
         d = d.sort_values("bits")
         scale = ref.loc[d["bits"]].to_numpy(dtype=float) if relative else 1.0
         ana = d[quantity].to_numpy(dtype=float) / scale
@@ -134,7 +134,7 @@ def plot_bias_correction(df, *, quantity: str = "mse", relative: bool = False, a
 def plot_layer_channels(channels, configs, *, ax=None, title: str | None = None):
     """Per-channel weight MSE vs channel std for chosen configurations (a frame from ``weight_report``)."""
     ax = _ax(ax)
-    for name, col in zip(configs, _COLORS):
+    for name, col in zip(configs, _COLORS, strict=False):
         d = channels[channels["config"] == name].sort_values("std")
         ax.plot(d["std"], d["mse"] / d["std"] ** 2, "o-", ms=3, lw=1, color=col, label=name)
     ax.set_xscale("log")
