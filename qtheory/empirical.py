@@ -1,0 +1,402 @@
+"""Exact empirical clipping MSE of a tensor, fast: one O(N) preparation, then O(levels) per clip.
+
+The MSE of quantizing samples ``x_1..x_N`` with a clip ``α`` is
+``(1/N) Σ_i (q_α(x_i) − x_i)²``. Computed directly it costs O(N) per clip. Here the samples are
+prepared once (:class:`EmpiricalMSE`: a counting sort into buckets plus double-double prefix
+sums, no full sort), after which each clip costs O(levels) plus the few samples that lie next to
+a decision threshold or an overload point — those are quantized one by one with exactly the
+floating-point operations of :meth:`qtheory.Quantizer.to_codes`, so ties (integer-valued
+samples, values exactly on a threshold) are resolved as the reference quantizer resolves them and
+the result equals a direct quantize-and-average computation to float64 rounding.
+
+On top of it, :func:`empirical_optimal_clip` finds the global optimum: a dense logarithmic scan,
+golden-section refinement of the best basins, and an exact polish — with the assignment of samples
+to levels fixed, the error is a quadratic in the step whose vertex is ``Σ c·x / Σ c²``; the
+empirical MSE is the lower envelope of those quadratics, so a fixed point of "assign, then move to
+the vertex" is an exact local minimum. :func:`per_channel_optimal_clip` does this for every channel
+of a weight tensor.
+
+Examples
+--------
+>>> import numpy as np
+>>> from qtheory import Quantizer
+>>> from qtheory.empirical import EmpiricalMSE, direct_mse
+>>> x = np.random.default_rng(0).laplace(size=10_000)
+>>> prep = EmpiricalMSE(x)
+>>> r = prep.mse(3.0, bits=4)
+>>> q = Quantizer(4, 3.0)
+>>> abs(r.mse - direct_mse(x, q)) <= 1e-15 * r.mse
+True
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ._validation import check_int, check_option, check_real, check_samples, param_error
+from .quantizer import GRIDS, MAX_BITS, MIN_BITS, ROUNDING_CODES, ROUNDINGS, Quantizer
+
+__all__ = ["EmpiricalMSE", "empirical_mse", "empirical_optimal_clip", "per_channel_optimal_clip",
+           "PerChannelClips", "direct_mse"]
+
+_OCTAVES = 24
+_SCALE_GRIDS = ("midrise", "int", "narrow", "unsigned", "uint")
+
+
+def _kernels():
+    from .kernels import empirical
+
+    return empirical
+
+
+def _denominator(grid: str, bits: int) -> tuple[float, float, int, int]:
+    """``(D, offset, qmin, qmax)`` with ``scale = alpha / D`` (as :class:`Quantizer` computes it)."""
+    q = Quantizer(bits, 1.0, grid)
+    half = 2 ** (bits - 1)
+    d = {"midrise": half, "int": half, "narrow": half - 1, "unsigned": 2**bits - 1, "uint": 2**bits}[grid]
+    return float(d), q.offset, q.qmin, q.qmax
+
+
+def direct_mse(x, quantizer: Quantizer) -> float:
+    """Reference: quantize every sample and average the squared errors (``math.fsum``).
+
+    >>> direct_mse([0.0, 1.0, 2.0], Quantizer(2, 2.0, "int"))
+    0.0
+    """
+    x = np.asarray(x, dtype=np.float64).ravel()
+    e = quantizer.quantize(x) - x
+    return math.fsum(e * e) / x.size
+
+
+class EmpiricalMSE:
+    """Samples prepared for exact MSE evaluation of any clip in time independent of N.
+
+    Parameters
+    ----------
+    x : array_like
+        Finite real samples (any shape; flattened). float32 is converted exactly to float64.
+    buckets : int, optional
+        Target number of buckets (default ``N // 2`` clamped to ``[64, 2**18]``); rounded to
+        ``2·24·2^m + 1``.
+
+    Attributes
+    ----------
+    n : int
+        Number of samples.
+    min, max, absmax, mean, var : float
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> prep = EmpiricalMSE(np.arange(-3.0, 4.0))
+    >>> r = prep.mse(4.0, 3, grid="int")   # integers on the integer grid: no rounding error
+    >>> r.mse, r.clipping, r.rounding
+    (0.0, 0.0, 0.0)
+    >>> float(prep.mse(2.0, 3, grid="int").clipping)   # -3, 2, 3 are clipped to -2, 1.5, 1.5
+    0.5
+    """
+
+    def __init__(self, x, *, buckets: int | None = None, _name: str = "x", _func: str = "EmpiricalMSE"):
+        x = check_samples(np.ravel(np.asarray(x)) if np.ndim(x) != 1 else x, _name, _func, ndim=1)
+        n = x.size
+        x = np.ascontiguousarray(x, dtype=np.float64)
+        self.n = n
+        self.min = float(x.min())
+        self.max = float(x.max())
+        self.absmax = max(-self.min, self.max)
+        # buckets: 2^mb per octave of |x| over the top _OCTAVES octaves below max|x|, one centre
+        # bucket for smaller magnitudes; about N / 2 buckets in all
+        top = self.absmax if self.absmax > 0 else 1.0
+        ef = max(math.frexp(top)[1] - _OCTAVES + 1, -1021)
+        if buckets is None:
+            target = min(max(n // 2, 64), 2**18)
+        else:
+            target = check_int(buckets, "buckets", _func, 3, 2**26)
+        mb = max(0, int(math.floor(math.log2(max(target / (2 * _OCTAVES), 1.0)))))
+        nside = _OCTAVES * (1 << mb)
+        nb = 2 * nside + 1
+        self._ef, self._mb, self._nside = ef, mb, nside
+        self._xs = np.empty(n)
+        self._start = np.empty(nb + 1, dtype=np.int64)
+        self._p = [np.empty(nb + 1) for _ in range(4)] + [np.empty(nb), np.empty(nb)]
+        _kernels().prepare(x, x.view(np.int64), ef, mb, nside, self._xs, self._start, *self._p)
+        s1 = self._p[0][-1] + self._p[1][-1]
+        s2 = self._p[2][-1] + self._p[3][-1]
+        self.mean = s1 / n
+        self.var = max(s2 / n - self.mean**2, 0.0)
+
+    def __repr__(self):
+        return f"EmpiricalMSE(n={self.n})"
+
+    @property
+    def _state(self):
+        return (self._xs, self._start, *self._p, self._ef, self._mb, self._nside)
+
+    # ------------------------------------------------------------------------------------ sums
+    def error_sums(self, quantizers) -> np.ndarray:
+        """``(len(quantizers), 2)`` array of ``(clipping, rounding)`` error *sums* (not means)."""
+        qs = [quantizers] if isinstance(quantizers, Quantizer) else list(quantizers)
+        out = self._raw(np.array([q.scale for q in qs]), qs[0].offset if qs else 0.0,
+                        np.array([q.qmin for q in qs], dtype=np.int64), np.array([q.qmax for q in qs], dtype=np.int64),
+                        ROUNDING_CODES[qs[0].rounding] if qs else 0, [q.offset for q in qs])
+        return out
+
+    def _raw(self, scales, offset, qmins, qmaxs, mode, offsets=None, exact=True):
+        if offsets is not None and len(set(offsets)) > 1:  # mixed grids: one call per quantizer
+            return np.vstack([self._raw(scales[i:i + 1], offsets[i], qmins[i:i + 1], qmaxs[i:i + 1], mode)
+                              for i in range(len(scales))])
+        buf = np.empty((scales.size, 6))
+        _kernels().evaluate(self._xs, self._start, *self._p, self._ef, self._mb, self._nside,
+                            np.ascontiguousarray(scales, dtype=np.float64), float(offset),
+                            np.ascontiguousarray(qmins, dtype=np.int64), np.ascontiguousarray(qmaxs, dtype=np.int64),
+                            int(mode), bool(exact), buf)
+        return np.column_stack([buf[:, 0] + buf[:, 1], buf[:, 2] + buf[:, 3]])
+
+    def mse_quantizer(self, quantizer: Quantizer) -> tuple[float, float]:
+        """``(clipping, rounding)`` mean squared errors of one :class:`Quantizer`."""
+        s = self.error_sums([quantizer])[0]
+        return float(s[0] / self.n), float(s[1] / self.n)
+
+    def mse(self, alpha, bits: int, *, grid: str = "midrise", rounding: str = "half_even", beta=None):
+        """Exact empirical MSE at clip(s) ``alpha`` as a :class:`qtheory.MSEResult`."""
+        from .mse import _check_alphas, _check_betas, _result
+
+        func = "EmpiricalMSE.mse"
+        grid = check_option(grid, "grid", func, GRIDS)
+        bits = check_int(bits, "bits", func, MIN_BITS[grid], MAX_BITS)
+        rounding = check_option(rounding, "rounding", func, ROUNDINGS)
+        alphas, scalar = _check_alphas(alpha, func)
+        betas = _check_betas(beta, grid, alphas, func)
+        qs = [Quantizer(bits, float(a), grid, rounding, None if b is None else float(b)) for a, b in zip(alphas, betas)]
+        s = self.error_sums(qs) / self.n
+        return _result(s[:, 0], s[:, 1], "exact", scalar)
+
+    def curve(self, alphas, bits: int, grid: str = "midrise", rounding: str = "half_even", *,
+              exact: bool = True) -> np.ndarray:
+        """Total MSE at many clips (a vectorised path for scale grids; no validation of ``alphas``).
+
+        ``exact=False`` puts each bucket that straddles a threshold whole on the side of its mean:
+        an approximation used by the global scan (error below the bucket mass times its width).
+        """
+        d, off, qmin, qmax = _denominator(grid, bits)
+        alphas = np.asarray(alphas, dtype=np.float64)
+        m = alphas.size
+        s = self._raw(alphas / d, off, np.full(m, qmin), np.full(m, qmax), ROUNDING_CODES[rounding], exact=exact)
+        return (s[:, 0] + s[:, 1]) / self.n
+
+    # ------------------------------------------------------------------------------------ search
+    def optimal_clip(self, bits: int, *, grid: str = "midrise", rounding: str = "half_even", n_grid: int = 1024,
+                     n_refine: int = 6):
+        """Global MSE-optimal clip of a scale grid (see :func:`empirical_optimal_clip`)."""
+        from .optimal import ClipResult
+
+        func = "EmpiricalMSE.optimal_clip"
+        grid = check_option(grid, "grid", func, _SCALE_GRIDS)
+        bits = check_int(bits, "bits", func, MIN_BITS[grid], MAX_BITS)
+        rounding = check_option(rounding, "rounding", func, ROUNDINGS)
+        n_grid = check_int(n_grid, "n_grid", func, 16, 1_000_000)
+        n_refine = check_int(n_refine, "n_refine", func, 1, 1000)
+        signed = grid in ("midrise", "int", "narrow")
+        top = self.absmax if signed else self.max
+        if top <= 0.0:
+            raise param_error("x", func, "samples with a non-zero " + ("magnitude" if signed else "positive part"),
+                              "all-zero samples" if signed else "samples without positive values")
+        d, off, qmin, qmax = _denominator(grid, bits)
+        mode = ROUNDING_CODES[rounding]
+        # beyond top * (1 + 2^(1-b)) nothing is clipped: the MSE only grows with the step there
+        hi = top * (1.0 + 2.0 ** (1 - bits))
+        lo = top * 2.0 ** -(bits + 12)
+        grid_a = np.geomspace(lo, hi, n_grid)
+        vals = self.curve(grid_a, bits, grid, rounding, exact=self.n <= 4096)
+        # local minima of the scan (plateaus count once), best first
+        left = np.r_[np.inf, vals[:-1]]
+        right = np.r_[vals[1:], np.inf]
+        idx = np.flatnonzero((vals <= left) & (vals < right) | (vals < left) & (vals <= right))
+        idx = idx[np.argsort(vals[idx], kind="stable")][:n_refine]
+        k = _kernels()
+        cands = []
+        for i in idx:
+            a, b = grid_a[max(i - 1, 0)], grid_a[min(i + 1, n_grid - 1)]
+            alpha, tot = k.refine(self._xs, self._start, *self._p, self._ef, self._mb, self._nside,
+                                  float(a), float(b), d, off, qmin, qmax, mode, 1e-10, 100)
+            if tot > vals[i] * self.n:  # (only possible on the approximate scan of a large tensor)
+                v = self.curve([grid_a[i]], bits, grid, rounding)[0]
+                if v * self.n < tot:
+                    alpha, tot = float(grid_a[i]), v * self.n
+            cands.append((tot, float(alpha)))
+        cands.sort()
+        alpha = cands[0][1]
+        q = Quantizer(bits, alpha, grid, rounding)
+        clip, rnd = self.mse_quantizer(q)
+        minima = np.unique(np.array([a for _, a in cands]))
+        scale = math.sqrt(self.var) if self.var > 0 else 1.0
+        return ClipResult(alpha, clip + rnd, clip, rnd, alpha / scale, bits, grid, "exact", minima)
+
+
+# ================================================================================ public functions
+def empirical_mse(x, alpha, bits: int, *, grid: str = "midrise", rounding: str = "half_even", beta=None):
+    """Exact empirical clipping MSE of the samples ``x`` (any shape) at clip(s) ``alpha``.
+
+    Equals ``mean((Quantizer(bits, alpha, grid).quantize(x) - x)**2)`` to float64 rounding,
+    split into clipping and rounding parts.
+
+    Parameters
+    ----------
+    x : array_like
+        Finite samples.
+    alpha : float or array_like
+        Clip(s) > 0.
+    bits : int
+    grid, rounding : str
+        See :class:`qtheory.Quantizer`.
+    beta : float or array_like, optional
+        Lower clip for ``grid="affine"``.
+
+    Returns
+    -------
+    qtheory.MSEResult
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> r = empirical_mse([-1.0, 0.2, 0.3, 2.0], 1.0, 2)
+    >>> round(r.mse, 6), round(r.clipping, 6)
+    (0.16125, 0.140625)
+    """
+    return EmpiricalMSE(x, _func="empirical_mse").mse(alpha, bits, grid=grid, rounding=rounding, beta=beta)
+
+
+def empirical_optimal_clip(x, bits: int, *, grid: str = "midrise", rounding: str = "half_even",
+                           n_grid: int = 1024):
+    """The global MSE-optimal clip of a tensor, by exact empirical MSE.
+
+    A logarithmic scan of ``n_grid`` clips over ``(0, max|x|·(1 + 2^(1−b))]``, golden-section
+    refinement of the best local minima of the scan, and the exact polish (see the module
+    docstring) — the returned clip is a vertex of the piecewise-quadratic empirical MSE.
+
+    Parameters
+    ----------
+    x : array_like
+        Finite samples (any shape; flattened).
+    bits : int
+    grid : {"midrise", "int", "narrow", "unsigned", "uint"}
+    rounding : str
+    n_grid : int
+        Points of the global scan.
+
+    Returns
+    -------
+    qtheory.ClipResult
+        ``ratio`` is ``alpha / std(x)``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> x = np.random.default_rng(1).laplace(size=100_000)
+    >>> r = empirical_optimal_clip(x, 4)
+    >>> 4.0 < r.alpha < 6.0
+    True
+    >>> from qtheory.empirical import empirical_mse
+    >>> all(empirical_mse(x, r.alpha * f, 4).mse >= r.mse for f in (0.999, 1.001))
+    True
+    """
+    return EmpiricalMSE(x, _func="empirical_optimal_clip").optimal_clip(bits, grid=grid, rounding=rounding,
+                                                                        n_grid=n_grid)
+
+
+@dataclass(frozen=True)
+class PerChannelClips:
+    """Per-channel optimal clips of a tensor.
+
+    Attributes
+    ----------
+    alpha : ndarray
+        Optimal clip of each channel.
+    mse : ndarray
+        Exact empirical MSE of each channel at its clip.
+    axis : int
+        The channel axis (non-negative).
+    bits : int
+    grid : str
+    clipping, rounding : ndarray
+        The two parts of ``mse``.
+    """
+
+    alpha: np.ndarray
+    mse: np.ndarray
+    axis: int
+    bits: int
+    grid: str
+    clipping: np.ndarray = field(repr=False, default_factory=lambda: np.empty(0))
+    rounding: np.ndarray = field(repr=False, default_factory=lambda: np.empty(0))
+
+    def to_frame(self):
+        """A pandas DataFrame with one row per channel."""
+        import pandas as pd
+
+        return pd.DataFrame({"channel": np.arange(self.alpha.size), "alpha": self.alpha, "mse": self.mse,
+                             "clipping": self.clipping, "rounding": self.rounding})
+
+
+def per_channel_optimal_clip(x, bits: int, axis: int = 0, grid: str = "midrise", *, rounding: str = "half_even",
+                             n_grid: int = 256) -> PerChannelClips:
+    """Exact empirical optimal clip of every channel of a weight tensor.
+
+    Parameters
+    ----------
+    x : array_like
+        Tensor of finite values with at least 1 dimension.
+    bits : int
+    axis : int
+        The channel axis (negative counts from the end); every slice along it is one channel.
+    grid : {"midrise", "int", "narrow", "unsigned", "uint"}
+    rounding : str
+    n_grid : int
+        Points of each channel's global scan.
+
+    Returns
+    -------
+    PerChannelClips
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> w = np.random.default_rng(0).normal(size=(3, 500)) * np.array([[1.0], [2.0], [4.0]])
+    >>> r = per_channel_optimal_clip(w, 4, axis=0, grid="int")
+    >>> r.alpha.shape, r.axis
+    ((3,), 0)
+    >>> bool(np.all(np.diff(r.alpha) > 0))
+    True
+    >>> list(r.to_frame().columns)
+    ['channel', 'alpha', 'mse', 'clipping', 'rounding']
+    """
+    func = "per_channel_optimal_clip"
+    arr = check_samples(x, "x", func, ndim=None)
+    if arr.ndim == 0:
+        raise param_error("x", func, "an array with at least 1 dimension", "a scalar")
+    ax = check_int(axis, "axis", func, -arr.ndim, arr.ndim - 1)
+    ax = ax % arr.ndim
+    grid = check_option(grid, "grid", func, _SCALE_GRIDS)
+    bits = check_int(bits, "bits", func, MIN_BITS[grid], MAX_BITS)
+    rounding = check_option(rounding, "rounding", func, ROUNDINGS)
+    n_grid = check_int(n_grid, "n_grid", func, 16, 1_000_000)
+    chans = np.moveaxis(arr, ax, 0).reshape(arr.shape[ax], -1)
+    if chans.shape[1] == 0:
+        raise param_error("x", func, "a tensor with at least one value per channel", f"array of shape {arr.shape}")
+    n = chans.shape[0]
+    alpha, clip, rnd = np.empty(n), np.empty(n), np.empty(n)
+    for c in range(n):
+        row = chans[c]
+        top = np.max(np.abs(row)) if grid in ("midrise", "int", "narrow") else np.max(row)
+        if top <= 0:  # an all-zero (or non-positive, unsigned) channel: any clip is exact for zeros
+            alpha[c] = np.nan
+            q_err = float(np.mean(np.minimum(row, 0.0) ** 2)) if top <= 0 and np.any(row) else 0.0
+            clip[c], rnd[c] = q_err, 0.0
+            continue
+        r = EmpiricalMSE(row, _func=func).optimal_clip(bits, grid=grid, rounding=rounding, n_grid=n_grid,
+                                                       n_refine=4)
+        alpha[c], clip[c], rnd[c] = r.alpha, r.clipping, r.rounding
+    return PerChannelClips(alpha, clip + rnd, ax, bits, grid, clip, rnd)
