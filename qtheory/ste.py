@@ -58,7 +58,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._validation import check_bool, check_int, check_option, check_real, check_samples
+from ._validation import check_bool, check_int, check_option, check_real, check_samples, param_error
 from .quantizer import MAX_BITS, ROUNDINGS, Quantizer
 
 __all__ = [
@@ -529,12 +529,8 @@ def _check_params(param, estimator, func) -> np.ndarray:
     try:
         p = np.asarray(param, dtype=np.float64)
     except (TypeError, ValueError):
-        from ._validation import param_error
-
         raise param_error("param", func, what, param, TypeError) from None
     if not np.all(np.isfinite(p)) or (estimator != "tqt" and np.any(p <= 0)) or np.any(np.abs(p) > 1e300):
-        from ._validation import param_error
-
         raise param_error("param", func, what, param)
     return p
 
@@ -1069,8 +1065,8 @@ def train_threshold(estimator: str, prior, bits: int, *, init: float, steps: int
     """
     func = "train_threshold"
     estimator, bits, signed = _check_common(func, estimator, bits, signed)
-    init = float(_check_params(init, estimator, func).reshape(()) if np.ndim(init) == 0 else
-                 check_real(init, "init", func))
+    init = (check_real(init, "init", func, -1000.0, 1000.0) if estimator == "tqt"
+            else check_real(init, "init", func, 0.0, low_open=True))
     steps = check_int(steps, "steps", func, 1)
     batch_size = check_int(batch_size, "batch_size", func, 1)
     optimizer = check_option(optimizer, "optimizer", func, ("adam", "sgd"))
@@ -1081,8 +1077,6 @@ def train_threshold(estimator: str, prior, bits: int, *, init: float, steps: int
     grad_scale = check_real(grad_scale, "grad_scale", func, 0.0, low_open=True)
     loss_scale = check_real(loss_scale, "loss_scale", func, 0.0, low_open=True)
     if not (isinstance(betas, (tuple, list)) and len(betas) == 2):
-        from ._validation import param_error
-
         raise param_error("betas", func, "a pair of floats in [0, 1)", betas, TypeError)
     b1 = check_real(betas[0], "betas", func, 0.0, 1.0, high_open=True)
     b2 = check_real(betas[1], "betas", func, 0.0, 1.0, high_open=True)

@@ -330,7 +330,7 @@ BAD = [
     (lambda: ste.mse_optimal_scale("gaussian", 4, grid="midrise"), "grid"),
     (lambda: ste.train_threshold("tqt", "gaussian", 4, init=0.0, optimizer="rmsprop"), "optimizer"),
     (lambda: ste.train_threshold("tqt", "gaussian", 4, init=0.0, lr=0.0), "lr"),
-    (lambda: ste.train_threshold("lsq", "gaussian", 4, init=0.0), "param"),
+    (lambda: ste.train_threshold("lsq", "gaussian", 4, init=0.0), "init"),
     (lambda: ste.train_threshold("tqt", "gaussian", 4, init=0.0, domain="exp"), "domain"),
     (lambda: ste.train_threshold("tqt", "gaussian", 4, init=0.0, betas=(0.9, 1.0)), "betas"),
     (lambda: ste.lsq_grad_scale(0, 4), "n_elements"),
