@@ -169,6 +169,20 @@ def test_expected_grad_matches_montecarlo(prior, estimator, bits, seed):
         assert abs(float(mc.mean) - exact) <= 4 * float(mc.stderr), (exact, mc)
 
 
+@pytest.mark.parametrize("prior,estimator", MC_CASES)
+def test_expected_loss_matches_montecarlo(prior, estimator, rng):
+    pr = PRIORS[prior]
+    signed = prior != "relu"
+    b = 3
+    param = float(ste.param_of_scale(estimator, 0.55, b, signed=signed))
+    for power_of_2 in ([False, True] if estimator == "tqt" else [False]):
+        x = pr.rvs(200_000, rng)
+        g = ste.pointwise(estimator, x, param, b, signed=signed, power_of_2=power_of_2)
+        half_sq = 0.5 * (g.q - x) ** 2
+        exact = float(ste.expected_loss(estimator, pr, param, b, signed=signed, power_of_2=power_of_2))
+        assert abs(half_sq.mean() - exact) <= 4 * half_sq.std(ddof=1) / math.sqrt(x.size)
+
+
 @pytest.mark.parametrize("prior", ["gaussian", "laplace", "relu"])
 def test_expected_loss_matches_clipping_mse(prior):
     """Two independent exact methods: bin polynomials here, interval_sq_error in qtheory.mse."""
