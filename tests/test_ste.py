@@ -137,6 +137,8 @@ def test_calibration_term_mean_square(rng):
     delta = 1 / (2**bits - 1)
     v = d * d
     assert abs(v.mean() - delta**2 / 12) < 5 * v.std() / math.sqrt(v.size)
+    a = np.abs(d)   # sat.md: "the error term averages Δ/4"
+    assert abs(a.mean() - delta / 4) < 5 * a.std() / math.sqrt(a.size)
 
 
 def test_float32_stays_float32(rng):
@@ -288,6 +290,20 @@ def test_training_oscillates_across_one_boundary_as_predicted(seed):
     occ = r.occupancy(0.5)
     assert set(occ) == {2.0, 4.0}
     assert occ[4.0] == pytest.approx(ste.pow2_equilibrium("gaussian", 4).frac_high, abs=0.05)
+
+
+def test_training_lsq_and_pact_settle_where_the_exact_expectation_says(seed):
+    """LSQ (on s) and calibrated PACT (on α) settle at their stationary thresholds; PACT's α
+    keeps growing past it (its in-range gradient is dropped)."""
+    kw = dict(steps=1500, batch_size=1024, rng=seed)
+    st = ste.stationary_threshold("lsq", "gaussian", 3)
+    r = ste.train_threshold("lsq", "gaussian", 3, init=0.2, lr=0.003, **kw)
+    assert r.param[-300:].mean() == pytest.approx(st.param, rel=0.03)
+    st = ste.stationary_threshold("calibrated_pact", RELU, 3)
+    r = ste.train_threshold("calibrated_pact", RELU, 3, init=1.0, lr=0.01, **kw)
+    assert r.param[-300:].mean() == pytest.approx(st.param, rel=0.03)
+    p = ste.train_threshold("pact", RELU, 3, init=1.0, lr=0.01, **kw)
+    assert p.param[-1] > p.param[1000] > 1.1 * st.param
 
 
 def test_log_adam_is_scale_invariant_raw_sgd_is_not(seed):
