@@ -31,7 +31,9 @@ real multiplier ``M_k = s_x · s_w[k] / s_y``:
     ``[2^30, 2^31)`` (:func:`quantize_multiplier`, TFLite's ``QuantizeMultiplier``),
     then ``RoundingDivideByPOT(SaturatingRoundingDoublingHighMul(acc · 2^max(shift,0), M0),
     max(−shift, 0))`` (TFLite ``MultiplyByQuantizedMultiplier``, default double-rounding
-    build; gemmlowp ``fixedpoint.h``). Both roundings are ties away from zero.
+    build; gemmlowp ``fixedpoint.h``). RoundingDivideByPOT rounds ties away from zero;
+    SaturatingRoundingDoublingHighMul's nudge (``2^30``, or ``1 − 2^30`` for a negative
+    product, then truncation) rounds its ties toward +inf — they occur only when ``M0 = 2^30``.
 ``"tflite-single"``
     TFLite's ``TFLITE_SINGLE_ROUNDING`` build: one rounding shift
     ``(acc · M0 + 2^(t−1)) >> t`` with ``t = 31 − shift`` (ties toward +inf).
@@ -564,19 +566,20 @@ def conv2d(x, w, bias=None, *, x_quant: Quantizer, w_quant, out_quant: Quantizer
     ph, pw = p.pad
     dh, dw = p.dil
     Hp, Wp = p.H + 2 * ph, p.W + 2 * pw
-    x = np.ascontiguousarray(p.x)
+    x = np.ascontiguousarray(p.x).view(np.uint8)
+    signed = int(p.x.dtype == np.int8)
     if p.G == p.C and p.Cg == 1 and p.G > 1:
         # depthwise (channel multiplier m = K / C): gather each output channel's input channel
         m = p.K // p.C
         X = np.zeros((p.N, Hp, Wp, p.C), dtype=np.int32)
-        kern.pack_input(x, np.int32(p.zx), 1, ph, pw, X)
+        kern.pack_input(x, signed, np.int32(p.zx), 1, ph, pw, X)
         if m > 1:
             X = np.ascontiguousarray(np.repeat(X, m, axis=3))
         Wt = np.ascontiguousarray(p.w.reshape(p.K, p.kh * p.kw).T.astype(np.int32))
         kern.conv_depthwise(X, Wt, p.kh, p.kw, sh, sw, dh, dw, p.Ho, p.Wo, *args)
     else:
         X = np.zeros((p.N * p.G, Hp, Wp, p.Cg), dtype=np.int32)
-        kern.pack_input(x, np.int32(p.zx), p.G, ph, pw, X)
+        kern.pack_input(x, signed, np.int32(p.zx), p.G, ph, pw, X)
         Kg = p.K // p.G
         Kp = -(-Kg // 4) * 4
         Wk = np.zeros((p.G, Kp, p.kh, p.kw, p.Cg), dtype=np.int32)
@@ -865,9 +868,10 @@ class LayerError:
     sqnr_db : float
         ``10 log10(signal / noise)``.
     output_rms : float
-        RMS of the accumulator in real units (what an output clip is measured against).
-    signal_k, noise_k : ndarray
-        Per-output-channel signal and total noise.
+        RMS of the accumulator in real units over all output channels.
+    signal_k, noise_k, rms_k : ndarray
+        Per-output-channel signal, total noise and accumulator RMS (what a per-tensor
+        output clip is calibrated against: its largest value).
     """
 
     signal: float
@@ -878,6 +882,7 @@ class LayerError:
     output_rms: float
     signal_k: np.ndarray
     noise_k: np.ndarray
+    rms_k: np.ndarray
 
 
 def _db(s, n) -> float:
@@ -971,7 +976,8 @@ def predict_layer_error(x_prior, w_prior, x_quant: Quantizer, w_quant, n_terms: 
         sig[k], acc[k], outn[k], rms2[k] = cache[key]
     noise_k = acc + outn
     return LayerError(float(sig.mean()), float(acc.mean()), float(outn.mean()), float(noise_k.mean()),
-                      _db(sig.mean(), noise_k.mean()), float(math.sqrt(rms2.mean())), sig, noise_k)
+                      _db(sig.mean(), noise_k.mean()), float(math.sqrt(rms2.mean())), sig, noise_k,
+                      np.sqrt(rms2))
 
 
 def predict_layer_error_given_weights(x_prior, w, x_quant: Quantizer, w_quant, *,
@@ -1033,7 +1039,8 @@ def predict_layer_error_given_weights(x_prior, w, x_quant: Quantizer, w_quant, *
                 outn[k] = float((out_quant.quantize(mean_hat[k]) - mean_hat[k]) ** 2)
     noise_k = acc + outn
     return LayerError(float(sig.mean()), float(acc.mean()), float(outn.mean()), float(noise_k.mean()),
-                      _db(sig.mean(), noise_k.mean()), float(np.sqrt(np.mean(var_hat + mean_hat**2))), sig, noise_k)
+                      _db(sig.mean(), noise_k.mean()), float(np.sqrt(np.mean(var_hat + mean_hat**2))), sig, noise_k,
+                      np.sqrt(var_hat + mean_hat**2))
 
 
 def measure_layer_error(x, w, *, x_quant: Quantizer, w_quant, out_quant: Quantizer | None = None,
@@ -1077,7 +1084,7 @@ def measure_layer_error(x, w, *, x_quant: Quantizer, w_quant, out_quant: Quantiz
         noise = np.mean((dequantize(yc, out_quant) - y) ** 2, axis=axes)
     return LayerError(float(sig.mean()), float(accn.mean()), float(noise.mean() - accn.mean()),
                       float(noise.mean()), _db(sig.mean(), noise.mean()), float(np.sqrt(np.mean(yhat**2))),
-                      sig, noise)
+                      sig, noise, np.sqrt(np.mean(yhat**2, axis=axes)))
 
 
 def sqnr_sweep(x_prior, w_prior, *, bits=(4, 5, 6, 7, 8), clip_ratios=(1.0, 2.0, 3.0, 4.0, 6.0, 8.0),
@@ -1089,7 +1096,7 @@ def sqnr_sweep(x_prior, w_prior, *, bits=(4, 5, 6, 7, 8), clip_ratios=(1.0, 2.0,
     For every bit-width ``b`` (activations and weights alike) and clip ratio ``r``, the
     activation clip is ``r · x_prior.scale`` and the weight clip ``r · w_prior[k].scale``
     (per channel when ``w_prior`` is a list), the output quantizer has ``out_bits`` bits and
-    a clip of ``out_clip`` times the predicted RMS of the accumulator. One draw of ``x`` and
+    a clip of ``out_clip`` times the predicted RMS of the accumulator's largest channel. One draw of ``x`` and
     ``w`` (or the given ``weights``) is shared by all cells; the measurement runs
     :func:`conv2d` (valid padding, stride 1).
 
@@ -1158,7 +1165,7 @@ def sqnr_sweep(x_prior, w_prior, *, bits=(4, 5, 6, 7, 8), clip_ratios=(1.0, 2.0,
             pre = predict(None)
             oq = None
             if out_bits is not None:
-                oq = Quantizer(out_bits, out_clip * pre.output_rms, grid="int")
+                oq = Quantizer(out_bits, out_clip * float(pre.rms_k.max()), grid="int")
                 pre = predict(oq)
             mea = measure_layer_error(x, w, x_quant=xq, w_quant=wq, out_quant=oq, requant=requant)
             rows.append({"bits": b, "clip_ratio": r, "predicted_db": pre.sqnr_db, "measured_db": mea.sqnr_db,

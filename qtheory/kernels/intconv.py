@@ -37,8 +37,13 @@ F32 = np.float32
 
 # ----------------------------------------------------------------------------- packing
 @njit(cache=True, parallel=True)
-def pack_input(x, zp, groups, pad_top, pad_left, out):  # pragma: no cover - compiled
-    """``out[n*G+g, h+pt, w+pl, c] = x[n, g*Cg+c, h, w] - zp`` (``out`` zero-initialised)."""
+def pack_input(x, signed, zp, groups, pad_top, pad_left, out):  # pragma: no cover - compiled
+    """``out[n*G+g, h+pt, w+pl, c] = x[n, g*Cg+c, h, w] - zp`` (``out`` zero-initialised).
+
+    ``x`` is the uint8 view of the stored tensor; ``signed`` (0/1) reinterprets it as int8
+    (one compiled specialisation for both storage types).
+    """
+    sub = I32(256) if signed else I32(0)
     N, C, H, W = x.shape
     Cg = C // groups
     for r in prange(N * groups * H):
@@ -49,7 +54,8 @@ def pack_input(x, zp, groups, pad_top, pad_left, out):  # pragma: no cover - com
         for c in range(Cg):
             ci = g * Cg + c
             for w in range(W):
-                out[ng, h + pad_top, w + pad_left, c] = I32(I32(x[n, ci, h, w]) - zp)
+                v = I32(x[n, ci, h, w])
+                out[ng, h + pad_top, w + pad_left, c] = I32(v - ((v >> 7) * sub) - zp)
 
 
 @njit(cache=True, parallel=True)
