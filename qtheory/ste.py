@@ -1,24 +1,27 @@
 """Straight-through threshold gradients: TQT, LSQ, PACT and SAT's calibrated PACT.
 
 Four ways to learn the clipping threshold of a uniform quantizer by backprop. Each
-rule below gives, vectorised over the input ``x``, the forward value ``q(x)``, the
+rule gives, vectorised over the input ``x``, the forward value ``q(x)``, the
 straight-through derivative ``∂q/∂x`` and the derivative ``∂q/∂(parameter)`` with
-respect to the estimator's own threshold parameter:
+respect to the estimator's own threshold parameter (``u = x/s``, ``⌊·⌉`` = round half to even):
 
-=================  ==============  ==================================  ===========================
-estimator          parameter       forward (``u = x / s``, ``⌊·⌉`` =    range test of the gradient
-                                   round half to even)
-=================  ==============  ==================================  ===========================
-``tqt``            θ = log2 t      ``clip(⌊u⌉, n, p)·s``,               on the *rounded* ``r = ⌊u⌉``
-                                   ``s = 2^⌈θ⌉ / 2^(b−1)`` (signed)
-                                   or ``2^⌈θ⌉ / 2^b`` (unsigned)
-``lsq``            s (the step)    ``⌊clip(u, −Q_N, Q_P)⌉·s``           on the *unrounded* ``u``,
-                                                                         strict
-``pact``           α (the clip)    ``⌊clip(x, 0, α)/s⌉·s``,             ``x ≥ α`` only (in-range
-                                   ``s = α / (2^b − 1)``                 term dropped)
-``calibrated_pact`` α              same as PACT                         ``x ≥ α``; in range
-                                                                         ``(⌊u⌉ − u)/(2^b − 1)``
-=================  ==============  ==================================  ===========================
+- :func:`tqt` — parameter ``θ = log2 t``; ``q = clip(⌊u⌉, n, p)·s`` with ``s = 2^⌈θ⌉/2^(b−1)``
+  (signed) or ``2^⌈θ⌉/2^b`` (unsigned); range test on the *rounded* ``⌊u⌉``.
+- :func:`lsq` — parameter ``s``; ``q = ⌊clip(u, −Q_N, Q_P)⌉·s``; range test on the *unrounded*
+  ``u`` (strict); gradient scale ``g``.
+- :func:`pact` — parameter ``α``; ``q = ⌊clip(x, 0, α)/s⌉·s``, ``s = α/(2^b − 1)``;
+  ``∂q/∂α = 1`` for ``x ≥ α`` only (in-range term dropped).
+- :func:`calibrated_pact` — SAT's version: same forward, ``∂q/∂α = (⌊u⌉ − u)/(2^b − 1)`` in range.
+
+Beyond the pointwise rules:
+
+- :func:`expected_grad`, :func:`expected_loss`, :func:`expected_loss_grad` — exact expectations
+  under a prior for ``L = ½(q − x)²`` (bin-by-bin partial moments); :func:`montecarlo_grad` checks
+  them by sampling.
+- :func:`stationary_threshold`, :func:`stationary_table`, :func:`mse_optimal_scale` — where the
+  expected STE gradient vanishes, beside the MSE optimum.
+- :func:`pow2_equilibrium` — the integer boundary power-of-2 TQT oscillates across, and the split.
+- :func:`train_threshold` — a one-quantizer training simulator (SGD/Adam, log or raw domain).
 
 Grids are those of :class:`qtheory.Quantizer`: TQT and LSQ use ``"int"`` (signed, codes
 ``−2^(b−1) .. 2^(b−1)−1``) or ``"uint"`` (unsigned, codes ``0 .. 2^b−1``); PACT and calibrated PACT
@@ -76,6 +79,19 @@ __all__ = [
     "estimator_grid",
     "scale_of",
     "param_of_scale",
+    "expected_grad",
+    "expected_loss",
+    "expected_loss_grad",
+    "montecarlo_grad",
+    "MCEstimate",
+    "stationary_threshold",
+    "Stationary",
+    "stationary_table",
+    "mse_optimal_scale",
+    "pow2_equilibrium",
+    "Pow2Equilibrium",
+    "train_threshold",
+    "TrainResult",
 ]
 
 LN2 = math.log(2.0)
