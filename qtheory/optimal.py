@@ -37,6 +37,8 @@ class ClipResult:
     bits, grid, method : int, str, str
     local_minima : ndarray
         Clips of all local minima found (``"exact"``), in increasing order.
+    beta : float or None
+        Lower clip of an asymmetric affine range (``range="asymmetric"``), else ``None``.
     """
 
     alpha: float
@@ -48,10 +50,11 @@ class ClipResult:
     grid: str
     method: str
     local_minima: np.ndarray = field(default_factory=lambda: np.empty(0), repr=False)
+    beta: float | None = None
 
 
 def optimal_clip(prior, bits: int, *, grid: str = "midrise", method: str = "exact",
-                 n_grid: int | None = None) -> ClipResult:
+                 n_grid: int | None = None, range: str = "symmetric") -> ClipResult:  # noqa: A002
     """The clip that minimises the clipping MSE (globally, for ``method="exact"``).
 
     Parameters
@@ -65,7 +68,19 @@ def optimal_clip(prior, bits: int, *, grid: str = "midrise", method: str = "exac
         with the symmetric range ``[-α, α]``).
     method : {"exact", "aciq"}
     n_grid : int, optional
-        Points of the global scan (default 400 for closed forms and samples, 96 for quadrature).
+        Points of the global scan (default 400 for closed forms, 1024 for samples, 96 for
+        quadrature).
+    range : {"symmetric", "asymmetric"}
+        ``"asymmetric"`` (with ``grid="affine"``) optimises both ends of the range ``[β, α]``
+        (``β <= 0 < α``, zero point ``round(−β/s)``): a 2-D scan followed by Nelder–Mead from the
+        best scan points; the result's ``beta`` holds ``β``.
+
+    Notes
+    -----
+    Samples (a 1-D array or :class:`~qtheory.Empirical`) take the fast exact path of
+    :mod:`qtheory.empirical`: one O(N) preparation, then O(levels) per clip, and the returned clip
+    is an exact vertex of the piecewise-quadratic empirical MSE. Priors with an infinite variance
+    (Cauchy, Student-t with ``df <= 2``) are rejected by :func:`qtheory.as_prior`.
 
     Returns
     -------
@@ -81,12 +96,21 @@ def optimal_clip(prior, bits: int, *, grid: str = "midrise", method: str = "exac
     >>> r = optimal_clip("gaussian", 4)   # exact optimum of the 16-level midrise grid
     >>> round(r.alpha, 4), round(r.mse, 6)
     (2.6816, 0.011543)
+    >>> from qtheory import Rectified
+    >>> r = optimal_clip(Rectified("gaussian"), 4, grid="affine", range="asymmetric")
+    >>> r.beta, round(r.alpha, 3)        # post-ReLU: the range starts at 0 (= the unsigned grid)
+    (0.0, 2.899)
     """
     func = "optimal_clip"
     method = check_option(method, "method", func, tuple(m for m in METHODS if m != "montecarlo"))
     grid = check_option(grid, "grid", func, GRIDS)
     bits = check_int(bits, "bits", func, 0 if method == "aciq" else MIN_BITS[grid], MAX_BITS)
+    rng_kind = check_option(range, "range", func, ("symmetric", "asymmetric"))
     prior = as_prior(prior, func=func)
+    if rng_kind == "asymmetric":
+        if grid != "affine" or method != "exact":
+            raise param_error("grid", func, "'affine' (with method='exact') when range='asymmetric'", grid)
+        return _asymmetric(prior, bits, n_grid, func)
     if method == "aciq":
         if grid != "midrise":
             raise param_error("grid", func, "'midrise' with method='aciq'", grid)
@@ -94,6 +118,11 @@ def optimal_clip(prior, bits: int, *, grid: str = "midrise", method: str = "exac
         r = clipping_mse(prior, alpha, bits, method="aciq")
         return ClipResult(alpha, r.mse, r.clipping, r.rounding, alpha / prior.scale, bits, grid, method,
                           np.array([alpha]))
+    if isinstance(prior, Empirical) and grid in ("midrise", "int", "narrow", "unsigned", "uint"):
+        n_grid = 1024 if n_grid is None else check_int(n_grid, "n_grid", func, 16, 1_000_000)
+        r = prior.prepared().optimal_clip(bits, grid=grid, n_grid=n_grid)
+        return ClipResult(r.alpha, r.mse, r.clipping, r.rounding, r.alpha / prior.scale, bits, grid, method,
+                          r.local_minima)
     if n_grid is None:
         n_grid = 96 if _is_quadrature(prior) else 400
     n_grid = check_int(n_grid, "n_grid", func, 16, 100_000)
@@ -169,6 +198,69 @@ def _aciq_root(prior: Prior, bits: int, func: str) -> float:
     while g(hi) < 0:
         hi *= 2.0
     return float(brentq(g, 0.0, hi, xtol=1e-15 * hi, rtol=4 * np.finfo(float).eps, maxiter=500))
+
+
+def _asymmetric(prior: Prior, bits: int, n_grid, func: str) -> ClipResult:
+    """Minimise the affine-grid MSE over the range ``[β, α]``, ``β <= 0 < α``.
+
+    The quantizer depends on the range only through its step ``s`` and integer zero point ``z``
+    (levels ``(k − z)·s``, ``k = 0 .. 2^b − 1``; ``β = −z·s``, ``α = (2^b − 1 − z)·s``), so the
+    search is over ``z`` (a coarse sweep, then every ``z`` near the best) and, for each ``z``, a
+    logarithmic scan of ``s`` refined by bounded Brent iterations.
+    """
+    from scipy.optimize import minimize_scalar
+
+    from .quantizer import Quantizer
+
+    top = 2**bits - 1
+    quad = _is_quadrature(prior)
+    n = check_int(n_grid if n_grid is not None else (16 if quad else 48), "n_grid", func, 4, 10_000)
+    if isinstance(prior, Empirical):
+        lo_x, hi_x = float(prior._raw.min()), float(prior._raw.max())
+        prep = prior.prepared()
+
+        def mse_zs(z, ss):
+            qs = [Quantizer(bits, (top - z) * v, "affine", beta=-z * v) for v in np.atleast_1d(ss)]
+            return prep.error_sums(qs).sum(axis=1) / prep.n
+    else:
+        t = prior.abs_quantile(1.0 - 1e-12)
+        lo_x, hi_x = (0.0 if prior.nonnegative else -t), t
+
+        def mse_zs(z, ss):
+            ss = np.atleast_1d(ss)
+            return np.array([clipping_mse(prior, (top - z) * v, bits, grid="affine", beta=-z * v).mse for v in ss])
+
+    if hi_x <= 0:
+        raise param_error("prior", func, "a prior with positive values for range='asymmetric'", repr(prior))
+    span = (hi_x - min(lo_x, 0.0)) / top
+    s_grid = np.geomspace(span * 1e-3, span * 1.05, n)
+
+    def best_s(z):
+        v = mse_zs(z, s_grid)
+        i = int(np.argmin(v))
+        return float(v[i]), float(s_grid[i]), i
+
+    z_max = top - 1 if lo_x < 0 else 0
+    coarse = np.unique(np.round(np.linspace(0, z_max, min(z_max + 1, 17))).astype(int))
+    scan = {int(z): best_s(int(z)) for z in coarse}
+    zb = min(scan, key=lambda z: scan[z][0])
+    step = int(coarse[1] - coarse[0]) if coarse.size > 1 else 1
+    for z in range(max(0, zb - step), min(z_max, zb + step) + 1):
+        if z not in scan:
+            scan[z] = best_s(z)
+    cands = []
+    for z in sorted(scan, key=lambda z: scan[z][0])[:3]:
+        v0, s0, i = scan[z]
+        a, b = s_grid[max(i - 1, 0)], s_grid[min(i + 1, n - 1)]
+        res = minimize_scalar(lambda v, z=z: float(mse_zs(z, v)[0]), bounds=(a, b), method="bounded",
+                              options={"xatol": 1e-12 * b, "maxiter": 500})
+        cands.append((float(res.fun), float(res.x), z) if res.fun <= v0 else (v0, s0, z))
+    cands.sort()
+    _, step_s, z = cands[0]
+    alpha, beta = (top - z) * step_s, -z * step_s + 0.0
+    r = clipping_mse(prior, alpha, bits, grid="affine", beta=beta)
+    return ClipResult(alpha, r.mse, r.clipping, r.rounding, alpha / prior.scale, bits, "affine", "exact",
+                      np.array([alpha]), beta=beta)
 
 
 def _search_range(prior: Prior, bits: int) -> tuple[float, float]:

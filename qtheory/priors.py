@@ -461,19 +461,37 @@ class Empirical(Prior):
 
     def __init__(self, x):
         x = check_samples(x, "samples", "Empirical")
-        self.x = np.sort(x)
+        self._raw = x
         self.n = x.size
+        self._sorted = None
+        self._prep = None
+
+    @property
+    def x(self) -> np.ndarray:
+        """The samples in increasing order (sorted on first use)."""
+        if self._sorted is None:
+            self._sorted = np.sort(self._raw)
+        return self._sorted
+
+    def prepared(self):
+        """The samples prepared for fast exact MSE evaluation (:class:`qtheory.empirical.EmpiricalMSE`,
+        built on first use; no sort)."""
+        if self._prep is None:
+            from .empirical import EmpiricalMSE
+
+            self._prep = EmpiricalMSE(self._raw, _name="samples", _func="Empirical")
+        return self._prep
 
     def __repr__(self):
         return f"Empirical(n={self.n})"
 
     @property
     def mean(self):
-        return float(np.mean(self.x))
+        return float(np.mean(self._raw))
 
     @property
     def var(self):
-        return float(np.var(self.x))
+        return float(np.var(self._raw))
 
     @property
     def symmetric(self) -> bool:
@@ -481,7 +499,7 @@ class Empirical(Prior):
 
     @property
     def nonnegative(self) -> bool:
-        return bool(self.x[0] >= 0)
+        return bool(np.min(self._raw) >= 0)
 
     def cdf(self, x):
         return np.searchsorted(self.x, x, side="right") / self.n
@@ -490,7 +508,7 @@ class Empirical(Prior):
         return float(np.quantile(np.abs(self.x), q))
 
     def rvs(self, size, rng=None):
-        return np.random.default_rng(rng).choice(self.x, size=size, replace=True)
+        return np.random.default_rng(rng).choice(self._raw, size=size, replace=True)
 
     def _partial_moments(self, a, b):
         ia = np.searchsorted(self.x, a, side="left")

@@ -1,18 +1,20 @@
 """Exact empirical clipping MSE from bucketed samples (numba).
 
-Preparation (O(N), no sort): every sample goes to a bucket keyed by the exponent and the top
-``mb`` mantissa bits of ``|x|`` (``math.frexp``, exact integer arithmetic, monotone in ``x``):
-``2^mb`` buckets per octave on each side of 0 and one centre bucket for ``|x| < 2^(ef−1)``.
-Relative bucket widths are constant, so heavy tails cost nothing. The samples are regrouped
-bucket by bucket (a counting sort), and compensated prefix sums of ``Σx`` and ``Σx²`` over
-buckets (double-double pairs) and each bucket's min and max are kept.
+Preparation (one O(N) pass, no sort): every sample goes to a bucket keyed by the exponent and
+the top ``mb`` mantissa bits of ``|x|`` (integer arithmetic on the IEEE bits of float32 or float64
+input, monotone in ``x``): ``2^mb`` buckets per octave on each side of 0 and one centre bucket for
+``|x| < 2^(ef−1)``. Relative bucket widths are constant, so heavy tails cost nothing. Per bucket
+the pass keeps the count, compensated sums of ``x`` and ``x²`` (exact products, Neumaier
+summation) and the min and max; double-double prefix sums over buckets follow in O(buckets).
+The samples themselves are only gathered (a second pass) for the few buckets that an exact
+evaluation finds straddling a cut.
 
 Evaluation of one quantizer (``scale, offset, qmin, qmax, rounding``): the real line is cut at
 the overload points and the decision thresholds. Buckets at least one bucket away from every
 cut lie entirely in one segment and contribute ``Σx² − 2yΣx + y²n`` from the prefix sums
 (double-double, no cancellation). Of the (at most three) buckets around each cut, those whose min
-and max fall in the same segment are added in bulk too; the samples of a bucket that straddles a
-cut are quantized one by one with the same floating-point operations as
+and max fall in the same segment are added in bulk too; the gathered samples of a bucket that
+straddles a cut are quantized one by one with the same floating-point operations as
 :meth:`qtheory.Quantizer.to_codes`, so ties and threshold rounding are exactly those of the
 reference quantizer. Cost: O(levels + samples near the cuts), independent of N.
 """
@@ -84,8 +86,8 @@ def _round(u, mode):
 
 @numba.njit(cache=True, inline="always")
 def _bucket(x, ef, mb, nside):
-    """Bucket of ``x``: ``nside`` is the centre (``|x| < 2^(ef-1)``); above it, ``2^mb`` buckets
-    per octave of ``|x|`` (exact integer arithmetic on ``frexp``, monotone in ``x``)."""
+    """Bucket of a float64 ``x``: ``nside`` is the centre (``|x| < 2^(ef-1)``); above it, ``2^mb``
+    buckets per octave of ``|x|`` (exact integer arithmetic on ``frexp``, monotone in ``x``)."""
     a = abs(x)
     m, e = math.frexp(a)
     if a == 0.0 or e < ef:  # |x| < 2^(ef - 1)
@@ -99,15 +101,27 @@ def _bucket(x, ef, mb, nside):
 
 
 @numba.njit(cache=True, inline="always")
-def _bucket_bits(b, ef, mb, nside):
-    """:func:`_bucket` from the IEEE bits ``b`` of a float64 (equal for all finite inputs when
-    ``ef >= -1021``: subnormals fall in the centre either way)."""
-    mag = b & 0x7FFFFFFFFFFFFFFF
-    big_e = mag >> 52
+def _bucket_bits(b, is32, ef, mb, nside):
+    """:func:`_bucket` from the IEEE bits ``b`` of a float64 (``is32=False``) or float32 sample.
+
+    Equal to :func:`_bucket` for every finite input provided ``ef >= -1021`` (float64) or
+    ``ef >= -125`` (float32): subnormals fall in the centre either way."""
+    if is32:
+        mag = np.int64(b) & 0x7FFFFFFF
+        if mag < 0x800000:  # zero or subnormal
+            return nside
+        big_e = (mag >> 23) + 896
+        frac = (mag & 0x7FFFFF) >> (23 - mb)
+    else:
+        mag = np.int64(b) & 0x7FFFFFFFFFFFFFFF
+        if mag == 0:
+            return nside
+        big_e = mag >> 52
+        frac = (mag & 0xFFFFFFFFFFFFF) >> (52 - mb)
     e0 = ef + 1022
-    if mag == 0 or big_e < e0:
+    if big_e < e0:
         return nside
-    d = ((big_e - e0) << mb) + ((mag & 0xFFFFFFFFFFFFF) >> (52 - mb))
+    d = ((big_e - e0) << mb) + frac
     if d >= nside:
         d = nside - 1
     if b > 0:
@@ -115,62 +129,79 @@ def _bucket_bits(b, ef, mb, nside):
     return nside - 1 - d
 
 
-@numba.njit(cache=True, inline="always")
-def _neumaier(s, c, v):
-    t = s + v
-    if abs(s) >= abs(v):
-        c += (s - t) + v
-    else:
-        c += (v - t) + s
-    return t, c
-
-
 # ----------------------------------------------------------------------------- preparation
 
 
 @numba.njit(cache=True)
-def prepare(x, xbits, ef, mb, nside, xs, start, p1h, p1l, p2h, p2l, bmin, bmax):
-    """Group ``x`` by bucket into ``xs`` (bucket ``j`` is ``xs[start[j]:start[j+1]]``), fill the
-    compensated prefix sums ``p1 = Σx``, ``p2 = Σx²`` over buckets (length ``nb + 1``, as
-    unnormalised double-double pairs) and each bucket's min and max."""
-    nb = 2 * nside + 1
-    n = x.shape[0]
-    count = np.zeros(nb + 1, dtype=np.int64)
-    for i in range(n):
-        count[_bucket_bits(xbits[i], ef, mb, nside) + 1] += 1
-    start[0] = 0
-    for j in range(nb):
-        start[j + 1] = start[j] + count[j + 1]
-    fill = start[:nb].copy()
-    for i in range(n):
-        j = _bucket_bits(xbits[i], ef, mb, nside)
-        xs[fill[j]] = x[i]
-        fill[j] += 1
-    s1 = 0.0
-    c1 = 0.0
-    s2 = 0.0
-    c2 = 0.0
+def accumulate(x, xbits, is32, ef, mb, nside, stats):
+    """One pass: ``stats[j] = [count, Σx, comp, Σx², comp, min, max, 0]`` per bucket ``j``
+    (Neumaier-compensated sums; ``x²`` split exactly into two doubles)."""
+    for i in range(x.shape[0]):
+        v = np.float64(x[i])
+        j = _bucket_bits(xbits[i], is32, ef, mb, nside)
+        stats[j, 0] += 1.0
+        s = stats[j, 1]
+        t = s + v
+        if abs(s) >= abs(v):
+            stats[j, 2] += (s - t) + v
+        else:
+            stats[j, 2] += (v - t) + s
+        stats[j, 1] = t
+        qh, ql = _two_prod(v, v)
+        s = stats[j, 3]
+        t = s + qh
+        if s >= qh:
+            stats[j, 4] += ((s - t) + qh) + ql
+        else:
+            stats[j, 4] += ((qh - t) + s) + ql
+        stats[j, 3] = t
+        if v < stats[j, 5]:
+            stats[j, 5] = v
+        if v > stats[j, 6]:
+            stats[j, 6] = v
+
+
+@numba.njit(cache=True)
+def prefix(stats, cnt, p1h, p1l, p2h, p2l):
+    """Double-double prefix sums over buckets (arrays of length ``nb + 1``)."""
+    nb = stats.shape[0]
+    cnt[0] = 0
     p1h[0] = 0.0
     p1l[0] = 0.0
     p2h[0] = 0.0
     p2l[0] = 0.0
     for j in range(nb):
-        lo = np.inf
-        hi = -np.inf
-        for i in range(start[j], start[j + 1]):
-            v = xs[i]
-            if v < lo:
-                lo = v
-            if v > hi:
-                hi = v
-            s1, c1 = _neumaier(s1, c1, v)
-            qh, ql = _two_prod(v, v)
-            s2, c2 = _neumaier(s2, c2, qh)
-            c2 += ql
-        bmin[j] = lo
-        bmax[j] = hi
-        p1h[j + 1], p1l[j + 1] = _fast_two_sum(s1, c1) if abs(s1) >= abs(c1) else _two_sum(s1, c1)
-        p2h[j + 1], p2l[j + 1] = _fast_two_sum(s2, c2) if abs(s2) >= abs(c2) else _two_sum(s2, c2)
+        cnt[j + 1] = cnt[j] + np.int64(stats[j, 0])
+        h, lo = _two_sum(stats[j, 1], stats[j, 2])
+        p1h[j + 1], p1l[j + 1] = _dd_add(p1h[j], p1l[j], h, lo)
+        h, lo = _two_sum(stats[j, 3], stats[j, 4])
+        p2h[j + 1], p2l[j + 1] = _dd_add(p2h[j], p2l[j], h, lo)
+
+
+@numba.njit(cache=True)
+def gather(x, xbits, is32, ef, mb, nside, want, gstart, xs, g1h, g1l, g2h, g2l):
+    """Copy the samples of the buckets with ``want[j]`` into ``xs[gstart[j]:gstart[j+1]]``, sort
+    each bucket's run, and fill double-double prefix sums of ``x`` and ``x²`` over ``xs``
+    (length ``len(xs) + 1``)."""
+    nb = want.shape[0]
+    fill = gstart[:nb].copy()
+    for i in range(x.shape[0]):
+        j = _bucket_bits(xbits[i], is32, ef, mb, nside)
+        if want[j]:
+            xs[fill[j]] = np.float64(x[i])
+            fill[j] += 1
+    for j in range(nb):
+        if want[j] and gstart[j + 1] - gstart[j] > 1:
+            xs[gstart[j]:gstart[j + 1]] = np.sort(xs[gstart[j]:gstart[j + 1]])
+    g1h[0] = 0.0
+    g1l[0] = 0.0
+    g2h[0] = 0.0
+    g2l[0] = 0.0
+    for i in range(xs.shape[0]):
+        v = xs[i]
+        g1h[i + 1], g1l[i + 1] = _dd_add(g1h[i], g1l[i], v, 0.0)
+        qh, ql = _two_prod(v, v)
+        g2h[i + 1], g2l[i + 1] = _dd_add(g2h[i], g2l[i], qh, ql)
 
 
 # ----------------------------------------------------------------------------- evaluation
@@ -200,15 +231,15 @@ def _bulk(p1h, p1l, p2h, p2l, j0, j1, n, y):
 
 
 @numba.njit(cache=True)
-def _eval_one(xs, start, p1h, p1l, p2h, p2l, bmin, bmax, ef, mb, nside, scale, offset, qmin, qmax, mode, exact,
-              out):
-    """Exact error sums of one quantizer (``exact=False``: a bucket straddling a cut is put
-    whole on the side of its mean — an approximation for scans, off by at most the bucket's
-    mass times its width times the step).
+def _eval_one(cnt, p1h, p1l, p2h, p2l, bmin, bmax, have, gstart, xs, g1h, g1l, g2h, g2l, ef, mb, nside, scale, offset, qmin, qmax,
+              mode, exact, out, missing):
+    """Error sums of one quantizer; returns the number of straddling buckets whose samples are not
+    gathered (marked in ``missing``; the sums are then incomplete).
 
     ``out[0:2]`` = clipping Σe² (double-double), ``out[2:4]`` = rounding Σe², ``out[4]`` = Σ c·x,
-    ``out[5]`` = Σ c² with ``c = k + offset`` the level in units of the step (for the
-    step update of the exact polish).
+    ``out[5]`` = Σ c² with ``c = k + offset`` the level in units of the step (for the step update
+    of the exact polish). ``exact=False`` puts a straddling bucket whole on the side of its mean
+    (an approximation for scans; no samples needed).
     """
     nb = 2 * nside + 1
     fqmin = float(qmin)
@@ -222,6 +253,7 @@ def _eval_one(xs, start, p1h, p1l, p2h, p2l, bmin, bmax, ef, mb, nside, scale, o
     rl = 0.0
     scx = 0.0
     scc = 0.0
+    nmiss = 0
     j = 0
     for c in range(ncut + 1):
         if c < ncut:
@@ -246,7 +278,7 @@ def _eval_one(xs, start, p1h, p1l, p2h, p2l, bmin, bmax, ef, mb, nside, scale, o
                 code = fqmax
             else:
                 code = fqmin + (c - 1)
-            n = float(start[jb_end] - start[j])
+            n = float(cnt[jb_end] - cnt[j])
             if n > 0.0:
                 y = (code + offset) * scale
                 vh, vl, s1 = _bulk(p1h, p1l, p2h, p2l, j, jb_end, n, y)
@@ -263,21 +295,20 @@ def _eval_one(xs, start, p1h, p1l, p2h, p2l, bmin, bmax, ef, mb, nside, scale, o
             if jd_end > nb:
                 jd_end = nb
             while j < jd_end:
-                i0 = start[j]
-                i1 = start[j + 1]
-                if i1 > i0:
+                nj = cnt[j + 1] - cnt[j]
+                if nj > 0:
                     if exact:
                         x0 = bmin[j]
                         x1 = bmax[j]
                     else:
-                        x0 = ((p1h[j + 1] - p1h[j]) + (p1l[j + 1] - p1l[j])) / (i1 - i0)
+                        x0 = ((p1h[j + 1] - p1h[j]) + (p1l[j + 1] - p1l[j])) / nj
                         x1 = x0
                     k0 = _code(x0, scale, offset, fqmin, fqmax, mode)
                     k1 = _code(x1, scale, offset, fqmin, fqmax, mode)
                     f0 = x0 < lo or x0 >= hi
                     f1 = x1 < lo or x1 >= hi
-                    if k0 == k1 and f0 == f1 and not (x0 < lo and x1 >= hi):
-                        n = float(i1 - i0)
+                    if k0 == k1 and f0 == f1:
+                        n = float(nj)
                         y = (k0 + offset) * scale
                         vh, vl, s1 = _bulk(p1h, p1l, p2h, p2l, j, j + 1, n, y)
                         if f0:
@@ -287,19 +318,38 @@ def _eval_one(xs, start, p1h, p1l, p2h, p2l, bmin, bmax, ef, mb, nside, scale, o
                         cc = k0 + offset
                         scx += cc * s1
                         scc += cc * cc * n
+                    elif not have[j]:
+                        missing[j] = True
+                        nmiss += 1
                     else:
-                        for i in range(i0, i1):
+                        # the bucket's samples are sorted: walk its runs of equal (code, clipped)
+                        # with binary searches, each run added from the prefix sums
+                        i = gstart[j]
+                        iend = gstart[j + 1]
+                        while i < iend:
                             xi = xs[i]
                             k = _code(xi, scale, offset, fqmin, fqmax, mode)
-                            e = (k + offset) * scale - xi
-                            qh, ql = _two_prod(e, e)
-                            if xi < lo or xi >= hi:
-                                ch, cl = _dd_add(ch, cl, qh, ql)
+                            f = xi < lo or xi >= hi
+                            a = i
+                            b = iend
+                            while b - a > 1:
+                                mid = (a + b) >> 1
+                                xm = xs[mid]
+                                if _code(xm, scale, offset, fqmin, fqmax, mode) == k and (xm < lo or xm >= hi) == f:
+                                    a = mid
+                                else:
+                                    b = mid
+                            n = float(b - i)
+                            y = (k + offset) * scale
+                            vh, vl, s1 = _bulk(g1h, g1l, g2h, g2l, i, b, n, y)
+                            if f:
+                                ch, cl = _dd_add(ch, cl, vh, vl)
                             else:
-                                rh, rl = _dd_add(rh, rl, qh, ql)
+                                rh, rl = _dd_add(rh, rl, vh, vl)
                             cc = k + offset
-                            scx += cc * xi
-                            scc += cc * cc
+                            scx += cc * s1
+                            scc += cc * cc * n
+                            i = b
                 j += 1
     out[0] = ch
     out[1] = cl
@@ -307,45 +357,38 @@ def _eval_one(xs, start, p1h, p1l, p2h, p2l, bmin, bmax, ef, mb, nside, scale, o
     out[3] = rl
     out[4] = scx
     out[5] = scc
+    return nmiss
 
 
 @numba.njit(cache=True)
-def evaluate(xs, start, p1h, p1l, p2h, p2l, bmin, bmax, ef, mb, nside, scales, offset, qmins, qmaxs, mode, exact,
-             out):
-    """``out[i, :]`` = the six sums of :func:`_eval_one` for quantizer ``i``."""
+def evaluate(cnt, p1h, p1l, p2h, p2l, bmin, bmax, have, gstart, xs, g1h, g1l, g2h, g2l, ef, mb, nside, scales, offset, qmins, qmaxs,
+             mode, exact, out, missing):
+    """``out[i, :]`` = the six sums of :func:`_eval_one` for quantizer ``i``; returns the number of
+    missing buckets met (0 means every row is exact)."""
+    tot = 0
     for i in range(scales.shape[0]):
-        _eval_one(xs, start, p1h, p1l, p2h, p2l, bmin, bmax, ef, mb, nside, scales[i], offset, qmins[i],
-                  qmaxs[i], mode, exact, out[i])
+        tot += _eval_one(cnt, p1h, p1l, p2h, p2l, bmin, bmax, have, gstart, xs, g1h, g1l, g2h, g2l, ef, mb, nside, scales[i], offset,
+                         qmins[i], qmaxs[i], mode, exact, out[i], missing)
+    return tot
 
 
 @numba.njit(cache=True)
-def _mse_at(xs, start, p1h, p1l, p2h, p2l, bmin, bmax, ef, mb, nside, alpha, denom, offset, qmin, qmax, mode,
-            exact, buf):
-    _eval_one(xs, start, p1h, p1l, p2h, p2l, bmin, bmax, ef, mb, nside, alpha / denom, offset, qmin, qmax, mode,
-              exact, buf)
-    return (buf[0] + buf[2]) + (buf[1] + buf[3])
-
-
-@numba.njit(cache=True)
-def refine(xs, start, p1h, p1l, p2h, p2l, bmin, bmax, ef, mb, nside, a, b, denom, offset, qmin, qmax, mode,
-           rtol, max_polish):
-    """Minimise the total error over the clip ``alpha in [a, b]`` (``scale = alpha / denom``).
-
-    Golden-section search to ``rtol`` on the bucket approximation, then the exact polish: with the
-    assignment of samples to levels fixed, the error is a quadratic in the step whose vertex is
-    ``Σ c·x / Σ c²``; moving there and re-assigning never increases the error, and a fixed point
-    is an exact local minimum of the empirical MSE (a lower envelope of such quadratics).
-    Returns ``(alpha, exact total error sum)``.
-    """
+def golden(cnt, p1h, p1l, p2h, p2l, bmin, bmax, have, gstart, xs, g1h, g1l, g2h, g2l, ef, mb, nside, a, b, denom, offset, qmin, qmax,
+           mode, rtol):
+    """Golden-section minimisation of the bucket-approximate error over ``alpha in [a, b]``
+    (``scale = alpha / denom``); returns ``alpha``."""
     buf = np.empty(6)
+    miss = np.zeros(1, dtype=np.bool_)
     gr = 0.6180339887498949
     x1 = b - gr * (b - a)
     x2 = a + gr * (b - a)
-    f1 = _mse_at(xs, start, p1h, p1l, p2h, p2l, bmin, bmax, ef, mb, nside, x1, denom, offset, qmin, qmax, mode,
-                 False, buf)
-    f2 = _mse_at(xs, start, p1h, p1l, p2h, p2l, bmin, bmax, ef, mb, nside, x2, denom, offset, qmin, qmax, mode,
-                 False, buf)
-    for _ in range(200):
+    _eval_one(cnt, p1h, p1l, p2h, p2l, bmin, bmax, have, gstart, xs, g1h, g1l, g2h, g2l, ef, mb, nside, x1 / denom, offset, qmin, qmax,
+              mode, False, buf, miss)
+    f1 = (buf[0] + buf[2]) + (buf[1] + buf[3])
+    _eval_one(cnt, p1h, p1l, p2h, p2l, bmin, bmax, have, gstart, xs, g1h, g1l, g2h, g2l, ef, mb, nside, x2 / denom, offset, qmin, qmax,
+              mode, False, buf, miss)
+    f2 = (buf[0] + buf[2]) + (buf[1] + buf[3])
+    for _ in range(300):
         if b - a <= rtol * b:
             break
         if f1 <= f2:
@@ -353,33 +396,15 @@ def refine(xs, start, p1h, p1l, p2h, p2l, bmin, bmax, ef, mb, nside, a, b, denom
             x2 = x1
             f2 = f1
             x1 = b - gr * (b - a)
-            f1 = _mse_at(xs, start, p1h, p1l, p2h, p2l, bmin, bmax, ef, mb, nside, x1, denom, offset, qmin, qmax,
-                         mode, False, buf)
+            _eval_one(cnt, p1h, p1l, p2h, p2l, bmin, bmax, have, gstart, xs, g1h, g1l, g2h, g2l, ef, mb, nside, x1 / denom, offset,
+                      qmin, qmax, mode, False, buf, miss)
+            f1 = (buf[0] + buf[2]) + (buf[1] + buf[3])
         else:
             a = x1
             x1 = x2
             f1 = f2
             x2 = a + gr * (b - a)
-            f2 = _mse_at(xs, start, p1h, p1l, p2h, p2l, bmin, bmax, ef, mb, nside, x2, denom, offset, qmin, qmax,
-                         mode, False, buf)
-    alpha = x1 if f1 <= f2 else x2
-    best_a = alpha
-    best_f = _mse_at(xs, start, p1h, p1l, p2h, p2l, bmin, bmax, ef, mb, nside, alpha, denom, offset, qmin, qmax,
-                     mode, True, buf)
-    for _ in range(max_polish):
-        if buf[5] <= 0.0:
-            break
-        step = buf[4] / buf[5]
-        if not step > 0.0:
-            break
-        new_a = step * denom
-        if new_a == alpha:
-            break
-        f = _mse_at(xs, start, p1h, p1l, p2h, p2l, bmin, bmax, ef, mb, nside, new_a, denom, offset, qmin, qmax,
-                    mode, True, buf)
-        if f <= best_f:
-            best_a, best_f = new_a, f
-            alpha = new_a
-        else:
-            break
-    return best_a, best_f
+            _eval_one(cnt, p1h, p1l, p2h, p2l, bmin, bmax, have, gstart, xs, g1h, g1l, g2h, g2l, ef, mb, nside, x2 / denom, offset,
+                      qmin, qmax, mode, False, buf, miss)
+            f2 = (buf[0] + buf[2]) + (buf[1] + buf[3])
+    return x1 if f1 <= f2 else x2
