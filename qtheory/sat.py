@@ -379,24 +379,35 @@ def _rng(rng):
     return np.random.default_rng(rng)
 
 
-def _mc_draws(n: int, sigma: float, n_draws: int, rng, bits: int | None):
-    """Per-draw ``(1/N) Σ Ŵ²`` and, if ``bits``, ``(1/N) Σ Q²`` (chunked over draws)."""
+def _mc_draws(n: int, sigma: float, n_draws: int, rng, bits: Sequence[int] = ()):
+    """Per-draw ``(1/N) Σ Ŵ²`` and ``{k: (1/N) Σ Q_k²}`` for each bit-width, from the same draws."""
     gen = _rng(rng)
     chunk = max(1, min(n_draws, 2_000_000 // n))
-    w2, q2 = [], []
+    quants = {b: Quantizer(b, 1.0, grid="unsigned") for b in bits}
+    w2, q2 = [], {b: [] for b in bits}
     done = 0
-    quant = Quantizer(bits, 1.0, grid="unsigned") if bits is not None else None
     while done < n_draws:
         m = min(chunk, n_draws - done)
         t = np.tanh(gen.normal(0.0, sigma, size=(m, n)))
         t /= np.max(np.abs(t), axis=1, keepdims=True)
         w2.append(np.mean(t * t, axis=1))
-        if quant is not None:
-            qv = 2.0 * quant.quantize((t + 1.0) / 2.0) - 1.0
-            q2.append(np.mean(qv * qv, axis=1))
+        u = (t + 1.0) / 2.0
+        for b, quant in quants.items():
+            qv = 2.0 * quant.quantize(u) - 1.0
+            q2[b].append(np.mean(qv * qv, axis=1))
         done += m
-    w2 = np.concatenate(w2)
-    return w2, (np.concatenate(q2) if quant is not None else None)
+    return np.concatenate(w2), {b: np.concatenate(v) for b, v in q2.items()}
+
+
+def _ratio_stats(q2: np.ndarray, w2: np.ndarray):
+    """Means, standard errors and the delta-method standard error of the ratio of means."""
+    n_draws = q2.size
+    mq, mw = float(q2.mean()), float(w2.mean())
+    cov = np.cov(q2, w2)
+    ratio = mq / mw
+    var_ratio = (cov[0, 0] - 2 * ratio * cov[0, 1] + ratio**2 * cov[1, 1]) / (mw**2 * n_draws)
+    return (mq, mw, ratio, float(math.sqrt(max(cov[0, 0], 0.0) / n_draws)),
+            float(math.sqrt(cov[1, 1] / n_draws)), float(math.sqrt(max(var_ratio, 0.0))))
 
 
 def clamped_variance(n: int, sigma: float, *, method: str = "exact", n_draws: int = 200,
@@ -448,7 +459,7 @@ def clamped_variance(n: int, sigma: float, *, method: str = "exact", n_draws: in
         inner = _inner_tanh2(s, sigma) / np.tanh(sigma * s) ** 2
         val = 1.0 / n + (n - 1) / n * float(np.sum(wt * inner))
         return VarianceResult(val, 0.0, method)
-    w2, _ = _mc_draws(n, sigma, n_draws, rng, None)
+    w2, _ = _mc_draws(n, sigma, n_draws, rng)
     return VarianceResult(float(w2.mean()), float(w2.std(ddof=1) / math.sqrt(n_draws)), method)
 
 
@@ -503,14 +514,8 @@ def quantized_variance(n: int, sigma: float, bits: int, *, method: str = "exact"
         vq = 1.0 / n + (n - 1) / n * float(np.sum(wt * _bin_second_moment(s, sigma, bits, truncate=True)))
         vw = clamped_variance(n, sigma, method="exact").variance
         return QuantizedVarianceResult(vq, vw, vq / vw, 0.0, 0.0, 0.0, method)
-    w2, q2 = _mc_draws(n, sigma, n_draws, rng, bits)
-    mq, mw = float(q2.mean()), float(w2.mean())
-    cov = np.cov(q2, w2)
-    ratio = mq / mw
-    var_ratio = (cov[0, 0] - 2 * ratio * cov[0, 1] + ratio**2 * cov[1, 1]) / (mw**2 * n_draws)
-    return QuantizedVarianceResult(mq, mw, ratio, float(math.sqrt(cov[0, 0] / n_draws)),
-                                   float(math.sqrt(cov[1, 1] / n_draws)),
-                                   float(math.sqrt(max(var_ratio, 0.0))), method)
+    w2, q2 = _mc_draws(n, sigma, n_draws, rng, (bits,))
+    return QuantizedVarianceResult(*_ratio_stats(q2[bits], w2), method)
 
 
 # ----------------------------------------------------------------------------- SAT scaling
@@ -702,58 +707,64 @@ def _latent_weights(widths, n_classes, gen):
     return out
 
 
-def _effective(w, weights, bits, scale):
+def _effective(w, weights, bits):
     if weights == "fp":
-        q = w
-    elif weights == "clamp":
-        q = np.tanh(w) / np.max(np.abs(np.tanh(w)))
-    else:
-        q = dorefa_quantize(w, bits)
-    if scale:
-        q = q / math.sqrt(w.shape[0] * np.var(q, ddof=1))
-    return q
+        return w
+    if weights == "clamp":
+        t = np.tanh(w)
+        return t / np.max(np.abs(t))
+    return dorefa_quantize(w, bits)
 
 
-def _forward_backward(latent, x, labels, weights, bits, sat, bn, eps=1e-5):
-    n_layers = len(latent)
-    eff = [_effective(w, weights, bits, sat == "all" or (sat == "last" and i == n_layers - 1))
-           for i, w in enumerate(latent)]
+def _sat_applied(qs, sat):
+    n_layers = len(qs)
+    return [q / math.sqrt(q.shape[0] * np.var(q, ddof=1))
+            if sat == "all" or (sat == "last" and i == n_layers - 1) else q
+            for i, q in enumerate(qs)]
+
+
+def _forward_backward(latent, x, labels, weights, bits, sat, bn, eps=1e-5, qs=None):
+    if qs is None:
+        qs = [_effective(w, weights, bits) for w in latent]
+    eff64 = _sat_applied(qs, sat)
+    weight_var = np.array([float(np.var(w)) for w in eff64])
+    n_outs = np.array([w.shape[0] for w in eff64])
+    # float32 arithmetic (as in training frameworks); statistics are accumulated in float64
+    eff = [w.astype(np.float32) for w in eff64]
     batch, pos, _ = x.shape
-    h = x.reshape(batch * pos, -1)
+    h = x.reshape(batch * pos, -1).astype(np.float32)
     cache = []
     for w in eff[:-1]:
         a = h @ w.T
         if bn:
-            mu = a.mean(axis=0)
-            sd = np.sqrt(a.var(axis=0) + eps)
+            mu = a.mean(axis=0, dtype=np.float64).astype(np.float32)
+            sd = np.sqrt(a.var(axis=0, dtype=np.float64) + eps).astype(np.float32)
             a = (a - mu) / sd
         else:
             sd = None
         cache.append((h, a, sd))
-        h = np.maximum(a, 0.0)
+        h = np.maximum(a, np.float32(0.0))
     feat = h.reshape(batch, pos, -1).mean(axis=1)           # global average pooling
     z = feat @ eff[-1].T
     zs = z - z.max(axis=1, keepdims=True)
     logp = zs - np.log(np.exp(zs).sum(axis=1, keepdims=True))
     p = np.exp(logp)
-    entropy = float(np.mean(-(p * logp).sum(axis=1)))
+    entropy = float(np.mean(-(p * logp).sum(axis=1, dtype=np.float64)))
     # backward: loss = mean cross-entropy, gradients scaled by the batch size
     g = p.copy()
-    g[np.arange(batch), labels] -= 1.0
+    g[np.arange(batch), labels] -= np.float32(1.0)
     g_feat = g @ eff[-1]                                      # ∂/∂(classifier input) · batch
-    grad_rms = [float(np.sqrt(np.mean(g_feat**2)))]
+    grad_rms = [float(np.sqrt(np.mean(g_feat**2, dtype=np.float64)))]
     gh = np.repeat(g_feat / pos, pos, axis=0) if pos > 1 else g_feat
     for (hin, a, sd), w in zip(reversed(cache), reversed(eff[:-1]), strict=True):
         ga = gh * (a > 0)
         if bn:
             ga = (ga - ga.mean(axis=0) - a * (ga * a).mean(axis=0)) / sd
         gh = ga @ w
-        grad_rms.append(float(np.sqrt(np.mean(gh**2)) * math.sqrt(pos)))
-    weight_var = np.array([float(np.var(w)) for w in eff])
-    n_outs = np.array([w.shape[0] for w in eff])
+        grad_rms.append(float(np.sqrt(np.mean(gh**2, dtype=np.float64)) * math.sqrt(pos)))
     return NetworkResult(
-        logit_var=float(np.var(z)),
-        logit_var_predicted=float(eff[-1].shape[1] * weight_var[-1] * np.mean(feat**2)),
+        logit_var=float(np.var(z, dtype=np.float64)),
+        logit_var_predicted=float(eff[-1].shape[1] * weight_var[-1] * np.mean(feat**2, dtype=np.float64)),
         max_prob=float(np.mean(p.max(axis=1))),
         entropy=entropy,
         grad_rms=np.array(grad_rms[::-1]),
@@ -848,7 +859,8 @@ def network_experiment(widths: Sequence[int] = (256, 256, 1280), n_classes: int 
     Returns
     -------
     pandas.DataFrame
-        One row per (weights, bits, sat) with columns ``logit_var``,
+        One row per (weights, bits, sat) with ``depth`` (hidden layers, ``len(widths) − 1``),
+        ``logit_var``,
         ``logit_var_predicted``, ``max_prob``, ``entropy``, ``entropy_ratio``
         (entropy / log n_classes), ``classifier_var``, ``grad_in`` (gradient RMS at the
         network input), ``grad_cls`` (at the classifier input) and ``grad_l0 .. grad_lK``.
@@ -877,14 +889,15 @@ def network_experiment(widths: Sequence[int] = (256, 256, 1280), n_classes: int 
         x = gen.standard_normal((batch, pool * pool, widths[0]))
         labels = gen.integers(0, n_classes, size=batch)
         for mode, b in configs:
+            qs = [_effective(w, mode, max(b, 1)) for w in latent]
             for s in sat:
-                r = _forward_backward(latent, x, labels, mode, max(b, 1), s, bn)
+                r = _forward_backward(latent, x, labels, mode, max(b, 1), s, bn, qs=qs)
                 acc.setdefault((mode, b, s), []).append(r)
     rows = []
     for (mode, b, s), rs in acc.items():
         g = np.mean([r.grad_rms for r in rs], axis=0)
         row = {
-            "weights": mode, "bits": b, "sat": s, "depth": len(widths), "n_in": widths[-1],
+            "weights": mode, "bits": b, "sat": s, "depth": len(widths) - 1, "n_in": widths[-1],
             "n_classes": n_classes, "bn": bn, "pool": pool,
             "logit_var": np.mean([r.logit_var for r in rs]),
             "logit_var_predicted": np.mean([r.logit_var_predicted for r in rs]),
@@ -1079,6 +1092,8 @@ def variance_ratio_table(bits: Sequence[int] = tuple(range(1, 9)), *, classifier
         n = n_in * n_out
         sigma = 1.0 / math.sqrt(3.0 * n_in)
         draws = min(max_draws, mc_elements // n) if mc_elements else 0
+        if draws >= 10:   # one set of tensors for all bit-widths (paired)
+            w2, q2 = _mc_draws(n, sigma, draws, gen, bits)
         for b in bits:
             ex = quantized_variance(n, sigma, b)
             ap = quantized_variance(n, sigma, b, method="extreme")
@@ -1087,9 +1102,9 @@ def variance_ratio_table(bits: Sequence[int] = tuple(range(1, 9)), *, classifier
                    "ratio_mc": np.nan, "ratio_mc_stderr": np.nan, "var_q_mc": np.nan,
                    "var_q_mc_stderr": np.nan, "mc_draws": 0, "ratio_notes": NOTES_RATIO.get(b, np.nan)}
             if draws >= 10:
-                mc = quantized_variance(n, sigma, b, method="montecarlo", n_draws=draws, rng=gen)
-                row.update(ratio_mc=mc.ratio, ratio_mc_stderr=mc.stderr_ratio, var_q_mc=mc.variance,
-                           var_q_mc_stderr=mc.stderr, mc_draws=draws)
+                mq, _mw, ratio, se_q, _se_w, se_r = _ratio_stats(q2[b], w2)
+                row.update(ratio_mc=ratio, ratio_mc_stderr=se_r, var_q_mc=mq, var_q_mc_stderr=se_q,
+                           mc_draws=draws)
             rows.append(row)
     return pd.DataFrame(rows)
 
@@ -1145,7 +1160,7 @@ def depth_experiment(depths: Sequence[int] = (1, 2, 4, 8, 16), *, width: int = 2
     --------
     >>> t = depth_experiment((1, 2), width=32, n_in=64, n_classes=100, bits=(2,), batch=32, rng=0)
     >>> sorted(set(t.depth))
-    [2, 3]
+    [1, 2]
     """
     import pandas as pd
 
