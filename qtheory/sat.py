@@ -742,7 +742,7 @@ def _forward_backward(latent, x, labels, weights, bits, sat, bn, eps=1e-5, qs=No
             a = (a - mu) / sd
         else:
             sd = None
-        cache.append((h, a, sd))
+        cache.append((a, sd))
         h = np.maximum(a, np.float32(0.0))
     feat = h.reshape(batch, pos, -1).mean(axis=1)           # global average pooling
     z = feat @ eff[-1].T
@@ -756,7 +756,7 @@ def _forward_backward(latent, x, labels, weights, bits, sat, bn, eps=1e-5, qs=No
     g_feat = g @ eff[-1]                                      # ∂/∂(classifier input) · batch
     grad_rms = [float(np.sqrt(np.mean(g_feat**2, dtype=np.float64)))]
     gh = np.repeat(g_feat / pos, pos, axis=0) if pos > 1 else g_feat
-    for (hin, a, sd), w in zip(reversed(cache), reversed(eff[:-1]), strict=True):
+    for (a, sd), w in zip(reversed(cache), reversed(eff[:-1]), strict=True):
         ga = gh * (a > 0)
         if bn:
             ga = (ga - ga.mean(axis=0) - a * (ga * a).mean(axis=0)) / sd

@@ -82,9 +82,9 @@ def test_extreme_value_within_documented_error(n, sigma):
 
 
 def test_symbolic_extreme_value_bound_and_small_sigma_limit():
-    from qtheory.symbolic import sat as ssat
-
     import sympy as sp
+
+    from qtheory.symbolic import sat as ssat
 
     u = sp.Symbol("u", positive=True)
     assert sp.simplify(ssat.extreme_value_correction() - 2 * sp.EulerGamma / u**2) == 0
@@ -147,9 +147,9 @@ def test_sat_weights_have_variance_one_over_n_out(shape, bits, rng):
 
 
 def test_sat_scale_symbolic():
-    from qtheory.symbolic import sat as ssat
-
     import sympy as sp
+
+    from qtheory.symbolic import sat as ssat
 
     assert ssat.sat_scaled_variance() == 1 / sp.Symbol("n_out", integer=True, positive=True)
     q = np.array([-1.0, 1.0, 1.0, -1.0, 1.0])
@@ -172,9 +172,9 @@ def test_logit_variance_closed_form_vs_montecarlo(bits, rng):
     est, pred = np.array(est), np.array(pred)
     diff = est - pred
     assert abs(diff.mean()) < K * diff.std(ddof=1) / math.sqrt(draws)
-    from qtheory.symbolic import sat as ssat
-
     import sympy as sp
+
+    from qtheory.symbolic import sat as ssat
 
     n, s_w, m_2 = sp.symbols("n s_w m_2", positive=True)
     expr = ssat.logit_variance()["variance"]
@@ -285,9 +285,9 @@ def test_pact_error_term_exact_vs_montecarlo(bits, prior, alpha, rng):
 
 
 def test_pact_error_term_uniform_form_and_symbolic():
-    from qtheory.symbolic import sat as ssat
-
     import sympy as sp
+
+    from qtheory.symbolic import sat as ssat
 
     mom = ssat.uniform_error_moments()
     d = sp.Symbol("Delta", positive=True)
