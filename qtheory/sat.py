@@ -15,9 +15,12 @@ SAT rescales the effective weight of a layer that does not feed BatchNorm (the c
 
     Q* = Q / sqrt(n_out · Var[Q])         (Var[Q] a per-layer constant, no gradient)
 
-so that ``Var[Q*] = 1/n_out``. The authors' public code (``deJQK/AdaBits``, ``QLinear``) uses
-``torch.std`` (unbiased, ``ddof=1``) and ``n_out = out_features`` (``out_channels·kh·kw`` for a
-convolution); :func:`sat_scale` follows it.
+so that ``Var[Q*] = 1/n_out``. The same authors' public code (``deJQK/AdaBits``,
+``models/quant_ops.py``, which carries the SAT rescaling; checked, not copied) divides by
+``torch.std`` (unbiased, ``ddof=1``) of the detached quantized weights and uses
+``n_out = out_features`` (``out_channels·kh·kw`` for a convolution, where it is off by default);
+:func:`sat_scale` follows it. That code's default weight quantizer is a "modified" floor-based
+variant; this module uses the paper's DoReFa form above.
 
 Closed forms (σ the standard deviation of Gaussian latent weights, N the tensor size)
 --------------------------------------------------------------------------------------
