@@ -88,12 +88,26 @@ def _compander_init(prior: Prior, n: int) -> np.ndarray:
     return np.maximum.accumulate(levels)
 
 
+def _density(prior: Prior):
+    """The density of the continuous part of ``prior`` (``None`` for samples)."""
+    if isinstance(prior, Empirical):
+        return None
+    if isinstance(prior, Rectified):
+        base = prior.base
+        return lambda x: np.where(np.asarray(x) > 0, base.pdf(x), 0.0)
+    if hasattr(prior, "pdf"):
+        return lambda x: np.asarray(prior.pdf(x), dtype=float)
+    return None
+
+
 def lloyd_max(prior, n_levels: int, *, tol: float = 1e-12, max_iter: int = 100_000, init=None) -> LloydMaxResult:
     """The Lloyd–Max quantizer with ``n_levels`` levels for ``prior``.
 
-    Lloyd's iteration (thresholds at mid-points, levels at the centroids ``∫x dP / ∫dP`` of their
-    cells, from the prior's partial moments), started from the Panter–Dite compander levels and
-    accelerated by over-relaxation, until the levels move less than ``tol·std``.
+    The fixed point of Lloyd's map (thresholds at mid-points, levels at the centroids
+    ``∫x dP / ∫dP`` of their cells, from the prior's partial moments), found by Newton's method
+    with the tridiagonal Jacobian (damped; it needs the density) started from the Panter–Dite
+    compander levels, falling back to over-relaxed Lloyd iterations (samples, or if Newton stalls),
+    until the levels are within ``tol·std`` of their centroids.
 
     Parameters
     ----------
@@ -133,23 +147,83 @@ def lloyd_max(prior, n_levels: int, *, tol: float = 1e-12, max_iter: int = 100_0
     scale = prior.std
     converged = False
     it = 0
-    for it in range(1, max_iter + 1):
+
+    sym = bool(prior.symmetric)
+
+    def symm(y):  # a symmetric prior has a symmetric optimum; this also removes a flat direction
+        return 0.5 * (y - y[::-1]) if sym else y
+
+    y = symm(y)
+
+    def centroids(y):
         t = 0.5 * (y[1:] + y[:-1])
         a = np.concatenate([[-np.inf], t])
         b = np.concatenate([t, [np.inf]])
         m0, m1, _ = prior.partial_moments(a, b)
         with np.errstate(invalid="ignore", divide="ignore"):
             c = np.where(m0 > 0, m1 / np.where(m0 > 0, m0, 1.0), y)
-        step = c - y
-        # over-relaxed Lloyd step (falls back to the plain step if the order would break)
-        y_new = y + 1.8 * step
-        if np.any(np.diff(y_new) <= 0):
-            y_new = c
-        y = y_new
-        if np.max(np.abs(step)) <= tol * scale:
-            converged = True
-            y = c
-            break
+        return c, t, m0
+
+    pdf = _density(prior)
+    if pdf is not None and n > 1:
+        # Newton's method on y = centroid(y): the Jacobian is tridiagonal
+        from scipy.linalg import solve_banded
+
+        c, t, m0 = centroids(y)
+        res = y - c
+        for it in range(1, 200):
+            if np.max(np.abs(res)) <= 1e-15 * scale:
+                converged = True
+                break
+            pt = pdf(t)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                up = np.where(m0[:-1] > 0, pt * (t - c[:-1]) / m0[:-1], 0.0)  # dc_k/dt_k
+                dn = np.where(m0[1:] > 0, pt * (c[1:] - t) / m0[1:], 0.0)  # dc_{k+1}/dt_k
+            ab = np.zeros((3, n))
+            ab[1] = 1.0
+            ab[1, :-1] -= 0.5 * up
+            ab[1, 1:] -= 0.5 * dn
+            ab[0, 1:] = -0.5 * up  # J[k, k+1]
+            ab[2, :-1] = -0.5 * dn  # J[k+1, k]
+            try:
+                step = solve_banded((1, 1), ab, -res)
+            except (ValueError, np.linalg.LinAlgError):
+                break
+            if not np.all(np.isfinite(step)):
+                break
+            if np.max(np.abs(step)) <= tol * scale:
+                y = symm(y + step)
+                c, t, m0 = centroids(y)
+                converged = True
+                break
+            lam, ok = 1.0, False
+            norm = np.max(np.abs(res))
+            while lam > 1e-4:
+                y_new = symm(y + lam * step)
+                if np.all(np.diff(y_new) > 0):
+                    c_new, t_new, m0_new = centroids(y_new)
+                    res_new = y_new - c_new
+                    if np.max(np.abs(res_new)) <= norm:
+                        ok = True
+                        break
+                lam *= 0.5
+            if not ok:
+                break
+            y, c, t, m0, res = y_new, c_new, t_new, m0_new, res_new
+    if not converged:
+        for it2 in range(1, max_iter + 1):
+            c, _, _ = centroids(y)
+            step = c - y
+            # over-relaxed Lloyd step (falls back to the plain step if the order would break)
+            y_new = y + 1.8 * step
+            if np.any(np.diff(y_new) <= 0):
+                y_new = c
+            y = y_new
+            if np.max(np.abs(step)) <= tol * scale:
+                converged = True
+                y = c
+                break
+        it += it2
     t = 0.5 * (y[1:] + y[:-1])
     return LloydMaxResult(y, t, _lm_mse(prior, y), it, converged)
 

@@ -277,7 +277,7 @@ class EmpiricalMSE:
 
     # ------------------------------------------------------------------------------------ search
     def optimal_clip(self, bits: int, *, grid: str = "midrise", rounding: str = "half_even", n_grid: int = 1024,
-                     n_refine: int = 6):
+                     n_refine: int = 4):
         """Global MSE-optimal clip of a scale grid (see :func:`empirical_optimal_clip`)."""
         from .optimal import ClipResult
 
@@ -308,25 +308,28 @@ class EmpiricalMSE:
         k = _kernels()
         starts = [float(k.golden(*self._args(), float(grid_a[max(i - 1, 0)]), float(grid_a[min(i + 1, n_grid - 1)]),
                                  d, off, qmin, qmax, mode, 1e-10)) for i in idx]
-        if not small:  # one gathering pass for the neighbourhoods of all basins
-            near = np.concatenate([a * np.linspace(1 - 1e-3, 1 + 1e-3, 5) for a in starts] + [grid_a[idx]])
-            self._eval(near / d, off, np.full(near.size, qmin), np.full(near.size, qmax), mode)
-        cands = []
-        for i, a0 in zip(idx, starts):
-            alpha, tot = self._polish(a0, d, off, qmin, qmax, mode)
+        # The valley floor is finely rippled (samples cross thresholds): around each basin, an exact
+        # scan at a relative spacing of 1e-4 (±1.5% of the clip for a fully gathered tensor, whose
+        # ripples are coarse; ±0.2% for a large one, whose bucket-approximate search is already
+        # accurate), then the exact polish from the best points of that scan.
+        width, m = (1.5e-2, 301) if small else (2e-3, 41)
+        local = np.concatenate([a * (1.0 + np.linspace(-width, width, m)) for a in starts])
+        lv = self.curve(local, bits, grid, rounding) * self.n  # (gathers what it needs, once)
+        cands, others = [], []
+        for j, (i, a0) in enumerate(zip(idx, starts)):
+            seg = slice(j * m, (j + 1) * m)
+            seeds = [a0] + [float(v) for v in local[seg][np.argsort(lv[seg])[:3]]]
+            for a_start in seeds:
+                alpha, tot = self._polish(a_start, d, off, qmin, qmax, mode)
+                cands.append((tot, float(alpha)))
+            jbest = int(np.argmin(lv[seg]))
+            others.append((float(lv[seg][jbest]), float(local[seg][jbest])))
             scan_tot = vals[i] * self.n if small else self.curve([grid_a[i]], bits, grid, rounding)[0] * self.n
-            if scan_tot < tot:
-                alpha, tot = float(grid_a[i]), scan_tot
-            cands.append((tot, float(alpha)))
+            others.append((scan_tot, float(grid_a[i])))
         cands.sort()
-        # the valley floor of a large tensor's MSE is flat and finely rippled: scan it exactly at
-        # a relative spacing of 1e-4 and polish the best points of that scan too
-        best_a = cands[0][1]
-        local = best_a * (1.0 + np.linspace(-2e-3, 2e-3, 41))
-        lv = self.curve(local, bits, grid, rounding) * self.n
-        for i in np.argsort(lv)[:3]:
-            cands.append(self._polish(float(local[i]), d, off, qmin, qmax, mode)[::-1])
-        cands.sort()
+        others.sort()
+        if others[0][0] < cands[0][0] * (1 - 1e-13):  # (a scan point beat every polished vertex)
+            cands.insert(0, others[0])
         alpha = cands[0][1]
         q = Quantizer(bits, alpha, grid, rounding)
         clip, rnd = self.mse_quantizer(q)
@@ -441,7 +444,7 @@ class PerChannelClips:
 
 
 def per_channel_optimal_clip(x, bits: int, axis: int = 0, grid: str = "midrise", *, rounding: str = "half_even",
-                             n_grid: int = 256) -> PerChannelClips:
+                             n_grid: int = 1024) -> PerChannelClips:
     """Exact empirical optimal clip of every channel of a weight tensor.
 
     Parameters
@@ -495,7 +498,6 @@ def per_channel_optimal_clip(x, bits: int, axis: int = 0, grid: str = "midrise",
             q_err = float(np.mean(np.minimum(row, 0.0) ** 2)) if top <= 0 and np.any(row) else 0.0
             clip[c], rnd[c] = q_err, 0.0
             continue
-        r = EmpiricalMSE(row, _func=func).optimal_clip(bits, grid=grid, rounding=rounding, n_grid=n_grid,
-                                                       n_refine=4)
+        r = EmpiricalMSE(row, _func=func).optimal_clip(bits, grid=grid, rounding=rounding, n_grid=n_grid)
         alpha[c], clip[c], rnd[c] = r.alpha, r.clipping, r.rounding
     return PerChannelClips(alpha, clip + rnd, ax, bits, grid, clip, rnd)

@@ -1,0 +1,209 @@
+"""Fast exact empirical MSE (qtheory.empirical): equality with a direct quantize-and-average,
+ties, the global search, per-channel clips and bad input."""
+
+import math
+
+import numpy as np
+import pytest
+
+import qtheory
+from qtheory import Quantizer
+from qtheory.empirical import (
+    EmpiricalMSE,
+    direct_mse,
+    empirical_mse,
+    empirical_optimal_clip,
+    per_channel_optimal_clip,
+)
+from qtheory.quantizer import GRIDS, MIN_BITS, ROUNDINGS
+
+
+def _direct_parts(x, q):
+    """Reference: quantize every sample, split at the overload points, sum exactly."""
+    x = np.asarray(x, dtype=np.float64).ravel()
+    e = q.quantize(x) - x
+    lo, hi = q.overload
+    c = (x < lo) | (x >= hi)
+    return math.fsum(e[c] ** 2) / x.size, math.fsum(e[~c] ** 2) / x.size
+
+
+def _datasets(rng):
+    return {
+        "laplace": rng.laplace(size=3000),
+        "integers": rng.integers(-12, 13, size=2000).astype(float),  # ties on thresholds
+        "quarters": np.round(rng.normal(size=2000) * 8) / 4,  # ties for many grids
+        "float32": rng.standard_t(3, size=3000).astype(np.float32),
+        "relu": np.maximum(rng.normal(size=2000), 0.0),
+        "constant": np.full(50, 0.75),
+    }
+
+
+def _quantizers(grid, rounding):
+    qs = []
+    for bits in range(MIN_BITS[grid], 9):
+        for alpha in (0.3, 1.0, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 12.5, 100.0):
+            beta = -0.5 * alpha if grid == "affine" else None
+            qs.append(Quantizer(bits, alpha, grid, rounding, beta))
+    return qs
+
+
+@pytest.mark.parametrize("rounding", ROUNDINGS)
+@pytest.mark.parametrize("grid", GRIDS)
+def test_fast_mse_equals_direct_every_grid(grid, rounding, rng):
+    for name, x in _datasets(rng).items():
+        prep = EmpiricalMSE(x)
+        qs = _quantizers(grid, rounding)
+        sums = prep.error_sums(qs) / x.size
+        # float64 rounding: relative 1e-14, or (for a sum that is ~0 because samples sit on levels)
+        # the double-double resolution of the data's power
+        tiny = 1e-28 * float(np.mean(np.asarray(x, float) ** 2))
+        for q, (c, r) in zip(qs, sums):
+            dc, dr = _direct_parts(x, q)
+            assert c == pytest.approx(dc, rel=1e-14, abs=tiny), (name, q)
+            assert r == pytest.approx(dr, rel=1e-14, abs=tiny), (name, q)
+
+
+def test_large_tensor_gathers_on_demand(rng):
+    # > 2^16 samples: the samples of straddling buckets are gathered only when needed
+    x = rng.laplace(size=150_000).astype(np.float32)
+    prep = EmpiricalMSE(x)
+    assert prep._xs.size == 0
+    for bits, grid in ((2, "midrise"), (4, "int"), (8, "narrow"), (8, "uint")):
+        for alpha in (0.5, 3.0, 7.7, 20.0):
+            q = Quantizer(bits, alpha, grid)
+            c, r = prep.mse_quantizer(q)
+            dc, dr = _direct_parts(x, q)
+            assert c == pytest.approx(dc, rel=1e-14, abs=1e-300)
+            assert r == pytest.approx(dr, rel=1e-14, abs=1e-300)
+    assert 0 < prep._xs.size < x.size
+
+
+def test_approximate_scan_is_close_and_exact_curve_matches(rng):
+    x = rng.normal(size=200_000)
+    prep = EmpiricalMSE(x)
+    alphas = np.geomspace(0.5, 5.0, 25)
+    exact = prep.curve(alphas, 6)
+    approx = prep.curve(alphas, 6, exact=False)
+    direct = [direct_mse(x, Quantizer(6, a)) for a in alphas]
+    np.testing.assert_allclose(exact, direct, rtol=1e-13)
+    np.testing.assert_allclose(approx, exact, rtol=1e-3)
+
+
+def test_public_entry_points_use_the_exact_path(rng):
+    x = rng.laplace(size=5000)
+    r = qtheory.clipping_mse(x, [1.0, 2.5, 4.0], 3, grid="int")
+    for a, m in zip([1.0, 2.5, 4.0], r.mse):
+        assert m == pytest.approx(direct_mse(x, Quantizer(3, a, "int")), rel=1e-14)
+    e = empirical_mse(x.reshape(50, 100), 2.5, 3, grid="int")
+    assert e.mse == pytest.approx(r.mse[1], rel=1e-15)
+    o = qtheory.optimal_clip(x, 4)
+    assert o.alpha == pytest.approx(empirical_optimal_clip(x, 4).alpha, rel=1e-12)
+    assert o.ratio == pytest.approx(o.alpha / np.std(x), rel=1e-12)
+
+
+def test_float32_and_float64_agree(rng):
+    x32 = rng.laplace(size=4000).astype(np.float32)
+    x64 = x32.astype(np.float64)
+    for bits in (2, 5, 8):
+        a32 = EmpiricalMSE(x32).mse(3.3, bits).mse
+        a64 = EmpiricalMSE(x64).mse(3.3, bits).mse
+        assert a32 == a64
+
+
+def test_known_small_optimum():
+    r = empirical_optimal_clip([-2.0, -1.0, 0.0, 1.0, 2.0], 2, grid="narrow")
+    assert r.alpha == pytest.approx(1.5, rel=1e-12)
+    assert r.mse == pytest.approx(0.2, rel=1e-12)
+    # integers on the int grid: the clip that puts a level on every integer has zero error
+    x = np.arange(-8.0, 8.0)
+    r = empirical_optimal_clip(x, 4, grid="int")
+    assert r.mse == 0.0
+
+
+@pytest.mark.parametrize("grid", ["midrise", "int", "narrow", "unsigned", "uint"])
+@pytest.mark.parametrize("bits", [2, 3, 5])
+def test_optimum_beats_a_dense_direct_grid(grid, bits, rng):
+    x = rng.laplace(size=800) if grid not in ("unsigned", "uint") else rng.exponential(size=800)
+    r = empirical_optimal_clip(x, bits, grid=grid)
+    top = np.max(np.abs(x))
+    dense = np.linspace(top / 2000, top * 1.5, 2000)
+    vals = EmpiricalMSE(x).curve(dense, bits, grid)
+    assert r.mse <= vals.min() * (1 + 1e-12)
+    assert r.mse == pytest.approx(direct_mse(x, Quantizer(bits, r.alpha, grid)), rel=1e-13)
+    # an exact local minimum: no better clip nearby
+    near = EmpiricalMSE(x).curve(r.alpha * (1 + np.linspace(-1e-3, 1e-3, 41)), bits, grid)
+    assert r.mse <= near.min() * (1 + 1e-12)
+
+
+def test_per_channel(rng):
+    w = rng.normal(size=(4, 3, 300)) * np.array([1.0, 2.0, 0.5])[None, :, None]
+    r = per_channel_optimal_clip(w, 4, axis=1, grid="int")
+    assert r.axis == 1 and r.alpha.shape == (3,) and r.mse.shape == (3,)
+    for c in range(3):
+        ref = empirical_optimal_clip(w[:, c, :], 4, grid="int")
+        assert r.alpha[c] == pytest.approx(ref.alpha, rel=1e-12)
+        assert r.mse[c] == pytest.approx(ref.mse, rel=1e-12)
+    assert np.allclose(r.clipping + r.rounding, r.mse)
+    r2 = per_channel_optimal_clip(w, 4, axis=-2, grid="int")
+    np.testing.assert_array_equal(r2.alpha, r.alpha)
+    assert r2.axis == 1
+    df = r.to_frame()
+    assert list(df.columns) == ["channel", "alpha", "mse", "clipping", "rounding"] and len(df) == 3
+    z = np.zeros((2, 10))
+    z[1] = rng.normal(size=10)
+    rz = per_channel_optimal_clip(z, 3, axis=0)
+    assert np.isnan(rz.alpha[0]) and rz.mse[0] == 0.0 and rz.alpha[1] > 0
+
+
+def test_bucket_keys_agree_and_are_monotone(rng):
+    import numba
+
+    from qtheory.kernels.empirical import _bucket, _bucket_bits
+
+    @numba.njit
+    def both(x, xb, is32, ef, mb, nside, out):
+        for i in range(x.size):
+            out[i, 0] = _bucket(np.float64(x[i]), ef, mb, nside)
+            out[i, 1] = _bucket_bits(xb[i], is32, ef, mb, nside)
+
+    x = rng.laplace(size=20000) * 10.0 ** rng.integers(-40, 3, size=20000)
+    x = np.concatenate([x, [0.0, -0.0, 5e-324, -5e-324, 2.0**-1022, 1.0, -1.0, 0.5, 2.0, 1e308, -1e308]])
+    x32 = np.concatenate([x[np.abs(x) < 1e38].astype(np.float32), np.float32([1e-45, -1e-45, 1.2e-38])])
+    for arr, is32, efs in ((x, False, (-1021, -20, 5)), (x32, True, (-125, -20, 5))):
+        bits = arr.view(np.int32 if is32 else np.int64)
+        for ef in efs:
+            for mb in (0, 5, 12):
+                nside = 24 << mb
+                out = np.empty((arr.size, 2), dtype=np.int64)
+                both(arr, bits, is32, ef, mb, nside, out)
+                np.testing.assert_array_equal(out[:, 0], out[:, 1])
+                order = np.argsort(arr.astype(np.float64), kind="stable")
+                assert np.all(np.diff(out[order, 0]) >= 0)
+
+
+@pytest.mark.parametrize(
+    "call, name",
+    [
+        (lambda: EmpiricalMSE([]), "x"),
+        (lambda: EmpiricalMSE([1.0, np.nan]), "x"),
+        (lambda: EmpiricalMSE([1.0, np.inf]), "x"),
+        (lambda: EmpiricalMSE(["a", "b"]), "x"),
+        (lambda: empirical_mse([1.0, 2.0], 0.0, 4), "alpha"),
+        (lambda: empirical_mse([1.0, 2.0], 1.0, 0), "bits"),
+        (lambda: empirical_mse([1.0, 2.0], 1.0, 4, grid="log"), "grid"),
+        (lambda: empirical_optimal_clip([0.0, 0.0], 4), "x"),
+        (lambda: empirical_optimal_clip([1.0, 2.0], 4, grid="affine"), "grid"),
+        (lambda: empirical_optimal_clip([1.0, 2.0], 4, n_grid=3), "n_grid"),
+        (lambda: per_channel_optimal_clip(np.ones((2, 3)), 4, axis=2), "axis"),
+        (lambda: per_channel_optimal_clip(np.ones((2, 3)), 4, axis=-3), "axis"),
+        (lambda: per_channel_optimal_clip(np.ones((2, 3)), 4, axis=0.5), "axis"),
+        (lambda: per_channel_optimal_clip(np.ones((2, 0)), 4, axis=0), "x"),
+        (lambda: per_channel_optimal_clip(np.float64(3.0), 4, axis=0), "x"),
+        (lambda: per_channel_optimal_clip([[1.0, np.nan]], 4, axis=0), "x"),
+        (lambda: per_channel_optimal_clip(np.ones((2, 3)), 4, axis=0, grid="affine"), "grid"),
+        (lambda: qtheory.optimal_clip(np.array([]), 4), "prior"),
+    ],
+)
+def test_bad_input_names_the_parameter(call, name):
+    with pytest.raises((ValueError, TypeError), match=f"'{name}' parameter"):
+        call()
