@@ -269,6 +269,10 @@ def test_pointwise_conv_pooling(seed):
     r = sat.synthetic_network((16, 64, 256), 100, weights="fp", pool=4, rng=seed, batch=64)
     assert r.logit_var == pytest.approx(r.logit_var_predicted, rel=0.3)
     assert r.grad_rms.shape == (3,)
+    # E[ȳ²] of pooled BN+ReLU features: independent positions -> relu_pool_mean_square
+    r7 = sat.synthetic_network((32, 64, 512), 100, weights="fp", pool=7, rng=seed, batch=32)
+    e_ybar2 = r7.logit_var_predicted / (512 * r7.weight_var[-1])
+    assert e_ybar2 == pytest.approx(sat.relu_pool_mean_square(7), rel=0.03)
 
 
 # ----------------------------------------------------------------------------- calibrated PACT
@@ -359,6 +363,18 @@ BAD = [
     (sat.pact_error_term, dict(bits=2, alpha=0.0), "alpha"),
     (sat.pact_error_term, dict(bits=2, method="aciq"), "method"),
     (sat.pact_error_term, dict(bits=2, prior="cauchy"), "prior"),
+    (sat.pact_error_term, dict(bits=2, method="montecarlo", n_samples=1), "n_samples"),
+    (sat.clamp_variance_table, dict(ns=(1,)), "ns"),
+    (sat.clamp_variance_table, dict(ns=(10,), sigmas=(0.0,)), "sigmas"),
+    (sat.clamp_variance_table, dict(ns=(10,), mc_elements=-1), "mc_elements"),
+    (sat.clamp_variance_table, dict(ns=(10,), max_draws=2), "max_draws"),
+    (sat.variance_ratio_table, dict(bits=(17,)), "bits"),
+    (sat.variance_ratio_table, dict(mc_elements=-5), "mc_elements"),
+    (sat.pact_error_table, dict(bits=(0,)), "bits"),
+    (sat.pact_error_table, dict(n_samples=1), "n_samples"),
+    (sat.depth_experiment, dict(depths=(0,)), "depths"),
+    (sat.depth_experiment, dict(width=0), "width"),
+    (sat.depth_experiment, dict(n_in=0), "n_in"),
 ]
 
 
