@@ -117,6 +117,8 @@ _DTYPE_RANGE = {np.dtype(np.uint8): (0, 255), np.dtype(np.int8): (-128, 127)}
 _INT32_MAX = 2**31 - 1
 #: reductions shorter than this go through an im2col buffer (short contiguous runs do not vectorise)
 _IM2COL_BELOW = 32
+#: use the int16 ``pmaddwd`` kernel when the host has it (tests switch it off to check the portable one)
+_FAST_DOT = True
 
 
 # ============================================================================ storage
@@ -582,27 +584,26 @@ def conv2d(x, w, bias=None, *, x_quant: Quantizer, w_quant, out_quant: Quantizer
         kern.pack_input(x, signed, np.int32(p.zx), p.G, ph, pw, X)
         Kg = p.K // p.G
         Kp = -(-Kg // 4) * 4
-        Wk = np.zeros((p.G, Kp, p.kh, p.kw, p.Cg), dtype=np.int32)
-        Wk[:, :Kg] = p.w.reshape(p.G, Kg, p.Cg, p.kh, p.kw).transpose(0, 1, 3, 4, 2)
-        Wk = Wk.reshape(p.G * Kp, p.kh * p.kw * p.Cg)
-        L = p.kw * p.Cg if dw == 1 else p.Cg
-        if L < _IM2COL_BELOW and p.kh * p.kw > 1:
-            # short contiguous runs: gather the patches, padded with zeros to a multiple of 16
-            Lc = p.kh * p.kw * p.Cg
-            Lp = -(-Lc // 16) * 16
-            Xc = np.zeros((p.N * p.G, p.Ho, p.Wo, Lp), dtype=np.int32)
-            kern.im2col(X, p.kh, p.kw, sh, sw, dh, dw, p.Ho, p.Wo, Xc)
-            Wc = np.zeros((Wk.shape[0], Lp), dtype=np.int32)
-            Wc[:, :Lc] = Wk
-            kern.conv_gemm(Xc.reshape(-1), p.Ho, p.Wo, Lp, Wc, np.zeros(1, np.int64), Lp,
-                           p.Ho, p.Wo, 1, 1, p.G, Kg, *args)
+        wg = p.w.reshape(p.G, Kg, p.Cg, p.kh, p.kw)
+        red = p.kh * p.kw * p.Cg
+        if dw == 1 and red >= _IM2COL_BELOW:
+            # direct: one contiguous (kw, kh, c) run per output pixel in a row buffer
+            Wr = wg.transpose(0, 1, 4, 3, 2)
+            geo = (p.kh, p.kw, sh, sw, dh)
+            src = X
         else:
-            if dw == 1:
-                xoff = np.array([i * dh * Wp * p.Cg for i in range(p.kh)], dtype=np.int64)
-            else:
-                xoff = np.array([(i * dh * Wp + j * dw) * p.Cg for i in range(p.kh) for j in range(p.kw)],
-                                dtype=np.int64)
-            kern.conv_gemm(X.reshape(-1), Hp, Wp, p.Cg, Wk, xoff, L, p.Ho, p.Wo, sh, sw, p.G, Kg, *args)
+            # short reductions or horizontal dilation: gather the patches (i, j, c) first
+            Wr = wg.transpose(0, 1, 3, 4, 2)
+            src = np.empty((p.N * p.G, p.Ho, p.Wo, red), dtype=np.int32)
+            kern.im2col(X, p.kh, p.kw, sh, sw, dh, dw, p.Ho, p.Wo, src)
+            geo = (1, 1, 1, 1, 1)
+        lanes = kern.LANES if _FAST_DOT else 0
+        Lp = -(-red // lanes) * lanes if lanes else red
+        Wk = np.zeros((p.G, Kp, Lp), dtype=np.int16 if lanes else np.int32)
+        Wk[:, :Kg, :red] = Wr.reshape(p.G, Kg, red)
+        Wk = Wk.reshape(p.G * Kp, Lp)
+        conv = kern.conv_rows16 if lanes else kern.conv_rows
+        conv(src, Wk, *geo, p.Ho, p.Wo, p.G, *args)
     if p.oq is None:
         return out
     if p.mode == "exact":

@@ -129,16 +129,25 @@ def test_conv2d_bit_exact_with_int64_reference(case):
     np.testing.assert_array_equal(conv2d(x, w, bias, **raw), conv2d_reference(x, w, bias, **raw))
 
 
-def test_fast_paths_cover_dense_im2col_and_depthwise(rng):
+@pytest.mark.parametrize("fast_dot", [True, False], ids=["pmaddwd", "portable-int32"])
+def test_fast_paths_cover_dense_im2col_and_depthwise(rng, fast_dot, monkeypatch):
+    import qtheory.intconv as ic
+
+    monkeypatch.setattr(ic, "_FAST_DOT", fast_dot)
     xq = Quantizer(8, 3.0, grid="affine", beta=-1.0)
     yq = Quantizer(8, 30.0, grid="affine", beta=-30.0)
-    for C, K, k, G in [(64, 16, 3, 1), (3, 8, 3, 1), (16, 16, 3, 16), (8, 16, 3, 8), (128, 8, 1, 1)]:
-        wq = per_channel(8, rng.uniform(0.1, 1.0, K))
+    for C, K, k, G, d in [(64, 16, 3, 1, 1), (3, 8, 3, 1, 1), (16, 16, 3, 16, 1), (8, 16, 3, 8, 1),
+                          (128, 8, 1, 1, 1), (40, 6, 3, 2, 1), (33, 5, 3, 1, 2)]:
+        wq = per_channel(8, rng.uniform(0.1, 1.0, K), grid="int")
         x = rng.integers(0, 256, (2, C, 11, 10)).astype(np.uint8)
-        w = rng.integers(-127, 128, (K, C // G, k, k)).astype(np.int8)
+        w = np.full((K, C // G, k, k), -128, np.int8)  # extreme codes: |x - zp| * |w| at its largest
+        w[1:] = rng.integers(-127, 128, (K - 1, C // G, k, k))
         for mode in ("tflite", "fbgemm"):
-            kw = dict(x_quant=xq, w_quant=wq, out_quant=yq, padding=1, stride=(1, 2), groups=G, requant=mode)
+            kw = dict(x_quant=xq, w_quant=wq, out_quant=yq, padding=1, stride=(1, 2), dilation=(1, d), groups=G,
+                      requant=mode)
             np.testing.assert_array_equal(conv2d(x, w, **kw), conv2d_reference(x, w, **kw))
+        raw = dict(x_quant=Quantizer(8, 2.55, grid="unsigned"), w_quant=wq, padding=1, dilation=(1, d), groups=G)
+        np.testing.assert_array_equal(conv2d(x, w, **raw), conv2d_reference(x, w, **raw))
 
 
 # ----------------------------------------------------------------------------- requantisation rules
