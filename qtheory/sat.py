@@ -38,8 +38,8 @@ Closed forms (σ the standard deviation of Gaussian latent weights, N the tensor
       f_{N−1}(m) = N (2Φ(m/σ) − 1)^{N−2} · 2φ(m/σ)/σ
 
   evaluated by Gauss–Legendre quadrature (outer over the maximum, inner over the weight).
-  The extreme-value form over-estimates it (the mean of the maximum exceeds ``u_N`` by
-  ≈ γ/u_N, γ the Euler constant), by a relative error below the first-order bound
+  For σ ≲ 1 the extreme-value form over-estimates it (the mean of the maximum exceeds ``u_N``
+  by ≈ γ/u_N, γ the Euler constant), by a relative error below the first-order bound
   ``2γ/u_N²``: 10.6 % at N = 64, 6.7 % at N = 640, 5.1 % at N = 10⁴, 3.7 % at N = 1.28·10⁶,
   3.6 % at N = 2.05·10⁶ (σ = 0.01; smaller for larger σ, where tanh saturates). This is the
   approximation error the tests allow the extreme-value form.
@@ -623,7 +623,10 @@ def gradient_variance_factor(n_out: int, weight_var: float) -> float:
 def rule1_ratio(weight_var: float, n_in: int, k_pool: int) -> float:
     """``Var[Ξ] / (k_pool² / n_in)``: Rule I asks ``Var[Ξ] ≪ k_pool² / n_in``, i.e. ratio ≪ 1.
 
-    The bound's wording comes from a secondary source quoting the paper [UNVERIFIED].
+    The bound's wording comes from a secondary source quoting the paper [UNVERIFIED]. It reads
+    as if pooling over ``k_pool²`` positions divided ``E[ȳ²]`` by ``k_pool²``, which holds for
+    zero-mean features only; after BatchNorm + ReLU ``E[ȳ²] ≥ 1/(2π)`` whatever the pooling
+    (:func:`relu_pool_mean_square`), so a ratio near 1 already means a saturating softmax.
 
     >>> round(rule1_ratio(0.0401, 1280, 7), 3)
     1.048
