@@ -568,37 +568,44 @@ def conv2d(x, w, bias=None, *, x_quant: Quantizer, w_quant, out_quant: Quantizer
     ph, pw = p.pad
     dh, dw = p.dil
     Hp, Wp = p.H + 2 * ph, p.W + 2 * pw
-    x = np.ascontiguousarray(p.x).view(np.uint8)
-    signed = int(p.x.dtype == np.int8)
+    xs = p.x.reshape(p.N, p.G, p.Cg, p.H, p.W)
     if p.G == p.C and p.Cg == 1 and p.G > 1:
-        # depthwise (channel multiplier m = K / C): gather each output channel's input channel
+        # depthwise (channel multiplier m = K / C): channels last, each output channel's input gathered
         m = p.K // p.C
-        X = np.zeros((p.N, Hp, Wp, p.C), dtype=np.int32)
-        kern.pack_input(x, signed, np.int32(p.zx), 1, ph, pw, X)
+        X = np.zeros((p.N, Hp, Wp, p.C), dtype=np.int16)
+        inner = X[:, ph:ph + p.H, pw:pw + p.W, :]
+        inner[...] = p.x.transpose(0, 2, 3, 1)
+        if p.zx:
+            inner -= np.int16(p.zx)
         if m > 1:
             X = np.ascontiguousarray(np.repeat(X, m, axis=3))
         Wt = np.ascontiguousarray(p.w.reshape(p.K, p.kh * p.kw).T.astype(np.int32))
         kern.conv_depthwise(X, Wt, p.kh, p.kw, sh, sw, dh, dw, p.Ho, p.Wo, *args)
     else:
-        X = np.zeros((p.N * p.G, Hp, Wp, p.Cg), dtype=np.int32)
-        kern.pack_input(x, signed, np.int32(p.zx), p.G, ph, pw, X)
+        X = np.zeros((p.N, p.G, Hp, Wp, p.Cg), dtype=np.int16)
+        inner = X[:, :, ph:ph + p.H, pw:pw + p.W, :]
+        inner[...] = xs.transpose(0, 1, 3, 4, 2)
+        if p.zx:
+            inner -= np.int16(p.zx)
+        X = X.reshape(p.N * p.G, Hp, Wp, p.Cg)
         Kg = p.K // p.G
         Kp = -(-Kg // 4) * 4
         wg = p.w.reshape(p.G, Kg, p.Cg, p.kh, p.kw)
         red = p.kh * p.kw * p.Cg
+        lanes = kern.LANES if _FAST_DOT else 0
+        Lp = -(-red // lanes) * lanes if lanes else red
         if dw == 1 and red >= _IM2COL_BELOW:
             # direct: one contiguous (kw, kh, c) run per output pixel in a row buffer
             Wr = wg.transpose(0, 1, 4, 3, 2)
             geo = (p.kh, p.kw, sh, sw, dh)
             src = X
         else:
-            # short reductions or horizontal dilation: gather the patches (i, j, c) first
+            # short reductions or horizontal dilation: gather the patches (i, j, c) first,
+            # zero-padded to the kernel's run length
             Wr = wg.transpose(0, 1, 3, 4, 2)
-            src = np.empty((p.N * p.G, p.Ho, p.Wo, red), dtype=np.int32)
+            src = np.zeros((p.N * p.G, p.Ho, p.Wo, Lp), dtype=np.int16)
             kern.im2col(X, p.kh, p.kw, sh, sw, dh, dw, p.Ho, p.Wo, src)
             geo = (1, 1, 1, 1, 1)
-        lanes = kern.LANES if _FAST_DOT else 0
-        Lp = -(-red // lanes) * lanes if lanes else red
         Wk = np.zeros((p.G, Kp, Lp), dtype=np.int16 if lanes else np.int32)
         Wk[:, :Kg, :red] = Wr.reshape(p.G, Kg, red)
         Wk = Wk.reshape(p.G * Kp, Lp)

@@ -1,7 +1,7 @@
 """numba kernels of the integer-only convolution (:mod:`qtheory.intconv`).
 
-Layout inside: activations are packed once to ``int32`` NHWC (group-major,
-zero point already subtracted, zero padding). For each output row the ``kh``
+Layout inside: activations are packed once (numpy) to ``int16`` NHWC
+(group-major, zero point already subtracted, zero padding). For each output row the ``kh``
 input rows it needs are interleaved into a row buffer ``B[w, i, c]`` so that
 the whole reduction of one output pixel, ``(kw, kh, c)``, is one contiguous
 run, dotted with weights laid out ``[out_channel, kw, kh, c]``; 2 output
@@ -71,30 +71,9 @@ LANES = _pmaddwd_lanes()
 
 # ----------------------------------------------------------------------------- packing
 @njit(cache=True, parallel=True)
-def pack_input(x, signed, zp, groups, pad_top, pad_left, out):  # pragma: no cover - compiled
-    """``out[n*G+g, h+pt, w+pl, c] = x[n, g*Cg+c, h, w] - zp`` (``out`` zero-initialised).
-
-    ``x`` is the uint8 view of the stored tensor; ``signed`` (0/1) reinterprets it as int8
-    (one compiled specialisation for both storage types).
-    """
-    sub = I32(256) if signed else I32(0)
-    N, C, H, W = x.shape
-    Cg = C // groups
-    for r in prange(N * groups * H):
-        ng = r // H
-        h = r - ng * H
-        n = ng // groups
-        g = ng - n * groups
-        for c in range(Cg):
-            ci = g * Cg + c
-            for w in range(W):
-                v = I32(x[n, ci, h, w])
-                out[ng, h + pad_top, w + pad_left, c] = I32(v - ((v >> 7) * sub) - zp)
-
-
-@njit(cache=True, parallel=True)
 def im2col(X, kh, kw, sh, sw, dh, dw, Ho, Wo, out):  # pragma: no cover - compiled
-    """``out[ng, oh, ow, (i*kw+j)*Cg+c] = X[ng, oh*sh+i*dh, ow*sw+j*dw, c]``."""
+    """``out[ng, oh, ow, (i*kw+j)*Cg+c] = X[ng, oh*sh+i*dh, ow*sw+j*dw, c]`` (``out`` may be
+    longer in its last axis: the tail is left as it is, zeros from the caller)."""
     NG = X.shape[0]
     Cg = X.shape[3]
     for r in prange(NG * Ho):
@@ -222,7 +201,7 @@ def conv_depthwise(X, W, kh, kw, sh, sw, dh, dw, Ho, Wo,
                    mode, m0, shift, fmul, fbias, ibias, zp, lo, hi, rcode, out):  # pragma: no cover
     """Depthwise convolution vectorised over channels.
 
-    ``X`` is ``(N, HP, WP, K)`` int32 (input channel of each output channel already
+    ``X`` is ``(N, HP, WP, K)`` int16 (input channel of each output channel already
     gathered), ``W`` is ``(kh*kw, K)`` int32.
     """
     N = X.shape[0]
@@ -239,7 +218,7 @@ def conv_depthwise(X, W, kh, kw, sh, sw, dh, dw, Ho, Wo,
                     xr = X[n, oh * sh + i * dh, ow * sw + j * dw]
                     wr = W[i * kw + j]
                     for k in range(K):
-                        a[k] = I32(a[k] + I32(xr[k] * wr[k]))
+                        a[k] = I32(a[k] + I32(I32(xr[k]) * wr[k]))
             for k in range(K):
                 acc[k, ow] = a[k]
         requant_row(acc, n, oh, 0, K, mode, m0, shift, fmul, fbias, ibias, zp, lo, hi, rcode, out)
@@ -250,7 +229,7 @@ def conv_rows(X, W, kh, kw, sh, sw, dh, Ho, Wo, groups,
               mode, m0, shift, fmul, fbias, ibias, zp, lo, hi, rcode, out):  # pragma: no cover
     """Grouped convolution with horizontal dilation 1, one output row at a time.
 
-    ``X`` is ``(N*G, HX, WX, CX)`` int32. For output row ``oh`` the ``kh`` input rows
+    ``X`` is ``(N*G, HX, WX, CX)`` int16. For output row ``oh`` the ``kh`` input rows
     ``oh*sh + i*dh`` are interleaved into a buffer ``B[w, i, c]`` so that the whole reduction
     of output ``ow`` — ``(kw, kh, c)`` — is one contiguous run of ``kw*kh*CX`` values at
     ``B[ow*sw]``, dotted with ``W[k]`` laid out ``[kw, kh, c]`` (``G*Kp`` rows, ``Kp`` a
@@ -372,18 +351,22 @@ def conv_rows16(X, W, kh, kw, sh, sw, dh, Ho, Wo, groups,
     Lp = W.shape[1]
     Wf = W.ravel()
     step = sw * kh * CX
+    direct = kh == 1 and kw * CX == Lp
     for row in prange(NG * Ho):
         ng = row // Ho
         oh = row - ng * Ho
         n = ng // groups
         g = ng - n * groups
-        B = np.zeros(WX * kh * CX + Lp, dtype=np.int16)
-        for w in range(WX):
-            for i in range(kh):
-                src = X[ng, oh * sh + i * dh, w]
-                d0 = (w * kh + i) * CX
-                for c in range(CX):
-                    B[d0 + c] = np.int16(src[c])
+        if direct:  # the input row is already the row buffer (1-row kernels, im2col)
+            B = X[ng, oh * sh].reshape(WX * CX)
+        else:
+            B = np.zeros(WX * kh * CX + Lp, dtype=np.int16)
+            for w in range(WX):
+                for i in range(kh):
+                    src = X[ng, oh * sh + i * dh, w]
+                    d0 = (w * kh + i) * CX
+                    for c in range(CX):
+                        B[d0 + c] = src[c]
         acc = np.empty((Kp, Wo), dtype=np.int32)
         for oc in range(0, Kp, 4):
             r = (g * Kp + oc) * Lp
