@@ -414,6 +414,8 @@ def distortion_ladder(prior, bits=range(1, 9), *, grid: str = "midrise", n_max: 
     except ValueError:
         pd_v = np.full(len(bits), np.nan)
     a_max = float(prior.abs_quantile(1.0 - 1.0 / n_max))
+    if isinstance(prior, ScipyPrior) and np.all(np.isfinite(prior._support)):
+        a_max = float(np.max(np.abs(prior._support)))
     rows = []
     for i, b in enumerate(bits):
         lm = lloyd_max(prior, 2**b, tol=1e-10, max_iter=20000)
