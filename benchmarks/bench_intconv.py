@@ -10,9 +10,10 @@ Prints GOP/s (2 ops per multiply-accumulate) of
 and the ratios qtheory/fbgemm and qtheory/float32, measured side by side in one run: the three
 calls are interleaved and each keeps its best time over ``--reps`` rounds, so that load from
 other processes on the machine affects all three alike. Threads: torch uses its default
-(``torch.get_num_threads()``), numba its default (all cores).
+(``torch.get_num_threads()``), numba its default (all cores); ``--threads 1`` compares one core
+each, which is less disturbed by other load (a parallel region waits for its slowest thread).
 
-Run: ``python benchmarks/bench_intconv.py [--reps 30] [--requant tflite]``
+Run: ``python benchmarks/bench_intconv.py [--reps 30] [--requant tflite] [--threads N]``
 """
 
 from __future__ import annotations
@@ -32,7 +33,8 @@ SHAPES = [
 ]
 
 
-def main(reps: int = 30, requant: str = "tflite") -> list[dict]:
+def main(reps: int = 30, requant: str = "tflite", threads: int | None = None) -> list[dict]:
+    import numba
     import torch
     import torch.ao.nn.quantized.functional as qF
 
@@ -41,9 +43,13 @@ def main(reps: int = 30, requant: str = "tflite") -> list[dict]:
 
     warnings.filterwarnings("ignore", category=UserWarning)  # torch's quantized-tensor deprecation notice
     torch.backends.quantized.engine = "fbgemm"
+    if threads:
+        torch.set_num_threads(threads)
+        numba.set_num_threads(threads)
     rng = np.random.default_rng(0)
     rows = []
-    print(f"torch {torch.__version__}, threads {torch.get_num_threads()}; qtheory requant={requant!r}; best of {reps}")
+    print(f"torch {torch.__version__}, threads: torch {torch.get_num_threads()}, numba {numba.get_num_threads()}; "
+          f"qtheory requant={requant!r}; best of {reps}")
     print(f"{'shape':24s} {'qtheory':>9s} {'fbgemm':>9s} {'float32':>9s}   {'q/fbgemm':>8s} {'q/float':>8s}  (GOP/s)")
     for name, N, C, H, W, K, k, s, p, g in SHAPES:
         xq = Quantizer(8, 6.0, grid="affine", beta=-2.0)
@@ -100,5 +106,6 @@ if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--reps", type=int, default=30)
     ap.add_argument("--requant", default="tflite")
+    ap.add_argument("--threads", type=int, default=None, help="threads for both (default: each library's own)")
     args = ap.parse_args()
-    main(args.reps, args.requant)
+    main(args.reps, args.requant, args.threads)

@@ -299,6 +299,17 @@ def quantize_multiplier(multiplier: float) -> tuple[int, int]:
     return int(q), int(shift)
 
 
+def _quantize_multipliers(real: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`quantize_multiplier` on an array of positive multipliers below 2^31 (vectorised)."""
+    f, e = np.frexp(real)
+    q = np.floor(f * 2.0**31 + 0.5).astype(np.int64)
+    up = q == 2**31
+    q = np.where(up, q // 2, q)
+    e = e.astype(np.int64) + up
+    small = e < -31
+    return np.where(small, 0, q), np.where(small, 0, e)
+
+
 def _is_pow2(s: float) -> bool:
     return math.frexp(s)[0] == 0.5
 
@@ -460,10 +471,9 @@ def _multipliers(p: _Plan, func: str) -> dict:
     fbias = np.zeros(K, np.float32)
     mode = p.mode
     if mode in ("tflite", "tflite-single"):
-        for k in range(K):
-            if real[k] >= 2.0**31:
-                raise param_error("out_quant", func, "a scale for which s_x*s_w/s_y < 2^31", p.oq)
-            m0[k], shift[k] = quantize_multiplier(float(real[k]))
+        if real.max() >= 2.0**31:
+            raise param_error("out_quant", func, "a scale for which s_x*s_w/s_y < 2^31", p.oq)
+        m0, shift = _quantize_multipliers(real)
         if mode == "tflite":
             left = int(max(shift.max(), 0))
             if left and p.bound * 2**left > _INT32_MAX:

@@ -190,7 +190,13 @@ def test_relu_clamps_at_the_zero_point():
 
 
 def test_quantize_multiplier_matches_tflite_definition():
-    for m in [0.5, 0.999999999, 1e-3, 0.0123, 0.75, 1.0, 3.5, 2.0**-31]:
+    from qtheory.intconv import _quantize_multipliers
+
+    ms = [0.5, 0.999999999, 1e-3, 0.0123, 0.75, 1.0, 3.5, 2.0**-31, 1.0 - 2.0**-40, 2.0**-40]
+    vm0, vshift = _quantize_multipliers(np.array(ms))
+    for m, a, b in zip(ms, vm0, vshift, strict=True):
+        assert quantize_multiplier(m) == (int(a), int(b))  # the kernel's vectorised version agrees
+    for m in ms[:-1]:
         m0, shift = quantize_multiplier(m)
         assert 2**30 <= m0 < 2**31
         assert abs(m0 * 2.0 ** (shift - 31) - m) <= 2.0 ** (shift - 32)
