@@ -194,6 +194,14 @@ def test_gradient_variance_factor_vs_montecarlo(rng):
         diff.append(np.mean(g_in**2) - sat.gradient_variance_factor(n_out, float(np.mean(q**2))))
     diff = np.array(diff)
     assert abs(diff.mean()) < K * diff.std(ddof=1) / math.sqrt(draws)
+    import sympy as sp
+
+    from qtheory.symbolic import sat as ssat
+
+    expr = ssat.gradient_variance_factor()
+    val = expr.subs({sp.Symbol("n_out", integer=True, positive=True): 300,
+                     sp.Symbol("s_w", positive=True): 0.1})
+    assert float(val) == pytest.approx(sat.gradient_variance_factor(300, 0.01))
 
 
 def test_relu_pool_mean_square_vs_montecarlo(rng):
