@@ -407,3 +407,28 @@ def test_prediction_bad_inputs():
     with pytest.raises(ValueError, match=_msg("bits", "sqnr_sweep")):
         sqnr_sweep("gaussian", "laplace", bits=(12,))
     assert math.isfinite(predict_layer_error("gaussian", "laplace", XQ, WQ, 9).sqnr_db)
+
+
+@pytest.mark.parametrize("lanes", [16, 32])
+def test_pmaddwd_dot_products_against_numpy(lanes, rng):
+    """The LLVM-IR dot kernel at both vector widths (AVX2 and AVX-512BW) against int64 numpy."""
+    from numba import njit
+
+    from qtheory.kernels import intconv as kern
+
+    if kern.LANES < lanes:
+        pytest.skip(f"host has no {lanes}-lane pmaddwd")
+    dot = kern._make_dot16(lanes)
+
+    @njit
+    def run(X, W, xo, yo, L):
+        return dot(X, xo, yo, W, 0, L, L)
+
+    for L in (lanes, 3 * lanes, 576):
+        X = rng.integers(-255, 256, 3 * L).astype(np.int16)
+        X[:L] = 255
+        W = rng.integers(-128, 128, 4 * L).astype(np.int16)
+        W[:L] = -128
+        want = [int(np.dot(X[o:o + L].astype(np.int64), W[t * L:(t + 1) * L].astype(np.int64)))
+                for o in (0, L + 7) for t in range(4)]
+        assert list(run(X, W, 0, L + 7, L)) == want
