@@ -33,13 +33,51 @@ SHAPES = [
 ]
 
 
-def main(reps: int = 30, requant: str = "tflite", threads: int | None = None) -> list[dict]:
-    import numba
+def _callables(rng, requant, N, C, H, W, K, k, s, p, g):
+    """The three timed calls on one layer shape, and its operation count."""
     import torch
     import torch.ao.nn.quantized.functional as qF
 
     from qtheory import Quantizer
     from qtheory.intconv import conv2d, per_channel, storage_zero_point
+
+    xq = Quantizer(8, 6.0, grid="affine", beta=-2.0)
+    wq = per_channel(8, rng.uniform(0.2, 0.6, K))
+    yq = Quantizer(8, 20.0, grid="affine", beta=-20.0)
+    x = rng.integers(0, 256, (N, C, H, W)).astype(np.uint8)
+    w = rng.integers(-127, 128, (K, C // g, k, k)).astype(np.int8)
+    bias = rng.integers(-1000, 1000, K).astype(np.int32)
+    Ho = (H + 2 * p - k) // s + 1
+    Wo = (W + 2 * p - k) // s + 1
+    ops = 2.0 * N * K * Ho * Wo * (C // g) * k * k
+
+    def ours():
+        return conv2d(x, w, bias, x_quant=xq, w_quant=wq, out_quant=yq, stride=s, padding=p,
+                      groups=g, requant=requant)
+
+    tx = torch._make_per_tensor_quantized_tensor(torch.from_numpy(x), xq.scale, storage_zero_point(xq))
+    tw = torch._make_per_channel_quantized_tensor(
+        torch.from_numpy(w), torch.tensor([q.scale for q in wq], dtype=torch.float64),
+        torch.zeros(K, dtype=torch.long), 0)
+    tb = torch.from_numpy(bias.astype(np.float32) * xq.scale * np.array([q.scale for q in wq], np.float32))
+    zo = storage_zero_point(yq)
+
+    def fbgemm():
+        return qF.conv2d(tx, tw, tb, stride=s, padding=p, groups=g, scale=yq.scale, zero_point=zo)
+
+    fx = torch.from_numpy(x.astype(np.float32))
+    fw = torch.from_numpy(w.astype(np.float32))
+    fb = torch.from_numpy(bias.astype(np.float32))
+
+    def f32():
+        return torch.nn.functional.conv2d(fx, fw, fb, stride=s, padding=p, groups=g)
+
+    return {"qtheory": ours, "fbgemm": fbgemm, "float32": f32}, ops
+
+
+def main(reps: int = 30, requant: str = "tflite", threads: int | None = None) -> list[dict]:
+    import numba
+    import torch
 
     warnings.filterwarnings("ignore", category=UserWarning)  # torch's quantized-tensor deprecation notice
     torch.backends.quantized.engine = "fbgemm"
@@ -52,38 +90,7 @@ def main(reps: int = 30, requant: str = "tflite", threads: int | None = None) ->
           f"qtheory requant={requant!r}; best of {reps}")
     print(f"{'shape':24s} {'qtheory':>9s} {'fbgemm':>9s} {'float32':>9s}   {'q/fbgemm':>8s} {'q/float':>8s}  (GOP/s)")
     for name, N, C, H, W, K, k, s, p, g in SHAPES:
-        xq = Quantizer(8, 6.0, grid="affine", beta=-2.0)
-        wq = per_channel(8, rng.uniform(0.2, 0.6, K))
-        yq = Quantizer(8, 20.0, grid="affine", beta=-20.0)
-        x = rng.integers(0, 256, (N, C, H, W)).astype(np.uint8)
-        w = rng.integers(-127, 128, (K, C // g, k, k)).astype(np.int8)
-        bias = rng.integers(-1000, 1000, K).astype(np.int32)
-        Ho = (H + 2 * p - k) // s + 1
-        Wo = (W + 2 * p - k) // s + 1
-        ops = 2.0 * N * K * Ho * Wo * (C // g) * k * k
-
-        def ours():
-            return conv2d(x, w, bias, x_quant=xq, w_quant=wq, out_quant=yq, stride=s, padding=p,
-                          groups=g, requant=requant)
-
-        tx = torch._make_per_tensor_quantized_tensor(torch.from_numpy(x), xq.scale, storage_zero_point(xq))
-        tw = torch._make_per_channel_quantized_tensor(
-            torch.from_numpy(w), torch.tensor([q.scale for q in wq], dtype=torch.float64),
-            torch.zeros(K, dtype=torch.long), 0)
-        tb = torch.from_numpy(bias.astype(np.float32) * xq.scale * np.array([q.scale for q in wq], np.float32))
-        zo = storage_zero_point(yq)
-
-        def fbgemm():
-            return qF.conv2d(tx, tw, tb, stride=s, padding=p, groups=g, scale=yq.scale, zero_point=zo)
-
-        fx = torch.from_numpy(x.astype(np.float32))
-        fw = torch.from_numpy(w.astype(np.float32))
-        fb = torch.from_numpy(bias.astype(np.float32))
-
-        def f32():
-            return torch.nn.functional.conv2d(fx, fw, fb, stride=s, padding=p, groups=g)
-
-        fns = {"qtheory": ours, "fbgemm": fbgemm, "float32": f32}
+        fns, ops = _callables(rng, requant, N, C, H, W, K, k, s, p, g)
         for f in fns.values():  # warm-up (numba compilation, fbgemm packing caches)
             f()
         best = dict.fromkeys(fns, np.inf)
