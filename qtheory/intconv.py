@@ -6,20 +6,25 @@ integer arrays *as stored* (``uint8``/``int8``) described by a
 the storage zero point ``z`` follows from the quantizer's code range and the
 array's dtype (:func:`storage_zero_point`).
 
-===================  ==============================================================
-function             what it does
-===================  ==============================================================
-conv2d               the fast path: numba kernels, exact int32 accumulation, fused
-                     requantisation (NCHW in and out; NHWC inside)
-conv2d_reference     the same result from plain int64 numpy (independent code)
-quantize/dequantize  float tensors <-> stored integer tensors (per-tensor or per-channel)
-per_channel          one symmetric weight quantizer per output channel
-quantize_multiplier  TFLite's ``(M0, shift)`` decomposition of a real multiplier
-quantizer_moments    ``E[X], E[X²], E[Q], E[Q²], E[XQ]`` of a quantizer under a prior
-predict_layer_error  analytic output error and SQNR of a quantized conv
-measure_layer_error  the same, measured through :func:`conv2d` on actual tensors
-sqnr_sweep           predicted vs measured SQNR over bits and clip ratios (a table)
-===================  ==============================================================
+=================================  ================================================================
+function                           what it does
+=================================  ================================================================
+conv2d                             the fast path: numba kernels (int16 ``pmaddwd`` dot products on
+                                   x86), exact int32 accumulation checked for overflow beforehand,
+                                   fused requantisation; NCHW in and out, NHWC inside
+conv2d_reference                   the same result from plain int64 numpy (independent code)
+conv2d_float                       float64 convolution with the same geometry
+quantize / dequantize              float tensors <-> stored integers (per tensor or per channel)
+storage_zero_point                 the stored integer of real 0 for a quantizer and a dtype
+per_channel                        one symmetric weight quantizer per output channel
+quantize_multiplier                TFLite's ``(M0, shift)`` decomposition of a real multiplier
+accumulator_bound                  the largest ``|acc|`` a reduction can reach (overflow check)
+quantizer_moments                  ``E[X], E[X²], E[Q], E[Q²], E[XQ]`` of a quantizer under a prior
+predict_layer_error                output error and SQNR from input and weight priors
+predict_layer_error_given_weights  the same for a known float weight tensor
+measure_layer_error                the same, measured through :func:`conv2d`
+sqnr_sweep                         predicted vs measured SQNR over bits and clip ratios (a table)
+=================================  ================================================================
 
 Requantisation modes
 --------------------
