@@ -384,12 +384,14 @@ def test_predicted_sqnr_matches_integer_reference(bits, seed):
                     shape=(4, 16, 16, 16, 32, 3, 3), rng=seed)
     assert np.all(np.abs(df.gap_db) < 1.0), df
     # the prior model (the average over weight draws) on zero-mean activations and Gaussian
-    # weights clipped at 4 sigma, where rounding dominates: one drawn tensor of 18k weights
-    # deviates from the average by ~0.1 dB. (Where clipping of a few tail weights dominates,
-    # a single draw scatters by up to ~1.5 dB around the prior model; the tensor model above
-    # has no such scatter.)
-    df = sqnr_sweep(Gaussian(), Gaussian(0.05), bits=(bits,), clip_ratios=(4.0,), x_grid="narrow",
-                    shape=(4, 32, 10, 10, 64, 3, 3), weight_model="prior", rng=seed)
+    # weights clipped at 5 sigma, where rounding dominates: one drawn tensor of 18k weights deviates
+    # from the average by ~0.1 dB. Accumulator only: the prior model does not know which of the
+    # drawn channels is the largest, and a per-tensor output clip is set by that one. (Where
+    # clipping of a few tail values dominates, a single draw scatters by up to ~1.5 dB around the
+    # prior model: at 4 sigma, one clipped activation or weight out of ~1 expected moves the
+    # 8-bit SQNR that much; the tensor model above has no such scatter.)
+    df = sqnr_sweep(Gaussian(), Gaussian(0.05), bits=(bits,), clip_ratios=(5.0,), x_grid="narrow",
+                    shape=(4, 32, 10, 10, 64, 3, 3), weight_model="prior", out_bits=None, rng=seed)
     assert np.all(np.abs(df.gap_db) < 1.0), df
 
 

@@ -160,7 +160,8 @@ def report(df: pd.DataFrame, lsb: pd.DataFrame) -> str:
         "Predicting with the weight *prior* instead of the known tensor (`predict_layer_error`, the average "
         "over weight draws) adds the sampling error of the few clipped tail weights of one draw: up to about "
         "1.5 dB at large clip ratios and high bit-widths, where a handful of clipped tail weights carries "
-        "most of the weight error. All cells share one draw of activations and weights, so the gaps of "
+        "most of the weight error, and the prior model cannot know which drawn channel is the largest "
+        "(a per-tensor output clip is set by that one). All cells share one draw of activations and weights, so the gaps of "
         "different bit-widths at the same clip ratio are correlated: a dip shared by all bit-widths is that draw "
         "(e.g. its few clipped tail weights, each seen through only "
         f"{SHAPE[0] * (SHAPE[2] - 2) * (SHAPE[3] - 2)} activations), not a bias of the model.",
