@@ -173,10 +173,11 @@ def report(df: pd.DataFrame, lsb: pd.DataFrame) -> str:
         "'fbgemm' (float32 multiplier, float bias, ties to even) is bit-exact with PyTorch's quantized conv2d "
         "on the fbgemm engine for the regular conv (and in tests/test_intconv_torch.py for random shapes, "
         "groups, per-tensor/per-channel weights, ReLU). Depthwise convolutions go through fbgemm's separate "
-        "depthwise kernels, which multiply uint8 x int8 pairs with `vpmaddubsw` and saturate the pair sums in "
-        "int16: with full-range activations PyTorch's result is off by up to tens of LSB on a fraction of "
-        "outputs (qtheory's int32 accumulation is exact); with activations kept below 128 (PyTorch's "
-        "`reduce_range` for x86) no pair can saturate and 'fbgemm' mode is bit-exact with it again. "
+        "depthwise kernels: with full-range activations PyTorch's result is off by up to tens of LSB on a "
+        "fraction of outputs, and with activations kept below 128 (PyTorch's `reduce_range` for x86) it "
+        "matches 'fbgemm' mode exactly again. That is the signature of int16 saturation of pairs of "
+        "uint8 x int8 products (`vpmaddubsw`, 2·255·127 > 32767) in those kernels; qtheory's int32 "
+        "accumulation is exact either way. "
         "The other modes differ from the exact rational result by at most one LSB, on the outputs whose "
         "scaled value lies within the multiplier's precision of a rounding tie.",
         "",
