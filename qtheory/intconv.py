@@ -90,7 +90,7 @@ from fractions import Fraction
 
 import numpy as np
 
-from ._validation import check_bool, check_int, check_option, check_real, param_error
+from ._validation import check_bool, check_int, check_option, check_real, check_samples, param_error
 from .quantizer import ROUNDING_CODES, Quantizer, round_with
 
 __all__ = [
@@ -270,6 +270,8 @@ def per_channel(bits: int, alphas, grid: str = "narrow", rounding: str = "half_e
     """
     func = "per_channel"
     grid = check_option(grid, "grid", func, WEIGHT_GRIDS)
+    bits = check_int(bits, "bits", func, 2, 16)
+    check_option(rounding, "rounding", func, ("half_even", "half_away", "half_up"))
     a = np.asarray(alphas, dtype=float)
     if a.ndim != 1 or a.size == 0 or not np.all(np.isfinite(a)) or np.any(a <= 0):
         raise param_error("alphas", func, "a non-empty 1-D array of positive finite clips", alphas)
@@ -1087,8 +1089,8 @@ def measure_layer_error(x, w, *, x_quant: Quantizer, w_quant, out_quant: Quantiz
     True
     """
     func = "measure_layer_error"
-    x = np.asarray(x, dtype=np.float64)
-    w = np.asarray(w, dtype=np.float64)
+    x = check_samples(x, "x", func, ndim=4)
+    w = check_samples(w, "w", func, ndim=4)
     xq = _check_quantizer(x_quant, "x_quant", func)
     wqs = _as_quantizers(w_quant, "w_quant", func, WEIGHT_GRIDS)
     geo = dict(stride=stride, padding=padding, dilation=dilation, groups=groups)
