@@ -66,15 +66,17 @@ def run(names: list[str] | None = None, root: str | os.PathLike | None = None, *
     for n in names:
         if n not in names_all:
             raise param_error("names", "qtheory.repro.run", "a subset of " + ", ".join(map(repr, names_all)), n)
+    from tqdm.auto import tqdm
+
     out = {}
-    for n in names:
+    bar = tqdm(names, desc="qtheory repro", unit="paper", disable=not verbose)
+    for n in bar:
         t0 = time.perf_counter()
-        if verbose:
-            print(f"[repro] {n} ...", flush=True)
+        bar.set_postfix_str(n)
         paths = _load(root, n).main(root)
         out[n] = [Path(p) for p in paths]
         if verbose:
             for p in out[n]:
-                print(f"  wrote {Path(p).resolve().relative_to(root)}")
-            print(f"[repro] {n} done in {time.perf_counter() - t0:.1f} s", flush=True)
+                tqdm.write(f"  wrote {Path(p).resolve().relative_to(root)}")
+            tqdm.write(f"[repro] {n} done in {time.perf_counter() - t0:.1f} s")
     return out
