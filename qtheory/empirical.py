@@ -43,6 +43,8 @@ __all__ = ["EmpiricalMSE", "empirical_mse", "empirical_optimal_clip", "per_chann
            "PerChannelClips", "direct_mse"]
 
 _OCTAVES = 24
+#: tensors with N·levels up to this get the exact breakpoint sweep (the true global optimum)
+_SWEEP_LIMIT = 1_000_000
 _SCALE_GRIDS = ("midrise", "int", "narrow", "unsigned", "uint")
 
 
@@ -294,42 +296,48 @@ class EmpiricalMSE:
                               "all-zero samples" if signed else "samples without positive values")
         d, off, qmin, qmax = _denominator(grid, bits)
         mode = ROUNDING_CODES[rounding]
-        # beyond top * (1 + 2^(1-b)) nothing is clipped: the MSE only grows with the step there
-        hi = top * (1.0 + 2.0 ** (1 - bits))
+        # every grid's outermost level is at least (1 - 2^(1-b))·α: by top·(1 + 2^(2-b)) a level can
+        # sit on every sample and nothing is clipped; beyond, the MSE only grows with the step
+        hi = top * (1.0 + 2.0 ** (2 - bits))
         lo = top * 2.0 ** -(bits + 12)
         grid_a = np.geomspace(lo, hi, n_grid)
         small = self.n <= 1 << 16
-        vals = self.curve(grid_a, bits, grid, rounding, exact=small)
-        # local minima of the scan (plateaus count once), best first
-        left = np.r_[np.inf, vals[:-1]]
-        right = np.r_[vals[1:], np.inf]
-        idx = np.flatnonzero((vals <= left) & (vals < right) | (vals < left) & (vals <= right))
-        idx = idx[np.argsort(vals[idx], kind="stable")][:n_refine]
-        k = _kernels()
-        starts = [float(k.golden(*self._args(), float(grid_a[max(i - 1, 0)]), float(grid_a[min(i + 1, n_grid - 1)]),
-                                 d, off, qmin, qmax, mode, 1e-10)) for i in idx]
-        # The valley floor is finely rippled (samples cross thresholds): around each basin, an exact
-        # scan at a relative spacing of 1e-4 (±1.5% of the clip for a fully gathered tensor, whose
-        # ripples are coarse; ±0.2% for a large one, whose bucket-approximate search is already
-        # accurate), then the exact polish from the best points of that scan.
-        width, m = (1.5e-2, 301) if small else (2e-3, 41)
-        local = np.concatenate([a * (1.0 + np.linspace(-width, width, m)) for a in starts])
-        lv = self.curve(local, bits, grid, rounding) * self.n  # (gathers what it needs, once)
-        cands, others = [], []
-        for j, (i, a0) in enumerate(zip(idx, starts)):
-            seg = slice(j * m, (j + 1) * m)
-            seeds = [a0] + [float(v) for v in local[seg][np.argsort(lv[seg])[:3]]]
-            for a_start in seeds:
-                alpha, tot = self._polish(a_start, d, off, qmin, qmax, mode)
-                cands.append((tot, float(alpha)))
-            jbest = int(np.argmin(lv[seg]))
-            others.append((float(lv[seg][jbest]), float(local[seg][jbest])))
-            scan_tot = vals[i] * self.n if small else self.curve([grid_a[i]], bits, grid, rounding)[0] * self.n
-            others.append((scan_tot, float(grid_a[i])))
-        cands.sort()
-        others.sort()
-        if others[0][0] < cands[0][0] * (1 - 1e-13):  # (a scan point beat every polished vertex)
-            cands.insert(0, others[0])
+        if small and self.n * (qmax - qmin) <= _SWEEP_LIMIT:
+            # exact global minimum: sweep every threshold crossing in [lo, hi], polish the best
+            ss, _ = _kernels().sweep(self._xs, lo / d, hi / d, off, qmin, qmax, mode, 8)
+            cands = sorted(self._polish(float(v) * d, d, off, qmin, qmax, mode)[::-1] for v in ss[np.isfinite(ss)])
+        else:
+            vals = self.curve(grid_a, bits, grid, rounding, exact=small)
+            # local minima of the scan (plateaus count once), best first
+            left = np.r_[np.inf, vals[:-1]]
+            right = np.r_[vals[1:], np.inf]
+            idx = np.flatnonzero((vals <= left) & (vals < right) | (vals < left) & (vals <= right))
+            idx = idx[np.argsort(vals[idx], kind="stable")][:n_refine]
+            k = _kernels()
+            starts = [float(k.golden(*self._args(), float(grid_a[max(i - 1, 0)]), float(grid_a[min(i + 1, n_grid - 1)]),
+                                     d, off, qmin, qmax, mode, 1e-10)) for i in idx]
+            # The valley floor is finely rippled (samples cross thresholds): around each basin, an exact
+            # scan at a relative spacing of 1e-4 (±1.5% of the clip for a fully gathered tensor, whose
+            # ripples are coarse; ±0.2% for a large one, whose bucket-approximate search is already
+            # accurate), then the exact polish from the best points of that scan.
+            width, m = (1.5e-2, 301) if small else (2e-3, 41)
+            local = np.concatenate([a * (1.0 + np.linspace(-width, width, m)) for a in starts])
+            lv = self.curve(local, bits, grid, rounding) * self.n  # (gathers what it needs, once)
+            cands, others = [], []
+            for j, (i, a0) in enumerate(zip(idx, starts)):
+                seg = slice(j * m, (j + 1) * m)
+                seeds = [a0] + [float(v) for v in local[seg][np.argsort(lv[seg])[:3]]]
+                for a_start in seeds:
+                    alpha, tot = self._polish(a_start, d, off, qmin, qmax, mode)
+                    cands.append((tot, float(alpha)))
+                jbest = int(np.argmin(lv[seg]))
+                others.append((float(lv[seg][jbest]), float(local[seg][jbest])))
+                scan_tot = vals[i] * self.n if small else self.curve([grid_a[i]], bits, grid, rounding)[0] * self.n
+                others.append((scan_tot, float(grid_a[i])))
+            cands.sort()
+            others.sort()
+            if others[0][0] < cands[0][0] * (1 - 1e-13):  # (a scan point beat every polished vertex)
+                cands.insert(0, others[0])
         alpha = cands[0][1]
         q = Quantizer(bits, alpha, grid, rounding)
         clip, rnd = self.mse_quantizer(q)
@@ -375,7 +383,7 @@ def empirical_optimal_clip(x, bits: int, *, grid: str = "midrise", rounding: str
                            n_grid: int = 1024):
     """The global MSE-optimal clip of a tensor, by exact empirical MSE.
 
-    A logarithmic scan of ``n_grid`` clips over ``(0, max|x|·(1 + 2^(1−b))]``, golden-section
+    A logarithmic scan of ``n_grid`` clips over ``(0, max|x|·(1 + 2^(2−b))]``, golden-section
     refinement of the best local minima of the scan, and the exact polish (see the module
     docstring) — the returned clip is a vertex of the piecewise-quadratic empirical MSE.
 

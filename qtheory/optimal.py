@@ -268,9 +268,11 @@ def _search_range(prior: Prior, bits: int) -> tuple[float, float]:
         top = float(np.max(np.abs(prior.x)))
         if top == 0.0:
             raise param_error("prior", "optimal_clip", "samples that are not all zero", "all-zero samples")
-        return top * 1e-3, top * (1.0 + 2.0 ** (1 - bits))
-    # beyond the (1 - 1e-14)-quantile of |X| no clip can help at <= 16 bits
-    top = prior.abs_quantile(1.0 - 1e-14) * 1.05
+        return top * 1e-3, top * (1.0 + 2.0 ** (2 - bits))
+    # Beyond the (1 - 1e-14)-quantile of |X| there is no mass worth a level; the outermost level of
+    # every grid is at least (1 - 2^(1-b))·α (int), so α up to top·(1 + 2^(2-b)) puts a level on
+    # any value up to top (a level *on* a narrow outer mode can be optimal: multimodal priors).
+    top = prior.abs_quantile(1.0 - 1e-14) * 1.05 * (1.0 + 2.0 ** (2 - bits))
     scale = prior.scale
     return min(1e-3 * scale, 1e-3 * top), top
 

@@ -421,7 +421,8 @@ class ScipyPrior(Prior):
         tail = up | down
 
         def f(t):
-            with np.errstate(divide="ignore", invalid="ignore"):
+            t = np.float64(t)  # quad_vec may pass a Python float: t = 1 must give inf, not an error
+            with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
                 r = t / (1.0 - t)
                 x = np.where(tail, base + sign * r, base + t * width)
                 jac = np.where(tail, 1.0 / (1.0 - t) ** 2, width)

@@ -408,3 +408,98 @@ def golden(cnt, p1h, p1l, p2h, p2l, bmin, bmax, have, gstart, xs, g1h, g1l, g2h,
                       qmin, qmax, mode, False, buf, miss)
             f2 = (buf[0] + buf[2]) + (buf[1] + buf[3])
     return x1 if f1 <= f2 else x2
+
+
+@numba.njit(cache=True)
+def sweep(x, s_lo, s_hi, offset, qmin, qmax, mode, n_best):
+    """Exact global minimisation over the step ``s in [s_lo, s_hi]`` by sweeping every breakpoint.
+
+    As ``s`` grows, a sample crosses the decision thresholds one by one; between consecutive
+    crossings the assignment of samples to levels is fixed and the total error is the quadratic
+    ``Σx² − 2s·B + s²·A`` (``A = Σc²``, ``B = Σc·x``, ``c = code + offset``), minimised at its
+    vertex or at an end of the interval. Sorting all crossings (at most ``N·levels``) and updating
+    ``A``, ``B`` at each gives every piece's minimum. Returns the ``n_best`` best steps (best first)
+    and their (approximate) error sums.
+    """
+    n = x.shape[0]
+    fqmin = float(qmin)
+    fqmax = float(qmax)
+    a_sum = 0.0
+    b_sum = 0.0
+    s2 = 0.0
+    n_ev = 0
+    codes = np.empty(n)
+    for i in range(n):
+        xi = x[i]
+        k = _code(xi, s_lo, offset, fqmin, fqmax, mode)
+        codes[i] = k
+        c = k + offset
+        a_sum += c * c
+        b_sum += c * xi
+        s2 += xi * xi
+        if xi > 0.0:
+            j = k - 1.0
+            while j >= fqmin and j + 0.5 + offset > 0.0 and xi / (j + 0.5 + offset) <= s_hi:
+                n_ev += 1
+                j -= 1.0
+        elif xi < 0.0:
+            j = k
+            while j <= fqmax - 1.0 and j + 0.5 + offset < 0.0 and xi / (j + 0.5 + offset) <= s_hi:
+                n_ev += 1
+                j += 1.0
+    ev_s = np.empty(n_ev)
+    ev_i = np.empty(n_ev, dtype=np.int64)
+    ev_d = np.empty(n_ev)
+    m = 0
+    for i in range(n):
+        xi = x[i]
+        k = codes[i]
+        if xi > 0.0:
+            j = k - 1.0
+            while j >= fqmin and j + 0.5 + offset > 0.0 and xi / (j + 0.5 + offset) <= s_hi:
+                ev_s[m] = xi / (j + 0.5 + offset)
+                ev_i[m] = i
+                ev_d[m] = -1.0
+                m += 1
+                j -= 1.0
+        elif xi < 0.0:
+            j = k
+            while j <= fqmax - 1.0 and j + 0.5 + offset < 0.0 and xi / (j + 0.5 + offset) <= s_hi:
+                ev_s[m] = xi / (j + 0.5 + offset)
+                ev_i[m] = i
+                ev_d[m] = 1.0
+                m += 1
+                j += 1.0
+    order = np.argsort(ev_s)
+    best_s = np.full(n_best, np.nan)
+    best_v = np.full(n_best, np.inf)
+    s_prev = s_lo
+    for e in range(n_ev + 1):
+        s_next = s_hi if e == n_ev else ev_s[order[e]]
+        if s_next > s_prev and a_sum > 0.0:
+            v = b_sum / a_sum
+            if v < s_prev:
+                v = s_prev
+            elif v > s_next:
+                v = s_next
+            val = s2 - 2.0 * v * b_sum + v * v * a_sum
+            # keep the n_best smallest (distinct pieces)
+            w = 0
+            for r in range(1, n_best):
+                if best_v[r] > best_v[w]:
+                    w = r
+            if val < best_v[w]:
+                best_v[w] = val
+                best_s[w] = v
+        if e < n_ev:
+            idx = order[e]
+            i = ev_i[idx]
+            c = codes[i] + offset
+            d = ev_d[idx]
+            a_sum += 2.0 * c * d + d * d
+            b_sum += d * x[i]
+            codes[i] += d
+            if ev_s[idx] > s_prev:
+                s_prev = ev_s[idx]
+    o = np.argsort(best_v)
+    return best_s[o], best_v[o]

@@ -1,0 +1,52 @@
+"""Figures for :mod:`qtheory.classical`: the distortion ladder.
+
+Functions take computed results and an optional ``ax``; they return the Axes.
+"""
+
+from __future__ import annotations
+
+__all__ = ["plot_distortion_ladder"]
+
+_RUNGS = [
+    ("max", "no clipping (max)", "tab:gray", "x", "-"),
+    ("aciq", "ACIQ clip", "tab:blue", "o", "-"),
+    ("uniform_optimal", "exact-optimal uniform clip", "black", "*", "-"),
+    ("lloyd_max", "Lloyd–Max (non-uniform)", "tab:green", "^", "-"),
+    ("panter_dite", "Panter–Dite asymptote", "tab:green", None, ":"),
+    ("rate_distortion", "rate–distortion bound", "tab:red", "s", "--"),
+]
+
+
+def plot_distortion_ladder(table, *, ax=None, title: str | None = None, relative: bool = False):
+    """MSE vs bits for the rungs of :func:`qtheory.classical.distortion_ladder`.
+
+    ``relative=True`` plots each rung relative to the Lloyd–Max MSE (dB) instead.
+    """
+    import numpy as np
+
+    if ax is None:
+        import matplotlib.pyplot as plt
+
+        _, ax = plt.subplots(figsize=(6, 4.2))
+    b = table["bits"].to_numpy()
+    ref = table["lloyd_max"].to_numpy()
+    for col, label, color, marker, ls in _RUNGS:
+        if col not in table or np.all(np.isnan(table[col].to_numpy(dtype=float))):
+            continue
+        y = table[col].to_numpy(dtype=float)
+        if col == "rate_distortion" and "rd_kind" in table and table["rd_kind"].iloc[0] == "shannon_lower_bound":
+            label = "Shannon lower bound"
+        if relative:
+            y = 10 * np.log10(y / ref)
+        ax.plot(b, y, color=color, marker=marker, ls=ls, label=label, lw=1.4, ms=5)
+    if relative:
+        ax.set_ylabel("MSE relative to Lloyd–Max (dB)")
+    else:
+        ax.set_yscale("log")
+        ax.set_ylabel("mean squared error")
+    ax.set_xlabel("bits (rate R)")
+    if title:
+        ax.set_title(title)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7)
+    return ax
