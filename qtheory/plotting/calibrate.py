@@ -96,6 +96,8 @@ def plot_mse_curve(alphas, result, *, optimum=None, picks: dict | None = None, a
         color, _ = CALIBRATOR_STYLE.get(name, ("tab:gray", None))
         ax.axvline(alpha, color=color, lw=1, alpha=0.8, label=f"{name} {alpha:.3g}")
     ax.set_yscale("log")
+    tot = np.asarray(result.mse, dtype=float)
+    ax.set_ylim(np.nanmin(tot) * 0.05, np.nanmax(tot) * 2.0)  # the parts may fall to ~0
     ax.set_xlabel("clip α")
     ax.set_ylabel("mean squared error")
     if title:
