@@ -8,8 +8,8 @@ Prints GOP/s (2 ops per multiply-accumulate) of
 - float32  : ``torch.nn.functional.conv2d``;
 
 and the ratios qtheory/fbgemm and qtheory/float32, measured side by side in one run: the three
-calls are interleaved and each keeps its best time over ``--reps`` rounds, so that load from
-other processes on the machine affects all three alike. Threads: torch uses its default
+calls are interleaved, rounds go over all shapes, and each call keeps its best time over
+``--reps`` rounds, so that load from other processes on the machine affects all three alike. Threads: torch uses its default
 (``torch.get_num_threads()``), numba its default (all cores); ``--threads 1`` compares one core
 each, which is less disturbed by other load (a parallel region waits for its slowest thread).
 
@@ -89,17 +89,21 @@ def main(reps: int = 30, requant: str = "tflite", threads: int | None = None) ->
     print(f"torch {torch.__version__}, threads: torch {torch.get_num_threads()}, numba {numba.get_num_threads()}; "
           f"qtheory requant={requant!r}; best of {reps}")
     print(f"{'shape':24s} {'qtheory':>9s} {'fbgemm':>9s} {'float32':>9s}   {'q/fbgemm':>8s} {'q/float':>8s}  (GOP/s)")
+    cases = []
     for name, N, C, H, W, K, k, s, p, g in SHAPES:
         fns, ops = _callables(rng, requant, N, C, H, W, K, k, s, p, g)
         for f in fns.values():  # warm-up (numba compilation, fbgemm packing caches)
             f()
-        best = dict.fromkeys(fns, np.inf)
-        with torch.inference_mode():
-            for _ in range(reps):
+        cases.append((name, fns, ops, dict.fromkeys(fns, np.inf)))
+    # rounds over all shapes, so that a burst of load from elsewhere hits one round, not one shape
+    with torch.inference_mode():
+        for _ in range(reps):
+            for _name, fns, _ops, best in cases:
                 for key, f in fns.items():
                     t0 = time.perf_counter()
                     f()
                     best[key] = min(best[key], time.perf_counter() - t0)
+    for name, _fns, ops, best in cases:
         gops = {key: ops / t / 1e9 for key, t in best.items()}
         row = {"shape": name, **gops, "q/fbgemm": gops["qtheory"] / gops["fbgemm"],
                "q/float32": gops["qtheory"] / gops["float32"]}
