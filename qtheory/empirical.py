@@ -2,19 +2,28 @@
 
 The MSE of quantizing samples ``x_1..x_N`` with a clip ``α`` is
 ``(1/N) Σ_i (q_α(x_i) − x_i)²``. Computed directly it costs O(N) per clip. Here the samples are
-prepared once (:class:`EmpiricalMSE`: a counting sort into buckets plus double-double prefix
-sums, no full sort), after which each clip costs O(levels) plus the few samples that lie next to
-a decision threshold or an overload point — those are quantized one by one with exactly the
-floating-point operations of :meth:`qtheory.Quantizer.to_codes`, so ties (integer-valued
-samples, values exactly on a threshold) are resolved as the reference quantizer resolves them and
-the result equals a direct quantize-and-average computation to float64 rounding.
+prepared once (:class:`EmpiricalMSE`): one O(N) pass, no sort, builds a histogram with 2^m buckets
+per octave of ``|x|`` and keeps, per bucket, the count, compensated sums of ``x`` and ``x²`` and the
+min and max. A clip then costs O(levels): buckets away from every decision threshold and overload
+point contribute ``Σx² − 2yΣx + y²n`` from double-double prefix sums; the few buckets that straddle
+a threshold have their samples gathered once (a second O(N) pass, only for those buckets, kept
+sorted with prefix sums) and are split with binary searches that apply exactly the floating-point
+operations of :meth:`qtheory.Quantizer.to_codes`. Ties (integer-valued samples, values exactly on
+a threshold) are therefore resolved as the reference quantizer resolves them, and the result equals
+a direct quantize-and-average computation to float64 rounding.
 
-On top of it, :func:`empirical_optimal_clip` finds the global optimum: a dense logarithmic scan,
-golden-section refinement of the best basins, and an exact polish — with the assignment of samples
-to levels fixed, the error is a quadratic in the step whose vertex is ``Σ c·x / Σ c²``; the
-empirical MSE is the lower envelope of those quadratics, so a fixed point of "assign, then move to
-the vertex" is an exact local minimum. :func:`per_channel_optimal_clip` does this for every channel
-of a weight tensor.
+On top of it, :func:`empirical_optimal_clip` finds the global optimum. With the assignment of
+samples to levels fixed, the error is a quadratic in the step whose vertex is ``Σ c·x / Σ c²``; the
+empirical MSE is the lower envelope of those quadratics, and its local minima are vertices.
+
+- Tensors with ``N·levels <= 10^6``: every threshold crossing in the search range is swept in order
+  (O(N·levels·log)), which visits every piece — the true global minimum.
+- Larger tensors: a logarithmic scan of the bucket-approximate MSE (straddling buckets spread
+  evenly between their min and max; no samples needed),
+  golden-section refinement of the best basins, an exact scan of each basin's floor and the exact
+  polish ("assign, then move to the vertex", which never increases the error) to a vertex.
+
+:func:`per_channel_optimal_clip` does this for every channel of a weight tensor.
 
 Examples
 --------
@@ -201,7 +210,11 @@ class EmpiricalMSE:
                                missing)
             if nmiss == 0:
                 return buf
-            self._gather(missing)
+            # also take the neighbours: a nearby clip will likely need them (saves O(N) passes)
+            near = missing.copy()
+            near[1:] |= missing[:-1]
+            near[:-1] |= missing[1:]
+            self._gather(near)
         raise RuntimeError("EmpiricalMSE: buckets still missing after gathering")  # pragma: no cover
 
     # ------------------------------------------------------------------------------------ sums
@@ -242,9 +255,9 @@ class EmpiricalMSE:
               exact: bool = True) -> np.ndarray:
         """Total MSE at many clips (a vectorised path for scale grids; no validation of ``alphas``).
 
-        ``exact=False`` puts each bucket that straddles a threshold whole on the side of its mean:
-        an approximation used by the global scan (off by less than the bucket's mass times its
-        width times the step), which needs no samples.
+        ``exact=False`` treats the samples of each bucket that straddles a threshold as spread
+        evenly between the bucket's min and max: an approximation used by the global scan (second
+        order in the bucket width), which needs no samples.
         """
         d, off, qmin, qmax = _denominator(grid, bits)
         alphas = np.asarray(alphas, dtype=np.float64).reshape(-1)
@@ -332,8 +345,8 @@ class EmpiricalMSE:
                     cands.append((tot, float(alpha)))
                 jbest = int(np.argmin(lv[seg]))
                 others.append((float(lv[seg][jbest]), float(local[seg][jbest])))
-                scan_tot = vals[i] * self.n if small else self.curve([grid_a[i]], bits, grid, rounding)[0] * self.n
-                others.append((scan_tot, float(grid_a[i])))
+                if small:  # (for a large tensor the scan value is approximate: not a candidate)
+                    others.append((vals[i] * self.n, float(grid_a[i])))
             cands.sort()
             others.sort()
             if others[0][0] < cands[0][0] * (1 - 1e-13):  # (a scan point beat every polished vertex)
@@ -383,9 +396,11 @@ def empirical_optimal_clip(x, bits: int, *, grid: str = "midrise", rounding: str
                            n_grid: int = 1024):
     """The global MSE-optimal clip of a tensor, by exact empirical MSE.
 
-    A logarithmic scan of ``n_grid`` clips over ``(0, max|x|·(1 + 2^(2−b))]``, golden-section
-    refinement of the best local minima of the scan, and the exact polish (see the module
-    docstring) — the returned clip is a vertex of the piecewise-quadratic empirical MSE.
+    The search covers ``(0, max|x|·(1 + 2^(2−b))]``. For ``N·levels <= 10^6`` every threshold
+    crossing is swept (the true global minimum); otherwise a logarithmic scan of ``n_grid`` clips,
+    golden-section refinement of the best basins, an exact scan of each basin's floor and the exact
+    polish (see the module docstring). The returned clip is a vertex of the piecewise-quadratic
+    empirical MSE, and its MSE is exact.
 
     Parameters
     ----------
