@@ -171,7 +171,7 @@ def lloyd_max(prior, n_levels: int, *, tol: float = 1e-12, max_iter: int = 100_0
 
         c, t, m0 = centroids(y)
         res = y - c
-        for it in range(1, 200):
+        for it in range(1, 200):  # noqa: B007 - the count is reported
             if np.max(np.abs(res)) <= 1e-15 * scale:
                 converged = True
                 break
@@ -211,7 +211,7 @@ def lloyd_max(prior, n_levels: int, *, tol: float = 1e-12, max_iter: int = 100_0
                 break
             y, c, t, m0, res = y_new, c_new, t_new, m0_new, res_new
     if not converged:
-        for it2 in range(1, max_iter + 1):
+        for it2 in range(1, max_iter + 1):  # noqa: B007 - the count is reported
             c, _, _ = centroids(y)
             step = c - y
             # over-relaxed Lloyd step (falls back to the plain step if the order would break)
@@ -246,7 +246,7 @@ def _cbrt_integral(prior: Prior) -> float:
         pts = sorted(set(pts) | {float(c.mean) for c in prior.components})
     edges = [lo, *pts, hi]
     total = 0.0
-    for a, b in zip(edges[:-1], edges[1:]):
+    for a, b in zip(edges[:-1], edges[1:], strict=True):
         if b > a:
             v, _ = integrate.quad(lambda x: float(prior.pdf(x)) ** (1.0 / 3.0), a, b, limit=200)
             total += v
@@ -315,7 +315,7 @@ def differential_entropy(prior) -> float:
 
         pts = sorted({float(c.mean) for c in prior.components})
         edges = [-np.inf, *pts, np.inf]
-        return float(sum(integrate.quad(f, a, b, limit=400)[0] for a, b in zip(edges[:-1], edges[1:]) if b > a))
+        return float(sum(integrate.quad(f, a, b, limit=400)[0] for a, b in zip(edges[:-1], edges[1:], strict=True) if b > a))
     raise param_error("prior", func, "a continuous prior (atoms and samples have no differential entropy)",
                       repr(prior))
 

@@ -45,7 +45,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ._validation import check_int, check_option, check_real, check_samples, param_error
+from ._validation import check_int, check_option, check_samples, param_error
 from .quantizer import GRIDS, MAX_BITS, MIN_BITS, ROUNDING_CODES, ROUNDINGS, Quantizer
 
 __all__ = ["EmpiricalMSE", "empirical_mse", "empirical_optimal_clip", "per_channel_optimal_clip",
@@ -247,7 +247,8 @@ class EmpiricalMSE:
         rounding = check_option(rounding, "rounding", func, ROUNDINGS)
         alphas, scalar = _check_alphas(alpha, func)
         betas = _check_betas(beta, grid, alphas, func)
-        qs = [Quantizer(bits, float(a), grid, rounding, None if b is None else float(b)) for a, b in zip(alphas, betas)]
+        qs = [Quantizer(bits, float(a), grid, rounding, None if b is None else float(b))
+              for a, b in zip(alphas, betas, strict=True)]
         s = self.error_sums(qs) / self.n
         return _result(s[:, 0], s[:, 1], "exact", scalar)
 
@@ -337,7 +338,7 @@ class EmpiricalMSE:
             local = np.concatenate([a * (1.0 + np.linspace(-width, width, m)) for a in starts])
             lv = self.curve(local, bits, grid, rounding) * self.n  # (gathers what it needs, once)
             cands, others = [], []
-            for j, (i, a0) in enumerate(zip(idx, starts)):
+            for j, (i, a0) in enumerate(zip(idx, starts, strict=True)):
                 seg = slice(j * m, (j + 1) * m)
                 seeds = [a0] + [float(v) for v in local[seg][np.argsort(lv[seg])[:3]]]
                 for a_start in seeds:

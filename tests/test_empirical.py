@@ -57,7 +57,7 @@ def test_fast_mse_equals_direct_every_grid(grid, rounding, rng):
         # float64 rounding: relative 1e-14, or (for a sum that is ~0 because samples sit on levels)
         # the double-double resolution of the data's power
         tiny = 1e-28 * float(np.mean(np.asarray(x, float) ** 2))
-        for q, (c, r) in zip(qs, sums):
+        for q, (c, r) in zip(qs, sums, strict=True):
             dc, dr = _direct_parts(x, q)
             assert c == pytest.approx(dc, rel=1e-14, abs=tiny), (name, q)
             assert r == pytest.approx(dr, rel=1e-14, abs=tiny), (name, q)
@@ -92,7 +92,7 @@ def test_approximate_scan_is_close_and_exact_curve_matches(rng):
 def test_public_entry_points_use_the_exact_path(rng):
     x = rng.laplace(size=5000)
     r = qtheory.clipping_mse(x, [1.0, 2.5, 4.0], 3, grid="int")
-    for a, m in zip([1.0, 2.5, 4.0], r.mse):
+    for a, m in zip([1.0, 2.5, 4.0], r.mse, strict=True):
         assert m == pytest.approx(direct_mse(x, Quantizer(3, a, "int")), rel=1e-14)
     e = empirical_mse(x.reshape(50, 100), 2.5, 3, grid="int")
     assert e.mse == pytest.approx(r.mse[1], rel=1e-15)

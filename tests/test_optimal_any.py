@@ -6,7 +6,7 @@ import pytest
 from scipy import stats
 
 import qtheory
-from qtheory import Gaussian, Mixture, Rectified, ScipyPrior, clipping_mse, optimal_clip
+from qtheory import Gaussian, Mixture, Rectified, clipping_mse, optimal_clip
 from qtheory.empirical import EmpiricalMSE
 
 

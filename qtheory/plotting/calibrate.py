@@ -59,7 +59,7 @@ def plot_calibrator_grid(table, *, ncols: int = 4):
     dists = list(dict.fromkeys(table["distribution"]))
     nrows = -(-len(dists) // ncols)
     fig, axes = plt.subplots(nrows, ncols, figsize=(4.2 * ncols, 3.4 * nrows), squeeze=False, sharey=True)
-    for ax, d in zip(axes.flat, dists):
+    for ax, d in zip(axes.flat, dists, strict=False):
         plot_calibrator_excess(table, d, ax=ax, legend=False)
     for ax in axes.flat[len(dists):]:
         ax.axis("off")
