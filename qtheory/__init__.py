@@ -26,6 +26,7 @@ Sub-modules (imported on attribute access)
 qtheory.symbolic     sympy derivations (ACIQ, STE gradients)
 qtheory.montecarlo   Monte-Carlo estimates (numba kernels)
 qtheory.plotting     matplotlib figures
+qtheory.empirical    exact empirical MSE of tensors, per-channel clips (fast path)
 qtheory.calibrate    the field's calibrators side by side
 qtheory.classical    Lloyd-Max, Panter-Dite, rate-distortion
 qtheory.allocation   per-channel bit allocation and bias correction (Banner et al.)
@@ -45,6 +46,7 @@ __getattr__, __dir__, __all__ = _lazy.attach(
         "montecarlo",
         "plotting",
         "calibrate",
+        "empirical",
         "classical",
         "allocation",
         "ste",
