@@ -54,6 +54,12 @@ __all__ = ["EmpiricalMSE", "empirical_mse", "empirical_optimal_clip", "per_chann
 _OCTAVES = 24
 #: tensors with N·levels up to this get the exact breakpoint sweep (the true global optimum)
 _SWEEP_LIMIT = 1_000_000
+#: large tensors: relative half-width of the exact scan around each basin's approximate optimum
+_LARGE_WIDTH = 2e-3
+#: ... extra relative room gathered for the exact polish
+_POLISH_MARGIN = 2e-4
+#: ... basins whose bucket-approximate error exceeds the best one's by this factor are dropped
+_BASIN_TOL = 1e-2
 _SCALE_GRIDS = ("midrise", "int", "narrow", "unsigned", "uint")
 
 
@@ -61,6 +67,15 @@ def _kernels():
     from .kernels import empirical
 
     return empirical
+
+
+def _threads(n: int) -> int:
+    """Threads for the O(N) passes (numba's setting; one for small tensors)."""
+    if n < 1 << 18:
+        return 1
+    import numba
+
+    return max(1, int(numba.get_num_threads()))
 
 
 def _denominator(grid: str, bits: int) -> tuple[float, float, int, int]:
@@ -148,7 +163,7 @@ class EmpiricalMSE:
         top = self.absmax if self.absmax > 0 else 1.0
         ef = max(math.frexp(top)[1] - _OCTAVES + 1, -125 if is32 else -1021)
         if buckets is None:
-            target = min(max(n // 2, 64), 2**14)
+            target = min(max(n // 2, 64), 2**14 if n < 1 << 20 else 2**17)
         else:
             target = check_int(buckets, "buckets", _func, 3, 2**24)
         mb = min(max(0, int(math.floor(math.log2(max(target / (2 * _OCTAVES), 1.0))))), 16)
@@ -158,10 +173,25 @@ class EmpiricalMSE:
         self._xbits = x.view(np.int32 if is32 else np.int64)
         self._geo = (ef, mb, nside)
         k = _kernels()
+        nthreads = _threads(n)
         stats = np.zeros((nb, 8))
-        stats[:, 5] = np.inf
-        stats[:, 6] = -np.inf
-        k.accumulate(x, self._xbits, self._is32, ef, mb, nside, stats)
+        tcnt = np.empty((nthreads, nb), dtype=np.int64)
+        if is32:
+            tbl = np.zeros((nthreads, nb, 6), dtype=np.int64)
+            tbl[:, :, 4] = 0x7FFFFFFF
+            tbl[:, :, 5] = -1
+            ctr = np.zeros((nthreads, 8))
+            ctr[:, 5] = np.inf
+            ctr[:, 6] = -np.inf
+            k.accumulate32_par(self._xbits, ef, mb, nside, tbl, ctr)
+            k.merge32(tbl, ctr, ef, mb, nside, stats, tcnt)
+        else:
+            st = np.zeros((nthreads, nb, 8))
+            st[:, :, 5] = np.inf
+            st[:, :, 6] = -np.inf
+            k.accumulate64_par(x, self._xbits, ef, mb, nside, st)
+            k.merge64(st, stats, tcnt)
+        self._tcnt = tcnt
         cnt = np.empty(nb + 1, dtype=np.int64)
         pref = [np.empty(nb + 1) for _ in range(4)]
         k.prefix(stats, cnt, *pref)
@@ -169,6 +199,7 @@ class EmpiricalMSE:
         self._bmin = np.ascontiguousarray(stats[:, 5])
         self._bmax = np.ascontiguousarray(stats[:, 6])
         self._have = np.zeros(nb, dtype=bool)
+        self._missing = np.zeros(nb, dtype=bool)  # (kernel output; all False between calls)
         self._gstart = np.zeros(nb + 1, dtype=np.int64)
         self._xs = np.empty(0)
         self._g = [np.zeros(1) for _ in range(4)]
@@ -191,7 +222,10 @@ class EmpiricalMSE:
         m = int(gstart[-1])
         xs = np.empty(m)
         g = [np.empty(m + 1) for _ in range(4)]
-        _kernels().gather(self._x, self._xbits, self._is32, *self._geo, want, gstart, xs, *g)
+        k = _kernels()
+        k.gather_par(self._x, self._xbits, self._is32, *self._geo, want, gstart, self._tcnt, xs)
+        k.sort_runs(np.flatnonzero(counts > 1), gstart, xs)
+        k.gathered_prefix(xs, *g)
         self._have, self._gstart, self._xs, self._g = want, gstart, xs, g
 
     def _args(self):
@@ -205,12 +239,13 @@ class EmpiricalMSE:
         qmaxs = np.ascontiguousarray(qmaxs, dtype=np.int64)
         buf = np.empty((scales.size, 6))
         for _ in range(3):
-            missing = np.zeros(self._have.size, dtype=bool)
+            missing = self._missing
             nmiss = k.evaluate(*self._args(), scales, float(offset), qmins, qmaxs, int(mode), bool(exact), buf,
                                missing)
             if nmiss == 0:
                 return buf
             # also take the neighbours: a nearby clip will likely need them (saves O(N) passes)
+            self._missing = np.zeros(self._have.size, dtype=bool)
             near = missing.copy()
             near[1:] |= missing[:-1]
             near[:-1] |= missing[1:]
@@ -332,9 +367,23 @@ class EmpiricalMSE:
                                      d, off, qmin, qmax, mode, 1e-10)) for i in idx]
             # The valley floor is finely rippled (samples cross thresholds): around each basin, an exact
             # scan at a relative spacing of 1e-4 (±1.5% of the clip for a fully gathered tensor, whose
-            # ripples are coarse; ±0.2% for a large one, whose bucket-approximate search is already
+            # ripples are coarse; narrower for a large one, whose bucket-approximate search is already
             # accurate), then the exact polish from the best points of that scan.
-            width, m = (1.5e-2, 301) if small else (2e-3, 41)
+            width, m = (1.5e-2, 301) if small else (_LARGE_WIDTH, 2 * int(round(_LARGE_WIDTH / 1e-4)) + 1)
+            if not small:
+                # basins whose approximate error is clearly worse than the best cannot hold the optimum
+                keep = vals[idx] <= vals[idx[0]] * (1.0 + _BASIN_TOL)
+                idx = idx[keep]
+                starts = [a for a, kp in zip(starts, keep, strict=True) if kp]
+                # every exact evaluation below stays in these windows: gather their straddling buckets
+                # in one pass (the polish gathers more only if it leaves them)
+                want = np.zeros(self._have.size, dtype=bool)
+                for a0 in starts:
+                    a_lo = a0 * (1.0 - width) * (1.0 - _POLISH_MARGIN)
+                    a_hi = a0 * (1.0 + width) * (1.0 + _POLISH_MARGIN)
+                    k.mark_window(want, self._bmin, self._bmax, self._cnt, *self._geo, a_lo / d, a_hi / d, off, qmin,
+                                  qmax)
+                self._gather(want)
             local = np.concatenate([a * (1.0 + np.linspace(-width, width, m)) for a in starts])
             lv = self.curve(local, bits, grid, rounding) * self.n  # (gathers what it needs, once)
             cands, others = [], []

@@ -78,6 +78,27 @@ def test_large_tensor_gathers_on_demand(rng):
     assert 0 < prep._xs.size < x.size
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_parallel_preparation_is_exact(dtype, rng):
+    # >= 2^18 samples: the preparation and the gathering pass run in numba threads (float32: exact
+    # integer bucket sums); the evaluation still equals a direct quantize-and-average
+    x = (rng.laplace(size=300_001) * 3.0).astype(dtype)
+    x[:5] = [0.0, -0.0, 1e-30, -1e-30, 2.5]  # the centre bucket and an exact level
+    prep = EmpiricalMSE(x)
+    x64 = x.astype(np.float64)
+    assert prep.mean == pytest.approx(math.fsum(x64) / x.size, rel=1e-15, abs=1e-18)
+    for bits, grid, alpha in ((2, "midrise", 5.0), (4, "int", 12.0), (8, "narrow", 30.0), (8, "uint", 9.0)):
+        q = Quantizer(bits, alpha, grid)
+        c, r = prep.mse_quantizer(q)
+        dc, dr = _direct_parts(x, q)
+        assert c == pytest.approx(dc, rel=1e-14, abs=1e-300)
+        assert r == pytest.approx(dr, rel=1e-14, abs=1e-300)
+    o = prep.optimal_clip(4)
+    assert o.mse == pytest.approx(direct_mse(x, Quantizer(4, o.alpha)), rel=1e-14)
+    near = prep.curve(o.alpha * (1 + np.linspace(-1e-3, 1e-3, 21)), 4)
+    assert o.mse <= near.min() * (1 + 1e-12)
+
+
 def test_approximate_scan_is_close_and_exact_curve_matches(rng):
     x = rng.normal(size=200_000)
     prep = EmpiricalMSE(x)

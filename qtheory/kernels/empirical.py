@@ -161,6 +161,205 @@ def accumulate(x, xbits, is32, ef, mb, nside, stats):
             stats[j, 6] = v
 
 
+@numba.njit(cache=True, parallel=True)
+def accumulate32_par(xbits, ef, mb, nside, tbl, ctr):
+    """Parallel exact preparation of float32 samples (``nthreads = tbl.shape[0]`` equal chunks).
+
+    Outside the centre bucket all samples of a bucket share one exponent ``E``, so
+    ``x = ±m·2^(E−150)`` with an integer mantissa ``m < 2^24`` and the bucket sums are exact
+    integer sums: ``tbl[t, j] = [count, Σm, Σ(m² >> 24), Σ(m² & (2^24−1)), min |bits|, max |bits|]``
+    per thread ``t`` (int64, exact up to 2^39 samples). The centre bucket (several exponents,
+    both signs) keeps Neumaier sums in ``ctr[t] = [count, Σx, comp, Σx², comp, min, max]``
+    (``x²`` of a float32 is exact in float64)."""
+    nthreads = tbl.shape[0]
+    n = xbits.shape[0]
+    chunk = (n + nthreads - 1) // nthreads
+    e0 = ef + 126  # float32 biased exponent of 2^(ef - 1)
+    for t in numba.prange(nthreads):
+        i0 = t * chunk
+        i1 = min(n, i0 + chunk)
+        tb = tbl[t]
+        c = ctr[t]
+        for i in range(i0, i1):
+            b = np.int64(xbits[i])
+            mag = b & 0x7FFFFFFF
+            be = mag >> 23
+            if be < e0:
+                v = _f32_value(mag, b)
+                c[0] += 1.0
+                s = c[1]
+                u = s + v
+                if abs(s) >= abs(v):
+                    c[2] += (s - u) + v
+                else:
+                    c[2] += (v - u) + s
+                c[1] = u
+                q = v * v
+                s = c[3]
+                u = s + q
+                if s >= q:
+                    c[4] += (s - u) + q
+                else:
+                    c[4] += (q - u) + s
+                c[3] = u
+                if v < c[5]:
+                    c[5] = v
+                if v > c[6]:
+                    c[6] = v
+                continue
+            d = ((be - e0) << mb) + ((mag & 0x7FFFFF) >> (23 - mb)) + 1
+            sg = b >> 63  # 0 (positive) or -1 (negative): j = nside ± (d + 1) without a branch
+            j = nside + ((d ^ sg) - sg)
+            m = (mag & 0x7FFFFF) | 0x800000
+            mm = m * m
+            tb[j, 0] += 1
+            tb[j, 1] += m
+            tb[j, 2] += mm >> 24
+            tb[j, 3] += mm & 0xFFFFFF
+            if mag < tb[j, 4]:
+                tb[j, 4] = mag
+            if mag > tb[j, 5]:
+                tb[j, 5] = mag
+
+
+@numba.njit(cache=True, inline="always")
+def _f32_value(mag, b):
+    """The value of float32 bits (``mag = |bits|``) as a float64 (exact)."""
+    be = mag >> 23
+    if be == 0:
+        v = math.ldexp(float(mag & 0x7FFFFF), -149)
+    else:
+        v = math.ldexp(float((mag & 0x7FFFFF) | 0x800000), int(be) - 150)
+    return -v if b < 0 else v
+
+
+@numba.njit(cache=True, inline="always")
+def _int_dd(s):
+    """An int64 as an exact double-double."""
+    h = float(s)
+    return h, float(s - np.int64(h))
+
+
+@numba.njit(cache=True)
+def merge32(tbl, ctr, ef, mb, nside, stats, tcnt):
+    """Per-thread tables of :func:`accumulate32_par` -> ``stats[j] = [count, Σx (dd), Σx² (dd), min,
+    max, 0]`` (exact sums as double-doubles) and per-thread counts ``tcnt[t, j]``."""
+    nthreads = tbl.shape[0]
+    nb = stats.shape[0]
+    e0 = ef + 126
+    for j in range(nb):
+        cnt = 0
+        s1 = 0
+        sh = 0
+        sl = 0
+        mn = np.int64(0x7FFFFFFF)
+        mx = np.int64(-1)
+        for t in range(nthreads):
+            tcnt[t, j] = tbl[t, j, 0]
+            cnt += tbl[t, j, 0]
+            s1 += tbl[t, j, 1]
+            sh += tbl[t, j, 2]
+            sl += tbl[t, j, 3]
+            if tbl[t, j, 4] < mn:
+                mn = tbl[t, j, 4]
+            if tbl[t, j, 5] > mx:
+                mx = tbl[t, j, 5]
+        if j == nside:
+            c = 0.0
+            ah = 0.0
+            al = 0.0
+            bh = 0.0
+            bl = 0.0
+            lo = np.inf
+            hi = -np.inf
+            for t in range(nthreads):
+                tcnt[t, j] = np.int64(ctr[t, 0])
+                c += ctr[t, 0]
+                h, l2 = _two_sum(ctr[t, 1], ctr[t, 2])
+                ah, al = _dd_add(ah, al, h, l2)
+                h, l2 = _two_sum(ctr[t, 3], ctr[t, 4])
+                bh, bl = _dd_add(bh, bl, h, l2)
+                lo = min(lo, ctr[t, 5])
+                hi = max(hi, ctr[t, 6])
+            stats[j, 0] = c
+            stats[j, 1] = ah
+            stats[j, 2] = al
+            stats[j, 3] = bh
+            stats[j, 4] = bl
+            stats[j, 5] = lo
+            stats[j, 6] = hi
+            continue
+        stats[j, 0] = float(cnt)
+        if cnt == 0:
+            stats[j, 1:5] = 0.0
+            stats[j, 5] = np.inf
+            stats[j, 6] = -np.inf
+            continue
+        d = j - nside - 1 if j > nside else nside - 1 - j
+        be = e0 + (d >> mb)
+        sgn = 1.0 if j > nside else -1.0
+        p = int(be) - 150
+        h, l2 = _int_dd(s1)
+        stats[j, 1] = sgn * math.ldexp(h, p)
+        stats[j, 2] = sgn * math.ldexp(l2, p)
+        hh, hl = _int_dd(sh)
+        h, l2 = _int_dd(sl)
+        qh, ql = _dd_add(math.ldexp(hh, 24), math.ldexp(hl, 24), h, l2)
+        stats[j, 3] = math.ldexp(qh, 2 * p)
+        stats[j, 4] = math.ldexp(ql, 2 * p)
+        vmin = _f32_value(mn, 1)
+        vmax = _f32_value(mx, 1)
+        if j > nside:
+            stats[j, 5] = vmin
+            stats[j, 6] = vmax
+        else:
+            stats[j, 5] = -vmax
+            stats[j, 6] = -vmin
+
+
+@numba.njit(cache=True, parallel=True)
+def accumulate64_par(x, xbits, ef, mb, nside, st):
+    """Parallel :func:`accumulate` of float64 samples: ``st[t]`` is thread ``t``'s table."""
+    nthreads = st.shape[0]
+    n = x.shape[0]
+    chunk = (n + nthreads - 1) // nthreads
+    for t in numba.prange(nthreads):
+        i0 = t * chunk
+        i1 = min(n, i0 + chunk)
+        accumulate(x[i0:i1], xbits[i0:i1], False, ef, mb, nside, st[t])
+
+
+@numba.njit(cache=True)
+def merge64(st, stats, tcnt):
+    """Per-thread tables of :func:`accumulate64_par` -> ``stats`` (sums as double-doubles)."""
+    nthreads = st.shape[0]
+    nb = stats.shape[0]
+    for j in range(nb):
+        c = 0.0
+        ah = 0.0
+        al = 0.0
+        bh = 0.0
+        bl = 0.0
+        lo = np.inf
+        hi = -np.inf
+        for t in range(nthreads):
+            tcnt[t, j] = np.int64(st[t, j, 0])
+            c += st[t, j, 0]
+            h, l2 = _two_sum(st[t, j, 1], st[t, j, 2])
+            ah, al = _dd_add(ah, al, h, l2)
+            h, l2 = _two_sum(st[t, j, 3], st[t, j, 4])
+            bh, bl = _dd_add(bh, bl, h, l2)
+            lo = min(lo, st[t, j, 5])
+            hi = max(hi, st[t, j, 6])
+        stats[j, 0] = c
+        stats[j, 1] = ah
+        stats[j, 2] = al
+        stats[j, 3] = bh
+        stats[j, 4] = bl
+        stats[j, 5] = lo
+        stats[j, 6] = hi
+
+
 @numba.njit(cache=True)
 def prefix(stats, cnt, p1h, p1l, p2h, p2l):
     """Double-double prefix sums over buckets (arrays of length ``nb + 1``)."""
@@ -202,6 +401,95 @@ def gather(x, xbits, is32, ef, mb, nside, want, gstart, xs, g1h, g1l, g2h, g2l):
         g1h[i + 1], g1l[i + 1] = _dd_add(g1h[i], g1l[i], v, 0.0)
         qh, ql = _two_prod(v, v)
         g2h[i + 1], g2l[i + 1] = _dd_add(g2h[i], g2l[i], qh, ql)
+
+
+@numba.njit(cache=True, parallel=True)
+def gather_par(x, xbits, is32, ef, mb, nside, want, gstart, tcnt, xs):
+    """Parallel gathering pass with the chunks of the preparation: thread ``t`` writes the samples
+    of bucket ``j`` (``want[j]``) at ``gstart[j] + Σ_{t'<t} tcnt[t', j]``, so ``xs`` holds each
+    wanted bucket's samples in input order (then sorted per bucket by :func:`finish_gather`)."""
+    nthreads = tcnt.shape[0]
+    nb = want.shape[0]
+    n = x.shape[0]
+    chunk = (n + nthreads - 1) // nthreads
+    fill = np.empty((nthreads, nb), dtype=np.int64)
+    for j in range(nb):
+        f = gstart[j]
+        for t in range(nthreads):
+            fill[t, j] = f
+            if want[j]:
+                f += tcnt[t, j]
+    e0 = ef + 126
+    for t in numba.prange(nthreads):
+        fl = fill[t]
+        i0 = t * chunk
+        i1 = min(n, i0 + chunk)
+        if is32:
+            # branch-free key of a float32 (as in accumulate32_par; equal to _bucket_bits)
+            for i in range(i0, i1):
+                b = np.int64(xbits[i])
+                mag = b & 0x7FFFFFFF
+                be = mag >> 23
+                d = ((be - e0) << mb) + ((mag & 0x7FFFFF) >> (23 - mb)) + 1
+                d = d if be >= e0 else 0
+                sg = b >> 63
+                j = nside + ((d ^ sg) - sg)
+                if want[j]:
+                    xs[fl[j]] = np.float64(x[i])
+                    fl[j] += 1
+        else:
+            for i in range(i0, i1):
+                j = _bucket_bits(xbits[i], is32, ef, mb, nside)
+                if want[j]:
+                    xs[fl[j]] = np.float64(x[i])
+                    fl[j] += 1
+
+
+@numba.njit(cache=True)
+def sort_runs(runs, gstart, xs):
+    """Sort in place the run of ``xs`` of each bucket in ``runs``."""
+    for r in range(runs.shape[0]):
+        j = runs[r]
+        xs[gstart[j]:gstart[j + 1]].sort()
+
+
+@numba.njit(cache=True)
+def gathered_prefix(xs, g1h, g1l, g2h, g2l):
+    """Double-double prefix sums of ``x`` and ``x²`` over ``xs`` (arrays of length ``len(xs) + 1``)."""
+    g1h[0] = 0.0
+    g1l[0] = 0.0
+    g2h[0] = 0.0
+    g2l[0] = 0.0
+    for i in range(xs.shape[0]):
+        v = xs[i]
+        g1h[i + 1], g1l[i + 1] = _dd_add(g1h[i], g1l[i], v, 0.0)
+        qh, ql = _two_prod(v, v)
+        g2h[i + 1], g2l[i + 1] = _dd_add(g2h[i], g2l[i], qh, ql)
+
+
+@numba.njit(cache=True)
+def mark_window(want, bmin, bmax, cnt, ef, mb, nside, s_lo, s_hi, offset, qmin, qmax):
+    """Mark the buckets that straddle a cut (overload point or decision threshold) for some step in
+    ``[s_lo, s_hi]``: those whose ``[min, max]`` meets a cut's swept interval (with a relative margin
+    of 1e-9 for the rounding of the quantizer's arithmetic). Returns the number of samples marked."""
+    nb = want.shape[0]
+    tot = 0
+    for kk in range(qmin - 1, qmax + 1):
+        u = kk + offset + 0.5
+        t0 = u * s_lo
+        t1 = u * s_hi
+        if t0 > t1:
+            t0, t1 = t1, t0
+        m = 1e-9 * max(abs(t0), abs(t1))
+        t0 -= m
+        t1 += m
+        j0 = max(_bucket(t0, ef, mb, nside) - 1, 0)
+        j1 = min(_bucket(t1, ef, mb, nside) + 1, nb - 1)
+        for j in range(j0, j1 + 1):
+            if not want[j] and cnt[j + 1] > cnt[j] and bmin[j] <= t1 and bmax[j] >= t0:
+                want[j] = True
+                tot += cnt[j + 1] - cnt[j]
+    return tot
 
 
 # ----------------------------------------------------------------------------- evaluation
