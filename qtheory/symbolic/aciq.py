@@ -105,7 +105,8 @@ def derive(prior: str = "laplace") -> ACIQDerivation:
 @functools.lru_cache(maxsize=None)
 def _derive(prior: str) -> ACIQDerivation:
     p, _ = density(prior)
-    clipping = sp.simplify(2 * sp.integrate((x - alpha) ** 2 * p, (x, alpha, sp.oo)))
+    # sympy may return erf or erfc depending on hash order; write the result with erf only
+    clipping = sp.simplify(sp.simplify(2 * sp.integrate((x - alpha) ** 2 * p, (x, alpha, sp.oo))).rewrite(sp.erf))
     e = sp.Symbol("e", real=True)
     noise_delta = sp.integrate(e**2 / Delta, (e, -Delta / 2, Delta / 2))  # Δ²/12
     noise = alpha**2 / (3 * 4**M)  # the same expression written with 4^M instead of 2^(2M):
