@@ -31,7 +31,7 @@ from ._validation import check_int, check_option, check_real, param_error
 from .priors import Empirical, Gaussian, Laplace, Prior, Rectified, as_prior
 from .quantizer import GRIDS, MAX_BITS, MIN_BITS, ROUNDINGS, Quantizer
 
-__all__ = ["clipping_mse", "MSEResult", "METHODS", "aciq_terms", "aciq_tail_mean"]
+__all__ = ["clipping_mse", "MSEResult", "METHODS", "aciq_terms", "aciq_tail_mean", "mse_slope"]
 
 METHODS = ("exact", "aciq", "montecarlo")
 
@@ -166,6 +166,19 @@ def _exact_parts(prior: Prior, q: Quantizer) -> tuple[float, float]:
     a, b, y, clip = quantizer_intervals(q)
     err = prior.interval_sq_error(a, b, y)
     return float(math.fsum(err[clip])), float(math.fsum(err[~clip]))
+
+
+def mse_slope(prior: Prior, q: Quantizer) -> float:
+    """``d MSE / d α`` of a symmetric-scale grid (every level proportional to ``α``).
+
+    Moving a decision threshold changes nothing to first order (it sits half-way between the
+    two levels it separates), so only the levels move: with ``y_k = (k + c)·s ∝ α``,
+    ``dMSE/dα = −(2/α) Σ_k y_k (∫_k x dP − y_k ∫_k dP)``, summed over every interval including
+    the two overload regions. Exact for priors without atoms at thresholds.
+    """
+    a, b, y, _ = quantizer_intervals(q)
+    m0, m1, _m2 = prior.partial_moments(a, b)
+    return -2.0 / q.alpha * math.fsum(y * (m1 - y * m0))
 
 
 # ----------------------------------------------------------------------------- aciq

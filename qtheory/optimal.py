@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ._validation import check_int, check_option, param_error
-from .mse import METHODS, aciq_tail_mean, clipping_mse
+from .mse import METHODS, aciq_tail_mean, clipping_mse, mse_slope
 from .priors import Empirical, Gaussian, Laplace, Prior, Rectified, as_prior
-from .quantizer import GRIDS, MAX_BITS, MIN_BITS
+from .quantizer import GRIDS, MAX_BITS, MIN_BITS, Quantizer
 
 __all__ = ["optimal_clip", "optimal_clip_table", "ClipResult"]
 
@@ -126,8 +126,10 @@ def optimal_clip(prior, bits: int, *, grid: str = "midrise", method: str = "exac
     if n_grid is None:
         n_grid = 96 if _is_quadrature(prior) else 400
     n_grid = check_int(n_grid, "n_grid", func, 16, 100_000)
-    alpha, minima = _global_min(lambda a: clipping_mse(prior, a, bits, grid=grid).mse,
-                                _search_range(prior, bits), n_grid)
+    f = lambda a: clipping_mse(prior, a, bits, grid=grid).mse  # noqa: E731
+    alpha, minima = _global_min(f, _search_range(prior, bits), n_grid)
+    if grid != "affine" and prior.kind == "continuous":
+        alpha = _polish(f, lambda a: mse_slope(prior, Quantizer(bits, a, grid)), alpha)
     r = clipping_mse(prior, alpha, bits, grid=grid)
     return ClipResult(alpha, r.mse, r.clipping, r.rounding, alpha / prior.scale, bits, grid, method, minima)
 
@@ -275,6 +277,21 @@ def _search_range(prior: Prior, bits: int) -> tuple[float, float]:
     top = prior.abs_quantile(1.0 - 1e-14) * 1.05 * (1.0 + 2.0 ** (2 - bits))
     scale = prior.scale
     return min(1e-3 * scale, 1e-3 * top), top
+
+
+def _polish(f, slope, x):
+    """Locate a minimum found by Brent (to ~sqrt(eps)) to ~eps as the root of the exact slope."""
+    from scipy.optimize import brentq
+
+    for rel in (1e-7, 1e-5, 1e-3):
+        lo, hi = x * (1 - rel), x * (1 + rel)
+        s_lo, s_hi = slope(lo), slope(hi)
+        if s_lo < 0 < s_hi:
+            root = brentq(slope, lo, hi, xtol=4 * np.finfo(float).eps * x, rtol=4 * np.finfo(float).eps)
+            return root if f(root) <= f(x) else x
+        if s_lo >= 0 or s_hi <= 0:
+            continue
+    return x
 
 
 def _global_min(f, bounds, n_grid):

@@ -59,11 +59,11 @@ def test_exact_midrise_optimum_matches_max_1960(levels):
 
 def test_one_bit_midrise_optimum_is_mean_absolute_value():
     # the 1-bit optimum puts the levels at ±E|X|; MSE = E[X²] − E|X|²
-    # (a minimiser of a smooth function is located to ~sqrt(machine eps) relative; its value to ~eps)
+    # the optimum is polished as the root of the exact slope, so it is located to ~machine eps
     lap = optimal_clip("laplace", 1)
-    assert lap.alpha == pytest.approx(2.0, rel=1e-7) and lap.mse == pytest.approx(1.0, rel=1e-12)
+    assert lap.alpha == pytest.approx(2.0, rel=1e-13) and lap.mse == pytest.approx(1.0, rel=1e-13)
     g = optimal_clip("gaussian", 1)
-    assert g.alpha == pytest.approx(2 * math.sqrt(2 / math.pi), rel=1e-7)
+    assert g.alpha == pytest.approx(2 * math.sqrt(2 / math.pi), rel=1e-13)
     assert g.mse == pytest.approx(1 - 2 / math.pi, rel=1e-10)
 
 
@@ -265,3 +265,15 @@ def test_closed_form_partial_moments_match_scipy_quadrature(prior):
     b = np.array([-1.0, -1.9, 0.3, 0.4, np.inf])
     for m1, m2 in zip(prior.partial_moments(a, b), quad.partial_moments(a, b)):
         np.testing.assert_allclose(m1, m2, rtol=1e-10, atol=1e-15)
+
+
+@pytest.mark.parametrize("grid", ["midrise", "int", "narrow", "unsigned", "uint"])
+@pytest.mark.parametrize("prior", ["laplace", "gaussian", qtheory.Rectified("gaussian")], ids=str)
+def test_mse_slope_is_the_derivative(prior, grid):
+    from qtheory.mse import mse_slope
+
+    p = qtheory.as_prior(prior)
+    for a in (0.7, 2.0, 4.5):
+        h = 1e-5 * a
+        fd = (clipping_mse(p, a + h, 4, grid=grid).mse - clipping_mse(p, a - h, 4, grid=grid).mse) / (2 * h)
+        assert mse_slope(p, Quantizer(4, a, grid)) == pytest.approx(fd, rel=1e-6, abs=1e-12)
