@@ -167,8 +167,8 @@ def accumulate32_par(xbits, ef, mb, nside, tbl, ctr):
 
     Outside the centre bucket all samples of a bucket share one exponent ``E``, so
     ``x = ±m·2^(E−150)`` with an integer mantissa ``m < 2^24`` and the bucket sums are exact
-    integer sums: ``tbl[t, j] = [count, Σm, Σ(m² >> 24), Σ(m² & (2^24−1)), min |bits|, max |bits|]``
-    per thread ``t`` (int64, exact up to 2^39 samples). The centre bucket (several exponents,
+    integer sums: ``tbl[t, j] = [count, Σm, Σ(m² >> 24), Σ(m² & (2^24−1))]`` per thread ``t``
+    (int64, exact up to 2^39 samples; no min and max: a bucket's edges bound its samples). The centre bucket (several exponents,
     both signs) keeps Neumaier sums in ``ctr[t] = [count, Σx, comp, Σx², comp, min, max]``
     (``x²`` of a float32 is exact in float64)."""
     nthreads = tbl.shape[0]
@@ -216,10 +216,6 @@ def accumulate32_par(xbits, ef, mb, nside, tbl, ctr):
             tb[j, 1] += m
             tb[j, 2] += mm >> 24
             tb[j, 3] += mm & 0xFFFFFF
-            if mag < tb[j, 4]:
-                tb[j, 4] = mag
-            if mag > tb[j, 5]:
-                tb[j, 5] = mag
 
 
 @numba.njit(cache=True, inline="always")
@@ -252,18 +248,12 @@ def merge32(tbl, ctr, ef, mb, nside, stats, tcnt):
         s1 = 0
         sh = 0
         sl = 0
-        mn = np.int64(0x7FFFFFFF)
-        mx = np.int64(-1)
         for t in range(nthreads):
             tcnt[t, j] = tbl[t, j, 0]
             cnt += tbl[t, j, 0]
             s1 += tbl[t, j, 1]
             sh += tbl[t, j, 2]
             sl += tbl[t, j, 3]
-            if tbl[t, j, 4] < mn:
-                mn = tbl[t, j, 4]
-            if tbl[t, j, 5] > mx:
-                mx = tbl[t, j, 5]
         if j == nside:
             c = 0.0
             ah = 0.0
@@ -307,8 +297,10 @@ def merge32(tbl, ctr, ef, mb, nside, stats, tcnt):
         qh, ql = _dd_add(math.ldexp(hh, 24), math.ldexp(hl, 24), h, l2)
         stats[j, 3] = math.ldexp(qh, 2 * p)
         stats[j, 4] = math.ldexp(ql, 2 * p)
-        vmin = _f32_value(mn, 1)
-        vmax = _f32_value(mx, 1)
+        # the bucket's edges: its lowest float32 magnitude and the one below the next bucket's
+        lo_mag = (be << 23) | ((d & ((1 << mb) - 1)) << (23 - mb))
+        vmin = _f32_value(lo_mag, 1)
+        vmax = _f32_value(lo_mag + (1 << (23 - mb)) - 1, 1)
         if j > nside:
             stats[j, 5] = vmin
             stats[j, 6] = vmax
