@@ -69,13 +69,26 @@ def _kernels():
     return empirical
 
 
-def _threads(n: int) -> int:
-    """Threads for the O(N) passes (numba's setting; one for small tensors)."""
+def _threads(n: int) -> tuple[int, int]:
+    """``(threads, chunk)`` for the O(N) passes: numba's thread count (one for small tensors) and
+    the samples per chunk (chunks are handed out dynamically, so a core busy with other work
+    takes fewer of them)."""
     if n < 1 << 18:
-        return 1
+        return 1, max(n, 1)
     import numba
 
-    return max(1, int(numba.get_num_threads()))
+    return max(1, int(numba.get_num_threads())), 1 << 16
+
+
+def _schedule(nthreads: int):
+    """Context of a parallel kernel call: a dynamic schedule (one chunk at a time)."""
+    import contextlib
+
+    if nthreads == 1:
+        return contextlib.nullcontext()
+    import numba
+
+    return numba.parallel_chunksize(1)
 
 
 def _denominator(grid: str, bits: int) -> tuple[float, float, int, int]:
@@ -173,23 +186,25 @@ class EmpiricalMSE:
         self._xbits = x.view(np.int32 if is32 else np.int64)
         self._geo = (ef, mb, nside)
         k = _kernels()
-        nthreads = _threads(n)
+        nthreads, chunk = _threads(n)
         stats = np.zeros((nb, 8))
-        tcnt = np.empty((nthreads, nb), dtype=np.int64)
         if is32:
-            tbl = np.zeros((nthreads, nb, 4), dtype=np.int64)
+            # exact integer bucket sums; 16 bytes a bucket while no bucket can reach 2^min(25, 15+mb)
+            packed = n < 1 << min(25, 15 + mb)
+            tbl = np.zeros((nthreads, nb, 2 if packed else 4), dtype=np.int64)
             ctr = np.zeros((nthreads, 8))
             ctr[:, 5] = np.inf
             ctr[:, 6] = -np.inf
-            k.accumulate32_par(self._xbits, ef, mb, nside, tbl, ctr)
-            k.merge32(tbl, ctr, ef, mb, nside, stats, tcnt)
+            with _schedule(nthreads):
+                (k.accumulate32p_par if packed else k.accumulate32_par)(self._xbits, ef, mb, nside, tbl, ctr, chunk)
+            (k.merge32p if packed else k.merge32)(tbl, ctr, ef, mb, nside, stats)
         else:
             st = np.zeros((nthreads, nb, 8))
             st[:, :, 5] = np.inf
             st[:, :, 6] = -np.inf
-            k.accumulate64_par(x, self._xbits, ef, mb, nside, st)
-            k.merge64(st, stats, tcnt)
-        self._tcnt = tcnt
+            with _schedule(nthreads):
+                k.accumulate64_par(x, self._xbits, ef, mb, nside, st, chunk)
+            k.merge64(st, stats)
         cnt = np.empty(nb + 1, dtype=np.int64)
         pref = [np.empty(nb + 1) for _ in range(4)]
         k.prefix(stats, cnt, *pref)
@@ -221,7 +236,13 @@ class EmpiricalMSE:
         xs = np.empty(m)
         g = [np.empty(m + 1) for _ in range(4)]
         k = _kernels()
-        k.gather_par(self._x, self._xbits, self._is32, *self._geo, want, gstart, self._tcnt, xs)
+        nthreads, chunk = _threads(self.n)
+        hv = np.empty((nthreads, m))
+        hj = np.empty((nthreads, m), dtype=np.int64)
+        hn = np.zeros(nthreads, dtype=np.int64)
+        with _schedule(nthreads):
+            k.gather_par(self._x, self._xbits, self._is32, *self._geo, want, chunk, hv, hj, hn)
+        k.scatter_hits(hv, hj, hn, gstart, xs)
         k.sort_runs(np.flatnonzero(counts > 1), gstart, xs)
         k.gathered_prefix(xs, *g)
         self._have, self._gstart, self._xs, self._g = want, gstart, xs, g

@@ -99,6 +99,39 @@ def test_parallel_preparation_is_exact(dtype, rng):
     assert o.mse <= near.min() * (1 + 1e-12)
 
 
+def test_float32_bucket_tables_agree(rng):
+    # the 16-byte packed float32 table (used below 2^25 samples) and the 32-byte one (above) give
+    # the same exact bucket statistics, and both the compensated float64 ones to double-double rounding
+    import numba
+
+    from qtheory.kernels import empirical as k
+
+    x = np.concatenate([rng.laplace(size=50_000) * 4.0, [0.0, -0.0, 1e-30, -2e-31, 7.0, -7.0]]).astype(np.float32)
+    xb = x.view(np.int32)
+    ef, mb = max(math.frexp(float(np.max(np.abs(x))))[1] - 23, -125), 6
+    nside = 24 << mb
+    nb = 2 * nside + 1
+    out = []
+    for acc, merge, width in ((k.accumulate32p_par, k.merge32p, 2), (k.accumulate32_par, k.merge32, 4)):
+        nt = numba.get_num_threads()  # (tables are indexed by numba's thread id)
+        tbl = np.zeros((nt, nb, width), dtype=np.int64)
+        ctr = np.zeros((nt, 8))
+        ctr[:, 5], ctr[:, 6] = np.inf, -np.inf
+        acc(xb, ef, mb, nside, tbl, ctr, 4096)
+        stats = np.zeros((nb, 8))
+        merge(tbl, ctr, ef, mb, nside, stats)
+        out.append(stats)
+    np.testing.assert_array_equal(out[0], out[1])
+    ref = np.zeros((nb, 8))
+    ref[:, 5], ref[:, 6] = np.inf, -np.inf
+    k.accumulate(x, xb, True, ef, mb, nside, ref)
+    np.testing.assert_array_equal(out[0][:, 0], ref[:, 0])
+    np.testing.assert_allclose(out[0][:, 1] + out[0][:, 2], ref[:, 1] + ref[:, 2], rtol=1e-15, atol=1e-300)
+    np.testing.assert_allclose(out[0][:, 3] + out[0][:, 4], ref[:, 3] + ref[:, 4], rtol=1e-15, atol=1e-300)
+    full = ref[:, 0] > 0
+    assert np.all(out[0][full, 5] <= ref[full, 5]) and np.all(out[0][full, 6] >= ref[full, 6])
+
+
 def test_approximate_scan_is_close_and_exact_curve_matches(rng):
     x = rng.normal(size=200_000)
     prep = EmpiricalMSE(x)

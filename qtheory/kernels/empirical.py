@@ -162,8 +162,10 @@ def accumulate(x, xbits, is32, ef, mb, nside, stats):
 
 
 @numba.njit(cache=True, parallel=True)
-def accumulate32_par(xbits, ef, mb, nside, tbl, ctr):
-    """Parallel exact preparation of float32 samples (``nthreads = tbl.shape[0]`` equal chunks).
+def accumulate32_par(xbits, ef, mb, nside, tbl, ctr, chunk):
+    """Parallel exact preparation of float32 samples: chunks of ``chunk`` samples, each added to
+    the table of the thread that runs it (``tbl[t]``, ``t < numba.get_num_threads()``; run with a
+    dynamic schedule, so a busy core only takes fewer chunks).
 
     Outside the centre bucket all samples of a bucket share one exponent ``E``, so
     ``x = ±m·2^(E−150)`` with an integer mantissa ``m < 2^24`` and the bucket sums are exact
@@ -171,12 +173,12 @@ def accumulate32_par(xbits, ef, mb, nside, tbl, ctr):
     (int64, exact up to 2^39 samples; no min and max: a bucket's edges bound its samples). The centre bucket (several exponents,
     both signs) keeps Neumaier sums in ``ctr[t] = [count, Σx, comp, Σx², comp, min, max]``
     (``x²`` of a float32 is exact in float64)."""
-    nthreads = tbl.shape[0]
     n = xbits.shape[0]
-    chunk = (n + nthreads - 1) // nthreads
+    nch = (n + chunk - 1) // chunk
     e0 = ef + 126  # float32 biased exponent of 2^(ef - 1)
-    for t in numba.prange(nthreads):
-        i0 = t * chunk
+    for ci in numba.prange(nch):
+        t = numba.get_thread_id()
+        i0 = ci * chunk
         i1 = min(n, i0 + chunk)
         tb = tbl[t]
         c = ctr[t]
@@ -218,6 +220,131 @@ def accumulate32_par(xbits, ef, mb, nside, tbl, ctr):
             tb[j, 3] += mm & 0xFFFFFF
 
 
+@numba.njit(cache=True, parallel=True)
+def accumulate32p_par(xbits, ef, mb, nside, tbl, ctr, chunk):
+    """:func:`accumulate32_par` with 16 bytes per bucket (the table then stays in cache).
+
+    A bucket's mantissas are ``m = m0 + r`` with its lowest mantissa ``m0`` and ``r < 2^(23−mb)``;
+    ``tbl[t, j] = [count·2^38 + Σr, Σr²]`` holds everything exactly while a thread's bucket has
+    fewer than ``2^min(25, 15 + mb)`` samples (the caller guarantees it)."""
+    n = xbits.shape[0]
+    nch = (n + chunk - 1) // chunk
+    e0 = ef + 126
+    lowm = (1 << (23 - mb)) - 1
+    for ci in numba.prange(nch):
+        t = numba.get_thread_id()
+        i0 = ci * chunk
+        i1 = min(n, i0 + chunk)
+        tb = tbl[t]
+        c = ctr[t]
+        for i in range(i0, i1):
+            b = np.int64(xbits[i])
+            mag = b & 0x7FFFFFFF
+            be = mag >> 23
+            if be < e0:
+                v = _f32_value(mag, b)
+                c[0] += 1.0
+                s = c[1]
+                u = s + v
+                if abs(s) >= abs(v):
+                    c[2] += (s - u) + v
+                else:
+                    c[2] += (v - u) + s
+                c[1] = u
+                q = v * v
+                s = c[3]
+                u = s + q
+                if s >= q:
+                    c[4] += (s - u) + q
+                else:
+                    c[4] += (q - u) + s
+                c[3] = u
+                if v < c[5]:
+                    c[5] = v
+                if v > c[6]:
+                    c[6] = v
+                continue
+            d = ((be - e0) << mb) + ((mag & 0x7FFFFF) >> (23 - mb)) + 1
+            sg = b >> 63
+            j = nside + ((d ^ sg) - sg)
+            r = mag & lowm
+            tb[j, 0] += r + (1 << 38)
+            tb[j, 1] += r * r
+
+
+@numba.njit(cache=True)
+def merge32p(tbl, ctr, ef, mb, nside, stats):
+    """:func:`merge32` for the tables of :func:`accumulate32p_par`."""
+    nthreads = tbl.shape[0]
+    nb = stats.shape[0]
+    e0 = ef + 126
+    low38 = (1 << 38) - 1
+    for j in range(nb):
+        if j == nside:
+            c = 0.0
+            ah = 0.0
+            al = 0.0
+            bh = 0.0
+            bl = 0.0
+            lo = np.inf
+            hi = -np.inf
+            for t in range(nthreads):
+                c += ctr[t, 0]
+                h, l2 = _two_sum(ctr[t, 1], ctr[t, 2])
+                ah, al = _dd_add(ah, al, h, l2)
+                h, l2 = _two_sum(ctr[t, 3], ctr[t, 4])
+                bh, bl = _dd_add(bh, bl, h, l2)
+                lo = min(lo, ctr[t, 5])
+                hi = max(hi, ctr[t, 6])
+            stats[j, 0] = c
+            stats[j, 1] = ah
+            stats[j, 2] = al
+            stats[j, 3] = bh
+            stats[j, 4] = bl
+            stats[j, 5] = lo
+            stats[j, 6] = hi
+            continue
+        cnt = 0
+        sr = 0
+        sr2 = 0
+        for t in range(nthreads):
+            a = tbl[t, j, 0]
+            cnt += a >> 38
+            sr += a & low38
+            sr2 += tbl[t, j, 1]
+        stats[j, 0] = float(cnt)
+        if cnt == 0:
+            stats[j, 1:5] = 0.0
+            stats[j, 5] = np.inf
+            stats[j, 6] = -np.inf
+            continue
+        d = j - nside - 1 if j > nside else nside - 1 - j
+        be = e0 + (d >> mb)
+        m0 = np.int64(0x800000) | ((d & ((1 << mb) - 1)) << (23 - mb))
+        sgn = 1.0 if j > nside else -1.0
+        p = int(be) - 150
+        h, l2 = _int_dd(cnt * m0 + sr)
+        stats[j, 1] = sgn * math.ldexp(h, p)
+        stats[j, 2] = sgn * math.ldexp(l2, p)
+        # Σm² = cnt·m0² + 2·m0·Σr + Σr² (each term an exact double-double)
+        qh, ql = _two_prod(float(cnt), float(m0 * m0))
+        h, l2 = _two_prod(float(2 * m0), float(sr))
+        qh, ql = _dd_add(qh, ql, h, l2)
+        h, l2 = _int_dd(sr2)
+        qh, ql = _dd_add(qh, ql, h, l2)
+        stats[j, 3] = math.ldexp(qh, 2 * p)
+        stats[j, 4] = math.ldexp(ql, 2 * p)
+        lo_mag = (be << 23) | (m0 & 0x7FFFFF)
+        vmin = _f32_value(lo_mag, 1)
+        vmax = _f32_value(lo_mag + (1 << (23 - mb)) - 1, 1)
+        if j > nside:
+            stats[j, 5] = vmin
+            stats[j, 6] = vmax
+        else:
+            stats[j, 5] = -vmax
+            stats[j, 6] = -vmin
+
+
 @numba.njit(cache=True, inline="always")
 def _f32_value(mag, b):
     """The value of float32 bits (``mag = |bits|``) as a float64 (exact)."""
@@ -237,9 +364,9 @@ def _int_dd(s):
 
 
 @numba.njit(cache=True)
-def merge32(tbl, ctr, ef, mb, nside, stats, tcnt):
+def merge32(tbl, ctr, ef, mb, nside, stats):
     """Per-thread tables of :func:`accumulate32_par` -> ``stats[j] = [count, Σx (dd), Σx² (dd), min,
-    max, 0]`` (exact sums as double-doubles) and per-thread counts ``tcnt[t, j]``."""
+    max, 0]`` (exact sums as double-doubles; min and max are the bucket's edges)."""
     nthreads = tbl.shape[0]
     nb = stats.shape[0]
     e0 = ef + 126
@@ -249,7 +376,6 @@ def merge32(tbl, ctr, ef, mb, nside, stats, tcnt):
         sh = 0
         sl = 0
         for t in range(nthreads):
-            tcnt[t, j] = tbl[t, j, 0]
             cnt += tbl[t, j, 0]
             s1 += tbl[t, j, 1]
             sh += tbl[t, j, 2]
@@ -263,7 +389,6 @@ def merge32(tbl, ctr, ef, mb, nside, stats, tcnt):
             lo = np.inf
             hi = -np.inf
             for t in range(nthreads):
-                tcnt[t, j] = np.int64(ctr[t, 0])
                 c += ctr[t, 0]
                 h, l2 = _two_sum(ctr[t, 1], ctr[t, 2])
                 ah, al = _dd_add(ah, al, h, l2)
@@ -310,19 +435,19 @@ def merge32(tbl, ctr, ef, mb, nside, stats, tcnt):
 
 
 @numba.njit(cache=True, parallel=True)
-def accumulate64_par(x, xbits, ef, mb, nside, st):
-    """Parallel :func:`accumulate` of float64 samples: ``st[t]`` is thread ``t``'s table."""
-    nthreads = st.shape[0]
+def accumulate64_par(x, xbits, ef, mb, nside, st, chunk):
+    """Parallel :func:`accumulate` of float64 samples by chunks: ``st[t]`` is thread ``t``'s table."""
     n = x.shape[0]
-    chunk = (n + nthreads - 1) // nthreads
-    for t in numba.prange(nthreads):
-        i0 = t * chunk
+    nch = (n + chunk - 1) // chunk
+    for ci in numba.prange(nch):
+        t = numba.get_thread_id()
+        i0 = ci * chunk
         i1 = min(n, i0 + chunk)
         accumulate(x[i0:i1], xbits[i0:i1], False, ef, mb, nside, st[t])
 
 
 @numba.njit(cache=True)
-def merge64(st, stats, tcnt):
+def merge64(st, stats):
     """Per-thread tables of :func:`accumulate64_par` -> ``stats`` (sums as double-doubles)."""
     nthreads = st.shape[0]
     nb = stats.shape[0]
@@ -335,7 +460,6 @@ def merge64(st, stats, tcnt):
         lo = np.inf
         hi = -np.inf
         for t in range(nthreads):
-            tcnt[t, j] = np.int64(st[t, j, 0])
             c += st[t, j, 0]
             h, l2 = _two_sum(st[t, j, 1], st[t, j, 2])
             ah, al = _dd_add(ah, al, h, l2)
@@ -396,26 +520,20 @@ def gather(x, xbits, is32, ef, mb, nside, want, gstart, xs, g1h, g1l, g2h, g2l):
 
 
 @numba.njit(cache=True, parallel=True)
-def gather_par(x, xbits, is32, ef, mb, nside, want, gstart, tcnt, xs):
-    """Parallel gathering pass with the chunks of the preparation: thread ``t`` writes the samples
-    of bucket ``j`` (``want[j]``) at ``gstart[j] + Σ_{t'<t} tcnt[t', j]``, so ``xs`` holds each
-    wanted bucket's samples in input order (then sorted per bucket by :func:`finish_gather`)."""
-    nthreads = tcnt.shape[0]
-    nb = want.shape[0]
+def gather_par(x, xbits, is32, ef, mb, nside, want, chunk, hv, hj, hn):
+    """Parallel gathering pass by chunks (dynamic schedule): thread ``t`` appends the value and
+    bucket of every sample of a wanted bucket to ``hv[t]``, ``hj[t]`` (``hn[t]`` of them);
+    :func:`scatter_hits` then puts them in bucket order."""
     n = x.shape[0]
-    chunk = (n + nthreads - 1) // nthreads
-    fill = np.empty((nthreads, nb), dtype=np.int64)
-    for j in range(nb):
-        f = gstart[j]
-        for t in range(nthreads):
-            fill[t, j] = f
-            if want[j]:
-                f += tcnt[t, j]
+    nch = (n + chunk - 1) // chunk
     e0 = ef + 126
-    for t in numba.prange(nthreads):
-        fl = fill[t]
-        i0 = t * chunk
+    for ci in numba.prange(nch):
+        t = numba.get_thread_id()
+        i0 = ci * chunk
         i1 = min(n, i0 + chunk)
+        h = hn[t]
+        v = hv[t]
+        jj = hj[t]
         if is32:
             # branch-free key of a float32 (as in accumulate32_par; equal to _bucket_bits)
             for i in range(i0, i1):
@@ -427,14 +545,28 @@ def gather_par(x, xbits, is32, ef, mb, nside, want, gstart, tcnt, xs):
                 sg = b >> 63
                 j = nside + ((d ^ sg) - sg)
                 if want[j]:
-                    xs[fl[j]] = np.float64(x[i])
-                    fl[j] += 1
+                    v[h] = np.float64(x[i])
+                    jj[h] = j
+                    h += 1
         else:
             for i in range(i0, i1):
                 j = _bucket_bits(xbits[i], is32, ef, mb, nside)
                 if want[j]:
-                    xs[fl[j]] = np.float64(x[i])
-                    fl[j] += 1
+                    v[h] = np.float64(x[i])
+                    jj[h] = j
+                    h += 1
+        hn[t] = h
+
+
+@numba.njit(cache=True)
+def scatter_hits(hv, hj, hn, gstart, xs):
+    """Counting-sort placement of the gathered samples: bucket ``j``'s run is ``xs[gstart[j]:gstart[j+1]]``."""
+    fill = gstart[:-1].copy()
+    for t in range(hn.shape[0]):
+        for h in range(hn[t]):
+            j = hj[t, h]
+            xs[fill[j]] = hv[t, h]
+            fill[j] += 1
 
 
 @numba.njit(cache=True)
