@@ -56,8 +56,6 @@ _OCTAVES = 24
 _SWEEP_LIMIT = 1_000_000
 #: large tensors: relative half-width of the exact scan around each basin's approximate optimum
 _LARGE_WIDTH = 1e-4
-#: ... extra relative room gathered for the exact polish
-_POLISH_MARGIN = 1e-3
 #: ... basins whose bucket-approximate error exceeds the best one's by this factor are dropped
 _BASIN_TOL = 1e-2
 _SCALE_GRIDS = ("midrise", "int", "narrow", "unsigned", "uint")
@@ -237,13 +235,19 @@ class EmpiricalMSE:
         g = [np.empty(m + 1) for _ in range(4)]
         k = _kernels()
         nthreads, chunk = _threads(self.n)
-        hv = np.empty((nthreads, m))
-        hj = np.empty((nthreads, m), dtype=np.int64)
         hn = np.zeros(nthreads, dtype=np.int64)
-        with _schedule(nthreads):
-            k.gather_par(self._x, self._xbits, self._is32, *self._geo, want, chunk, hv, hj, hn)
-        k.scatter_hits(hv, hj, hn, gstart, xs)
-        k.sort_runs(np.flatnonzero(counts > 1), gstart, xs)
+        if self._is32:  # keys of the float32 bits, one radix sort (buckets are in value order)
+            hk = np.empty((nthreads, m), dtype=np.uint32)
+            with _schedule(nthreads):
+                k.gather32_par(self._xbits, *self._geo, want, chunk, hk, hn)
+            k.sort_keys32(hk, hn, xs)
+        else:
+            hv = np.empty((nthreads, m))
+            hj = np.empty((nthreads, m), dtype=np.int64)
+            with _schedule(nthreads):
+                k.gather_par(self._x, self._xbits, self._is32, *self._geo, want, chunk, hv, hj, hn)
+            k.scatter_hits(hv, hj, hn, gstart, xs)
+            k.sort_runs(np.flatnonzero(counts > 1), gstart, xs)
         k.gathered_prefix(xs, *g)
         self._have, self._gstart, self._xs, self._g = want, gstart, xs, g
 
@@ -257,6 +261,9 @@ class EmpiricalMSE:
         qmins = np.ascontiguousarray(qmins, dtype=np.int64)
         qmaxs = np.ascontiguousarray(qmaxs, dtype=np.int64)
         buf = np.empty((scales.size, 6))
+        if not exact and scales.size >= 64 and self.n >= 1 << 18:  # a long approximate scan: in parallel
+            k.evaluate_approx_par(*self._args(), scales, float(offset), qmins, qmaxs, int(mode), buf)
+            return buf
         for _ in range(3):
             missing = self._missing
             nmiss = k.evaluate(*self._args(), scales, float(offset), qmins, qmaxs, int(mode), bool(exact), buf,
@@ -320,14 +327,15 @@ class EmpiricalMSE:
         buf = self._eval(alphas / d, off, np.full(m, qmin), np.full(m, qmax), ROUNDING_CODES[rounding], exact)
         return ((buf[:, 0] + buf[:, 2]) + (buf[:, 1] + buf[:, 3])) / self.n
 
-    def _polish(self, alpha, d, off, qmin, qmax, mode, max_iter=100):
+    def _polish(self, alpha, d, off, qmin, qmax, mode, max_iter=100, box=(0.0, np.inf)):
         """Exact polish from ``alpha``: assign, move to the vertex ``g(α) = D·Σc·x/Σc²`` of that
         assignment, repeat while the exact error decreases. Returns ``(alpha, total error sum)``.
 
         On a dense tensor the fixed-point map ``g`` contracts slowly (``g(α) − α`` shrinks by a
         few percent per step), so a secant step on ``g(α) − α`` (at most 64 plain steps long) is
-        tried first and kept only if it lowers the exact error; the polish ends with plain steps,
-        at a vertex (``g(α) = α``) or where no step lowers the error."""
+        tried first (inside ``box``, the clips whose samples are gathered) and kept only if it lowers
+        the exact error; the polish ends with plain steps, at a vertex (``g(α) = α``) or where no
+        step lowers the error."""
         def at(a):
             b = self._eval(np.array([a / d]), off, [qmin], [qmax], mode)[0]
             return (b[0] + b[2]) + (b[1] + b[3]), b
@@ -348,6 +356,7 @@ class EmpiricalMSE:
                 lim = best_a + 64.0 * h
                 if (trial - lim) * h > 0.0:
                     trial = lim
+                trial = min(max(trial, box[0]), box[1])
                 if not (trial - g) * h > 0.0:
                     trial = g
             f, nbuf = at(trial)
@@ -419,8 +428,7 @@ class EmpiricalMSE:
                 # in one pass (the polish gathers more only if it leaves them)
                 want = np.zeros(self._have.size, dtype=bool)
                 for a0 in starts:
-                    a_lo = a0 * (1.0 - width) * (1.0 - _POLISH_MARGIN)
-                    a_hi = a0 * (1.0 + width) * (1.0 + _POLISH_MARGIN)
+                    a_lo, a_hi = a0 * (1.0 - 2.0 * width), a0 * (1.0 + 2.0 * width)
                     k.mark_window(want, self._bmin, self._bmax, self._cnt, *self._geo, a_lo / d, a_hi / d, off, qmin,
                                   qmax)
                 self._gather(want)
@@ -430,8 +438,9 @@ class EmpiricalMSE:
             for j, (i, a0) in enumerate(zip(idx, starts, strict=True)):
                 seg = slice(j * m, (j + 1) * m)
                 seeds = list(dict.fromkeys([a0] + [float(v) for v in local[seg][np.argsort(lv[seg])[:3]]]))
+                box = (a0 * (1.0 - 2.0 * width), a0 * (1.0 + 2.0 * width)) if not small else (0.0, np.inf)
                 for a_start in seeds:
-                    alpha, tot = self._polish(a_start, d, off, qmin, qmax, mode)
+                    alpha, tot = self._polish(a_start, d, off, qmin, qmax, mode, box=box)
                     cands.append((tot, float(alpha)))
                 jbest = int(np.argmin(lv[seg]))
                 others.append((float(lv[seg][jbest]), float(local[seg][jbest])))

@@ -68,6 +68,13 @@ def _dd_add(ah, al, bh, bl):
 
 
 @numba.njit(cache=True, inline="always")
+def _dd_add_d(ah, al, b):
+    s, e = _two_sum(ah, b)
+    e += al
+    return _fast_two_sum(s, e)
+
+
+@numba.njit(cache=True, inline="always")
 def _dd_mul_d(ah, al, b):
     p, e = _two_prod(ah, b)
     e += al * b
@@ -514,9 +521,12 @@ def gather(x, xbits, is32, ef, mb, nside, want, gstart, xs, g1h, g1l, g2h, g2l):
     g2l[0] = 0.0
     for i in range(xs.shape[0]):
         v = xs[i]
-        g1h[i + 1], g1l[i + 1] = _dd_add(g1h[i], g1l[i], v, 0.0)
+        g1h[i + 1], g1l[i + 1] = _dd_add_d(g1h[i], g1l[i], v)
         qh, ql = _two_prod(v, v)
-        g2h[i + 1], g2l[i + 1] = _dd_add(g2h[i], g2l[i], qh, ql)
+        if ql == 0.0:  # (always for float32 samples: x² is exact)
+            g2h[i + 1], g2l[i + 1] = _dd_add_d(g2h[i], g2l[i], qh)
+        else:
+            g2h[i + 1], g2l[i + 1] = _dd_add(g2h[i], g2l[i], qh, ql)
 
 
 @numba.njit(cache=True, parallel=True)
@@ -558,6 +568,75 @@ def gather_par(x, xbits, is32, ef, mb, nside, want, chunk, hv, hj, hn):
         hn[t] = h
 
 
+@numba.njit(cache=True, parallel=True)
+def gather32_par(xbits, ef, mb, nside, want, chunk, hk, hn):
+    """:func:`gather_par` for float32 samples: thread ``t`` appends to ``hk[t]`` the order key
+    (:func:`_key32`) of every sample of a wanted bucket; :func:`sort_keys32` then orders them."""
+    n = xbits.shape[0]
+    nch = (n + chunk - 1) // chunk
+    e0 = ef + 126
+    for ci in numba.prange(nch):
+        t = numba.get_thread_id()
+        i0 = ci * chunk
+        i1 = min(n, i0 + chunk)
+        h = hn[t]
+        kk = hk[t]
+        for i in range(i0, i1):
+            b = np.int64(xbits[i])
+            mag = b & 0x7FFFFFFF
+            be = mag >> 23
+            d = ((be - e0) << mb) + ((mag & 0x7FFFFF) >> (23 - mb)) + 1
+            d = d if be >= e0 else 0
+            sg = b >> 63
+            j = nside + ((d ^ sg) - sg)
+            if want[j]:
+                kk[h] = _key32(b)
+                h += 1
+        hn[t] = h
+
+
+@numba.njit(cache=True, inline="always")
+def _key32(b):
+    """An unsigned 32-bit key of float32 bits ``b`` (sign-extended) in the order of the values."""
+    if b < 0:
+        return np.uint32((~b) & 0xFFFFFFFF)
+    return np.uint32(b | 0x80000000)
+
+
+@numba.njit(cache=True)
+def sort_keys32(hk, hn, xs):
+    """LSD radix sort (two 16-bit digits) of the gathered keys of all threads; writes the values
+    in increasing order to ``xs`` (as float64), i.e. every wanted bucket's run sorted, in bucket order."""
+    m = xs.shape[0]
+    a = np.empty(m, dtype=np.uint32)
+    r = 0
+    for t in range(hn.shape[0]):
+        for h in range(hn[t]):
+            a[r] = hk[t, h]
+            r += 1
+    b = np.empty(m, dtype=np.uint32)
+    cnt = np.zeros(1 << 16, dtype=np.int64)
+    for shift in (0, 16):
+        cnt[:] = 0
+        for i in range(m):
+            cnt[(a[i] >> shift) & 0xFFFF] += 1
+        tot = 0
+        for v in range(1 << 16):
+            c = cnt[v]
+            cnt[v] = tot
+            tot += c
+        for i in range(m):
+            dg = (a[i] >> shift) & 0xFFFF
+            b[cnt[dg]] = a[i]
+            cnt[dg] += 1
+        a, b = b, a
+    for i in range(m):
+        u = np.int64(a[i])
+        bits = u & 0x7FFFFFFF if u >= 0x80000000 else (~u) & 0xFFFFFFFF
+        mag = bits & 0x7FFFFFFF
+        xs[i] = _f32_value(mag, -1 if bits & 0x80000000 else 1)
+
+
 @numba.njit(cache=True)
 def scatter_hits(hv, hj, hn, gstart, xs):
     """Counting-sort placement of the gathered samples: bucket ``j``'s run is ``xs[gstart[j]:gstart[j+1]]``."""
@@ -586,9 +665,12 @@ def gathered_prefix(xs, g1h, g1l, g2h, g2l):
     g2l[0] = 0.0
     for i in range(xs.shape[0]):
         v = xs[i]
-        g1h[i + 1], g1l[i + 1] = _dd_add(g1h[i], g1l[i], v, 0.0)
+        g1h[i + 1], g1l[i + 1] = _dd_add_d(g1h[i], g1l[i], v)
         qh, ql = _two_prod(v, v)
-        g2h[i + 1], g2l[i + 1] = _dd_add(g2h[i], g2l[i], qh, ql)
+        if ql == 0.0:  # (always for float32 samples: x² is exact)
+            g2h[i + 1], g2l[i + 1] = _dd_add_d(g2h[i], g2l[i], qh)
+        else:
+            g2h[i + 1], g2l[i + 1] = _dd_add(g2h[i], g2l[i], qh, ql)
 
 
 @numba.njit(cache=True)
@@ -792,6 +874,16 @@ def evaluate(cnt, p1h, p1l, p2h, p2l, bmin, bmax, have, gstart, xs, g1h, g1l, g2
         tot += _eval_one(cnt, p1h, p1l, p2h, p2l, bmin, bmax, have, gstart, xs, g1h, g1l, g2h, g2l, ef, mb, nside, scales[i], offset,
                          qmins[i], qmaxs[i], mode, exact, out[i], missing)
     return tot
+
+
+@numba.njit(cache=True, parallel=True)
+def evaluate_approx_par(cnt, p1h, p1l, p2h, p2l, bmin, bmax, have, gstart, xs, g1h, g1l, g2h, g2l, ef, mb, nside, scales,
+                        offset, qmins, qmaxs, mode, out):
+    """:func:`evaluate` with ``exact=False`` (needs no samples), quantizers in parallel."""
+    for i in numba.prange(scales.shape[0]):
+        miss = np.zeros(1, dtype=np.bool_)
+        _eval_one(cnt, p1h, p1l, p2h, p2l, bmin, bmax, have, gstart, xs, g1h, g1l, g2h, g2l, ef, mb, nside, scales[i],
+                  offset, qmins[i], qmaxs[i], mode, False, out[i], miss)
 
 
 @numba.njit(cache=True)
