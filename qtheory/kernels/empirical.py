@@ -724,6 +724,24 @@ def _bulk(p1h, p1l, p2h, p2l, j0, j1, n, y):
     return vh, vl, s1h + s1l
 
 
+@numba.njit(cache=True, inline="always")
+def _flush(p1h, p1l, p2h, p2l, cnt, rs, re, rk, rf, offset, scale, ch, cl, rh, rl, scx, scc):
+    """Add the run of buckets ``[rs, re)`` on level ``rk`` (clipping part if ``rf``) to the sums."""
+    if re > rs:
+        n = float(cnt[re] - cnt[rs])
+        if n > 0.0:
+            y = (rk + offset) * scale
+            vh, vl, s1 = _bulk(p1h, p1l, p2h, p2l, rs, re, n, y)
+            if rf:
+                ch, cl = _dd_add(ch, cl, vh, vl)
+            else:
+                rh, rl = _dd_add(rh, rl, vh, vl)
+            cc = rk + offset
+            scx += cc * s1
+            scc += cc * cc * n
+    return ch, cl, rh, rl, scx, scc
+
+
 @numba.njit(cache=True)
 def _eval_one(cnt, p1h, p1l, p2h, p2l, bmin, bmax, have, gstart, xs, g1h, g1l, g2h, g2l, ef, mb, nside, scale, offset, qmin, qmax,
               mode, exact, out, missing):
@@ -749,6 +767,12 @@ def _eval_one(cnt, p1h, p1l, p2h, p2l, bmin, bmax, have, gstart, xs, g1h, g1l, g
     scc = 0.0
     nmiss = 0
     j = 0
+    # the pending run of buckets [rs, re) that lie wholly on level rk (clipped if rf): consecutive
+    # such buckets are added with one bulk term
+    rs = 0
+    re = 0
+    rk = 0.0
+    rf = False
     for c in range(ncut + 1):
         if c < ncut:
             if c == 0:
@@ -765,24 +789,22 @@ def _eval_one(cnt, p1h, p1l, p2h, p2l, bmin, bmax, have, gstart, xs, g1h, g1l, g
             jt = nb
             jb_end = nb
         if jb_end > j:
-            # bulk: buckets [j, jb_end) all lie in segment c
+            # bulk: buckets [j, jb_end) all lie in segment c (joined to the pending run if that
+            # run ends at j with the same level and part)
             if c <= 1:
                 code = fqmin
             elif c >= ncut - 1:
                 code = fqmax
             else:
                 code = fqmin + (c - 1)
-            n = float(cnt[jb_end] - cnt[j])
-            if n > 0.0:
-                y = (code + offset) * scale
-                vh, vl, s1 = _bulk(p1h, p1l, p2h, p2l, j, jb_end, n, y)
-                if c == 0 or c == ncut:
-                    ch, cl = _dd_add(ch, cl, vh, vl)
-                else:
-                    rh, rl = _dd_add(rh, rl, vh, vl)
-                cc = code + offset
-                scx += cc * s1
-                scc += cc * cc * n
+            fc = c == 0 or c == ncut
+            if not (re == j and code == rk and fc == rf):
+                ch, cl, rh, rl, scx, scc = _flush(p1h, p1l, p2h, p2l, cnt, rs, re, rk, rf, offset, scale, ch, cl, rh,
+                                                  rl, scx, scc)
+                rs = j
+                rk = code
+                rf = fc
+            re = jb_end
             j = jb_end
         if c < ncut:
             jd_end = jt + 2
@@ -812,16 +834,13 @@ def _eval_one(cnt, p1h, p1l, p2h, p2l, bmin, bmax, have, gstart, xs, g1h, g1l, g
                             kk += 1.0
                         rh, rl = _dd_add(rh, rl, tot, 0.0)
                     elif k0 == k1 and (f0 == f1 or not exact):
-                        n = float(nj)
-                        y = (k0 + offset) * scale
-                        vh, vl, s1 = _bulk(p1h, p1l, p2h, p2l, j, j + 1, n, y)
-                        if f0:
-                            ch, cl = _dd_add(ch, cl, vh, vl)
-                        else:
-                            rh, rl = _dd_add(rh, rl, vh, vl)
-                        cc = k0 + offset
-                        scx += cc * s1
-                        scc += cc * cc * n
+                        if not (re == j and k0 == rk and f0 == rf):
+                            ch, cl, rh, rl, scx, scc = _flush(p1h, p1l, p2h, p2l, cnt, rs, re, rk, rf, offset, scale,
+                                                              ch, cl, rh, rl, scx, scc)
+                            rs = j
+                            rk = k0
+                            rf = f0
+                        re = j + 1
                     elif not have[j]:
                         missing[j] = True
                         nmiss += 1
@@ -855,6 +874,7 @@ def _eval_one(cnt, p1h, p1l, p2h, p2l, bmin, bmax, have, gstart, xs, g1h, g1l, g
                             scc += cc * cc * n
                             i = b
                 j += 1
+    ch, cl, rh, rl, scx, scc = _flush(p1h, p1l, p2h, p2l, cnt, rs, re, rk, rf, offset, scale, ch, cl, rh, rl, scx, scc)
     out[0] = ch
     out[1] = cl
     out[2] = rh
