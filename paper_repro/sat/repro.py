@@ -281,6 +281,7 @@ def main(root: Path) -> list[Path]:
     psat.plot_logit_vs_bits(logits, "max_prob", ax=axes[1])
     fig.suptitle("Synthetic BN+ReLU networks, random weights, classifier shapes of real models "
                  "(SAT arXiv v1 Rule I)", fontsize=11)
+    fig.tight_layout(rect=(0, 0, 1, 0.95))
     out.append(save_figure(fig, fig_dir / "logit_vs_bits.png"))
     plt.close(fig)
 
@@ -288,6 +289,7 @@ def main(root: Path) -> list[Path]:
     psat.plot_depth(depth, "logit_var", ax=axes[0], bits=2)
     psat.plot_depth(depth, "grad_in", ax=axes[1], bits=2)
     fig.suptitle("Network 256-wide × depth → 1280 → 1000 classes, 2-bit DoReFa weights", fontsize=11)
+    fig.tight_layout(rect=(0, 0, 1, 0.95))
     out.append(save_figure(fig, fig_dir / "depth.png"))
     plt.close(fig)
 
