@@ -237,7 +237,7 @@ class EmpiricalMSE:
         nthreads, chunk = _threads(self.n)
         hn = np.zeros(nthreads, dtype=np.int64)
         if self._is32:  # keys of the float32 bits, one radix sort (buckets are in value order)
-            hk = np.empty((nthreads, m), dtype=np.uint32)
+            hk = np.empty((nthreads, m + 1), dtype=np.uint32)
             with _schedule(nthreads):
                 k.gather32_par(self._xbits, *self._geo, want, chunk, hk, hn)
             k.sort_keys32(hk, hn, xs)

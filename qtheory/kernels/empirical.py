@@ -236,47 +236,57 @@ def accumulate32p_par(xbits, ef, mb, nside, tbl, ctr, chunk):
     fewer than ``2^min(25, 15 + mb)`` samples (the caller guarantees it)."""
     n = xbits.shape[0]
     nch = (n + chunk - 1) // chunk
-    e0 = ef + 126
-    lowm = (1 << (23 - mb)) - 1
     for ci in numba.prange(nch):
         t = numba.get_thread_id()
         i0 = ci * chunk
-        i1 = min(n, i0 + chunk)
-        tb = tbl[t]
-        c = ctr[t]
-        for i in range(i0, i1):
-            b = np.int64(xbits[i])
-            mag = b & 0x7FFFFFFF
-            be = mag >> 23
-            if be < e0:
-                v = _f32_value(mag, b)
-                c[0] += 1.0
-                s = c[1]
-                u = s + v
-                if abs(s) >= abs(v):
-                    c[2] += (s - u) + v
-                else:
-                    c[2] += (v - u) + s
-                c[1] = u
-                q = v * v
-                s = c[3]
-                u = s + q
-                if s >= q:
-                    c[4] += (s - u) + q
-                else:
-                    c[4] += (q - u) + s
-                c[3] = u
-                if v < c[5]:
-                    c[5] = v
-                if v > c[6]:
-                    c[6] = v
-                continue
-            d = ((be - e0) << mb) + ((mag & 0x7FFFFF) >> (23 - mb)) + 1
-            sg = b >> 63
-            j = nside + ((d ^ sg) - sg)
-            r = mag & lowm
-            tb[j, 0] += r + (1 << 38)
-            tb[j, 1] += r * r
+        _acc32p_chunk(xbits[i0:min(n, i0 + chunk)], ef, mb, nside, tbl[t], ctr[t])
+
+
+@numba.njit(cache=True)
+def _acc32p_chunk(xbits, ef, mb, nside, tb, c):
+    """One chunk of :func:`accumulate32p_par` (a plain loop: better code than inside a prange).
+    Centre-bucket samples are only noted in the main loop and summed afterwards."""
+    e0 = ef + 126
+    lowm = (1 << (23 - mb)) - 1
+    centre = np.empty(xbits.shape[0], dtype=np.int64)
+    nc = 0
+    for i in range(xbits.shape[0]):
+        b = np.int64(xbits[i])
+        mag = b & 0x7FFFFFFF
+        be = mag >> 23
+        if be < e0:
+            centre[nc] = i
+            nc += 1
+            continue
+        d = ((be - e0) << mb) + ((mag & 0x7FFFFF) >> (23 - mb)) + 1
+        sg = b >> 63
+        j = nside + ((d ^ sg) - sg)
+        r = mag & lowm
+        tb[j, 0] += r + (1 << 38)
+        tb[j, 1] += r * r
+    for q in range(nc):
+        b = np.int64(xbits[centre[q]])
+        v = _f32_value(b & 0x7FFFFFFF, b)
+        c[0] += 1.0
+        s = c[1]
+        u = s + v
+        if abs(s) >= abs(v):
+            c[2] += (s - u) + v
+        else:
+            c[2] += (v - u) + s
+        c[1] = u
+        w = v * v
+        s = c[3]
+        u = s + w
+        if s >= w:
+            c[4] += (s - u) + w
+        else:
+            c[4] += (w - u) + s
+        c[3] = u
+        if v < c[5]:
+            c[5] = v
+        if v > c[6]:
+            c[6] = v
 
 
 @numba.njit(cache=True)
@@ -578,21 +588,24 @@ def gather32_par(xbits, ef, mb, nside, want, chunk, hk, hn):
     for ci in numba.prange(nch):
         t = numba.get_thread_id()
         i0 = ci * chunk
-        i1 = min(n, i0 + chunk)
-        h = hn[t]
-        kk = hk[t]
-        for i in range(i0, i1):
-            b = np.int64(xbits[i])
-            mag = b & 0x7FFFFFFF
-            be = mag >> 23
-            d = ((be - e0) << mb) + ((mag & 0x7FFFFF) >> (23 - mb)) + 1
-            d = d if be >= e0 else 0
-            sg = b >> 63
-            j = nside + ((d ^ sg) - sg)
-            if want[j]:
-                kk[h] = _key32(b)
-                h += 1
-        hn[t] = h
+        hn[t] = _gather32_chunk(xbits[i0:min(n, i0 + chunk)], e0, mb, nside, want, hk[t], hn[t])
+
+
+@numba.njit(cache=True)
+def _gather32_chunk(xbits, e0, mb, nside, want, kk, h):
+    """One chunk of :func:`gather32_par`; returns the new fill of ``kk``."""
+    for i in range(xbits.shape[0]):
+        b = np.int64(xbits[i])
+        mag = b & 0x7FFFFFFF
+        be = mag >> 23
+        d = ((be - e0) << mb) + ((mag & 0x7FFFFF) >> (23 - mb)) + 1
+        d = d if be >= e0 else 0
+        sg = b >> 63
+        j = nside + ((d ^ sg) - sg)
+        if want[j]:
+            kk[h] = _key32(b)
+            h += 1
+    return h
 
 
 @numba.njit(cache=True, inline="always")
