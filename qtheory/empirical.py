@@ -2,15 +2,17 @@
 
 The MSE of quantizing samples ``x_1..x_N`` with a clip ``α`` is
 ``(1/N) Σ_i (q_α(x_i) − x_i)²``. Computed directly it costs O(N) per clip. Here the samples are
-prepared once (:class:`EmpiricalMSE`): one O(N) pass, no sort, builds a histogram with 2^m buckets
-per octave of ``|x|`` and keeps, per bucket, the count, compensated sums of ``x`` and ``x²`` and the
-min and max. A clip then costs O(levels): buckets away from every decision threshold and overload
-point contribute ``Σx² − 2yΣx + y²n`` from double-double prefix sums; the few buckets that straddle
-a threshold have their samples gathered once (a second O(N) pass, only for those buckets, kept
-sorted with prefix sums) and are split with binary searches that apply exactly the floating-point
-operations of :meth:`qtheory.Quantizer.to_codes`. Ties (integer-valued samples, values exactly on
-a threshold) are therefore resolved as the reference quantizer resolves them, and the result equals
-a direct quantize-and-average computation to float64 rounding.
+prepared once (:class:`EmpiricalMSE`): one O(N) pass, no sort, in numba threads (chunks handed out
+dynamically; per-thread tables merged after), builds a histogram with 2^m buckets per octave of
+``|x|`` and keeps, per bucket, the count and exact sums of ``x`` and ``x²`` (float32 input: integer
+sums of the mantissas, which share one exponent in a bucket; float64: compensated sums with exact
+products) and bounds of its samples. A clip then costs O(levels): buckets away from every decision
+threshold and overload point contribute ``Σx² − 2yΣx + y²n`` from double-double prefix sums; the
+few buckets that straddle a threshold have their samples gathered (a second O(N) pass, only for
+those buckets, kept sorted with prefix sums) and are split with binary searches that apply exactly
+the floating-point operations of :meth:`qtheory.Quantizer.to_codes`. Ties (integer-valued samples,
+values exactly on a threshold) are therefore resolved as the reference quantizer resolves them, and
+the result equals a direct quantize-and-average computation to float64 rounding.
 
 On top of it, :func:`empirical_optimal_clip` finds the global optimum. With the assignment of
 samples to levels fixed, the error is a quadratic in the step whose vertex is ``Σ c·x / Σ c²``; the
@@ -19,9 +21,11 @@ empirical MSE is the lower envelope of those quadratics, and its local minima ar
 - Tensors with ``N·levels <= 10^6``: every threshold crossing in the search range is swept in order
   (O(N·levels·log)), which visits every piece — the true global minimum.
 - Larger tensors: a logarithmic scan of the bucket-approximate MSE (straddling buckets spread
-  evenly between their min and max; no samples needed),
-  golden-section refinement of the best basins, an exact scan of each basin's floor and the exact
-  polish ("assign, then move to the vertex", which never increases the error) to a vertex.
+  evenly over their range; no samples needed), golden-section refinement of the best basins (those
+  within 1% of the best scan value), then one gathering pass for the buckets that straddle a cut
+  anywhere in a narrow window around each basin's approximate optimum, an exact scan of each
+  window and the exact polish ("assign, then move to the vertex", which never increases the error,
+  accelerated by secant steps on the fixed-point map) to a vertex.
 
 :func:`per_channel_optimal_clip` does this for every channel of a weight tensor.
 
@@ -132,18 +136,19 @@ def _as_samples(x, name: str, func: str):
 class EmpiricalMSE:
     """Samples prepared for exact MSE evaluation of any clip in time independent of N.
 
-    One O(N) pass builds a bucket histogram with exact per-bucket sums (no sort, no copy of
-    float32/float64 input); an exact evaluation gathers, on demand, the samples of the few buckets
-    that straddle a threshold (one more O(N) pass, reused by later evaluations).
+    One O(N) pass (in numba threads for ``N >= 2^18``) builds a bucket histogram with exact
+    per-bucket sums (no sort, no copy of float32/float64 input); an exact evaluation gathers, on
+    demand, the samples of the few buckets that straddle a threshold (one more O(N) pass, reused by
+    later evaluations).
 
     Parameters
     ----------
     x : array_like
         Finite real samples (any shape; flattened). float32 input is read as is.
     buckets : int, optional
-        Target number of buckets (default ``N // 2`` clamped to ``[64, 2**14]``: the per-bucket
-        statistics then stay in cache); rounded to
-        ``2·24·2^m + 1``.
+        Target number of buckets (default ``N // 2`` clamped to ``[64, 2**14]``, or to
+        ``[64, 2**16]`` from ``2^20`` samples: finer buckets leave fewer samples to gather, and the
+        16-byte float32 bucket table still stays in cache); rounded down to ``2·24·2^m + 1``.
 
     Attributes
     ----------

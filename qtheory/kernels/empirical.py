@@ -4,16 +4,19 @@ Preparation (one O(N) pass, no sort): every sample goes to a bucket keyed by the
 the top ``mb`` mantissa bits of ``|x|`` (integer arithmetic on the IEEE bits of float32 or float64
 input, monotone in ``x``): ``2^mb`` buckets per octave on each side of 0 and one centre bucket for
 ``|x| < 2^(ef−1)``. Relative bucket widths are constant, so heavy tails cost nothing. Per bucket
-the pass keeps the count, compensated sums of ``x`` and ``x²`` (exact products, Neumaier
-summation) and the min and max; double-double prefix sums over buckets follow in O(buckets).
-The samples themselves are only gathered (a second pass) for the few buckets that an exact
-evaluation finds straddling a cut.
+the pass keeps the count and exact sums of ``x`` and ``x²`` — float32: integer sums of the
+mantissas (one exponent per bucket; the bucket's edges bound its samples); float64: Neumaier sums
+with exact products, and the min and max. The pass runs in numba threads by chunks (dynamic
+schedule, one table per thread, merged after); double-double prefix sums over buckets follow in
+O(buckets). The samples themselves are only gathered (a second pass; float32: the keys of their
+bits, radix-sorted) for the few buckets that an exact evaluation finds straddling a cut.
 
 Evaluation of one quantizer (``scale, offset, qmin, qmax, rounding``): the real line is cut at
 the overload points and the decision thresholds. Buckets at least one bucket away from every
 cut lie entirely in one segment and contribute ``Σx² − 2yΣx + y²n`` from the prefix sums
-(double-double, no cancellation). Of the (at most three) buckets around each cut, those whose min
-and max fall in the same segment are added in bulk too; the gathered samples of a bucket that
+(double-double, no cancellation; consecutive buckets on one level form one term). Of the (at
+most three) buckets around each cut, those whose bounds fall in the same segment are added in bulk
+too; the gathered samples of a bucket that
 straddles a cut are quantized one by one with the same floating-point operations as
 :meth:`qtheory.Quantizer.to_codes`, so ties and threshold rounding are exactly those of the
 reference quantizer. Cost: O(levels + samples near the cuts), independent of N.
@@ -508,35 +511,6 @@ def prefix(stats, cnt, p1h, p1l, p2h, p2l):
         p1h[j + 1], p1l[j + 1] = _dd_add(p1h[j], p1l[j], h, lo)
         h, lo = _two_sum(stats[j, 3], stats[j, 4])
         p2h[j + 1], p2l[j + 1] = _dd_add(p2h[j], p2l[j], h, lo)
-
-
-@numba.njit(cache=True)
-def gather(x, xbits, is32, ef, mb, nside, want, gstart, xs, g1h, g1l, g2h, g2l):
-    """Copy the samples of the buckets with ``want[j]`` into ``xs[gstart[j]:gstart[j+1]]``, sort
-    each bucket's run, and fill double-double prefix sums of ``x`` and ``x²`` over ``xs``
-    (length ``len(xs) + 1``)."""
-    nb = want.shape[0]
-    fill = gstart[:nb].copy()
-    for i in range(x.shape[0]):
-        j = _bucket_bits(xbits[i], is32, ef, mb, nside)
-        if want[j]:
-            xs[fill[j]] = np.float64(x[i])
-            fill[j] += 1
-    for j in range(nb):
-        if want[j] and gstart[j + 1] - gstart[j] > 1:
-            xs[gstart[j]:gstart[j + 1]] = np.sort(xs[gstart[j]:gstart[j + 1]])
-    g1h[0] = 0.0
-    g1l[0] = 0.0
-    g2h[0] = 0.0
-    g2l[0] = 0.0
-    for i in range(xs.shape[0]):
-        v = xs[i]
-        g1h[i + 1], g1l[i + 1] = _dd_add_d(g1h[i], g1l[i], v)
-        qh, ql = _two_prod(v, v)
-        if ql == 0.0:  # (always for float32 samples: x² is exact)
-            g2h[i + 1], g2l[i + 1] = _dd_add_d(g2h[i], g2l[i], qh)
-        else:
-            g2h[i + 1], g2l[i + 1] = _dd_add(g2h[i], g2l[i], qh, ql)
 
 
 @numba.njit(cache=True, parallel=True)
