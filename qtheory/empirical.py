@@ -421,8 +421,10 @@ class EmpiricalMSE:
             # scan at a relative spacing of 1e-4 (±1.5% of the clip for a fully gathered tensor, whose
             # ripples are coarse; narrower for a large one, whose bucket-approximate search is already
             # accurate), then the exact polish from the best points of that scan.
-            # (large: the bucket-approximate optimum is within ~1e-4 relative at 8 bits, 1e-5 at 4)
-            lw = _LARGE_WIDTH * max(1.0, 2.0 ** ((bits - 4) / 2))
+            # (large: at 10^7 samples the bucket-approximate optimum is within ~2e-4 relative at 8
+            # bits, 1e-4 at 4; the valley floor's ripples, and the distance, grow like 1/sqrt(N))
+            lw = _LARGE_WIDTH * max(1.0, 2.0 ** ((bits - 4) / 2)) * max(1.0, math.sqrt(1e7 / self.n))
+            lw = min(lw, 2e-3)
             width, m = (1.5e-2, 301) if small else (lw, 2 * int(round(lw / 1e-4)) + 1)
             if not small:
                 # basins whose approximate error is clearly worse than the best cannot hold the optimum
