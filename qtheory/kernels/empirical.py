@@ -712,13 +712,21 @@ def _bulk(p1h, p1l, p2h, p2l, j0, j1, n, y):
 
 
 @numba.njit(cache=True, inline="always")
-def _flush(p1h, p1l, p2h, p2l, cnt, rs, re, rk, rf, offset, scale, ch, cl, rh, rl, scx, scc):
-    """Add the run of buckets ``[rs, re)`` on level ``rk`` (clipping part if ``rf``) to the sums."""
+def _flush(p1h, p1l, p2h, p2l, cnt, rs, re, rk, rf, offset, scale, ch, cl, rh, rl, scx, scc, exact):
+    """Add the run of buckets ``[rs, re)`` on level ``rk`` (clipping part if ``rf``) to the sums
+    (``exact=False``: the sums of the run in double-double, the rest in double — for scans)."""
     if re > rs:
         n = float(cnt[re] - cnt[rs])
         if n > 0.0:
             y = (rk + offset) * scale
-            vh, vl, s1 = _bulk(p1h, p1l, p2h, p2l, rs, re, n, y)
+            if exact:
+                vh, vl, s1 = _bulk(p1h, p1l, p2h, p2l, rs, re, n, y)
+            else:
+                s1h, s1l = _dd_add(p1h[re], p1l[re], -p1h[rs], -p1l[rs])
+                s2h, s2l = _dd_add(p2h[re], p2l[re], -p2h[rs], -p2l[rs])
+                s1 = s1h + s1l
+                vh = (s2h + s2l) - y * (2.0 * s1 - y * n)
+                vl = 0.0
             if rf:
                 ch, cl = _dd_add(ch, cl, vh, vl)
             else:
@@ -787,7 +795,7 @@ def _eval_one(cnt, p1h, p1l, p2h, p2l, bmin, bmax, have, gstart, xs, g1h, g1l, g
             fc = c == 0 or c == ncut
             if not (re == j and code == rk and fc == rf):
                 ch, cl, rh, rl, scx, scc = _flush(p1h, p1l, p2h, p2l, cnt, rs, re, rk, rf, offset, scale, ch, cl, rh,
-                                                  rl, scx, scc)
+                                                  rl, scx, scc, exact)
                 rs = j
                 rk = code
                 rf = fc
@@ -823,7 +831,7 @@ def _eval_one(cnt, p1h, p1l, p2h, p2l, bmin, bmax, have, gstart, xs, g1h, g1l, g
                     elif k0 == k1 and (f0 == f1 or not exact):
                         if not (re == j and k0 == rk and f0 == rf):
                             ch, cl, rh, rl, scx, scc = _flush(p1h, p1l, p2h, p2l, cnt, rs, re, rk, rf, offset, scale,
-                                                              ch, cl, rh, rl, scx, scc)
+                                                              ch, cl, rh, rl, scx, scc, exact)
                             rs = j
                             rk = k0
                             rf = f0
@@ -861,7 +869,8 @@ def _eval_one(cnt, p1h, p1l, p2h, p2l, bmin, bmax, have, gstart, xs, g1h, g1l, g
                             scc += cc * cc * n
                             i = b
                 j += 1
-    ch, cl, rh, rl, scx, scc = _flush(p1h, p1l, p2h, p2l, cnt, rs, re, rk, rf, offset, scale, ch, cl, rh, rl, scx, scc)
+    ch, cl, rh, rl, scx, scc = _flush(p1h, p1l, p2h, p2l, cnt, rs, re, rk, rf, offset, scale, ch, cl, rh, rl, scx, scc,
+                                      exact)
     out[0] = ch
     out[1] = cl
     out[2] = rh
