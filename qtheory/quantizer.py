@@ -23,7 +23,7 @@ Grids (``alpha`` is the clip, ``b`` the bit-width)::
     affine     ≈ β, ..., 0, ..., ≈ α  (0 exact)         s = (α-β)/(2^b-1)  -z .. 2^b-1-z         zero-point (asymmetric) quantization
 
 A picture of where each grid puts its levels relative to α is drawn by
-:func:`qtheory.plotting.plot_grids` (``figures/grids.png``).
+:func:`qtheory.plotting.aciq.plot_grids` (``figures/aciq/grids.png``).
 
 Examples
 --------
