@@ -27,6 +27,8 @@ import math
 import numba
 import numpy as np
 
+from .mc import _round  # the one rounding rule shared by every kernel
+
 # ----------------------------------------------------------------------------- double-double
 
 
@@ -82,16 +84,6 @@ def _dd_mul_d(ah, al, b):
     p, e = _two_prod(ah, b)
     e += al * b
     return _fast_two_sum(p, e)
-
-
-@numba.njit(cache=True, inline="always")
-def _round(u, mode):
-    if mode == 0:
-        return np.rint(u)
-    if mode == 1:
-        r = np.floor(np.abs(u) + 0.5)
-        return -r if u < 0 else r
-    return np.floor(u + 0.5)
 
 
 @numba.njit(cache=True, inline="always")
