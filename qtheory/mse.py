@@ -134,7 +134,7 @@ def clipping_mse(
         return _result(clip, rnd, "aciq", scalar)
 
     quantizers = [Quantizer(bits, float(a), grid, rounding, None if b is None else float(b))
-                  for a, b in zip(alphas, betas)]
+                  for a, b in zip(alphas, betas, strict=True)]
     if method == "montecarlo":
         from . import montecarlo
 

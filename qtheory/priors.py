@@ -189,7 +189,7 @@ class Laplace(Prior):
         # negative part [min(za,0), min(zb,0)] mirrored to [-min(zb,0), -min(za,0)]
         lo, hi = -np.minimum(zb, 0.0), -np.minimum(za, 0.0)
         neg = [(-1) ** j * (_exp_tail_moment(lo, j) - _exp_tail_moment(hi, j)) for j in range(3)]
-        z0, z1, z2 = (0.5 * (p + n) for p, n in zip(pos, neg))
+        z0, z1, z2 = (0.5 * (p + n) for p, n in zip(pos, neg, strict=True))
         # back to x = loc + b z
         L, B = self.loc, self.b
         m[0] = z0
@@ -527,7 +527,7 @@ class Empirical(Prior):
         ia = np.searchsorted(self.x, a.ravel(), side="left")
         ib = np.searchsorted(self.x, b.ravel(), side="left")
         out = np.empty(ia.shape)
-        for k, (i, j, yy) in enumerate(zip(ia, ib, y.ravel())):
+        for k, (i, j, yy) in enumerate(zip(ia, ib, y.ravel(), strict=True)):
             d = self.x[i:j] - yy
             out[k] = np.dot(d, d)
         return (out / self.n).reshape(a.shape)
@@ -628,10 +628,10 @@ class Mixture(Prior):
         return all(c.nonnegative for c in self.components)
 
     def pdf(self, x):
-        return sum(w * c.pdf(x) for w, c in zip(self.weights, self.components))
+        return sum(w * c.pdf(x) for w, c in zip(self.weights, self.components, strict=True))
 
     def cdf(self, x):
-        return sum(w * c.cdf(x) for w, c in zip(self.weights, self.components))
+        return sum(w * c.cdf(x) for w, c in zip(self.weights, self.components, strict=True))
 
     def abs_quantile(self, q):
         return max(c.abs_quantile(1 - (1 - q) / len(self.components)) for c in self.components)
@@ -648,10 +648,10 @@ class Mixture(Prior):
 
     def _partial_moments(self, a, b):
         parts = [c.partial_moments(a, b) for c in self.components]
-        return tuple(sum(w * p[j] for w, p in zip(self.weights, parts)) for j in range(3))
+        return tuple(sum(w * p[j] for w, p in zip(self.weights, parts, strict=True)) for j in range(3))
 
     def interval_sq_error(self, a, b, y):
-        return sum(w * c.interval_sq_error(a, b, y) for w, c in zip(self.weights, self.components))
+        return sum(w * c.interval_sq_error(a, b, y) for w, c in zip(self.weights, self.components, strict=True))
 
 
 # ================================================================================ coercion

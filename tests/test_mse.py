@@ -41,7 +41,7 @@ def test_aciq_laplace_condition_holds_at_optimum():
 
 
 def test_official_code_values_are_truncations():
-    for ours, code in zip(ref.ACIQ_ALPHA_LAPLACE, ref.ACIQ_CODE_LAPLACE):
+    for ours, code in zip(ref.ACIQ_ALPHA_LAPLACE, ref.ACIQ_CODE_LAPLACE, strict=True):
         assert math.floor(ours * 100) / 100 == pytest.approx(code) or round(ours, 2) == code
 
 
@@ -97,7 +97,7 @@ def _mp_mse(name, q):
     pdf, kinks = _mp_density(name)
     a, b, y, _ = quantizer_intervals(q)
     total = mp.mpf(0)
-    for lo, hi, yy in zip(a, b, y):
+    for lo, hi, yy in zip(a, b, y, strict=True):
         lo = -mp.inf if np.isinf(lo) else mp.mpf(float(lo))
         hi = mp.inf if np.isinf(hi) else mp.mpf(float(hi))
         if name == "uniform":
@@ -106,7 +106,7 @@ def _mp_mse(name, q):
                 continue
         pts = [lo, *[k for k in kinks if lo < k < hi], hi]
         yy = mp.mpf(float(yy))
-        total += mp.quad(lambda x: (x - yy) ** 2 * pdf(x), pts)
+        total += mp.quad(lambda x, yy=yy: (x - yy) ** 2 * pdf(x), pts)
     return total
 
 
@@ -263,7 +263,7 @@ def test_closed_form_partial_moments_match_scipy_quadrature(prior):
     quad = qtheory.ScipyPrior(dist)
     a = np.array([-np.inf, -2.0, -0.5, 0.1, 1.0])
     b = np.array([-1.0, -1.9, 0.3, 0.4, np.inf])
-    for m1, m2 in zip(prior.partial_moments(a, b), quad.partial_moments(a, b)):
+    for m1, m2 in zip(prior.partial_moments(a, b), quad.partial_moments(a, b), strict=True):
         np.testing.assert_allclose(m1, m2, rtol=1e-10, atol=1e-15)
 
 

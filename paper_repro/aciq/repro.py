@@ -66,7 +66,7 @@ def fig_mse_vs_alpha(n_mc: int):
 
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
     rng = np.random.default_rng(2018)
-    for ax, (prior, scale, top) in zip(axes, (("laplace", 2.0, 16.0), ("gaussian", 3.0, 12.0))):
+    for ax, (prior, scale, top) in zip(axes, (("laplace", 2.0, 16.0), ("gaussian", 3.0, 12.0)), strict=True):
         p = qtheory.Laplace(scale) if prior == "laplace" else qtheory.Gaussian(scale)
         alphas = np.linspace(0.05 * top, top, 160)
         a_mc = np.linspace(0.1 * top, top, 12)
@@ -111,7 +111,7 @@ def fig_approx_vs_exact(df: pd.DataFrame):
 
     fig, axes = plt.subplots(1, 3, figsize=(15, 4))
     for j, prior in enumerate(("laplace", "gaussian")):
-        for k, grid in enumerate(("midrise", "int")):
+        for grid in ("midrise", "int"):
             d = df[(df.prior == prior) & (df.grid == grid)]
             style = dict(color=f"C{j}", ls="-" if grid == "midrise" else "--", marker="o", ms=3)
             lab = f"{prior}, {grid}"

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 import sympy as sp
 
-from .._validation import check_option, check_int
+from .._validation import check_int, check_option
 
 __all__ = ["derive", "paper_forms", "ACIQDerivation", "symbols", "optimal_alpha"]
 
@@ -102,7 +102,7 @@ def derive(prior: str = "laplace") -> ACIQDerivation:
     return _derive(check_option(prior, "prior", "derive", ("laplace", "gaussian")))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _derive(prior: str) -> ACIQDerivation:
     p, _ = density(prior)
     # sympy may return erf or erfc depending on hash order; write the result with erf only
