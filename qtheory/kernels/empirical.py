@@ -237,6 +237,33 @@ def accumulate32p_par(xbits, ef, mb, nside, tbl, ctr, chunk):
         _acc32p_chunk(xbits[i0:min(n, i0 + chunk)], ef, mb, nside, tbl[t], ctr[t])
 
 
+@numba.njit(cache=True, inline="always")
+def _merge_centre(ctr, stats, j):
+    """Merge the per-thread compensated sums of the centre bucket ``j`` (values near 0) into ``stats``."""
+    c = 0.0
+    ah = 0.0
+    al = 0.0
+    bh = 0.0
+    bl = 0.0
+    lo = np.inf
+    hi = -np.inf
+    for t in range(ctr.shape[0]):
+        c += ctr[t, 0]
+        h, l2 = _two_sum(ctr[t, 1], ctr[t, 2])
+        ah, al = _dd_add(ah, al, h, l2)
+        h, l2 = _two_sum(ctr[t, 3], ctr[t, 4])
+        bh, bl = _dd_add(bh, bl, h, l2)
+        lo = min(lo, ctr[t, 5])
+        hi = max(hi, ctr[t, 6])
+    stats[j, 0] = c
+    stats[j, 1] = ah
+    stats[j, 2] = al
+    stats[j, 3] = bh
+    stats[j, 4] = bl
+    stats[j, 5] = lo
+    stats[j, 6] = hi
+
+
 @numba.njit(cache=True)
 def _acc32p_chunk(xbits, ef, mb, nside, tb, c):
     """One chunk of :func:`accumulate32p_par` (a plain loop: better code than inside a prange).
@@ -293,28 +320,7 @@ def merge32p(tbl, ctr, ef, mb, nside, stats):
     low38 = (1 << 38) - 1
     for j in range(nb):
         if j == nside:
-            c = 0.0
-            ah = 0.0
-            al = 0.0
-            bh = 0.0
-            bl = 0.0
-            lo = np.inf
-            hi = -np.inf
-            for t in range(nthreads):
-                c += ctr[t, 0]
-                h, l2 = _two_sum(ctr[t, 1], ctr[t, 2])
-                ah, al = _dd_add(ah, al, h, l2)
-                h, l2 = _two_sum(ctr[t, 3], ctr[t, 4])
-                bh, bl = _dd_add(bh, bl, h, l2)
-                lo = min(lo, ctr[t, 5])
-                hi = max(hi, ctr[t, 6])
-            stats[j, 0] = c
-            stats[j, 1] = ah
-            stats[j, 2] = al
-            stats[j, 3] = bh
-            stats[j, 4] = bl
-            stats[j, 5] = lo
-            stats[j, 6] = hi
+            _merge_centre(ctr, stats, j)
             continue
         cnt = 0
         sr = 0
@@ -393,28 +399,7 @@ def merge32(tbl, ctr, ef, mb, nside, stats):
             sh += tbl[t, j, 2]
             sl += tbl[t, j, 3]
         if j == nside:
-            c = 0.0
-            ah = 0.0
-            al = 0.0
-            bh = 0.0
-            bl = 0.0
-            lo = np.inf
-            hi = -np.inf
-            for t in range(nthreads):
-                c += ctr[t, 0]
-                h, l2 = _two_sum(ctr[t, 1], ctr[t, 2])
-                ah, al = _dd_add(ah, al, h, l2)
-                h, l2 = _two_sum(ctr[t, 3], ctr[t, 4])
-                bh, bl = _dd_add(bh, bl, h, l2)
-                lo = min(lo, ctr[t, 5])
-                hi = max(hi, ctr[t, 6])
-            stats[j, 0] = c
-            stats[j, 1] = ah
-            stats[j, 2] = al
-            stats[j, 3] = bh
-            stats[j, 4] = bl
-            stats[j, 5] = lo
-            stats[j, 6] = hi
+            _merge_centre(ctr, stats, j)
             continue
         stats[j, 0] = float(cnt)
         if cnt == 0:
