@@ -49,7 +49,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ._validation import check_int, check_option, check_samples, param_error
+from ._validation import check_bool, check_int, check_option, check_samples, param_error
 from .quantizer import GRIDS, MAX_BITS, MIN_BITS, ROUNDING_CODES, ROUNDINGS, Quantizer
 
 __all__ = ["EmpiricalMSE", "empirical_mse", "empirical_optimal_clip", "per_channel_optimal_clip",
@@ -134,12 +134,13 @@ def _as_samples(x, name: str, func: str):
 
 
 class EmpiricalMSE:
-    """Samples prepared for exact MSE evaluation of any clip in time independent of N.
+    """Samples prepared for exact MSE evaluation of any clip.
 
     One O(N) pass (in numba threads for ``N >= 2^18``) builds a bucket histogram with exact
     per-bucket sums (no sort, no copy of float32/float64 input); an exact evaluation gathers, on
     demand, the samples of the few buckets that straddle a threshold (one more O(N) pass, reused by
-    later evaluations).
+    later evaluations). With ``presort=True`` all buckets are gathered up front, so every later
+    evaluation is independent of N.
 
     Parameters
     ----------
@@ -149,6 +150,12 @@ class EmpiricalMSE:
         Target number of buckets (default ``N // 2`` clamped to ``[64, 2**14]``, or to
         ``[64, 2**16]`` from ``2^20`` samples: finer buckets leave fewer samples to gather, and the
         16-byte float32 bucket table still stays in cache); rounded down to ``2·24·2^m + 1``.
+    presort : bool
+        Gather (sort) the samples of every bucket during the preparation — an O(N log N)
+        preparation after which *every* exact evaluation costs O(levels·log N), independent of N,
+        with no further pass over ``x``. Tensors of at most 2^16 samples are always presorted. The
+        default (``False``) gathers lazily, which is faster when only a few clips are evaluated
+        (the optimal-clip search gathers once, in one batched pass).
 
     Attributes
     ----------
@@ -167,7 +174,8 @@ class EmpiricalMSE:
     0.5
     """
 
-    def __init__(self, x, *, buckets: int | None = None, _name: str = "x", _func: str = "EmpiricalMSE"):
+    def __init__(self, x, *, buckets: int | None = None, presort: bool = False, _name: str = "x",
+                 _func: str = "EmpiricalMSE"):
         x, lo, hi = _as_samples(x, _name, _func)
         n = x.size
         self.n = n
@@ -219,7 +227,7 @@ class EmpiricalMSE:
         self._gstart = np.zeros(nb + 1, dtype=np.int64)
         self._xs = np.empty(0)
         self._g = [np.zeros(1) for _ in range(4)]
-        if n <= 1 << 16:  # small tensors: gather everything at once
+        if n <= 1 << 16 or check_bool(presort, "presort", _func):  # gather everything at once
             self._gather(np.ones(nb, dtype=bool))
         s1 = pref[0][-1] + pref[1][-1]
         s2 = pref[2][-1] + pref[3][-1]

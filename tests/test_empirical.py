@@ -268,3 +268,21 @@ def test_bucket_keys_agree_and_are_monotone(rng):
 def test_bad_input_names_the_parameter(call, name):
     with pytest.raises((ValueError, TypeError), match=f"'{name}' parameter"):
         call()
+
+
+def test_presorted_evaluation_never_passes_over_the_samples_again(rng, monkeypatch):
+    from qtheory.empirical import EmpiricalMSE, direct_mse
+
+    x = rng.laplace(size=200_000)
+    prep = EmpiricalMSE(x, presort=True)
+
+    def no_pass(*args, **kwargs):
+        raise AssertionError("an O(N) gathering pass after a presorted preparation")
+
+    monkeypatch.setattr(prep, "_gather", no_pass)
+    for grid in ("midrise", "int", "narrow", "unsigned", "uint"):
+        for bits in (2, 4, 8):
+            for alpha in (0.7, 2.9, 6.1):
+                q = qtheory.Quantizer(bits, alpha, grid)
+                got = prep.mse(alpha, bits, grid=grid).mse
+                assert got == pytest.approx(direct_mse(x, q), rel=1e-13)
