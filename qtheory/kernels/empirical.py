@@ -163,6 +163,32 @@ def accumulate(x, xbits, is32, ef, mb, nside, stats):
             stats[j, 6] = v
 
 
+@numba.njit(cache=True, inline="always")
+def _centre_add32(c, v):
+    """Add a float32 sample ``v`` of the centre bucket to ``c = [count, Σx, comp, Σx², comp, min, max]``
+    (Neumaier-compensated; ``v·v`` is exact in float64 for float32 ``v``)."""
+    c[0] += 1.0
+    s = c[1]
+    u = s + v
+    if abs(s) >= abs(v):
+        c[2] += (s - u) + v
+    else:
+        c[2] += (v - u) + s
+    c[1] = u
+    w = v * v
+    s = c[3]
+    u = s + w
+    if s >= w:
+        c[4] += (s - u) + w
+    else:
+        c[4] += (w - u) + s
+    c[3] = u
+    if v < c[5]:
+        c[5] = v
+    if v > c[6]:
+        c[6] = v
+
+
 @numba.njit(cache=True, parallel=True)
 def accumulate32_par(xbits, ef, mb, nside, tbl, ctr, chunk):
     """Parallel exact preparation of float32 samples: chunks of ``chunk`` samples, each added to
@@ -189,27 +215,7 @@ def accumulate32_par(xbits, ef, mb, nside, tbl, ctr, chunk):
             mag = b & 0x7FFFFFFF
             be = mag >> 23
             if be < e0:
-                v = _f32_value(mag, b)
-                c[0] += 1.0
-                s = c[1]
-                u = s + v
-                if abs(s) >= abs(v):
-                    c[2] += (s - u) + v
-                else:
-                    c[2] += (v - u) + s
-                c[1] = u
-                q = v * v
-                s = c[3]
-                u = s + q
-                if s >= q:
-                    c[4] += (s - u) + q
-                else:
-                    c[4] += (q - u) + s
-                c[3] = u
-                if v < c[5]:
-                    c[5] = v
-                if v > c[6]:
-                    c[6] = v
+                _centre_add32(c, _f32_value(mag, b))
                 continue
             d = ((be - e0) << mb) + ((mag & 0x7FFFFF) >> (23 - mb)) + 1
             sg = b >> 63  # 0 (positive) or -1 (negative): j = nside ± (d + 1) without a branch
@@ -288,27 +294,7 @@ def _acc32p_chunk(xbits, ef, mb, nside, tb, c):
         tb[j, 1] += r * r
     for q in range(nc):
         b = np.int64(xbits[centre[q]])
-        v = _f32_value(b & 0x7FFFFFFF, b)
-        c[0] += 1.0
-        s = c[1]
-        u = s + v
-        if abs(s) >= abs(v):
-            c[2] += (s - u) + v
-        else:
-            c[2] += (v - u) + s
-        c[1] = u
-        w = v * v
-        s = c[3]
-        u = s + w
-        if s >= w:
-            c[4] += (s - u) + w
-        else:
-            c[4] += (w - u) + s
-        c[3] = u
-        if v < c[5]:
-            c[5] = v
-        if v > c[6]:
-            c[6] = v
+        _centre_add32(c, _f32_value(b & 0x7FFFFFFF, b))
 
 
 @numba.njit(cache=True)
