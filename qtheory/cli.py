@@ -22,14 +22,33 @@ __all__ = ["main"]
 
 
 def _bits_list(text: str) -> list[int]:
+    """``"0-8"``, ``"2,4,8"`` or a mix, each bit-width in ``[0, 16]``."""
+    from qtheory.quantizer import MAX_BITS
+
+    def _one(v: str) -> int:
+        v = v.strip()
+        if not v.isdigit() or int(v) > MAX_BITS:
+            raise ValueError(
+                f"The '--bits' option must list bit-widths in [0, {MAX_BITS}] as ranges or commas "
+                f"(e.g. 0-8 or 2,4,8). Got {text!r} instead."
+            )
+        return int(v)
+
     out: list[int] = []
     for part in text.split(","):
-        if "-" in part:
-            a, b = part.split("-", 1)
-            out.extend(range(int(a), int(b) + 1))
-        else:
-            out.append(int(part))
+        a, dash, b = part.partition("-")
+        out.extend(range(_one(a), _one(b) + 1) if dash else [_one(a)])
+    if not out:
+        raise ValueError(f"The '--bits' option must list at least one bit-width. Got {text!r} instead.")
     return out
+
+
+def _bits_one(text: str) -> int:
+    """One bit-width for ``qtheory clip --bits`` (range checks are the API's, with its message)."""
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer bit-width such as 4. Got {text!r} instead.") from None
 
 
 def _prior_arg(name: str):
@@ -44,23 +63,45 @@ def _prior_arg(name: str):
             f"The '--prior' option must be laplace, gaussian or a scipy.stats continuous distribution "
             f"name with optional shape parameters (e.g. t:5). Got {name!r} instead."
         )
-    params = [float(v) for v in args.split(",") if v]
-    return getattr(stats, dist)(*params)
+    try:
+        params = [float(v) for v in args.split(",") if v.strip()]
+    except ValueError:
+        raise ValueError(
+            f"The '--prior' option's shape parameters must be numbers separated by commas "
+            f"(e.g. t:5 or gamma:2). Got {name!r} instead."
+        ) from None
+    try:
+        return getattr(stats, dist)(*params)
+    except TypeError as exc:
+        raise ValueError(f"The '--prior' option {name!r} has the wrong number of shape parameters: {exc}") from None
 
 
 def load_samples(path: str | Path) -> np.ndarray:
-    """Load a tensor from ``.npy``, ``.npz`` (its only array, or ``arr_0``) or a text file."""
+    """Load a tensor from ``.npy``, ``.npz`` (its only array, or ``arr_0``) or a text file.
+
+    ``.npz`` archives are size-checked before anything is decompressed
+    (:func:`qtheory._io.load_npz`); ``.npy`` files are memory-mapped and never unpickled.
+    """
+    from qtheory._io import load_npz
+
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise FileNotFoundError(f"The '--samples' file {str(path)!r} does not exist.")
+    if path.is_dir():
+        raise ValueError(f"The '--samples' path {str(path)!r} must be a file. Got a directory instead.")
+    if not path.is_file():
+        raise ValueError(f"The '--samples' path {str(path)!r} must be a regular file. Got a special file instead.")
     try:
         if path.suffix == ".npy":
-            x = np.load(path, allow_pickle=False)
+            x = np.load(path, allow_pickle=False, mmap_mode="r")
         elif path.suffix == ".npz":
-            with np.load(path, allow_pickle=False) as z:
-                arrays = {k: z[k] for k in z.keys()}
+            arrays = load_npz(path, name="--samples", func="qtheory clip")
         else:
             x = np.loadtxt(path, ndmin=1)
+    except ValueError as exc:
+        if "'--samples'" in str(exc):
+            raise
+        raise ValueError(f"The '--samples' file {str(path)!r} could not be read as an array: {exc}") from None
     except Exception as exc:  # unreadable file: say which and why
         raise ValueError(f"The '--samples' file {str(path)!r} could not be read as an array: {exc}") from None
     if path.suffix == ".npz":
@@ -76,7 +117,7 @@ def load_samples(path: str | Path) -> np.ndarray:
     if not np.all(np.isfinite(x)):
         bad = int(x.size - np.count_nonzero(np.isfinite(x)))
         raise ValueError(f"The '--samples' file {str(path)!r} must hold finite values. Got {bad} non-finite value(s) instead.")
-    return x.astype(np.float64, copy=False)
+    return np.asarray(x) if x.dtype in (np.float32, np.float64) else x.astype(np.float64)
 
 
 def _cmd_clip(args) -> int:
@@ -84,6 +125,12 @@ def _cmd_clip(args) -> int:
 
     if (args.prior is None) == (args.samples is None):
         raise ValueError("Give exactly one of --prior NAME and --samples FILE.")
+    if args.samples is None and args.axis is not None:
+        raise ValueError("The '--axis' option selects channels of a tensor and needs --samples FILE. "
+                         f"Got --axis {args.axis} with --prior {args.prior!r} instead.")
+    if args.samples is not None and args.method != "exact":
+        raise ValueError(f"The '--method' option must be 'exact' with --samples (the tensor's own optimum; "
+                         f"ACIQ models a Laplace or Gaussian prior, use --prior for it). Got {args.method!r} instead.")
     if args.samples is not None:
         x = load_samples(args.samples)
         if args.axis is not None:
@@ -104,16 +151,27 @@ def _cmd_clip(args) -> int:
         r = qtheory.optimal_clip(_prior_arg(args.prior), args.bits, grid=args.grid, method=args.method)
         out = {"prior": args.prior, **_clip_dict(r)}
     if args.json:
-        print(json.dumps(out))
+        print(json.dumps(_json_safe(out), allow_nan=False))
     else:
         for k, v in out.items():
             print(f"{k:>9}: {v}")
     return 0
 
 
+def _json_safe(obj):
+    """Non-finite floats become ``null``: JSON has no NaN or infinity."""
+    if isinstance(obj, dict):
+        return {k: _json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_json_safe(v) for v in obj]
+    if isinstance(obj, float) and not np.isfinite(obj):
+        return None
+    return obj
+
+
 def _clip_dict(r) -> dict:
-    return {"bits": r.bits, "grid": r.grid, "method": r.method, "alpha": r.alpha, "ratio": r.ratio,
-            "mse": r.mse, "clipping": r.clipping, "rounding": r.rounding}
+    return {"bits": r.bits, "grid": r.grid, "method": r.method, "alpha": float(r.alpha), "ratio": float(r.ratio),
+            "mse": float(r.mse), "clipping": float(r.clipping), "rounding": float(r.rounding)}
 
 
 def _cmd_table(args) -> int:
@@ -148,7 +206,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--prior", help="laplace, gaussian, or a scipy.stats name with shapes, e.g. t:5")
     c.add_argument("--samples", help=".npy, .npz or text file with the tensor")
     c.add_argument("--axis", type=int, default=None, help="per-channel clips along this axis (with --samples)")
-    c.add_argument("--bits", type=int, required=True)
+    c.add_argument("--bits", type=_bits_one, required=True, help="bit-width, e.g. 4")
     c.add_argument("--grid", default="midrise", choices=GRIDS)
     c.add_argument("--method", default="exact", choices=[m for m in METHODS if m != "montecarlo"])
     c.add_argument("--json", action="store_true", help="print one JSON object")
@@ -174,10 +232,16 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    from qtheory._io import terminate_as_exit
+
     try:
-        return args.func(args)
+        with terminate_as_exit():
+            return args.func(args)
     except (ValueError, TypeError, FileNotFoundError) as exc:
         print(f"qtheory {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except PermissionError as exc:
+        print(f"qtheory {args.command}: error: permission denied: {exc.filename or exc}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # e.g. `qtheory table | head`
         return 0
