@@ -1,0 +1,161 @@
+"""The QAT experiment: every estimator × bit-width × seed trained side by side, as pandas tables.
+
+One run (:func:`run_one`) trains the float model of its seed, fake-quantizes it with an estimator,
+fine-tunes it, then measures test accuracy, the learned thresholds beside theory, TQT's
+power-of-two visits, SAT's statistics and (4 and 8 bits) the integer-only network. Runs are
+independent and deterministic given their seed, so :func:`run_grid` spreads them over local
+processes (``n_jobs``) and the tables do not depend on how many there were.
+"""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["Config", "run_one", "run_grid", "FAST_CONFIG", "FULL_CONFIG"]
+
+
+@dataclass(frozen=True)
+class Config:
+    """Sizes of the experiment (epochs, seeds, bit-widths, methods)."""
+
+    seeds: tuple = (0, 1, 2)
+    bits: tuple = (2, 3, 4, 8)
+    methods: tuple = ("tqt", "lsq", "pact", "calibrated_pact", "sat")
+    sat_ablation_bits: tuple = (2, 4)
+    float_epochs: int = 30
+    qat_epochs: int = 8
+    lr: float = 1e-3
+    lr_threshold: float = 1e-2
+    float_lr: float = 3e-3
+    integer_bits: tuple = (4, 8)
+
+
+FULL_CONFIG = Config()
+FAST_CONFIG = Config(seeds=(0,), bits=(2, 4), methods=("tqt", "lsq", "calibrated_pact", "sat"),
+                     sat_ablation_bits=(2,), float_epochs=12, qat_epochs=3, integer_bits=(4,))
+
+_FLOAT_CACHE: dict = {}
+
+
+def _float(data, seed: int, cfg: Config):
+    from . import network as N
+
+    key = (seed, cfg.float_epochs, cfg.float_lr)
+    if key not in _FLOAT_CACHE:
+        _FLOAT_CACHE[key] = N.float_model(data, seed=seed, epochs=cfg.float_epochs, lr=cfg.float_lr)
+    return _FLOAT_CACHE[key]
+
+
+def run_one(method: str, bits: int, seed: int, cfg: Config = FULL_CONFIG) -> dict:
+    """Train one (method, bits, seed) and return its measurements as plain dicts/lists."""
+    import torch
+
+    from . import analysis as A
+    from . import integer as I
+    from . import network as N
+    from .data import load_digits_split
+
+    data = load_digits_split()
+    fp = _float(data, seed, cfg)
+    calib = data.x_train[:256]
+    out: dict = {"method": method, "bits": bits, "seed": seed}
+    if method == "float":
+        out["test_accuracy"] = N.evaluate(fp, data.x_test, data.y_test)
+        return out
+    if method == "ptq_exact":
+        model = N.ptq_model(fp, bits, calib)
+        out["test_accuracy"] = N.evaluate(model, data.x_test, data.y_test)
+        return out
+    model = N.quantize_model(fp, method, bits, calib)
+    log = N.TrainLog()
+    N.train(model, data, epochs=cfg.qat_epochs, lr=cfg.lr, lr_threshold=cfg.lr_threshold, seed=1000 + seed,
+            log=log)
+    out["test_accuracy"] = N.evaluate(model, data.x_test, data.y_test)
+    out["thresholds"] = A.thresholds_vs_theory(model, data.x_train).assign(seed=seed).to_dict("records")
+    if method == "tqt":
+        inputs = A.quantizer_inputs(model, data.x_train)
+        gen = np.random.default_rng(seed)
+        rows = []
+        for name, trace in log.params.items():
+            tensor = name.split(".")[0]
+            v = inputs[tensor]
+            v = gen.choice(v, 20000, replace=False) if v.size > 20000 else v
+            rows.append({"method": method, "bits": bits, "seed": seed, "tensor": tensor,
+                         **A.pow2_visits(trace, v, bits, signed=tensor[0] == "w")})
+        out["pow2"] = rows
+    if method in ("sat", "dorefa_cpact"):
+        out["sat"] = {"method": method, "bits": bits, "seed": seed,
+                      **A.sat_statistics(model, data.x_val, data.y_val)}
+    if bits in cfg.integer_bits:
+        try:
+            net = I.export_integer(model)
+        except ValueError as exc:
+            out["integer"] = {"method": method, "bits": bits, "seed": seed, "exported": False, "reason": str(exc)}
+        else:
+            cmp = I.compare(model, net, data.x_test)
+            out["integer"] = {"method": method, "bits": bits, "seed": seed, "exported": True,
+                              "test_accuracy_fakequant": float(np.mean(cmp["fakequant"] == data.y_test)),
+                              "test_accuracy_integer": float(np.mean(cmp["integer"] == data.y_test)),
+                              "agreement": cmp["agreement"],
+                              "clipped_codes": sum(layer.clipped_codes for layer in net.layers)}
+    torch.set_num_threads(1)
+    return out
+
+
+def _jobs(cfg: Config) -> list[tuple]:
+    jobs = [("float", 32, s) for s in cfg.seeds]
+    for s in cfg.seeds:
+        for b in cfg.bits:
+            jobs.append(("ptq_exact", b, s))
+            jobs += [(m, b, s) for m in cfg.methods]
+            if b in cfg.sat_ablation_bits:
+                jobs.append(("dorefa_cpact", b, s))
+    return jobs
+
+
+def _run_job(job_cfg):
+    job, cfg = job_cfg
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    return run_one(*job, cfg=cfg)
+
+
+def run_grid(cfg: Config = FULL_CONFIG, *, n_jobs: int | None = None, progress: bool = True) -> dict:
+    """Run every job of ``cfg`` and return ``{"accuracy", "thresholds", "pow2", "sat", "integer"}``
+    DataFrames (rows in job order, whatever ``n_jobs``).
+
+    ``n_jobs`` local processes (default: the CPUs available, at most 2 on this project's machines'
+    budget); each trains on one thread.
+    """
+    from tqdm.auto import tqdm
+
+    jobs = _jobs(cfg)
+    n_jobs = n_jobs or min(2, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1)
+    bar = tqdm(total=len(jobs), desc="qat runs", unit="run", disable=not progress)
+    if n_jobs == 1:
+        results = []
+        for j in jobs:
+            results.append(_run_job((j, cfg)))
+            bar.update()
+    else:
+        import multiprocessing as mp
+
+        with ProcessPoolExecutor(n_jobs, mp_context=mp.get_context("spawn")) as ex:
+            results = []
+            for r in ex.map(_run_job, [(j, cfg) for j in jobs], chunksize=1):
+                results.append(r)
+                bar.update()
+    bar.close()
+    acc = pd.DataFrame([{k: r[k] for k in ("method", "bits", "seed", "test_accuracy")} for r in results])
+    acc.loc[acc.method == "float", "bits"] = 32
+    frames = {"accuracy": acc}
+    for key in ("thresholds", "pow2"):
+        rows = [row for r in results for row in r.get(key, [])]
+        frames[key] = pd.DataFrame(rows)
+    frames["sat"] = pd.DataFrame([r["sat"] for r in results if "sat" in r])
+    frames["integer"] = pd.DataFrame([r["integer"] for r in results if "integer" in r])
+    return frames
