@@ -95,6 +95,7 @@ from .quantizer import ROUNDING_CODES, Quantizer, round_with
 
 __all__ = [
     "REQUANT_MODES",
+    "MAX_ELEMENTS",
     "ACTIVATION_GRIDS",
     "WEIGHT_GRIDS",
     "storage_zero_point",
@@ -325,6 +326,14 @@ def _f32(v) -> np.float32:
     return np.float32(v)
 
 
+_F32_TINY = float(np.finfo(np.float32).tiny)
+_F32_MAX = float(np.finfo(np.float32).max)
+
+
+def _f32_normal(v) -> bool:
+    return bool(_F32_TINY <= float(v) <= _F32_MAX)
+
+
 # ============================================================================ validation / plan
 def _pair(v, name, func, low):
     if isinstance(v, (tuple, list)):
@@ -333,6 +342,20 @@ def _pair(v, name, func, low):
         return check_int(v[0], name, func, low), check_int(v[1], name, func, low)
     v = check_int(v, name, func, low)
     return v, v
+
+
+#: largest padded input or output tensor (elements) a convolution accepts (about 1 GiB as int32)
+MAX_ELEMENTS = 2**28
+
+
+def _check_sizes(func, N, C, H, W, K, ph, pw, Ho, Wo) -> None:
+    padded = N * C * (H + 2 * ph) * (W + 2 * pw)
+    if padded > MAX_ELEMENTS:
+        raise param_error("padding", func, f"a padding for which the padded input (N, C, H+2*pad_h, W+2*pad_w) has "
+                          f"at most MAX_ELEMENTS = 2^28 elements (here {padded})", (ph, pw))
+    if N * K * Ho * Wo > MAX_ELEMENTS:
+        raise param_error("padding", func, f"a geometry for which the output (N, K, Ho, Wo) has at most "
+                          f"MAX_ELEMENTS = 2^28 elements (here {N * K * Ho * Wo})", (ph, pw))
 
 
 @dataclass
@@ -398,6 +421,7 @@ def _plan(func, x, w, bias, x_quant, w_quant, out_quant, stride, padding, dilati
     if Ho < 1 or Wo < 1:
         raise param_error("padding", func, f"large enough for a kernel of extent "
                           f"({dh * (kh - 1) + 1}, {dw * (kw - 1) + 1}) on a {H}x{W} input", (ph, pw))
+    _check_sizes(func, N, C, H, W, K, ph, pw, Ho, Wo)
 
     xq = _check_quantizer(x_quant, "x_quant", func)
     zx = _zero_point(xq, x.dtype, "x_quant", func)
@@ -471,38 +495,54 @@ def _multipliers(p: _Plan, func: str) -> dict:
     sx = p.xq.scale
     sws = np.array([q.scale for q in p.wqs])
     sy = p.oq.scale
-    real = sx * sws / sy
+    with np.errstate(over="ignore", under="ignore"):  # inf / 0 are refused or handled per mode below
+        real = sx * sws / sy
     m0 = np.zeros(K, np.int64)
     shift = np.zeros(K, np.int64)
     fmul = np.zeros(K, np.float32)
     fbias = np.zeros(K, np.float32)
     mode = p.mode
     if mode in ("tflite", "tflite-single"):
-        if real.max() >= 2.0**31:
-            raise param_error("out_quant", func, "a scale for which s_x*s_w/s_y < 2^31", p.oq)
+        if real.max() >= 2.0**30:
+            raise param_error("out_quant", func, "a scale for which s_x*s_w/s_y < 2^30 (TFLite's fixed-point "
+                              f"multiplier needs shift <= 30; got a multiplier of {real.max():.4g})", p.oq)
         m0, shift = _quantize_multipliers(real)
+        if shift.max() > 30:  # a multiplier just below 2^30 that rounds up to 2^30
+            raise param_error("out_quant", func, "a scale for which the rounded multiplier M0*2^(shift-31) "
+                              "has shift <= 30", p.oq)
         if mode == "tflite":
             left = int(max(shift.max(), 0))
             if left and p.bound * 2**left > _INT32_MAX:
                 raise param_error("out_quant", func, "a scale small enough that acc * 2^shift fits int32 "
                                   f"(multiplier {real.max():.4g} needs a left shift of {left})", p.oq)
     elif mode == "fbgemm":
-        act = _f32(sx)
-        out_s = _f32(sy)
-        for k in range(K):
-            atws = _f32(act * _f32(sws[k]))
-            fmul[k] = _f32(atws / out_s)
-            if p.fbias is not None:
-                if p.per_channel:
-                    fbias[k] = _f32(p.fbias[k] / atws)
-                else:
-                    fbias[k] = _f32(p.fbias[k] * _f32(1.0 / float(atws)))
+        with np.errstate(over="ignore", under="ignore"):
+            act = _f32(sx)
+            out_s = _f32(sy)
+            for name, v, q in (("x_quant", act, p.xq), ("out_quant", out_s, p.oq)):
+                if not _f32_normal(v):
+                    raise param_error(name, func, "a quantizer whose scale is a normal float32 number "
+                                      f"(fbgemm requantises in float32; [{_F32_TINY:.4g}, {_F32_MAX:.4g}])", q)
+            for k in range(K):
+                atws = _f32(act * _f32(sws[k]))
+                fmul[k] = _f32(atws / out_s)
+                if not (_f32_normal(atws) and _f32_normal(fmul[k])):
+                    raise param_error("w_quant", func, "quantizers for which s_x*s_w and s_x*s_w/s_y are normal "
+                                      f"float32 numbers (fbgemm requantises in float32; [{_F32_TINY:.4g}, "
+                                      f"{_F32_MAX:.4g}]); channel {k} gives {float(atws):.4g} and "
+                                      f"{float(fmul[k]):.4g}", p.wqs[k])
+                if p.fbias is not None:
+                    if p.per_channel:
+                        fbias[k] = _f32(p.fbias[k] / atws)
+                    else:
+                        fbias[k] = _f32(p.fbias[k] * _f32(1.0 / float(atws)))
     elif mode == "po2":
         for name, s in (("x_quant", sx), ("out_quant", sy)) + tuple(("w_quant", float(v)) for v in sws):
             if not _is_pow2(s):
                 raise param_error(name, func, "a quantizer with a power-of-2 scale when requant='po2'", s)
+        ex = math.frexp(sx)[1] - math.frexp(sy)[1]
         for k in range(K):
-            shift[k] = round(math.log2(real[k]))
+            shift[k] = ex + math.frexp(float(sws[k]))[1] - 1  # exact, also where s_x*s_w/s_y under/overflows
             if shift[k] > 0 and p.bound * 2 ** int(shift[k]) > _INT32_MAX:
                 raise param_error("out_quant", func, "a scale for which the left shift cannot overflow", p.oq)
     return {"m0": m0, "shift": shift, "fmul": fmul, "fbias": fbias, "real": real}
@@ -641,8 +681,11 @@ def _exact_requant(v: np.ndarray, p: _Plan) -> np.ndarray:
     res = np.empty(v.shape, dtype=np.int64)
     for k in range(p.K):
         r = Fraction(p.xq.scale) * Fraction(p.wqs[k].scale) / Fraction(p.oq.scale)
-        num, den = r.numerator, r.denominator
         vk = v[:, k]
+        # the stored output codes lie within [-128, 255]: a multiplier beyond 2^20 saturates every
+        # non-zero v exactly as the true one does (and neither float(r) nor v * r can overflow)
+        r = min(r, Fraction(2**20))
+        num, den = r.numerator, r.denominator
         y = vk * float(r)
         n = round_with(y, rounding)
         frac = np.abs(y - np.floor(y) - 0.5)
@@ -743,15 +786,20 @@ def _requant_reference(acc: np.ndarray, p: _Plan, params: dict) -> np.ndarray:
             xf = acc.astype(np.float32)
         else:
             xf = (acc - p.ibias[cs]).astype(np.float32) + params["fbias"][cs]
-        return np.rint((xf * fm).astype(np.float32)).astype(np.int64)
+        with np.errstate(over="ignore"):
+            prod = (xf * fm).astype(np.float32)
+        # clamped before the conversion (cvtps2dq would give INT32_MIN beyond int32); any
+        # value beyond +-2^31 saturates to the output range either way
+        return np.rint(np.clip(prod, np.float32(-(2.0**31)), np.float32(2.0**31))).astype(np.int64)
     if mode == "po2":
         return round_with(acc * np.exp2(params["shift"][cs].astype(float)), p.oq.rounding).astype(np.int64)
     # exact: Python integers on every element
     out = np.empty(acc.shape, dtype=np.int64)
     for k in range(p.K):
         r = Fraction(p.xq.scale) * Fraction(p.wqs[k].scale) / Fraction(p.oq.scale)
-        out[:, k] = np.vectorize(lambda v, r=r: _round_fraction(int(v) * r.numerator, r.denominator,
-                                                                p.oq.rounding), otypes=[np.int64])(acc[:, k])
+        out[:, k] = np.vectorize(lambda v, r=r: min(max(_round_fraction(int(v) * r.numerator, r.denominator,
+                                                                        p.oq.rounding), -(2**40)), 2**40),
+                                 otypes=[np.int64])(acc[:, k])  # clamped into int64 (saturates below anyway)
     return out
 
 
@@ -778,6 +826,9 @@ def conv2d_float(x, w, bias=None, *, stride=1, padding=0, dilation=1, groups: in
              [4., 4.]]]])
     """
     func = "conv2d_float"
+    for name, v in (("x", x), ("w", w), ("bias", bias)):
+        if v is not None and np.iscomplexobj(v):
+            raise param_error(name, func, "real numbers", f"a complex array of dtype {np.asarray(v).dtype}", TypeError)
     x = np.asarray(x, dtype=np.float64)
     w = np.asarray(w, dtype=np.float64)
     if x.ndim != 4:
@@ -796,6 +847,7 @@ def conv2d_float(x, w, bias=None, *, stride=1, padding=0, dilation=1, groups: in
     Wo = (W + 2 * pw - dw * (kw - 1) - 1) // sw + 1
     if Ho < 1 or Wo < 1:
         raise param_error("padding", func, "large enough for the kernel", (ph, pw))
+    _check_sizes(func, N, C, H, W, K, ph, pw, Ho, Wo)
     xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
     Kg = K // G
     y = np.zeros((N, K, Ho, Wo))

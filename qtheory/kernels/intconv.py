@@ -135,7 +135,9 @@ def requant_row(acc, n, oh, k0, kcount, mode, m0, shift, fmul, fbias, ibias, zp,
                     xf = F32(I32(I64(a[ow]) + bi))
                 else:
                     xf = F32(F32(a[ow]) + fb)
-                r = I64(np.rint(F32(xf * fm)))
+                pr = F32(xf * fm)  # clamped before the conversion (finite fm; inf saturates)
+                pr = min(max(pr, F32(-2147483648.0)), F32(2147483648.0))
+                r = I64(np.rint(pr))
                 o[ow] = I32(min(max(r + zp, lo), hi))
         else:  # mode 4: power-of-2 multiplier 2^shift
             sh = I64(shift[k])
@@ -144,7 +146,8 @@ def requant_row(acc, n, oh, k0, kcount, mode, m0, shift, fmul, fbias, ibias, zp,
                     r = (I64(a[ow]) + bi) << sh
                     o[ow] = I32(min(max(r + zp, lo), hi))
                 continue
-            nn = -sh
+            # |acc + bias| < 2^31, so any shift beyond 33 rounds to 0 as 40 does: keeps shifts < 64
+            nn = min(-sh, I64(40))
             hv = I64(1) << (nn - 1)
             for ow in range(Wo):
                 v = I64(a[ow]) + bi
