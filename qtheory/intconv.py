@@ -12,6 +12,7 @@ function                           what it does
 conv2d                             the fast path: numba kernels (int16 ``pmaddwd`` dot products on
                                    x86), exact int32 accumulation checked for overflow beforehand,
                                    fused requantisation; NCHW in and out, NHWC inside
+PackedConv2d                       conv2d with the weights validated and packed once, called on many inputs
 conv2d_reference                   the same result from plain int64 numpy (independent code)
 conv2d_float                       float64 convolution with the same geometry
 quantize / dequantize              float tensors <-> stored integers (per tensor or per channel)
@@ -104,6 +105,7 @@ __all__ = [
     "per_channel",
     "quantize_multiplier",
     "conv2d",
+    "PackedConv2d",
     "conv2d_reference",
     "conv2d_float",
     "accumulator_bound",
@@ -125,6 +127,8 @@ _INT32_MAX = 2**31 - 1
 _IM2COL_BELOW = 32
 #: use the int16 ``pmaddwd`` kernel when the host has it (tests switch it off to check the portable one)
 _FAST_DOT = True
+#: use the AVX-512 VNNI kernels when the host has them (tests switch it off to check the others)
+_VNNI = True
 
 
 # ============================================================================ storage
@@ -358,6 +362,17 @@ def _check_sizes(func, N, C, H, W, K, ph, pw, Ho, Wo) -> None:
                           f"MAX_ELEMENTS = 2^28 elements (here {N * K * Ho * Wo})", (ph, pw))
 
 
+def _check_x_codes(x: np.ndarray, xq: Quantizer, zx: int, func: str) -> None:
+    """Stored activations must be codes of ``x_quant`` (no pass when every stored value is one)."""
+    lo, hi = _DTYPE_RANGE[x.dtype]
+    if xq.qmin + zx <= lo and xq.qmax + zx >= hi:
+        return
+    xlo, xhi = int(x.min()), int(x.max())
+    if xlo < xq.qmin + zx or xhi > xq.qmax + zx:
+        raise param_error("x", func, f"stored codes in [{xq.qmin + zx}, {xq.qmax + zx}] (x_quant with {x.dtype} "
+                          "storage)", f"values in [{xlo}, {xhi}]")
+
+
 @dataclass
 class _Plan:
     x: np.ndarray
@@ -430,10 +445,7 @@ def _plan(func, x, w, bias, x_quant, w_quant, out_quant, stride, padding, dilati
         raise param_error("w_quant", func, f"one Quantizer or {K} (one per output channel)", f"{len(wqs)} quantizers")
     if len(wqs) == 1:
         wqs = wqs * K
-    xlo, xhi = int(x.min()), int(x.max())
-    if xlo < xq.qmin + zx or xhi > xq.qmax + zx:
-        raise param_error("x", func, f"stored codes in [{xq.qmin + zx}, {xq.qmax + zx}] (x_quant with {x.dtype} "
-                          "storage)", f"values in [{xlo}, {xhi}]")
+    _check_x_codes(x, xq, zx, func)
     wlo, whi = int(w.min()), int(w.max())
     if wlo < wqs[0].qmin or whi > wqs[0].qmax:
         raise param_error("w", func, f"codes in [{wqs[0].qmin}, {wqs[0].qmax}] (w_quant)", f"values in [{wlo}, {whi}]")
@@ -523,19 +535,21 @@ def _multipliers(p: _Plan, func: str) -> dict:
                 if not _f32_normal(v):
                     raise param_error(name, func, "a quantizer whose scale is a normal float32 number "
                                       f"(fbgemm requantises in float32; [{_F32_TINY:.4g}, {_F32_MAX:.4g}])", q)
-            for k in range(K):
-                atws = _f32(act * _f32(sws[k]))
-                fmul[k] = _f32(atws / out_s)
-                if not (_f32_normal(atws) and _f32_normal(fmul[k])):
-                    raise param_error("w_quant", func, "quantizers for which s_x*s_w and s_x*s_w/s_y are normal "
-                                      f"float32 numbers (fbgemm requantises in float32; [{_F32_TINY:.4g}, "
-                                      f"{_F32_MAX:.4g}]); channel {k} gives {float(atws):.4g} and "
-                                      f"{float(fmul[k]):.4g}", p.wqs[k])
-                if p.fbias is not None:
-                    if p.per_channel:
-                        fbias[k] = _f32(p.fbias[k] / atws)
-                    else:
-                        fbias[k] = _f32(p.fbias[k] * _f32(1.0 / float(atws)))
+            # element-wise IEEE float32 arithmetic, as fbgemm does it channel by channel
+            atws = act * sws.astype(np.float32)
+            fmul = (atws / out_s).astype(np.float32)
+            bad = ~((atws >= _F32_TINY) & (atws <= _F32_MAX) & (fmul >= _F32_TINY) & (fmul <= _F32_MAX))
+            if bad.any():
+                k = int(np.argmax(bad))
+                raise param_error("w_quant", func, "quantizers for which s_x*s_w and s_x*s_w/s_y are normal "
+                                  f"float32 numbers (fbgemm requantises in float32; [{_F32_TINY:.4g}, "
+                                  f"{_F32_MAX:.4g}]); channel {k} gives {float(atws[k]):.4g} and "
+                                  f"{float(fmul[k]):.4g}", p.wqs[k])
+            if p.fbias is not None:
+                if p.per_channel:
+                    fbias = (p.fbias / atws).astype(np.float32)
+                else:
+                    fbias = (p.fbias * (1.0 / atws.astype(np.float64)).astype(np.float32)).astype(np.float32)
     elif mode == "po2":
         for name, s in (("x_quant", sx), ("out_quant", sy)) + tuple(("w_quant", float(v)) for v in sws):
             if not _is_pow2(s):
@@ -604,11 +618,22 @@ def conv2d(x, w, bias=None, *, x_quant: Quantizer, w_quant, out_quant: Quantizer
     >>> conv2d(x, w, x_quant=xq, w_quant=wq, out_quant=yq)      # 9.0 in steps of 0.1
     array([[[[90]]]], dtype=int8)
     """
-    func = "conv2d"
+    return _execute(_prepare("conv2d", x, w, bias, x_quant, w_quant, out_quant, stride, padding, dilation, groups,
+                             requant, relu, out_dtype), np.ascontiguousarray(x))
+
+
+@dataclass
+class _Prepared:
+    p: _Plan
+    req: tuple
+    vnni: dict | None
+
+
+def _prepare(func, x, w, bias, x_quant, w_quant, out_quant, stride, padding, dilation, groups, requant, relu,
+             out_dtype) -> _Prepared:
+    """Validate everything and compute the requantisation parameters and packed weights."""
     p = _plan(func, x, w, bias, x_quant, w_quant, out_quant, stride, padding, dilation, groups,
               requant, relu, out_dtype)
-    from .kernels import intconv as kern
-
     if p.oq is None:
         params = {"m0": np.zeros(p.K, np.int64), "shift": np.zeros(p.K, np.int64),
                   "fmul": np.zeros(p.K, np.float32), "fbias": np.zeros(p.K, np.float32)}
@@ -617,21 +642,38 @@ def conv2d(x, w, bias=None, *, x_quant: Quantizer, w_quant, out_quant: Quantizer
         params = _multipliers(p, func)
         code = {"tflite": 1, "tflite-single": 2, "fbgemm": 5 if p.fbias is not None else 3,
                 "po2": 4, "exact": 0}[p.mode]
-    out = np.empty((p.N, p.K, p.Ho, p.Wo), dtype=np.int32)
     rcode = ROUNDING_CODES[p.oq.rounding] if p.oq is not None else 0
-    args = (code, params["m0"], params["shift"], params["fmul"], params["fbias"], p.ibias,
-            int(p.zo), int(p.lo), int(p.hi), int(rcode), out)
+    req = (code, params["m0"], params["shift"], params["fmul"], params["fbias"], p.ibias,
+           int(p.zo), int(p.lo), int(p.hi), int(rcode))
+    vp = _vnni_prepare(p)
+    p.x = None  # the plan describes a geometry; the data is passed to _execute
+    return _Prepared(p, req, vp)
+
+
+def _execute(prep: _Prepared, x: np.ndarray) -> np.ndarray:
+    """Run the kernels on ``x`` (validated against ``prep`` by the caller)."""
+    if prep.vnni is not None:
+        return _vnni_run(prep.vnni, prep.p, x, prep.req)
+    return _portable_run(prep.p, x, prep.req)
+
+
+def _portable_run(p: _Plan, x: np.ndarray, req: tuple) -> np.ndarray:
+    """The int16 ``pmaddwd`` / portable int32 kernels (NHWC inside)."""
+    from .kernels import intconv as kern
+
+    out = np.empty((p.N, p.K, p.Ho, p.Wo), dtype=np.int32)
+    args = req + (out,)
     sh, sw = p.stride
     ph, pw = p.pad
     dh, dw = p.dil
     Hp, Wp = p.H + 2 * ph, p.W + 2 * pw
-    xs = p.x.reshape(p.N, p.G, p.Cg, p.H, p.W)
+    xs = x.reshape(p.N, p.G, p.Cg, p.H, p.W)
     if p.G == p.C and p.Cg == 1 and p.G > 1:
         # depthwise (channel multiplier m = K / C): channels last, each output channel's input gathered
         m = p.K // p.C
         X = np.zeros((p.N, Hp, Wp, p.C), dtype=np.int16)
         inner = X[:, ph:ph + p.H, pw:pw + p.W, :]
-        inner[...] = p.x.transpose(0, 2, 3, 1)
+        inner[...] = x.transpose(0, 2, 3, 1)
         if p.zx:
             inner -= np.int16(p.zx)
         if m > 1:
@@ -673,6 +715,155 @@ def conv2d(x, w, bias=None, *, x_quant: Quantizer, w_quant, out_quant: Quantizer
     if p.mode == "exact":
         out = _exact_requant(out.astype(np.int64), p)
     return out.astype(p.out_dtype)
+
+
+class PackedConv2d:
+    """An integer convolution whose weights, bias, quantizers and geometry are prepared once.
+
+    ``PackedConv2d(w, bias, **kw)(x)`` equals :func:`conv2d` ``(x, w, bias, **kw)`` bit for bit;
+    the validation of the weights, the requantisation multipliers and the packed weight layout
+    of the kernels are computed on the first call for an input shape and dtype and reused by
+    later calls (as a runtime's prepared session does). Each call still checks ``x``: its dtype
+    and shape, and its codes against ``x_quant`` unless every stored value is a valid code.
+    The weights and bias are copied, so later changes to the caller's arrays have no effect.
+
+    Parameters
+    ----------
+    w, bias, x_quant, w_quant, out_quant, stride, padding, dilation, groups, requant, relu, out_dtype
+        As for :func:`conv2d`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from qtheory import Quantizer
+    >>> xq, wq = Quantizer(8, 2.55, grid="unsigned"), Quantizer(8, 1.27, grid="narrow")
+    >>> layer = PackedConv2d(np.full((1, 2, 3, 3), 50, dtype=np.int8), x_quant=xq, w_quant=wq,
+    ...                      out_quant=Quantizer(8, 12.7, grid="narrow"))
+    >>> layer(np.full((1, 2, 3, 3), 100, dtype=np.uint8))
+    array([[[[90]]]], dtype=int8)
+    """
+
+    def __init__(self, w, bias=None, *, x_quant: Quantizer, w_quant, out_quant: Quantizer | None = None,
+                 stride=1, padding=0, dilation=1, groups: int = 1, requant: str = "tflite",
+                 relu: bool = False, out_dtype=None) -> None:
+        func = "PackedConv2d"
+        if not isinstance(w, np.ndarray) or w.dtype != np.int8:
+            raise param_error("w", func, "a numpy array of dtype int8",
+                              f"{type(w).__name__} of dtype {getattr(w, 'dtype', None)}", TypeError)
+        self._args = (w.copy(), None if bias is None else np.array(bias, copy=True), x_quant, w_quant, out_quant,
+                      stride, padding, dilation, groups, requant, relu, out_dtype)
+        self._cache: dict = {}
+
+    def __call__(self, x) -> np.ndarray:
+        func = "PackedConv2d"
+        if not isinstance(x, np.ndarray) or x.dtype not in _DTYPE_RANGE:
+            raise param_error("x", func, "a numpy array of dtype uint8 or int8",
+                              f"{type(x).__name__} of dtype {getattr(x, 'dtype', None)}", TypeError)
+        key = (x.shape, x.dtype.str)
+        prep = self._cache.get(key)
+        if prep is None:
+            prep = _prepare(func, x, *self._args)
+            self._cache[key] = prep
+        else:
+            _check_x_codes(x, prep.p.xq, prep.p.zx, func)
+        return _execute(prep, np.ascontiguousarray(x))
+
+
+def _vnni_prepare(p: _Plan):
+    """Packed weights and geometry for the VNNI kernels, or None when they do not apply."""
+    if not _VNNI:
+        return None
+    from .kernels import intconv_vnni as kv
+
+    if not kv.HAVE_VNNI:
+        return None
+    red = p.Cg * p.kh * p.kw
+    if red * 255 * 128 >= 2**31:  # Σ x_u8·w and z_u8·Σw must stay inside int32
+        return None
+    sh, sw = p.stride
+    ph, pw = p.pad
+    dh, dw = p.dil
+    Hp, Wp = p.H + 2 * ph, p.W + 2 * pw
+    w64 = p.w.astype(np.int64)
+    zu = p.zx + (128 if p.x.dtype == np.int8 else 0)  # stored zero point as an unsigned byte
+    corr = (zu * w64.reshape(p.K, -1).sum(axis=1)).astype(np.int32)
+    depthwise = p.G == p.C and p.Cg == 1 and p.G > 1
+    if depthwise:
+        if (sh, sw) != (1, 1) or dw != 1 or p.kw > 4:
+            return None
+        Wd = np.zeros((p.K, p.kh, 4), np.int8)
+        Wd[:, :, :p.kw] = p.w[:, 0]
+        roffs = np.arange(p.kh, dtype=np.int64) * dh * Wp
+        nblk = -(-(p.Ho * Wp) // kv.DWB)
+        P = max(Hp * Wp, nblk * kv.DWB + int(roffs[-1]) + 4)
+        return dict(kind="dw", Wd=Wd.reshape(-1).view(np.int32), roffs=roffs, nblk=nblk, P=P, Wp=Wp,
+                    zu=zu, corr=corr)
+    Kg = p.K // p.G
+    nkb = -(-Kg // kv.KB)
+    wg = p.w.reshape(p.G, Kg, p.Cg * p.kh * p.kw) if (sh, sw) != (1, 1) else None
+    if wg is not None:  # strided: im2col of taps (c, i, j) in quads
+        T = p.Cg * p.kh * p.kw
+        Sq = -(-T // 4)
+        wb = np.zeros((p.G, nkb * kv.KB, Sq * 4), np.int8)
+        wb[:, :Kg, :T] = wg
+        nblk = -(-(p.Ho * p.Wo) // kv.PB)
+        P4 = nblk * kv.PB
+        offs = np.arange(Sq, dtype=np.int64) * P4 * 4
+        Wq = p.Wo
+        kind = "im2col"
+    else:  # stride 1: channel quads of the padded plane, one step per (quad, tap)
+        Cq = -(-p.Cg // 4)
+        w5 = np.zeros((p.G, nkb * kv.KB, Cq * 4, p.kh, p.kw), np.int8)
+        w5[:, :Kg, :p.Cg] = p.w.reshape(p.G, Kg, p.Cg, p.kh, p.kw)
+        # bytes (g, k, cq, u, i, j) -> steps (cq, i, j), dword bytes u
+        wb = w5.reshape(p.G, nkb * kv.KB, Cq, 4, p.kh, p.kw).transpose(0, 1, 2, 4, 5, 3)
+        Sq = Cq * p.kh * p.kw
+        wb = wb.reshape(p.G, nkb * kv.KB, Sq * 4)
+        nblk = -(-(p.Ho * Wp) // kv.PB)
+        taps = (np.arange(p.kh)[:, None] * dh * Wp + np.arange(p.kw)[None, :] * dw).reshape(-1)
+        P4 = max(Hp * Wp, nblk * kv.PB + int(taps.max()))
+        offs = ((np.arange(Cq)[:, None] * P4 + taps[None, :]) * 4).reshape(-1).astype(np.int64)
+        Wq = Wp
+        kind = "direct"
+    # (g, kb, kk, s, u) -> (g, kb, s, kk, u): one row of KB dwords per step
+    Wk = np.ascontiguousarray(wb.reshape(p.G, nkb, kv.KB, Sq, 4).transpose(0, 1, 3, 2, 4)).reshape(-1).view(np.int32)
+    chunk = max(1, min(nblk, 4096 // kv.PB))
+    return dict(kind=kind, Wk=Wk, offs=offs, nkb=nkb, nblk=nblk, P4=P4, Sq=Sq, Wq=Wq, Hp=Hp, Wp=Wp,
+                chunk=chunk, zu=zu, corr=corr)
+
+
+def _vnni_run(v: dict, p: _Plan, x: np.ndarray, req: tuple) -> np.ndarray:
+    """Run the VNNI kernels on stored activations ``x`` (the plan's geometry)."""
+    from .kernels import intconv_vnni as kv
+
+    odt = np.int32 if p.oq is None or p.mode == "exact" else p.out_dtype
+    out = np.empty((p.N, p.K, p.Ho, p.Wo), dtype=odt)
+    xu = x.view(np.uint8)
+    flip = 128 if x.dtype == np.int8 else 0
+    ph, pw = p.pad
+    if v["kind"] == "dw":
+        Xp = np.full((p.N, p.K, v["P"]), v["zu"], np.uint8)
+        kv.pack_planes(xu, p.K // p.C, ph, pw, v["Wp"], np.uint8(flip), Xp)
+        kv.conv_dw(Xp, v["Wd"], v["roffs"], p.Ho, p.Wo, v["Wp"], v["nblk"], v["corr"], *req, out)
+    else:
+        Kg = p.K // p.G
+        if v["kind"] == "direct":
+            X4 = np.full((p.N * p.G, v["Sq"] // (p.kh * p.kw), v["P4"]), v["zu"] * 0x01010101, np.uint32)
+            kv.pack_quads(xu, p.G, p.Cg, ph, pw, v["Wp"], np.uint32(0x80808080 if flip else 0), X4)
+        else:
+            X4 = np.zeros((p.N * p.G, v["Sq"], v["P4"]), np.uint32)
+            sh, sw = p.stride
+            dh, dw = p.dil
+            xp = np.full((p.N, p.C, v["Hp"], v["Wp"]), v["zu"], np.uint8)
+            kv.pack_planes(xu, 1, ph, pw, v["Wp"], np.uint8(flip), xp.reshape(p.N, p.C, -1))
+            kv.pack_im2col_quads(xp, p.G, p.Cg, p.kh, p.kw, sh, sw, dh, dw, p.Ho, p.Wo, X4)
+        kv.conv_gemm(X4.reshape(p.N * p.G, -1).view(np.uint8), v["Wk"], v["offs"], p.G, Kg, v["nkb"], p.Ho, p.Wo, v["Wq"],
+                     v["nblk"], v["chunk"], v["corr"], *req, out)
+    if p.oq is None:
+        return out
+    if p.mode == "exact":
+        out = _exact_requant(out.astype(np.int64), p)
+    return out.astype(p.out_dtype, copy=False)
 
 
 def _exact_requant(v: np.ndarray, p: _Plan) -> np.ndarray:
