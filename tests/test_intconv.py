@@ -129,25 +129,115 @@ def test_conv2d_bit_exact_with_int64_reference(case):
     np.testing.assert_array_equal(conv2d(x, w, bias, **raw), conv2d_reference(x, w, bias, **raw))
 
 
-@pytest.mark.parametrize("fast_dot", [True, False], ids=["pmaddwd", "portable-int32"])
-def test_fast_paths_cover_dense_im2col_and_depthwise(rng, fast_dot, monkeypatch):
+def _kernel_paths():
+    from qtheory.kernels.intconv_vnni import HAVE_VNNI
+
+    vnni = pytest.param("vnni", marks=pytest.mark.skipif(not HAVE_VNNI, reason="no AVX-512 VNNI on this CPU"))
+    return [vnni, "pmaddwd", "portable-int32"]
+
+
+def _select_path(monkeypatch, path):
     import qtheory.intconv as ic
 
-    monkeypatch.setattr(ic, "_FAST_DOT", fast_dot)
-    xq = Quantizer(8, 3.0, grid="affine", beta=-1.0)
+    monkeypatch.setattr(ic, "_VNNI", path == "vnni")
+    monkeypatch.setattr(ic, "_FAST_DOT", path != "portable-int32")
+
+
+@pytest.mark.parametrize("path", _kernel_paths())
+def test_fast_paths_cover_dense_im2col_and_depthwise(rng, path, monkeypatch):
+    """Each kernel family (VNNI where the CPU has it, pmaddwd, portable int32) against the int64
+    reference: dense, strided (im2col), depthwise with and without channel multiplier, grouped,
+    dilated, channel counts that are not multiples of 4 and output counts not multiples of 8."""
+    _select_path(monkeypatch, path)
     yq = Quantizer(8, 30.0, grid="affine", beta=-30.0)
-    for C, K, k, G, d in [(64, 16, 3, 1, 1), (3, 8, 3, 1, 1), (16, 16, 3, 16, 1), (8, 16, 3, 8, 1),
-                          (128, 8, 1, 1, 1), (40, 6, 3, 2, 1), (33, 5, 3, 1, 2)]:
-        wq = per_channel(8, rng.uniform(0.1, 1.0, K), grid="int")
-        x = rng.integers(0, 256, (2, C, 11, 10)).astype(np.uint8)
-        w = np.full((K, C // G, k, k), -128, np.int8)  # extreme codes: |x - zp| * |w| at its largest
-        w[1:] = rng.integers(-127, 128, (K - 1, C // G, k, k))
-        for mode in ("tflite", "fbgemm"):
-            kw = dict(x_quant=xq, w_quant=wq, out_quant=yq, padding=1, stride=(1, 2), dilation=(1, d), groups=G,
-                      requant=mode)
-            np.testing.assert_array_equal(conv2d(x, w, **kw), conv2d_reference(x, w, **kw))
-        raw = dict(x_quant=Quantizer(8, 2.55, grid="unsigned"), w_quant=wq, padding=1, dilation=(1, d), groups=G)
-        np.testing.assert_array_equal(conv2d(x, w, **raw), conv2d_reference(x, w, **raw))
+    cases = [(64, 16, 3, 1, 1, (1, 2)), (64, 16, 3, 1, 1, 1), (3, 8, 3, 1, 1, 2), (16, 16, 3, 16, 1, 1),
+             (16, 16, 3, 16, 1, 2), (8, 16, 3, 8, 1, 1), (128, 8, 1, 1, 1, 1), (40, 6, 3, 2, 1, 1),
+             (33, 5, 3, 1, 2, 1), (5, 9, 5, 1, 1, 1), (6, 6, 5, 6, 1, 1), (7, 7, 3, 7, 2, 1)]
+    for C, K, k, G, d, s in cases:
+        for x_dtype in ("uint8", "int8"):
+            xq = Quantizer(8, 3.0, grid="affine", beta=-1.0) if x_dtype == "uint8" else Quantizer(8, 3.0, grid="int")
+            wq = per_channel(8, rng.uniform(0.1, 1.0, K), grid="int")
+            zx = storage_zero_point(xq, x_dtype)
+            x = rng.integers(xq.qmin + zx, xq.qmax + zx + 1, (2, C, 11, 10)).astype(x_dtype)
+            x[0, :, 0, :] = xq.qmin + zx  # extreme codes: |x - zp| * |w| at its largest
+            w = np.full((K, C // G, k, k), -128, np.int8)
+            w[1:] = rng.integers(-127, 128, (K - 1, C // G, k, k))
+            bias = rng.integers(-5000, 5000, K).astype(np.int32)
+            for mode in ("tflite", "fbgemm", "exact"):
+                kw = dict(x_quant=xq, w_quant=wq, out_quant=yq, padding=1, stride=s, dilation=(d, d), groups=G,
+                          requant=mode)
+                np.testing.assert_array_equal(conv2d(x, w, bias, **kw), conv2d_reference(x, w, bias, **kw))
+            raw = dict(x_quant=xq, w_quant=wq, padding=(1, 2), dilation=(1, d), groups=G, stride=s)
+            np.testing.assert_array_equal(conv2d(x, w, **raw), conv2d_reference(x, w, **raw))
+            fb = rng.normal(0, 2, K).astype(np.float32)  # float bias: the accumulator itself is requantised
+            kw = dict(x_quant=xq, w_quant=wq, out_quant=yq, padding=1, stride=s, groups=G, requant="fbgemm",
+                      relu=True)
+            np.testing.assert_array_equal(conv2d(x, w, fb, **kw), conv2d_reference(x, w, fb, **kw))
+
+
+@pytest.mark.parametrize("path", _kernel_paths())
+def test_paths_agree_bit_for_bit_on_random_layers(rng, path, monkeypatch):
+    """The kernel families agree with each other (and the reference) on benchmark-like layers."""
+    xq = Quantizer(8, 6.0, grid="affine", beta=-2.0)
+    yq = Quantizer(8, 20.0, grid="affine", beta=-20.0)
+    for C, K, k, s, p, g, H in [(64, 24, 3, 1, 1, 1, 20), (96, 16, 1, 1, 0, 1, 17), (32, 32, 3, 1, 1, 32, 23),
+                                (3, 32, 3, 2, 1, 1, 33)]:
+        wq = per_channel(8, rng.uniform(0.2, 0.6, K))
+        x = rng.integers(0, 256, (1, C, H, H + 3)).astype(np.uint8)
+        w = rng.integers(-127, 128, (K, C // g, k, k)).astype(np.int8)
+        bias = rng.integers(-1000, 1000, K).astype(np.int32)
+        kw = dict(x_quant=xq, w_quant=wq, out_quant=yq, stride=s, padding=p, groups=g, requant="fbgemm")
+        want = conv2d_reference(x, w, bias, **kw)
+        _select_path(monkeypatch, path)
+        np.testing.assert_array_equal(conv2d(x, w, bias, **kw), want)
+
+
+def test_vnni_limit_falls_back_exactly(monkeypatch):
+    """Reductions with 255 * 128 * length >= 2^31 are exact in int32 for narrow codes but not for the
+    unsigned-byte sums of the VNNI kernel: those layers take the pmaddwd/portable kernels."""
+    from qtheory.intconv import _vnni_prepare
+
+    xq = Quantizer(8, 1.27, grid="narrow")
+    wq = Quantizer(8, 1.27, grid="narrow")
+    C = 70_000  # 70000 * 127 * 127 < 2^31 <= 70000 * 255 * 128
+    x = np.full((1, C, 1, 2), 127, np.int8)
+    x[0, ::2, 0, 1] = -127
+    w = np.full((1, C, 1, 1), 127, np.int8)
+    want = conv2d_reference(x, w, x_quant=xq, w_quant=wq)
+    assert want[0, 0, 0].tolist() == [C * 127 * 127, 0]
+    np.testing.assert_array_equal(conv2d(x, w, x_quant=xq, w_quant=wq), want)
+    import qtheory.intconv as ic
+
+    p = ic._plan("conv2d", x, w, None, xq, wq, None, 1, 0, 1, 1, "tflite", False, None)
+    assert _vnni_prepare(p) is None
+
+
+def test_packed_conv2d_equals_conv2d_and_checks_every_input(rng):
+    from qtheory.intconv import PackedConv2d
+
+    xq = Quantizer(8, 3.0, grid="affine", beta=-1.0)
+    wq = per_channel(8, rng.uniform(0.1, 1.0, 12))
+    yq = Quantizer(8, 30.0, grid="affine", beta=-30.0)
+    w = rng.integers(-127, 128, (12, 20, 3, 3)).astype(np.int8)
+    bias = rng.integers(-500, 500, 12).astype(np.int32)
+    kw = dict(x_quant=xq, w_quant=wq, out_quant=yq, padding=1, requant="tflite")
+    layer = PackedConv2d(w, bias, **kw)
+    w0 = w.copy()
+    w[:] = 0  # the layer keeps its own copy
+    for shape in [(1, 20, 9, 9), (2, 20, 5, 12), (1, 20, 9, 9)]:
+        x = rng.integers(0, 256, shape).astype(np.uint8)
+        np.testing.assert_array_equal(layer(x), conv2d_reference(x, w0, bias, **kw))
+    # codes outside x_quant's range are refused on every call, not only the first
+    xn = Quantizer(4, 1.0, grid="unsigned")
+    small = PackedConv2d(w0, x_quant=xn, w_quant=wq, out_quant=yq)
+    ok = rng.integers(0, 16, (1, 20, 4, 4)).astype(np.uint8)
+    assert small(ok).shape == (1, 12, 2, 2)
+    with pytest.raises(ValueError, match="'x' parameter of PackedConv2d"):
+        small(ok + 16)
+    with pytest.raises(TypeError, match="'x' parameter of PackedConv2d"):
+        small(ok.astype(np.int16))
+    with pytest.raises(TypeError, match="'w' parameter of PackedConv2d"):
+        PackedConv2d(w0.astype(np.int16), x_quant=xn, w_quant=wq)
 
 
 # ----------------------------------------------------------------------------- requantisation rules
