@@ -9,9 +9,10 @@ array's dtype (:func:`storage_zero_point`).
 =================================  ================================================================
 function                           what it does
 =================================  ================================================================
-conv2d                             the fast path: numba kernels (int16 ``pmaddwd`` dot products on
-                                   x86), exact int32 accumulation checked for overflow beforehand,
-                                   fused requantisation; NCHW in and out, NHWC inside
+conv2d                             the fast path: numba kernels (AVX-512 VNNI ``vpdpbusd`` where the
+                                   CPU has it, else int16 ``pmaddwd`` or portable int32), exact int32
+                                   accumulation checked for overflow beforehand, fused
+                                   requantisation; NCHW in and out
 PackedConv2d                       conv2d with the weights validated and packed once, called on many inputs
 conv2d_reference                   the same result from plain int64 numpy (independent code)
 conv2d_float                       float64 convolution with the same geometry
@@ -63,6 +64,21 @@ real multiplier ``M_k = s_x · s_w[k] / s_y``:
 
 Then the output zero point is added and the result clamped to the output quantizer's
 stored code range (from the zero point when ``relu=True``).
+
+Every shift stays inside the int64 range: ``"po2"`` right shifts beyond 40 bits round to 0 as the
+exact result does, ``"tflite"``/``"tflite-single"`` refuse multipliers ``>= 2^30`` (TFLite's
+``shift <= 30``), ``"fbgemm"`` refuses scales whose float32 products are not normal float32
+numbers and clamps the float32 product to ``±2^31`` before the conversion.
+
+Kernels
+-------
+Selected at run time by CPU feature (:mod:`qtheory.kernels.intconv_vnni`,
+:mod:`qtheory.kernels.intconv`): with AVX-512 VNNI, NCHW kernels on ``vpdpbusd`` (unsigned
+activation bytes times signed weight bytes, the zero point removed per output channel afterwards)
+for every layer whose unsigned-byte sums fit int32 (``reduction · 255 · 128 < 2^31``); otherwise
+int16 ``pmaddwd`` (AVX2 / AVX-512BW) or portable int32 kernels on NHWC. All are bit-identical to
+:func:`conv2d_reference`. :class:`PackedConv2d` validates and packs the weights once for many calls.
+ONNX Runtime's ``QLinearConv`` equals ``requant="fbgemm"`` with an int32 bias (tests/test_intconv_ort.py).
 
 Examples
 --------
