@@ -843,7 +843,7 @@ def _vnni_prepare(p: _Plan):
         kind = "direct"
     # (g, kb, kk, s, u) -> (g, kb, s, kk, u): one row of KB dwords per step
     Wk = np.ascontiguousarray(wb.reshape(p.G, nkb, kv.KB, Sq, 4).transpose(0, 1, 3, 2, 4)).reshape(-1).view(np.int32)
-    chunk = max(1, min(nblk, 4096 // kv.PB))
+    chunk = max(1, min(nblk, (1 << 17) // (nkb * kv.KB * kv.PB)))  # accumulators of a task: ~512 KiB
     return dict(kind=kind, Wk=Wk, offs=offs, nkb=nkb, nblk=nblk, P4=P4, Sq=Sq, Wq=Wq, Hp=Hp, Wp=Wp,
                 chunk=chunk, zu=zu, corr=corr)
 

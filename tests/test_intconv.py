@@ -180,8 +180,11 @@ def test_paths_agree_bit_for_bit_on_random_layers(rng, path, monkeypatch):
     """The kernel families agree with each other (and the reference) on benchmark-like layers."""
     xq = Quantizer(8, 6.0, grid="affine", beta=-2.0)
     yq = Quantizer(8, 20.0, grid="affine", beta=-20.0)
+    # the last three split the output plane into several tasks of the VNNI kernel (chunk boundaries
+    # inside output rows)
     for C, K, k, s, p, g, H in [(64, 24, 3, 1, 1, 1, 20), (96, 16, 1, 1, 0, 1, 17), (32, 32, 3, 1, 1, 32, 23),
-                                (3, 32, 3, 2, 1, 1, 33)]:
+                                (3, 32, 3, 2, 1, 1, 33), (8, 64, 3, 1, 1, 1, 60), (16, 200, 3, 1, 1, 1, 30),
+                                (3, 200, 3, 2, 1, 1, 61)]:
         wq = per_channel(8, rng.uniform(0.2, 0.6, K))
         x = rng.integers(0, 256, (1, C, H, H + 3)).astype(np.uint8)
         w = rng.integers(-127, 128, (K, C // g, k, k)).astype(np.int8)
