@@ -23,7 +23,7 @@ from numba import types
 from numba.extending import intrinsic
 
 LANES = 8
-BATCH = 512
+BATCH = 1024
 
 _LN2_HI = 6.93147180369123816490e-01
 _LN2_LO = 1.90821492927058770002e-10
