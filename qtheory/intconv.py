@@ -864,7 +864,12 @@ def _vnni_run(v: dict, p: _Plan, x: np.ndarray, req: tuple) -> np.ndarray:
     else:
         Kg = p.K // p.G
         if v["kind"] == "direct":
-            X4 = np.full((p.N * p.G, v["Sq"] // (p.kh * p.kw), v["P4"]), v["zu"] * 0x01010101, np.uint32)
+            fill = v["zu"] * 0x01010101
+            if ph == 0 and pw == 0 and p.Cg % 4 == 0:  # the packing writes the whole plane: fill the slack only
+                X4 = np.empty((p.N * p.G, v["Sq"] // (p.kh * p.kw), v["P4"]), np.uint32)
+                X4[:, :, v["Hp"] * v["Wp"]:] = fill
+            else:
+                X4 = np.full((p.N * p.G, v["Sq"] // (p.kh * p.kw), v["P4"]), fill, np.uint32)
             kv.pack_quads(xu, p.G, p.Cg, ph, pw, v["Wp"], np.uint32(0x80808080 if flip else 0), X4)
         else:
             X4 = np.zeros((p.N * p.G, v["Sq"], v["P4"]), np.uint32)
