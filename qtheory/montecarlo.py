@@ -82,8 +82,11 @@ def mse(prior, quantizers: Quantizer | Sequence[Quantizer], *, n_samples: int = 
     n_samples : int
         Number of draws (>= 2).
     rng : None, int or numpy.random.Generator
+        Seed of the random streams (module docstring: 256 bits of ``default_rng(rng)`` seed a
+        ``SeedSequence`` whose ``spawn`` gives one stream per chunk).
     chunk : int
-        Draws per chunk.
+        Draws per chunk (one random stream each; at most ``MAX_CHUNKS`` chunks). The result
+        depends on the seed, ``n_samples`` and ``chunk``, not on the number of threads.
 
     Returns
     -------
