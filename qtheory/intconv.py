@@ -9,9 +9,11 @@ array's dtype (:func:`storage_zero_point`).
 =================================  ================================================================
 function                           what it does
 =================================  ================================================================
-conv2d                             the fast path: numba kernels (int16 ``pmaddwd`` dot products on
-                                   x86), exact int32 accumulation checked for overflow beforehand,
-                                   fused requantisation; NCHW in and out, NHWC inside
+conv2d                             the fast path: numba kernels (AVX-512 VNNI ``vpdpbusd`` where the
+                                   CPU has it, else int16 ``pmaddwd`` or portable int32), exact int32
+                                   accumulation checked for overflow beforehand, fused
+                                   requantisation; NCHW in and out
+PackedConv2d                       conv2d with the weights validated and packed once, called on many inputs
 conv2d_reference                   the same result from plain int64 numpy (independent code)
 conv2d_float                       float64 convolution with the same geometry
 quantize / dequantize              float tensors <-> stored integers (per tensor or per channel)
@@ -63,6 +65,21 @@ real multiplier ``M_k = s_x · s_w[k] / s_y``:
 Then the output zero point is added and the result clamped to the output quantizer's
 stored code range (from the zero point when ``relu=True``).
 
+Every shift stays inside the int64 range: ``"po2"`` right shifts beyond 40 bits round to 0 as the
+exact result does, ``"tflite"``/``"tflite-single"`` refuse multipliers ``>= 2^30`` (TFLite's
+``shift <= 30``), ``"fbgemm"`` refuses scales whose float32 products are not normal float32
+numbers and clamps the float32 product to ``±2^31`` before the conversion.
+
+Kernels
+-------
+Selected at run time by CPU feature (:mod:`qtheory.kernels.intconv_vnni`,
+:mod:`qtheory.kernels.intconv`): with AVX-512 VNNI, NCHW kernels on ``vpdpbusd`` (unsigned
+activation bytes times signed weight bytes, the zero point removed per output channel afterwards)
+for every layer whose unsigned-byte sums fit int32 (``reduction · 255 · 128 < 2^31``); otherwise
+int16 ``pmaddwd`` (AVX2 / AVX-512BW) or portable int32 kernels on NHWC. All are bit-identical to
+:func:`conv2d_reference`. :class:`PackedConv2d` validates and packs the weights once for many calls.
+ONNX Runtime's ``QLinearConv`` equals ``requant="fbgemm"`` with an int32 bias (tests/test_intconv_ort.py).
+
 Examples
 --------
 >>> import numpy as np
@@ -95,6 +112,7 @@ from .quantizer import ROUNDING_CODES, Quantizer, round_with
 
 __all__ = [
     "REQUANT_MODES",
+    "MAX_ELEMENTS",
     "ACTIVATION_GRIDS",
     "WEIGHT_GRIDS",
     "storage_zero_point",
@@ -103,6 +121,7 @@ __all__ = [
     "per_channel",
     "quantize_multiplier",
     "conv2d",
+    "PackedConv2d",
     "conv2d_reference",
     "conv2d_float",
     "accumulator_bound",
@@ -124,6 +143,8 @@ _INT32_MAX = 2**31 - 1
 _IM2COL_BELOW = 32
 #: use the int16 ``pmaddwd`` kernel when the host has it (tests switch it off to check the portable one)
 _FAST_DOT = True
+#: use the AVX-512 VNNI kernels when the host has them (tests switch it off to check the others)
+_VNNI = True
 
 
 # ============================================================================ storage
@@ -325,6 +346,14 @@ def _f32(v) -> np.float32:
     return np.float32(v)
 
 
+_F32_TINY = float(np.finfo(np.float32).tiny)
+_F32_MAX = float(np.finfo(np.float32).max)
+
+
+def _f32_normal(v) -> bool:
+    return bool(_F32_TINY <= float(v) <= _F32_MAX)
+
+
 # ============================================================================ validation / plan
 def _pair(v, name, func, low):
     if isinstance(v, (tuple, list)):
@@ -333,6 +362,31 @@ def _pair(v, name, func, low):
         return check_int(v[0], name, func, low), check_int(v[1], name, func, low)
     v = check_int(v, name, func, low)
     return v, v
+
+
+#: largest padded input or output tensor (elements) a convolution accepts (about 1 GiB as int32)
+MAX_ELEMENTS = 2**28
+
+
+def _check_sizes(func, N, C, H, W, K, ph, pw, Ho, Wo) -> None:
+    padded = N * C * (H + 2 * ph) * (W + 2 * pw)
+    if padded > MAX_ELEMENTS:
+        raise param_error("padding", func, f"a padding for which the padded input (N, C, H+2*pad_h, W+2*pad_w) has "
+                          f"at most MAX_ELEMENTS = 2^28 elements (here {padded})", (ph, pw))
+    if N * K * Ho * Wo > MAX_ELEMENTS:
+        raise param_error("padding", func, f"a geometry for which the output (N, K, Ho, Wo) has at most "
+                          f"MAX_ELEMENTS = 2^28 elements (here {N * K * Ho * Wo})", (ph, pw))
+
+
+def _check_x_codes(x: np.ndarray, xq: Quantizer, zx: int, func: str) -> None:
+    """Stored activations must be codes of ``x_quant`` (no pass when every stored value is one)."""
+    lo, hi = _DTYPE_RANGE[x.dtype]
+    if xq.qmin + zx <= lo and xq.qmax + zx >= hi:
+        return
+    xlo, xhi = int(x.min()), int(x.max())
+    if xlo < xq.qmin + zx or xhi > xq.qmax + zx:
+        raise param_error("x", func, f"stored codes in [{xq.qmin + zx}, {xq.qmax + zx}] (x_quant with {x.dtype} "
+                          "storage)", f"values in [{xlo}, {xhi}]")
 
 
 @dataclass
@@ -398,6 +452,7 @@ def _plan(func, x, w, bias, x_quant, w_quant, out_quant, stride, padding, dilati
     if Ho < 1 or Wo < 1:
         raise param_error("padding", func, f"large enough for a kernel of extent "
                           f"({dh * (kh - 1) + 1}, {dw * (kw - 1) + 1}) on a {H}x{W} input", (ph, pw))
+    _check_sizes(func, N, C, H, W, K, ph, pw, Ho, Wo)
 
     xq = _check_quantizer(x_quant, "x_quant", func)
     zx = _zero_point(xq, x.dtype, "x_quant", func)
@@ -406,10 +461,7 @@ def _plan(func, x, w, bias, x_quant, w_quant, out_quant, stride, padding, dilati
         raise param_error("w_quant", func, f"one Quantizer or {K} (one per output channel)", f"{len(wqs)} quantizers")
     if len(wqs) == 1:
         wqs = wqs * K
-    xlo, xhi = int(x.min()), int(x.max())
-    if xlo < xq.qmin + zx or xhi > xq.qmax + zx:
-        raise param_error("x", func, f"stored codes in [{xq.qmin + zx}, {xq.qmax + zx}] (x_quant with {x.dtype} "
-                          "storage)", f"values in [{xlo}, {xhi}]")
+    _check_x_codes(x, xq, zx, func)
     wlo, whi = int(w.min()), int(w.max())
     if wlo < wqs[0].qmin or whi > wqs[0].qmax:
         raise param_error("w", func, f"codes in [{wqs[0].qmin}, {wqs[0].qmax}] (w_quant)", f"values in [{wlo}, {whi}]")
@@ -471,38 +523,56 @@ def _multipliers(p: _Plan, func: str) -> dict:
     sx = p.xq.scale
     sws = np.array([q.scale for q in p.wqs])
     sy = p.oq.scale
-    real = sx * sws / sy
+    with np.errstate(over="ignore", under="ignore"):  # inf / 0 are refused or handled per mode below
+        real = sx * sws / sy
     m0 = np.zeros(K, np.int64)
     shift = np.zeros(K, np.int64)
     fmul = np.zeros(K, np.float32)
     fbias = np.zeros(K, np.float32)
     mode = p.mode
     if mode in ("tflite", "tflite-single"):
-        if real.max() >= 2.0**31:
-            raise param_error("out_quant", func, "a scale for which s_x*s_w/s_y < 2^31", p.oq)
+        if real.max() >= 2.0**30:
+            raise param_error("out_quant", func, "a scale for which s_x*s_w/s_y < 2^30 (TFLite's fixed-point "
+                              f"multiplier needs shift <= 30; got a multiplier of {real.max():.4g})", p.oq)
         m0, shift = _quantize_multipliers(real)
+        if shift.max() > 30:  # a multiplier just below 2^30 that rounds up to 2^30
+            raise param_error("out_quant", func, "a scale for which the rounded multiplier M0*2^(shift-31) "
+                              "has shift <= 30", p.oq)
         if mode == "tflite":
             left = int(max(shift.max(), 0))
             if left and p.bound * 2**left > _INT32_MAX:
                 raise param_error("out_quant", func, "a scale small enough that acc * 2^shift fits int32 "
                                   f"(multiplier {real.max():.4g} needs a left shift of {left})", p.oq)
     elif mode == "fbgemm":
-        act = _f32(sx)
-        out_s = _f32(sy)
-        for k in range(K):
-            atws = _f32(act * _f32(sws[k]))
-            fmul[k] = _f32(atws / out_s)
+        with np.errstate(over="ignore", under="ignore"):
+            act = _f32(sx)
+            out_s = _f32(sy)
+            for name, v, q in (("x_quant", act, p.xq), ("out_quant", out_s, p.oq)):
+                if not _f32_normal(v):
+                    raise param_error(name, func, "a quantizer whose scale is a normal float32 number "
+                                      f"(fbgemm requantises in float32; [{_F32_TINY:.4g}, {_F32_MAX:.4g}])", q)
+            # element-wise IEEE float32 arithmetic, as fbgemm does it channel by channel
+            atws = act * sws.astype(np.float32)
+            fmul = (atws / out_s).astype(np.float32)
+            bad = ~((atws >= _F32_TINY) & (atws <= _F32_MAX) & (fmul >= _F32_TINY) & (fmul <= _F32_MAX))
+            if bad.any():
+                k = int(np.argmax(bad))
+                raise param_error("w_quant", func, "quantizers for which s_x*s_w and s_x*s_w/s_y are normal "
+                                  f"float32 numbers (fbgemm requantises in float32; [{_F32_TINY:.4g}, "
+                                  f"{_F32_MAX:.4g}]); channel {k} gives {float(atws[k]):.4g} and "
+                                  f"{float(fmul[k]):.4g}", p.wqs[k])
             if p.fbias is not None:
                 if p.per_channel:
-                    fbias[k] = _f32(p.fbias[k] / atws)
+                    fbias = (p.fbias / atws).astype(np.float32)
                 else:
-                    fbias[k] = _f32(p.fbias[k] * _f32(1.0 / float(atws)))
+                    fbias = (p.fbias * (1.0 / atws.astype(np.float64)).astype(np.float32)).astype(np.float32)
     elif mode == "po2":
         for name, s in (("x_quant", sx), ("out_quant", sy)) + tuple(("w_quant", float(v)) for v in sws):
             if not _is_pow2(s):
                 raise param_error(name, func, "a quantizer with a power-of-2 scale when requant='po2'", s)
+        ex = math.frexp(sx)[1] - math.frexp(sy)[1]
         for k in range(K):
-            shift[k] = round(math.log2(real[k]))
+            shift[k] = ex + math.frexp(float(sws[k]))[1] - 1  # exact, also where s_x*s_w/s_y under/overflows
             if shift[k] > 0 and p.bound * 2 ** int(shift[k]) > _INT32_MAX:
                 raise param_error("out_quant", func, "a scale for which the left shift cannot overflow", p.oq)
     return {"m0": m0, "shift": shift, "fmul": fmul, "fbias": fbias, "real": real}
@@ -564,11 +634,22 @@ def conv2d(x, w, bias=None, *, x_quant: Quantizer, w_quant, out_quant: Quantizer
     >>> conv2d(x, w, x_quant=xq, w_quant=wq, out_quant=yq)      # 9.0 in steps of 0.1
     array([[[[90]]]], dtype=int8)
     """
-    func = "conv2d"
+    return _execute(_prepare("conv2d", x, w, bias, x_quant, w_quant, out_quant, stride, padding, dilation, groups,
+                             requant, relu, out_dtype), np.ascontiguousarray(x))
+
+
+@dataclass
+class _Prepared:
+    p: _Plan
+    req: tuple
+    vnni: dict | None
+
+
+def _prepare(func, x, w, bias, x_quant, w_quant, out_quant, stride, padding, dilation, groups, requant, relu,
+             out_dtype) -> _Prepared:
+    """Validate everything and compute the requantisation parameters and packed weights."""
     p = _plan(func, x, w, bias, x_quant, w_quant, out_quant, stride, padding, dilation, groups,
               requant, relu, out_dtype)
-    from .kernels import intconv as kern
-
     if p.oq is None:
         params = {"m0": np.zeros(p.K, np.int64), "shift": np.zeros(p.K, np.int64),
                   "fmul": np.zeros(p.K, np.float32), "fbias": np.zeros(p.K, np.float32)}
@@ -577,21 +658,38 @@ def conv2d(x, w, bias=None, *, x_quant: Quantizer, w_quant, out_quant: Quantizer
         params = _multipliers(p, func)
         code = {"tflite": 1, "tflite-single": 2, "fbgemm": 5 if p.fbias is not None else 3,
                 "po2": 4, "exact": 0}[p.mode]
-    out = np.empty((p.N, p.K, p.Ho, p.Wo), dtype=np.int32)
     rcode = ROUNDING_CODES[p.oq.rounding] if p.oq is not None else 0
-    args = (code, params["m0"], params["shift"], params["fmul"], params["fbias"], p.ibias,
-            int(p.zo), int(p.lo), int(p.hi), int(rcode), out)
+    req = (code, params["m0"], params["shift"], params["fmul"], params["fbias"], p.ibias,
+           int(p.zo), int(p.lo), int(p.hi), int(rcode))
+    vp = _vnni_prepare(p)
+    p.x = None  # the plan describes a geometry; the data is passed to _execute
+    return _Prepared(p, req, vp)
+
+
+def _execute(prep: _Prepared, x: np.ndarray) -> np.ndarray:
+    """Run the kernels on ``x`` (validated against ``prep`` by the caller)."""
+    if prep.vnni is not None:
+        return _vnni_run(prep.vnni, prep.p, x, prep.req)
+    return _portable_run(prep.p, x, prep.req)
+
+
+def _portable_run(p: _Plan, x: np.ndarray, req: tuple) -> np.ndarray:
+    """The int16 ``pmaddwd`` / portable int32 kernels (NHWC inside)."""
+    from .kernels import intconv as kern
+
+    out = np.empty((p.N, p.K, p.Ho, p.Wo), dtype=np.int32)
+    args = req + (out,)
     sh, sw = p.stride
     ph, pw = p.pad
     dh, dw = p.dil
     Hp, Wp = p.H + 2 * ph, p.W + 2 * pw
-    xs = p.x.reshape(p.N, p.G, p.Cg, p.H, p.W)
+    xs = x.reshape(p.N, p.G, p.Cg, p.H, p.W)
     if p.G == p.C and p.Cg == 1 and p.G > 1:
         # depthwise (channel multiplier m = K / C): channels last, each output channel's input gathered
         m = p.K // p.C
         X = np.zeros((p.N, Hp, Wp, p.C), dtype=np.int16)
         inner = X[:, ph:ph + p.H, pw:pw + p.W, :]
-        inner[...] = p.x.transpose(0, 2, 3, 1)
+        inner[...] = x.transpose(0, 2, 3, 1)
         if p.zx:
             inner -= np.int16(p.zx)
         if m > 1:
@@ -635,14 +733,171 @@ def conv2d(x, w, bias=None, *, x_quant: Quantizer, w_quant, out_quant: Quantizer
     return out.astype(p.out_dtype)
 
 
+class PackedConv2d:
+    """An integer convolution whose weights, bias, quantizers and geometry are prepared once.
+
+    ``PackedConv2d(w, bias, **kw)(x)`` equals :func:`conv2d` ``(x, w, bias, **kw)`` bit for bit;
+    the validation of the weights, the requantisation multipliers and the packed weight layout
+    of the kernels are computed on the first call for an input shape and dtype and reused by
+    later calls (as a runtime's prepared session does). Each call still checks ``x``: its dtype
+    and shape, and its codes against ``x_quant`` unless every stored value is a valid code.
+    The weights and bias are copied, so later changes to the caller's arrays have no effect.
+
+    Parameters
+    ----------
+    w, bias, x_quant, w_quant, out_quant, stride, padding, dilation, groups, requant, relu, out_dtype
+        As for :func:`conv2d`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from qtheory import Quantizer
+    >>> xq, wq = Quantizer(8, 2.55, grid="unsigned"), Quantizer(8, 1.27, grid="narrow")
+    >>> layer = PackedConv2d(np.full((1, 2, 3, 3), 50, dtype=np.int8), x_quant=xq, w_quant=wq,
+    ...                      out_quant=Quantizer(8, 12.7, grid="narrow"))
+    >>> layer(np.full((1, 2, 3, 3), 100, dtype=np.uint8))
+    array([[[[90]]]], dtype=int8)
+    """
+
+    def __init__(self, w, bias=None, *, x_quant: Quantizer, w_quant, out_quant: Quantizer | None = None,
+                 stride=1, padding=0, dilation=1, groups: int = 1, requant: str = "tflite",
+                 relu: bool = False, out_dtype=None) -> None:
+        func = "PackedConv2d"
+        if not isinstance(w, np.ndarray) or w.dtype != np.int8:
+            raise param_error("w", func, "a numpy array of dtype int8",
+                              f"{type(w).__name__} of dtype {getattr(w, 'dtype', None)}", TypeError)
+        self._args = (w.copy(), None if bias is None else np.array(bias, copy=True), x_quant, w_quant, out_quant,
+                      stride, padding, dilation, groups, requant, relu, out_dtype)
+        self._cache: dict = {}
+
+    def __call__(self, x) -> np.ndarray:
+        func = "PackedConv2d"
+        if not isinstance(x, np.ndarray) or x.dtype not in _DTYPE_RANGE:
+            raise param_error("x", func, "a numpy array of dtype uint8 or int8",
+                              f"{type(x).__name__} of dtype {getattr(x, 'dtype', None)}", TypeError)
+        key = (x.shape, x.dtype.str)
+        prep = self._cache.get(key)
+        if prep is None:
+            prep = _prepare(func, x, *self._args)
+            self._cache[key] = prep
+        else:
+            _check_x_codes(x, prep.p.xq, prep.p.zx, func)
+        return _execute(prep, np.ascontiguousarray(x))
+
+
+def _vnni_prepare(p: _Plan):
+    """Packed weights and geometry for the VNNI kernels, or None when they do not apply."""
+    if not _VNNI:
+        return None
+    from .kernels import intconv_vnni as kv
+
+    if not kv.HAVE_VNNI:
+        return None
+    red = p.Cg * p.kh * p.kw
+    if red * 255 * 128 >= 2**31:  # Σ x_u8·w and z_u8·Σw must stay inside int32
+        return None
+    sh, sw = p.stride
+    ph, pw = p.pad
+    dh, dw = p.dil
+    Hp, Wp = p.H + 2 * ph, p.W + 2 * pw
+    w64 = p.w.astype(np.int64)
+    zu = p.zx + (128 if p.x.dtype == np.int8 else 0)  # stored zero point as an unsigned byte
+    corr = (zu * w64.reshape(p.K, -1).sum(axis=1)).astype(np.int32)
+    depthwise = p.G == p.C and p.Cg == 1 and p.G > 1
+    if depthwise:
+        if (sh, sw) != (1, 1) or dw != 1 or p.kw > 4:
+            return None
+        Wd = np.zeros((p.K, p.kh, 4), np.int8)
+        Wd[:, :, :p.kw] = p.w[:, 0]
+        roffs = np.arange(p.kh, dtype=np.int64) * dh * Wp
+        nblk = -(-(p.Ho * Wp) // kv.DWB)
+        P = max(Hp * Wp, nblk * kv.DWB + int(roffs[-1]) + 4)
+        return dict(kind="dw", Wd=Wd.reshape(-1).view(np.int32), roffs=roffs, nblk=nblk, P=P, Wp=Wp,
+                    zu=zu, corr=corr)
+    Kg = p.K // p.G
+    nkb = -(-Kg // kv.KB)
+    wg = p.w.reshape(p.G, Kg, p.Cg * p.kh * p.kw) if (sh, sw) != (1, 1) else None
+    if wg is not None:  # strided: im2col of taps (c, i, j) in quads
+        T = p.Cg * p.kh * p.kw
+        Sq = -(-T // 4)
+        wb = np.zeros((p.G, nkb * kv.KB, Sq * 4), np.int8)
+        wb[:, :Kg, :T] = wg
+        nblk = -(-(p.Ho * p.Wo) // kv.PB)
+        P4 = nblk * kv.PB
+        offs = np.arange(Sq, dtype=np.int64) * P4 * 4
+        Wq = p.Wo
+        kind = "im2col"
+    else:  # stride 1: channel quads of the padded plane, one step per (quad, tap)
+        Cq = -(-p.Cg // 4)
+        w5 = np.zeros((p.G, nkb * kv.KB, Cq * 4, p.kh, p.kw), np.int8)
+        w5[:, :Kg, :p.Cg] = p.w.reshape(p.G, Kg, p.Cg, p.kh, p.kw)
+        # bytes (g, k, cq, u, i, j) -> steps (cq, i, j), dword bytes u
+        wb = w5.reshape(p.G, nkb * kv.KB, Cq, 4, p.kh, p.kw).transpose(0, 1, 2, 4, 5, 3)
+        Sq = Cq * p.kh * p.kw
+        wb = wb.reshape(p.G, nkb * kv.KB, Sq * 4)
+        nblk = -(-(p.Ho * Wp) // kv.PB)
+        taps = (np.arange(p.kh)[:, None] * dh * Wp + np.arange(p.kw)[None, :] * dw).reshape(-1)
+        P4 = max(Hp * Wp, nblk * kv.PB + int(taps.max()))
+        offs = ((np.arange(Cq)[:, None] * P4 + taps[None, :]) * 4).reshape(-1).astype(np.int64)
+        Wq = Wp
+        kind = "direct"
+    # (g, kb, kk, s, u) -> (g, kb, s, kk, u): one row of KB dwords per step
+    Wk = np.ascontiguousarray(wb.reshape(p.G, nkb, kv.KB, Sq, 4).transpose(0, 1, 3, 2, 4)).reshape(-1).view(np.int32)
+    chunk = max(1, min(nblk, (1 << 17) // (nkb * kv.KB * kv.PB)))  # accumulators of a task: ~512 KiB
+    return dict(kind=kind, Wk=Wk, offs=offs, nkb=nkb, nblk=nblk, P4=P4, Sq=Sq, Wq=Wq, Hp=Hp, Wp=Wp,
+                chunk=chunk, zu=zu, corr=corr)
+
+
+def _vnni_run(v: dict, p: _Plan, x: np.ndarray, req: tuple) -> np.ndarray:
+    """Run the VNNI kernels on stored activations ``x`` (the plan's geometry)."""
+    from .kernels import intconv_vnni as kv
+
+    odt = np.int32 if p.oq is None or p.mode == "exact" else p.out_dtype
+    out = np.empty((p.N, p.K, p.Ho, p.Wo), dtype=odt)
+    xu = x.view(np.uint8)
+    flip = 128 if x.dtype == np.int8 else 0
+    ph, pw = p.pad
+    if v["kind"] == "dw":
+        Xp = np.full((p.N, p.K, v["P"]), v["zu"], np.uint8)
+        kv.pack_planes(xu, p.K // p.C, ph, pw, v["Wp"], np.uint8(flip), Xp)
+        kv.conv_dw(Xp, v["Wd"], v["roffs"], p.Ho, p.Wo, v["Wp"], v["nblk"], v["corr"], *req, out)
+    else:
+        Kg = p.K // p.G
+        if v["kind"] == "direct":
+            fill = v["zu"] * 0x01010101
+            if ph == 0 and pw == 0 and p.Cg % 4 == 0:  # the packing writes the whole plane: fill the slack only
+                X4 = np.empty((p.N * p.G, v["Sq"] // (p.kh * p.kw), v["P4"]), np.uint32)
+                X4[:, :, v["Hp"] * v["Wp"]:] = fill
+            else:
+                X4 = np.full((p.N * p.G, v["Sq"] // (p.kh * p.kw), v["P4"]), fill, np.uint32)
+            kv.pack_quads(xu, p.G, p.Cg, ph, pw, v["Wp"], np.uint32(0x80808080 if flip else 0), X4)
+        else:
+            X4 = np.zeros((p.N * p.G, v["Sq"], v["P4"]), np.uint32)
+            sh, sw = p.stride
+            dh, dw = p.dil
+            xp = np.full((p.N, p.C, v["Hp"], v["Wp"]), v["zu"], np.uint8)
+            kv.pack_planes(xu, 1, ph, pw, v["Wp"], np.uint8(flip), xp.reshape(p.N, p.C, -1))
+            kv.pack_im2col_quads(xp, p.G, p.Cg, p.kh, p.kw, sh, sw, dh, dw, p.Ho, p.Wo, X4)
+        kv.conv_gemm(X4.reshape(p.N * p.G, -1).view(np.uint8), v["Wk"], v["offs"], p.G, Kg, v["nkb"], p.Ho, p.Wo, v["Wq"],
+                     v["nblk"], v["chunk"], v["corr"], *req, out)
+    if p.oq is None:
+        return out
+    if p.mode == "exact":
+        out = _exact_requant(out.astype(np.int64), p)
+    return out.astype(p.out_dtype, copy=False)
+
+
 def _exact_requant(v: np.ndarray, p: _Plan) -> np.ndarray:
     """Round ``v · s_x s_w[k] / s_y`` exactly (float64 estimate, exact check near ties)."""
     rounding = p.oq.rounding
     res = np.empty(v.shape, dtype=np.int64)
     for k in range(p.K):
         r = Fraction(p.xq.scale) * Fraction(p.wqs[k].scale) / Fraction(p.oq.scale)
-        num, den = r.numerator, r.denominator
         vk = v[:, k]
+        # the stored output codes lie within [-128, 255]: a multiplier beyond 2^20 saturates every
+        # non-zero v exactly as the true one does (and neither float(r) nor v * r can overflow)
+        r = min(r, Fraction(2**20))
+        num, den = r.numerator, r.denominator
         y = vk * float(r)
         n = round_with(y, rounding)
         frac = np.abs(y - np.floor(y) - 0.5)
@@ -743,15 +998,20 @@ def _requant_reference(acc: np.ndarray, p: _Plan, params: dict) -> np.ndarray:
             xf = acc.astype(np.float32)
         else:
             xf = (acc - p.ibias[cs]).astype(np.float32) + params["fbias"][cs]
-        return np.rint((xf * fm).astype(np.float32)).astype(np.int64)
+        with np.errstate(over="ignore"):
+            prod = (xf * fm).astype(np.float32)
+        # clamped before the conversion (cvtps2dq would give INT32_MIN beyond int32); any
+        # value beyond +-2^31 saturates to the output range either way
+        return np.rint(np.clip(prod, np.float32(-(2.0**31)), np.float32(2.0**31))).astype(np.int64)
     if mode == "po2":
         return round_with(acc * np.exp2(params["shift"][cs].astype(float)), p.oq.rounding).astype(np.int64)
     # exact: Python integers on every element
     out = np.empty(acc.shape, dtype=np.int64)
     for k in range(p.K):
         r = Fraction(p.xq.scale) * Fraction(p.wqs[k].scale) / Fraction(p.oq.scale)
-        out[:, k] = np.vectorize(lambda v, r=r: _round_fraction(int(v) * r.numerator, r.denominator,
-                                                                p.oq.rounding), otypes=[np.int64])(acc[:, k])
+        out[:, k] = np.vectorize(lambda v, r=r: min(max(_round_fraction(int(v) * r.numerator, r.denominator,
+                                                                        p.oq.rounding), -(2**40)), 2**40),
+                                 otypes=[np.int64])(acc[:, k])  # clamped into int64 (saturates below anyway)
     return out
 
 
@@ -778,6 +1038,9 @@ def conv2d_float(x, w, bias=None, *, stride=1, padding=0, dilation=1, groups: in
              [4., 4.]]]])
     """
     func = "conv2d_float"
+    for name, v in (("x", x), ("w", w), ("bias", bias)):
+        if v is not None and np.iscomplexobj(v):
+            raise param_error(name, func, "real numbers", f"a complex array of dtype {np.asarray(v).dtype}", TypeError)
     x = np.asarray(x, dtype=np.float64)
     w = np.asarray(w, dtype=np.float64)
     if x.ndim != 4:
@@ -796,6 +1059,7 @@ def conv2d_float(x, w, bias=None, *, stride=1, padding=0, dilation=1, groups: in
     Wo = (W + 2 * pw - dw * (kw - 1) - 1) // sw + 1
     if Ho < 1 or Wo < 1:
         raise param_error("padding", func, "large enough for the kernel", (ph, pw))
+    _check_sizes(func, N, C, H, W, K, ph, pw, Ho, Wo)
     xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
     Kg = K // G
     y = np.zeros((N, K, Ho, Wo))

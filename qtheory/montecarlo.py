@@ -4,6 +4,26 @@ Every analytic quantity in qtheory is checked against these estimates. Random st
 explicit (``rng=``); samples are drawn in chunks, so memory stays bounded for any ``n_samples``,
 and one stream of draws is shared by all clips of a sweep (common random numbers).
 
+How a seed maps to random streams (:func:`mse`)
+-----------------------------------------------
+For Laplace and Gaussian priors (also rectified, ``Rectified(Laplace(..))``) the draws are made
+inside numba (:mod:`qtheory.kernels.mc_draw`), in parallel over chunks of ``chunk`` samples:
+
+1. ``rng`` is normalised by ``numpy.random.default_rng`` and 256 bits are drawn from it
+   (``integers(0, 2**64, 4, dtype=uint64)``); they are the entropy of a
+   ``numpy.random.SeedSequence``. (So an int seed always gives the same result, and a Generator
+   is advanced by four draws.)
+2. ``SeedSequence.spawn(n_chunks)`` gives one child per chunk, ``n_chunks = ceil(n_samples /
+   chunk)``; chunk ``c`` holds samples ``[c·chunk, (c+1)·chunk)``.
+3. Each child's ``generate_state(32, uint64)`` seeds 8 xoshiro256** lanes (4 words each) that
+   draw that chunk's samples.
+4. Each chunk writes its own partial sums; they are added in chunk order.
+
+The result therefore depends on the seed, ``n_samples`` and ``chunk`` only: it is the same for
+any number of threads (``numba.set_num_threads``) and on any machine with the same numba build
+of the transforms (an fdlibm ``log``/``sin``/``cos``, within an ulp of libm). Other priors are
+drawn by numpy (``prior.rvs``) from ``default_rng(rng)``, chunk after chunk.
+
 Examples
 --------
 >>> import numpy as np
@@ -27,7 +47,9 @@ from .quantizer import Quantizer
 
 __all__ = ["quantize", "mse"]
 
-_CHUNK = 1 << 18
+_CHUNK = 1 << 16
+#: most chunks one :func:`mse` call may use (memory and seeding cost grow with the count)
+MAX_CHUNKS = 1 << 20
 
 
 def _kernels():
@@ -60,8 +82,11 @@ def mse(prior, quantizers: Quantizer | Sequence[Quantizer], *, n_samples: int = 
     n_samples : int
         Number of draws (>= 2).
     rng : None, int or numpy.random.Generator
+        Seed of the random streams (module docstring: 256 bits of ``default_rng(rng)`` seed a
+        ``SeedSequence`` whose ``spawn`` gives one stream per chunk).
     chunk : int
-        Draws per chunk.
+        Draws per chunk (one random stream each; at most ``MAX_CHUNKS`` chunks). The result
+        depends on the seed, ``n_samples`` and ``chunk``, not on the number of threads.
 
     Returns
     -------
@@ -78,17 +103,25 @@ def mse(prior, quantizers: Quantizer | Sequence[Quantizer], *, n_samples: int = 
         raise param_error("quantizers", func, "a Quantizer or a non-empty sequence of them", quantizers, TypeError)
     n_samples = check_int(n_samples, "n_samples", func, 2, None)
     chunk = check_int(chunk, "chunk", func, 1, None)
-    rng = np.random.default_rng(rng)
-    k = _kernels()
-    acc = np.zeros((len(qs), 4))
-    done = 0
-    while done < n_samples:
-        m = min(chunk, n_samples - done)
-        x = np.ascontiguousarray(prior.rvs(m, rng), dtype=np.float64)
-        for i, q in enumerate(qs):
-            lo, hi = q.overload
-            k.error_sums(x, *q.kernel_params, lo, hi, acc[i])
-        done += m
+    n_chunks = -(-n_samples // chunk)
+    if n_chunks > MAX_CHUNKS:
+        raise param_error("n_samples", func, f"at most MAX_CHUNKS = 2^20 chunks of {chunk} samples (raise 'chunk')",
+                          n_samples)
+    rng = _as_generator(rng, func)
+    spec = _draw_spec(prior)
+    if spec is not None:
+        acc = _mse_sums_numba(spec, qs, n_samples, chunk, n_chunks, rng)
+    else:
+        k = _kernels()
+        acc = np.zeros((len(qs), 4))
+        done = 0
+        while done < n_samples:
+            m = min(chunk, n_samples - done)
+            x = np.ascontiguousarray(prior.rvs(m, rng), dtype=np.float64)
+            for i, q in enumerate(qs):
+                lo, hi = q.overload
+                k.error_sums(x, *q.kernel_params, lo, hi, acc[i])
+            done += m
     n = float(n_samples)
     sc, qc, sr, qr = acc.T
     mc, mr = sc / n, sr / n
@@ -100,3 +133,53 @@ def mse(prior, quantizers: Quantizer | Sequence[Quantizer], *, n_samples: int = 
     scalar = single if _scalar is None else _scalar
     return _result(mc, mr, "montecarlo", scalar, se(tot, qc + qr), se(mc, qc), se(mr, qr))
 
+
+
+def _as_generator(rng, func) -> np.random.Generator:
+    try:
+        return np.random.default_rng(rng)
+    except (TypeError, ValueError):
+        raise param_error("rng", func, "None, a non-negative int or a numpy.random.Generator", repr(rng),
+                          TypeError) from None
+
+
+def _draw_spec(prior):
+    """``(dist, loc, scale, rectify)`` for priors drawn inside numba, else None."""
+    from .priors import Gaussian, Laplace, Rectified
+
+    rectify = isinstance(prior, Rectified)
+    base = prior.base if rectify else prior
+    if type(base) is Laplace:
+        return 0, float(base.loc), float(base.b), rectify
+    if type(base) is Gaussian:
+        return 1, float(base.loc), float(base.sigma), rectify
+    return None
+
+
+def _chunk_states(rng: np.random.Generator, n_chunks: int) -> np.ndarray:
+    """``(n_chunks, 4, 8)`` xoshiro256** lane states: SeedSequence(256 bits of ``rng``).spawn(n_chunks)."""
+    from .kernels.mc_draw import LANES
+
+    root = np.random.SeedSequence(rng.integers(0, 2**64, 4, dtype=np.uint64))
+    states = np.empty((n_chunks, 4, LANES), dtype=np.uint64)
+    for c, child in enumerate(root.spawn(n_chunks)):
+        states[c] = child.generate_state(4 * LANES, np.uint64).reshape(LANES, 4).T
+    bad = ~states.any(axis=1)  # an all-zero xoshiro state never leaves 0 (probability 2^-256)
+    states[:, 0][bad] = 1
+    return states
+
+
+def _mse_sums_numba(spec, qs, n_samples, chunk, n_chunks, rng) -> np.ndarray:
+    from .kernels import mc_draw
+
+    dist, loc, scale, rectify = spec
+    states = _chunk_states(rng, n_chunks)
+    kp = [q.kernel_params for q in qs]
+    ov = [q.overload for q in qs]
+    out = np.zeros((n_chunks, len(qs), 4))
+    mc_draw.mse_chunks(states, n_samples, chunk, dist, loc, scale, rectify,
+                       np.array([p[0] for p in kp], float), np.array([p[1] for p in kp], float),
+                       np.array([p[2] for p in kp], np.int64), np.array([p[3] for p in kp], np.int64),
+                       np.array([p[4] for p in kp], np.int64), np.array([o[0] for o in ov], float),
+                       np.array([o[1] for o in ov], float), out)
+    return np.add.reduce(out, axis=0) if n_chunks > 1 else out[0]

@@ -129,25 +129,118 @@ def test_conv2d_bit_exact_with_int64_reference(case):
     np.testing.assert_array_equal(conv2d(x, w, bias, **raw), conv2d_reference(x, w, bias, **raw))
 
 
-@pytest.mark.parametrize("fast_dot", [True, False], ids=["pmaddwd", "portable-int32"])
-def test_fast_paths_cover_dense_im2col_and_depthwise(rng, fast_dot, monkeypatch):
+def _kernel_paths():
+    from qtheory.kernels.intconv_vnni import HAVE_VNNI
+
+    vnni = pytest.param("vnni", marks=pytest.mark.skipif(not HAVE_VNNI, reason="no AVX-512 VNNI on this CPU"))
+    return [vnni, "pmaddwd", "portable-int32"]
+
+
+def _select_path(monkeypatch, path):
     import qtheory.intconv as ic
 
-    monkeypatch.setattr(ic, "_FAST_DOT", fast_dot)
-    xq = Quantizer(8, 3.0, grid="affine", beta=-1.0)
+    monkeypatch.setattr(ic, "_VNNI", path == "vnni")
+    monkeypatch.setattr(ic, "_FAST_DOT", path != "portable-int32")
+
+
+@pytest.mark.parametrize("path", _kernel_paths())
+def test_fast_paths_cover_dense_im2col_and_depthwise(rng, path, monkeypatch):
+    """Each kernel family (VNNI where the CPU has it, pmaddwd, portable int32) against the int64
+    reference: dense, strided (im2col), depthwise with and without channel multiplier, grouped,
+    dilated, channel counts that are not multiples of 4 and output counts not multiples of 8."""
+    _select_path(monkeypatch, path)
     yq = Quantizer(8, 30.0, grid="affine", beta=-30.0)
-    for C, K, k, G, d in [(64, 16, 3, 1, 1), (3, 8, 3, 1, 1), (16, 16, 3, 16, 1), (8, 16, 3, 8, 1),
-                          (128, 8, 1, 1, 1), (40, 6, 3, 2, 1), (33, 5, 3, 1, 2)]:
-        wq = per_channel(8, rng.uniform(0.1, 1.0, K), grid="int")
-        x = rng.integers(0, 256, (2, C, 11, 10)).astype(np.uint8)
-        w = np.full((K, C // G, k, k), -128, np.int8)  # extreme codes: |x - zp| * |w| at its largest
-        w[1:] = rng.integers(-127, 128, (K - 1, C // G, k, k))
-        for mode in ("tflite", "fbgemm"):
-            kw = dict(x_quant=xq, w_quant=wq, out_quant=yq, padding=1, stride=(1, 2), dilation=(1, d), groups=G,
-                      requant=mode)
-            np.testing.assert_array_equal(conv2d(x, w, **kw), conv2d_reference(x, w, **kw))
-        raw = dict(x_quant=Quantizer(8, 2.55, grid="unsigned"), w_quant=wq, padding=1, dilation=(1, d), groups=G)
-        np.testing.assert_array_equal(conv2d(x, w, **raw), conv2d_reference(x, w, **raw))
+    cases = [(64, 16, 3, 1, 1, (1, 2)), (64, 16, 3, 1, 1, 1), (3, 8, 3, 1, 1, 2), (16, 16, 3, 16, 1, 1),
+             (16, 16, 3, 16, 1, 2), (8, 16, 3, 8, 1, 1), (128, 8, 1, 1, 1, 1), (40, 6, 3, 2, 1, 1),
+             (33, 5, 3, 1, 2, 1), (5, 9, 5, 1, 1, 1), (6, 6, 5, 6, 1, 1), (7, 7, 3, 7, 2, 1)]
+    for C, K, k, G, d, s in cases:
+        for x_dtype in ("uint8", "int8"):
+            xq = Quantizer(8, 3.0, grid="affine", beta=-1.0) if x_dtype == "uint8" else Quantizer(8, 3.0, grid="int")
+            wq = per_channel(8, rng.uniform(0.1, 1.0, K), grid="int")
+            zx = storage_zero_point(xq, x_dtype)
+            x = rng.integers(xq.qmin + zx, xq.qmax + zx + 1, (2, C, 11, 10)).astype(x_dtype)
+            x[0, :, 0, :] = xq.qmin + zx  # extreme codes: |x - zp| * |w| at its largest
+            w = np.full((K, C // G, k, k), -128, np.int8)
+            w[1:] = rng.integers(-127, 128, (K - 1, C // G, k, k))
+            bias = rng.integers(-5000, 5000, K).astype(np.int32)
+            for mode in ("tflite", "fbgemm", "exact"):
+                kw = dict(x_quant=xq, w_quant=wq, out_quant=yq, padding=1, stride=s, dilation=(d, d), groups=G,
+                          requant=mode)
+                np.testing.assert_array_equal(conv2d(x, w, bias, **kw), conv2d_reference(x, w, bias, **kw))
+            raw = dict(x_quant=xq, w_quant=wq, padding=(1, 2), dilation=(1, d), groups=G, stride=s)
+            np.testing.assert_array_equal(conv2d(x, w, **raw), conv2d_reference(x, w, **raw))
+            fb = rng.normal(0, 2, K).astype(np.float32)  # float bias: the accumulator itself is requantised
+            kw = dict(x_quant=xq, w_quant=wq, out_quant=yq, padding=1, stride=s, groups=G, requant="fbgemm",
+                      relu=True)
+            np.testing.assert_array_equal(conv2d(x, w, fb, **kw), conv2d_reference(x, w, fb, **kw))
+
+
+@pytest.mark.parametrize("path", _kernel_paths())
+def test_paths_agree_bit_for_bit_on_random_layers(rng, path, monkeypatch):
+    """The kernel families agree with each other (and the reference) on benchmark-like layers."""
+    xq = Quantizer(8, 6.0, grid="affine", beta=-2.0)
+    yq = Quantizer(8, 20.0, grid="affine", beta=-20.0)
+    # the last three split the output plane into several tasks of the VNNI kernel (chunk boundaries
+    # inside output rows)
+    for C, K, k, s, p, g, H in [(64, 24, 3, 1, 1, 1, 20), (96, 16, 1, 1, 0, 1, 17), (32, 32, 3, 1, 1, 32, 23),
+                                (3, 32, 3, 2, 1, 1, 33), (8, 64, 3, 1, 1, 1, 60), (16, 200, 3, 1, 1, 1, 30),
+                                (3, 200, 3, 2, 1, 1, 61)]:
+        wq = per_channel(8, rng.uniform(0.2, 0.6, K))
+        x = rng.integers(0, 256, (1, C, H, H + 3)).astype(np.uint8)
+        w = rng.integers(-127, 128, (K, C // g, k, k)).astype(np.int8)
+        bias = rng.integers(-1000, 1000, K).astype(np.int32)
+        kw = dict(x_quant=xq, w_quant=wq, out_quant=yq, stride=s, padding=p, groups=g, requant="fbgemm")
+        want = conv2d_reference(x, w, bias, **kw)
+        _select_path(monkeypatch, path)
+        np.testing.assert_array_equal(conv2d(x, w, bias, **kw), want)
+
+
+def test_vnni_limit_falls_back_exactly(monkeypatch):
+    """Reductions with 255 * 128 * length >= 2^31 are exact in int32 for narrow codes but not for the
+    unsigned-byte sums of the VNNI kernel: those layers take the pmaddwd/portable kernels."""
+    from qtheory.intconv import _vnni_prepare
+
+    xq = Quantizer(8, 1.27, grid="narrow")
+    wq = Quantizer(8, 1.27, grid="narrow")
+    C = 70_000  # 70000 * 127 * 127 < 2^31 <= 70000 * 255 * 128
+    x = np.full((1, C, 1, 2), 127, np.int8)
+    x[0, ::2, 0, 1] = -127
+    w = np.full((1, C, 1, 1), 127, np.int8)
+    want = conv2d_reference(x, w, x_quant=xq, w_quant=wq)
+    assert want[0, 0, 0].tolist() == [C * 127 * 127, 0]
+    np.testing.assert_array_equal(conv2d(x, w, x_quant=xq, w_quant=wq), want)
+    import qtheory.intconv as ic
+
+    p = ic._plan("conv2d", x, w, None, xq, wq, None, 1, 0, 1, 1, "tflite", False, None)
+    assert _vnni_prepare(p) is None
+
+
+def test_packed_conv2d_equals_conv2d_and_checks_every_input(rng):
+    from qtheory.intconv import PackedConv2d
+
+    xq = Quantizer(8, 3.0, grid="affine", beta=-1.0)
+    wq = per_channel(8, rng.uniform(0.1, 1.0, 12))
+    yq = Quantizer(8, 30.0, grid="affine", beta=-30.0)
+    w = rng.integers(-127, 128, (12, 20, 3, 3)).astype(np.int8)
+    bias = rng.integers(-500, 500, 12).astype(np.int32)
+    kw = dict(x_quant=xq, w_quant=wq, out_quant=yq, padding=1, requant="tflite")
+    layer = PackedConv2d(w, bias, **kw)
+    w0 = w.copy()
+    w[:] = 0  # the layer keeps its own copy
+    for shape in [(1, 20, 9, 9), (2, 20, 5, 12), (1, 20, 9, 9)]:
+        x = rng.integers(0, 256, shape).astype(np.uint8)
+        np.testing.assert_array_equal(layer(x), conv2d_reference(x, w0, bias, **kw))
+    # codes outside x_quant's range are refused on every call, not only the first
+    xn = Quantizer(4, 1.0, grid="unsigned")
+    small = PackedConv2d(w0, x_quant=xn, w_quant=wq, out_quant=yq)
+    ok = rng.integers(0, 16, (1, 20, 4, 4)).astype(np.uint8)
+    assert small(ok).shape == (1, 12, 2, 2)
+    with pytest.raises(ValueError, match="'x' parameter of PackedConv2d"):
+        small(ok + 16)
+    with pytest.raises(TypeError, match="'x' parameter of PackedConv2d"):
+        small(ok.astype(np.int16))
+    with pytest.raises(TypeError, match="'w' parameter of PackedConv2d"):
+        PackedConv2d(w0.astype(np.int16), x_quant=xn, w_quant=wq)
 
 
 # ----------------------------------------------------------------------------- requantisation rules
@@ -459,3 +552,176 @@ def test_pmaddwd_dot_products_against_numpy(lanes, rng):
         want = [int(np.dot(X[o:o + L].astype(np.int64), W[t * L:(t + 1) * L].astype(np.int64)))
                 for o in (0, L + 7) for t in range(4)]
         assert list(run(X, W, 0, L + 7, L)) == want
+
+
+# ----------------------------------------------------------------------------- extreme multipliers
+# An independent gemmlowp / TFLite requantisation in plain Python integers, written from the
+# definitions in gemmlowp fixedpoint.h and TFLite's quantization_util.cc / common.h. It shares no
+# code with conv2d or conv2d_reference (neither _plan nor _multipliers), so a bug in those helpers
+# cannot hide in both.
+_I32_MIN, _I32_MAX = -(2**31), 2**31 - 1
+
+
+def _gl_quantize_multiplier(m: float):
+    """TFLite QuantizeMultiplier (double -> int32 M0, shift)."""
+    if m == 0.0:
+        return 0, 0
+    f, shift = math.frexp(m)
+    q = int(math.floor(abs(f) * 2**31 + 0.5))  # std::round: half away from zero (f > 0)
+    assert q <= 2**31
+    if q == 2**31:
+        q //= 2
+        shift += 1
+    if shift < -31:
+        shift, q = 0, 0
+    return q, shift
+
+
+def _gl_srdhm(a: int, b: int) -> int:
+    """gemmlowp SaturatingRoundingDoublingHighMul on int32 a, b."""
+    if a == b == _I32_MIN:
+        return _I32_MAX
+    ab = a * b
+    nudge = (1 << 30) if ab >= 0 else 1 - (1 << 30)
+    t = ab + nudge
+    q = abs(t) // (1 << 31)  # C++ integer division truncates toward zero
+    return q if t >= 0 else -q
+
+
+def _gl_rdbpot(x: int, exponent: int) -> int:
+    """gemmlowp RoundingDivideByPOT."""
+    assert 0 <= exponent <= 31
+    mask = (1 << exponent) - 1
+    remainder = x & mask
+    threshold = (mask >> 1) + (1 if x < 0 else 0)
+    return (x >> exponent) + (1 if remainder > threshold else 0)
+
+
+def _gl_multiply(x: int, m0: int, shift: int) -> int:
+    """TFLite MultiplyByQuantizedMultiplier (double-rounding build)."""
+    left = shift if shift > 0 else 0
+    right = -shift if shift < 0 else 0
+    xl = x * (1 << left)
+    assert _I32_MIN <= xl <= _I32_MAX
+    return _gl_rdbpot(_gl_srdhm(xl, m0), right)
+
+
+def _gl_conv(x, w, bias, zx, sx, sws, sy, zo, lo, hi):
+    """Valid 2-D convolution (stride 1, groups 1) with Python-int loops and gemmlowp requantisation."""
+    N, C, H, W = x.shape
+    K, _, kh, kw = w.shape
+    out = np.empty((N, K, H - kh + 1, W - kw + 1), dtype=np.int64)
+    xl, wl = x.astype(int).tolist(), w.astype(int).tolist()
+    for k in range(K):
+        m0, shift = _gl_quantize_multiplier(sx * sws[k] / sy)
+        for n in range(N):
+            for i in range(H - kh + 1):
+                for j in range(W - kw + 1):
+                    acc = int(bias[k])
+                    for c in range(C):
+                        for a in range(kh):
+                            for b in range(kw):
+                                acc += (xl[n][c][i + a][j + b] - zx) * wl[k][c][a][b]
+                    out[n, k, i, j] = min(max(_gl_multiply(acc, m0, shift) + zo, lo), hi)
+    return out
+
+
+@pytest.mark.parametrize("log2_mult", [-40, -33, -31.5, -20, -7.3, -1, 0, 0.5, 3])
+def test_tflite_mode_matches_hand_written_gemmlowp(log2_mult, rng):
+    x = rng.integers(0, 256, (1, 3, 4, 5)).astype(np.uint8)
+    x[0, 0, 0, :] = 0  # extremes of |x - zp| with zp = 128
+    w = rng.integers(-127, 128, (4, 3, 2, 2)).astype(np.int8)
+    w[0] = -127
+    bias = rng.integers(-300, 300, 4).astype(np.int32)
+    xq = _affine_pow2(8, -7, 128)  # zero point 128, scale 2^-7
+    sws = [float(2.0**log2_mult * 2.0**7 * v) for v in rng.uniform(0.5, 2.0, 4)]
+    wq = [Quantizer.from_scale(8, s, grid="narrow") for s in sws]
+    yq = Quantizer(8, 127.0, grid="narrow")  # scale 1, zero point 0
+    if log2_mult >= 0:
+        x = np.clip(x, 120, 136).astype(np.uint8)  # small accumulators so that acc * 2^shift fits int32
+        w = np.clip(w, -3, 3).astype(np.int8)
+    want = _gl_conv(x, w, bias, 128, xq.scale, [q.scale for q in wq], yq.scale, 0, -127, 127)
+    kw = dict(x_quant=xq, w_quant=wq, out_quant=yq, requant="tflite")
+    np.testing.assert_array_equal(conv2d(x, w, bias, **kw), want)
+    np.testing.assert_array_equal(conv2d_reference(x, w, bias, **kw), want)
+
+
+def test_po2_shift_of_64_or_more_rounds_to_zero():
+    """Issue 10: a shift by 64 (s_x s_w / s_y = 2^-64) was undefined and gave 127."""
+    x = np.full((1, 3, 3, 3), 255, np.uint8)
+    w = np.full((1, 3, 3, 3), 127, np.int8)
+    for ex in (-24, -40, -300, -1000):
+        kw = dict(x_quant=Quantizer(8, 2.0**ex, "uint"), w_quant=Quantizer(8, 2.0**-25, "int"),
+                  out_quant=Quantizer(8, 128.0, "int"), requant="po2")
+        # 27 * 255 * 127 * 2^(ex - 8 - 32) < 1/2: every output rounds to 0
+        assert conv2d(x, w, **kw).tolist() == [[[[0]]]]
+        assert conv2d_reference(x, w, **kw).tolist() == [[[[0]]]]
+    # the smallest shift that still gives a non-zero result: 874395 / 2^20 = 0.83 -> 1
+    kw = dict(x_quant=Quantizer(8, 2.0**-4, "uint"), w_quant=Quantizer(8, 2.0**-1, "int"),
+              out_quant=Quantizer(8, 128.0, "int"), requant="po2")
+    assert conv2d(x, w, **kw).tolist() == [[[[1]]]] == conv2d_reference(x, w, **kw).tolist()
+
+
+def test_tflite_multiplier_beyond_shift_30_is_refused():
+    """Issue 10: tflite-single with a multiplier of 2^30 shifted by -1 and gave -127 for zeros."""
+    xq = Quantizer(8, 127.0, grid="narrow")
+    yq = Quantizer(8, 127.0, grid="narrow")
+    x0 = np.zeros((1, 1, 2, 2), np.int8)
+    w1 = np.ones((1, 1, 1, 1), np.int8)
+    for mode in ("tflite-single", "tflite"):
+        for m in (2.0**30, 2.0**30 * (1 - 2.0**-40)):  # the second rounds up to M0 = 2^30, shift 31
+            with pytest.raises(ValueError, match="'out_quant' parameter of conv2d"):
+                conv2d(x0, w1, x_quant=xq, w_quant=Quantizer(8, 127.0 * m, "narrow"), out_quant=yq, requant=mode)
+    # just below the limit: shift 30, zeros stay zeros, ones saturate
+    wq = Quantizer(8, 127.0 * 2.0**29, "narrow")
+    x = np.array([[[[0, 1, -1, 0]]]], np.int8)
+    y = conv2d(x, w1, x_quant=xq, w_quant=wq, out_quant=yq, requant="tflite-single")
+    assert y.tolist() == [[[[0, 127, -127, 0]]]]
+
+
+def test_fbgemm_float32_underflow_is_refused_and_overflow_saturates():
+    """Issue 10: an output scale that underflows float32 saturated every output to -127."""
+    xq = Quantizer(8, 127.0, grid="narrow")
+    wq = Quantizer(8, 127.0, grid="narrow")
+    x = np.array([[[[0, 1, -1]]]], np.int8)
+    w1 = np.ones((1, 1, 1, 1), np.int8)
+    with pytest.raises(ValueError, match="'out_quant' parameter of conv2d.*normal float32"):
+        conv2d(x, w1, x_quant=xq, w_quant=wq, out_quant=Quantizer(8, 127e-42, "narrow"), requant="fbgemm")
+    with pytest.raises(ValueError, match="'x_quant' parameter of conv2d.*normal float32"):
+        conv2d(x, w1, x_quant=Quantizer(8, 1e-300, "narrow"), w_quant=wq, out_quant=xq, requant="fbgemm")
+    with pytest.raises(ValueError, match="'w_quant' parameter of conv2d.*normal float32"):
+        conv2d(x, w1, x_quant=xq, w_quant=Quantizer(8, 1e-40, "narrow"), out_quant=xq, requant="fbgemm")
+    # a multiplier of 2^100 (float32-normal): the product overflows int32; zeros stay 0, the rest saturate
+    yq = Quantizer(8, 127.0 * 2.0**-100, "narrow")
+    for f in (conv2d, conv2d_reference):
+        assert f(x, w1, x_quant=xq, w_quant=wq, out_quant=yq, requant="fbgemm").tolist() == [[[[0, 127, -127]]]]
+
+
+def test_exact_mode_with_huge_multiplier():
+    xq = Quantizer(8, 127.0 * 1e200, grid="narrow")
+    wq = Quantizer(8, 127.0 * 1e200, grid="narrow")
+    yq = Quantizer(8, 127.0, grid="narrow")
+    x = np.array([[[[0, 1, -1]]]], np.int8)
+    w1 = np.ones((1, 1, 1, 1), np.int8)
+    for f in (conv2d, conv2d_reference):
+        assert f(x, w1, x_quant=xq, w_quant=wq, out_quant=yq, requant="exact").tolist() == [[[[0, 127, -127]]]]
+
+
+def test_huge_padding_is_refused_naming_the_limit():
+    x = np.zeros((1, 1, 3, 3), np.uint8)
+    w = np.ones((1, 1, 3, 3), np.int8)
+    xq = Quantizer(8, 2.55, grid="unsigned")
+    with pytest.raises(ValueError, match=r"'padding' parameter of conv2d.*MAX_ELEMENTS = 2\^28"):
+        conv2d(x, w, x_quant=xq, w_quant=Quantizer(8, 1.0, "narrow"), padding=100000)
+    with pytest.raises(ValueError, match=r"'padding' parameter of conv2d_reference.*2\^28"):
+        conv2d_reference(x, w, x_quant=xq, w_quant=Quantizer(8, 1.0, "narrow"), padding=100000)
+    with pytest.raises(ValueError, match=r"'padding' parameter of conv2d_float.*2\^28"):
+        conv2d_float(np.zeros((1, 1, 3, 3)), np.ones((1, 1, 3, 3)), padding=100000)
+
+
+@pytest.mark.parametrize("name", ["x", "w", "bias"])
+def test_conv2d_float_refuses_complex_input(name):
+    args = {"x": np.ones((1, 1, 3, 3)), "w": np.ones((1, 1, 2, 2)), "bias": np.ones(1)}
+    args[name] = args[name] * (1 + 1j)
+    with pytest.raises(TypeError, match=f"'{name}' parameter of conv2d_float"):
+        conv2d_float(args["x"], args["w"], args["bias"])

@@ -92,15 +92,27 @@ def im2col(X, kh, kw, sh, sw, dh, dw, Ho, Wo, out):  # pragma: no cover - compil
 @njit(cache=True)
 def requant_row(acc, n, oh, k0, kcount, mode, m0, shift, fmul, fbias, ibias, zp, lo, hi, rcode,
                 out):  # pragma: no cover - compiled
-    """Requantise ``acc[j, ow]`` (``j < kcount``) into ``out[n, k0+j, oh, ow]``.
+    """Requantise ``acc[j, ow]`` (``j < kcount``) into ``out[n, k0+j, oh, ow]``."""
+    requant_seg(acc, 0, 0, acc.shape[1], 1, n, oh, 0, k0, kcount, mode, m0, shift, fmul, fbias, ibias, zp, lo,
+                hi, rcode, out)
 
-    Branch-free int64 / float32 arithmetic in each loop so that LLVM vectorises it.
+
+@njit(cache=True)
+def requant_seg(acc, a0, astride, cnt, nrows, n, oh, ow0, k0, kcount, mode, m0, shift, fmul, fbias, ibias, zp,
+                lo, hi, rcode, out):  # pragma: no cover - compiled
+    """Requantise ``acc[j, a0 + r·astride : ... + cnt]`` (``j < kcount``, ``r < nrows``) into
+    ``out[n, k0+j, oh+r, ow0:ow0+cnt]``.
+
+    Branch-free int64 / float32 arithmetic in each loop so that LLVM vectorises it. ``out`` is
+    int32 or the stored output dtype (the values lie in ``[lo, hi]``).
     """
-    Wo = acc.shape[1]
-    for j in range(kcount):
+    Wo = cnt
+    for jr in range(kcount * nrows):
+        j = jr // nrows
+        rr = jr - j * nrows
         k = k0 + j
-        a = acc[j]
-        o = out[n, k, oh]
+        a = acc[j, a0 + rr * astride:a0 + rr * astride + cnt]
+        o = out[n, k, oh + rr, ow0:ow0 + cnt]
         bi = I64(ibias[k])
         if mode == 0:
             for ow in range(Wo):
@@ -135,7 +147,9 @@ def requant_row(acc, n, oh, k0, kcount, mode, m0, shift, fmul, fbias, ibias, zp,
                     xf = F32(I32(I64(a[ow]) + bi))
                 else:
                     xf = F32(F32(a[ow]) + fb)
-                r = I64(np.rint(F32(xf * fm)))
+                pr = F32(xf * fm)  # clamped before the conversion (finite fm; inf saturates)
+                pr = min(max(pr, F32(-2147483648.0)), F32(2147483648.0))
+                r = I64(np.rint(pr))
                 o[ow] = I32(min(max(r + zp, lo), hi))
         else:  # mode 4: power-of-2 multiplier 2^shift
             sh = I64(shift[k])
@@ -144,7 +158,8 @@ def requant_row(acc, n, oh, k0, kcount, mode, m0, shift, fmul, fbias, ibias, zp,
                     r = (I64(a[ow]) + bi) << sh
                     o[ow] = I32(min(max(r + zp, lo), hi))
                 continue
-            nn = -sh
+            # |acc + bias| < 2^31, so any shift beyond 33 rounds to 0 as 40 does: keeps shifts < 64
+            nn = min(-sh, I64(40))
             hv = I64(1) << (nn - 1)
             for ow in range(Wo):
                 v = I64(a[ow]) + bi
