@@ -40,6 +40,8 @@ def quantize(x, quantizer: Quantizer) -> np.ndarray:
     """Quantize ``x`` with the numba kernel (float64); equals ``quantizer.quantize(x)``."""
     if not isinstance(quantizer, Quantizer):
         raise param_error("quantizer", "montecarlo.quantize", "a qtheory.Quantizer", type(quantizer).__name__, TypeError)
+    if quantizer.grid == "codebook":
+        return quantizer.quantize(x)
     x = np.ascontiguousarray(x, dtype=np.float64)
     flat = x.reshape(-1)
     out = np.empty_like(flat)
@@ -87,6 +89,9 @@ def mse(prior, quantizers: Quantizer | Sequence[Quantizer], *, n_samples: int = 
         x = np.ascontiguousarray(prior.rvs(m, rng), dtype=np.float64)
         for i, q in enumerate(qs):
             lo, hi = q.overload
+            if q.grid == "codebook":  # level sets: the numpy reference quantizer
+                _codebook_sums(x, q, lo, hi, acc[i])
+                continue
             k.error_sums(x, *q.kernel_params, lo, hi, acc[i])
         done += m
     n = float(n_samples)
@@ -100,3 +105,10 @@ def mse(prior, quantizers: Quantizer | Sequence[Quantizer], *, n_samples: int = 
     scalar = single if _scalar is None else _scalar
     return _result(mc, mr, "montecarlo", scalar, se(tot, qc + qr), se(mc, qc), se(mr, qr))
 
+
+
+def _codebook_sums(x, q: Quantizer, lo: float, hi: float, acc: np.ndarray) -> None:
+    """``error_sums`` for a codebook quantizer (same four sums, same clip rule)."""
+    e2 = (q.quantize(x) - x) ** 2
+    clip = (x < lo) | (x >= hi)
+    acc += [e2[clip].sum(), (e2[clip] ** 2).sum(), e2[~clip].sum(), (e2[~clip] ** 2).sum()]
