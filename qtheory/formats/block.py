@@ -33,6 +33,8 @@ def _mxint8_levels() -> LevelSet:
 def _element_levels(name: str) -> LevelSet:
     if name == "mxint8":
         return _mxint8_levels()
+    if name == "mxint4":  # 1.2 fixed point, symmetric
+        return LevelSet.from_levels(np.arange(-7, 8) / 4.0, name="mxint4")
     if name.endswith("_narrow") and name.startswith("int"):
         from .codebooks import int_levels
 
@@ -119,6 +121,8 @@ BLOCK_FORMATS: dict[str, BlockFormat] = {
         BlockFormat("mxfp8_e4m3", "fp8_e4m3fn", 32, "e8m0", "floor"),
         BlockFormat("mxfp8_e5m2", "fp8_e5m2", 32, "e8m0", "floor"),
         BlockFormat("mxint8", "mxint8", 32, "e8m0", "floor"),
+        BlockFormat("mxint4", "mxint4", 32, "e8m0", "floor"),
+        BlockFormat("nvint4", "int4_narrow", 16, "e4m3", "nvfp4"),
         BlockFormat("nvfp4", "fp4_e2m1fn", 16, "e4m3", "nvfp4"),
         BlockFormat("nvfp4_4over6", "fp4_e2m1fn", 16, "e4m3", "4over6"),
         BlockFormat("int4_g32", "int4_narrow", 32, "fp16", "absmax"),
@@ -167,7 +171,8 @@ def block_scale(fmt, amax, tensor_amax: float | None = None, *, four: bool = Fal
     """Per-block scale ``s`` from the block maxima ``amax`` (elements are quantized as ``s·Q(x/s)``).
 
     For the NVFP4 rules ``s = E4M3(amax / (6·s_t)) · s_t`` with ``s_t = tensor_amax / (448·6)``
-    (``four=True``: ``amax/4`` instead, the other half of "4 over 6"); an E4M3 scale that rounds to 0
+    (``four=True``: ``amax/4`` instead, the other half of "4 over 6"; for other elements 6 is their
+    largest level, e.g. 7 for the INT4 of "NVINT4"); an E4M3 scale that rounds to 0
     is raised to its smallest subnormal, 2^-9. For ``"absmax"`` an FP16/BF16 scale that rounds to 0
     is raised to the smallest subnormal of that format.
 
@@ -186,9 +191,10 @@ def block_scale(fmt, amax, tensor_amax: float | None = None, *, four: bool = Fal
         return np.where(s > 0, s, sl.min_subnormal)
     if tensor_amax is None:
         raise param_error("tensor_amax", "block_scale", "a finite real number > 0 for the NVFP4 rules", None)
-    st = tensor_amax / (448.0 * 6.0)
+    top = bf.element_max  # 6 for E2M1
+    st = tensor_amax / (448.0 * top)
     e4 = FORMATS["fp8_e4m3fn"]
-    sb = _round_to(e4.level_set(), m / ((4.0 if four else 6.0) * st))
+    sb = _round_to(e4.level_set(), m / ((top * 2.0 / 3.0 if four else top) * st))
     return np.where(sb > 0, sb, e4.min_subnormal) * st
 
 
@@ -407,7 +413,7 @@ def _scale_breakpoints(bf: BlockFormat, lo: float, hi: float, ta) -> np.ndarray:
         t = FORMATS[_SCALE_LEVELS[bf.scale]].level_set().thresholds
         return t[t > 0] * bf.element_max
     t = FORMATS["fp8_e4m3fn"].level_set().thresholds
-    return t[t > 0] * 6.0 * ta / (448.0 * 6.0)
+    return t[t > 0] * ta / 448.0
 
 
 @dataclass(frozen=True)

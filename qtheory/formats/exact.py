@@ -11,7 +11,7 @@ from .._validation import check_int, check_option, check_real, param_error
 from ..priors import Empirical, Gaussian, Laplace, Prior, ScipyPrior, as_prior
 from ..quantizer import CODEBOOK, LevelSet, Quantizer
 
-__all__ = ["element_quantizer", "level_set_mse", "optimal_scale", "ScaleResult", "StudentT", "fast_prior"]
+__all__ = ["element_quantizer", "level_set_mse", "optimal_scale", "ScaleResult", "StudentT", "Uniform", "fast_prior"]
 
 
 def element_quantizer(codebook, scale: float = 1.0, *, rounding: str = "half_even") -> Quantizer:
@@ -130,6 +130,64 @@ class StudentT(Prior):
         return np.maximum(m2 - 2.0 * y * m1 + y * y * m0, 0.0)
 
 
+class Uniform(Prior):
+    """Uniform prior on ``[-a, a]`` with closed-form partial moments (Kuzmin et al.'s U(−1, 1)).
+
+    >>> Uniform(1.0).var
+    0.3333333333333333
+    """
+
+    name = "uniform"
+
+    def __init__(self, a: float = 1.0):
+        self.a = check_real(a, "a", "Uniform", 0.0, low_open=True)
+
+    def __repr__(self):
+        return f"Uniform(a={self.a})"
+
+    @property
+    def symmetric(self) -> bool:
+        return True
+
+    @property
+    def mean(self) -> float:
+        return 0.0
+
+    @property
+    def var(self) -> float:
+        return self.a**2 / 3.0
+
+    @property
+    def scale(self) -> float:
+        return self.a
+
+    def pdf(self, x):
+        x = np.asarray(x, float)
+        return np.where(np.abs(x) <= self.a, 0.5 / self.a, 0.0)
+
+    def cdf(self, x):
+        return np.clip((np.asarray(x, float) + self.a) / (2.0 * self.a), 0.0, 1.0)
+
+    def sf(self, x):
+        return 1.0 - self.cdf(x)
+
+    def abs_quantile(self, q):
+        return float(q * self.a)
+
+    def rvs(self, size, rng=None):
+        return np.random.default_rng(rng).uniform(-self.a, self.a, size)
+
+    def _partial_moments(self, a, b):
+        lo, hi = np.clip(a, -self.a, self.a), np.clip(b, -self.a, self.a)
+        c = 0.5 / self.a
+        return c * (hi - lo), c * (hi**2 - lo**2) / 2.0, c * (hi**3 - lo**3) / 3.0
+
+    def interval_sq_error(self, a, b, y):
+        a, b, y = np.broadcast_arrays(*(np.asarray(v, float) for v in (a, b, y)))
+        lo, hi = np.clip(a, -self.a, self.a), np.clip(b, -self.a, self.a)
+        return (0.5 / self.a) * ((hi - y) ** 3 - (lo - y) ** 3) / 3.0
+
+
 def fast_prior(prior, func: str = "fast_prior") -> Prior:
     """``as_prior``, with a scipy Student-t (loc 0, ν > 2) mapped to the closed-form :class:`StudentT`."""
     p = as_prior(prior, func=func)
@@ -145,7 +203,7 @@ def fast_prior(prior, func: str = "fast_prior") -> Prior:
 def abs_sf(prior: Prior, m):
     """``P(|X| >= m)`` for ``m >= 0``, accurate in the tail."""
     m = np.asarray(m, float)
-    if isinstance(prior, (Gaussian, Laplace, StudentT)) and prior.mean == 0.0:
+    if isinstance(prior, (Gaussian, Laplace, StudentT, Uniform)) and prior.mean == 0.0:
         return 2.0 * prior.sf(m)
     if hasattr(prior, "sf"):
         return prior.sf(m) + prior.cdf(-m)
@@ -162,6 +220,8 @@ def abs_isf(prior: Prior, p: float) -> float:
         return float(-prior.b * math.log(p))
     if isinstance(prior, StudentT):
         return float(prior.abs_isf(p))
+    if isinstance(prior, Uniform):
+        return prior.a * (1.0 - p)
     lo, hi = 0.0, max(prior.abs_quantile(0.5), 1e-300)
     while abs_sf(prior, hi) > p:
         lo, hi = hi, hi * 2.0
