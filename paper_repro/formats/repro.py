@@ -25,7 +25,14 @@ from scipy import integrate
 
 from qtheory import Gaussian, Laplace
 from qtheory._io import save_figure, write_table, write_text
-from qtheory.formats import BLOCK_FORMATS, FormatInfo, block_mse, format_table, level_set, optimal_scale
+from qtheory.formats import (
+    BLOCK_FORMATS,
+    FormatInfo,
+    block_mse,
+    format_table,
+    level_set,
+    optimal_scale,
+)
 from qtheory.formats.exact import StudentT, Uniform, abs_sf
 
 PRIORS = {"gaussian": Gaussian(), "laplace": Laplace(), "t5": StudentT(5.0)}
