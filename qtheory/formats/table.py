@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 
 import numpy as np
@@ -117,7 +116,7 @@ def run_cli(args) -> int:
 
     df = format_table(_prior_arg(args.prior), args.formats, bits_budget=args.bits_budget)
     if args.json:
-        print(json.dumps(json.loads(df.to_json(orient="records"))))  # NaN -> null
+        print(df.to_json(orient="records", double_precision=15))  # NaN -> null
     elif args.csv:
         print(df.to_csv(index=False), end="")
     else:
