@@ -115,7 +115,7 @@ class Quantizer:
     grid: str = "midrise"
     rounding: str = "half_even"
     beta: float | None = None
-    codebook: object = field(default=None, repr=False, compare=False)
+    codebook: object = field(default=None, repr=False)
     scale: float = field(init=False, repr=False)
     offset: float = field(init=False, repr=False)
     qmin: int = field(init=False, repr=False)

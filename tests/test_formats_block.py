@@ -170,3 +170,25 @@ def test_block_validation():
         quantize_blocks([1.0, np.nan], "mxfp4")
     with pytest.raises(ValueError, match="'bits_budget' parameter of format_table"):
         format_table("gaussian", bits_budget=0.5)
+
+
+def test_format_table_on_a_real_tensor_is_the_tensor_mse(rng):
+    from qtheory.formats import element_quantizer
+
+    x = rng.standard_t(5, size=(16, 256))
+    df = format_table(x, ["int8", "fp8_e4m3fn", "mxfp4", "nvfp4"]).set_index("format")
+    assert df.mse["mxfp4"] == tensor_mse(x, "mxfp4")
+    assert df.mse["nvfp4"] == tensor_mse(x, "nvfp4")
+    q = element_quantizer("fp8_e4m3fn", df.scale["fp8_e4m3fn"])
+    assert df.mse["fp8_e4m3fn"] == pytest.approx(np.mean((x - q.quantize(x)) ** 2), rel=1e-12)
+
+
+def test_round_up_beats_the_floor_rule_for_mxfp8_e4m3():
+    # Mishra et al. 2025: the spec's floor rule hurts MXFP8 and rounding the scale up fixes it
+    from qtheory.formats import block_rule_table
+
+    for prior in ("gaussian", "laplace", stats.t(5)):
+        t = block_rule_table(prior, "mxfp8_e4m3")
+        assert t.rule.iloc[0] == "ceil"
+        s = t.set_index("rule").sqnr_db
+        assert s["ceil"] > s["floor"] + 0.5

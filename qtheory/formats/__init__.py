@@ -18,6 +18,8 @@ block_montecarlo                  its Monte-Carlo estimate
 Tables
 ------
 format_table                      one row per format: bits/element (with scale overhead), MSE, SQNR
+best_format                       the best format at a bits-per-element budget
+block_rule_table                  one block format under every scale rule (the best first)
 """
 
 from .block import (
@@ -39,11 +41,11 @@ from .codebooks import (
 )
 from .element import FORMATS, FormatInfo, get_format
 from .exact import element_quantizer, level_set_mse, optimal_scale
-from .table import format_table
+from .table import best_format, block_rule_table, format_table
 
 __all__ = [
     "FormatInfo", "FORMATS", "get_format", "level_set", "int_levels", "nf4_levels", "pow2_levels",
     "apot_levels", "lloyd_max_levels", "ELEMENT_NAMES", "element_quantizer", "level_set_mse", "optimal_scale",
     "BlockFormat", "BLOCK_FORMATS", "quantize_blocks", "tensor_mse", "block_mse", "block_montecarlo",
-    "format_table",
+    "format_table", "best_format", "block_rule_table",
 ]

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import math
+from types import SimpleNamespace
 
 import numpy as np
 
-from .._validation import check_real, param_error
-from .block import BLOCK_FORMATS, block_mse
+from .._validation import check_option, check_real, check_samples, param_error
+from .block import BLOCK_FORMATS, block_mse, tensor_mse
 from .codebooks import ELEMENT_NAMES, level_set
 from .exact import fast_prior, optimal_scale
 
-__all__ = ["format_table", "best_format", "ELEMENT_FORMATS", "TABLE_BLOCK_FORMATS", "add_formats_parser"]
+__all__ = ["format_table", "best_format", "block_rule_table", "ELEMENT_FORMATS", "TABLE_BLOCK_FORMATS", "add_formats_parser"]
 
 #: Element formats of the table (at their MSE-optimal per-tensor scale).
 ELEMENT_FORMATS = ELEMENT_NAMES
@@ -31,8 +32,10 @@ def format_table(prior="gaussian", formats=None, *, bits_budget: float | None = 
 
     Parameters
     ----------
-    prior : prior-like
-        Any prior with a density (``"gaussian"``, ``"laplace"``, ``scipy.stats.t(5)``, ...).
+    prior : prior-like or array
+        Any prior with a density (``"gaussian"``, ``"laplace"``, ``scipy.stats.t(5)``, ...), or a
+        real tensor (a numpy array): then every MSE is the exact MSE of that tensor (element formats
+        at the scale optimal for it; block formats in blocks along its last axis).
     formats : sequence of str, optional
         Default: every element and block format of the CLI.
     bits_budget : float, optional
@@ -57,6 +60,10 @@ def format_table(prior="gaussian", formats=None, *, bits_budget: float | None = 
     from tqdm.auto import tqdm
 
     func = "format_table"
+    tensor = None
+    if isinstance(prior, (np.ndarray, list, tuple)):
+        tensor = check_samples(prior, "prior", func, ndim=None)
+        prior = tensor.ravel()
     prior = fast_prior(prior, func)
     names = list(ELEMENT_FORMATS + TABLE_BLOCK_FORMATS) if formats is None else list(formats)
     known = set(ELEMENT_FORMATS) | set(BLOCK_FORMATS)
@@ -69,7 +76,12 @@ def format_table(prior="gaussian", formats=None, *, bits_budget: float | None = 
     for n in tqdm(names, desc="formats", disable=not progress):
         if n in BLOCK_FORMATS:
             bf = BLOCK_FORMATS[n]
-            r = block_mse(prior, bf)
+            if tensor is not None:
+                mse = tensor_mse(tensor, bf)
+                r = SimpleNamespace(mse=mse, sqnr_db=10 * math.log10(float(np.mean(tensor**2)) / mse),
+                                    saturation=np.nan)
+            else:
+                r = block_mse(prior, bf)
             rows.append(dict(format=n, kind="block", bits_per_element=bf.bits_per_element, mse=r.mse,
                              sqnr_db=r.sqnr_db, scale_rule=f"{bf.rule} {bf.scale}/{bf.block_size}", scale=np.nan,
                              saturation=r.saturation))
@@ -89,13 +101,42 @@ def format_table(prior="gaussian", formats=None, *, bits_budget: float | None = 
 def best_format(prior="gaussian", bits_budget: float = 4.5, formats=None) -> str:
     """The format with the highest SQNR at ``bits_per_element <= bits_budget`` (scale overhead included).
 
-    >>> best_format("gaussian", 4.5)
+    >>> best_format("gaussian", 4.5, ["int4", "nf4", "mxfp4", "nvfp4", "int8"])
     'nvfp4'
     """
     df = format_table(prior, formats, bits_budget=bits_budget)
     if df.empty:
         raise param_error("bits_budget", "best_format", "large enough for at least one format", bits_budget)
     return str(df.format.iloc[0])
+
+
+def block_rule_table(prior="gaussian", fmt="mxfp8_e4m3", rules=None, block_sizes=None):
+    """Exact SQNR and saturation of one block format under every applicable scale rule (and block size).
+
+    Returns a DataFrame sorted best first; the first row is the best rule.
+
+    >>> t = block_rule_table("laplace", "mxfp8_e4m3")
+    >>> t.rule.tolist(), t.sqnr_db.round(2).tolist()
+    (['ceil', 'floor', 'rne'], [31.54, 30.0, 20.6])
+    """
+    import pandas as pd
+
+    func = "block_rule_table"
+    if not isinstance(fmt, str) or fmt not in BLOCK_FORMATS:
+        raise param_error("fmt", func, "one of " + ", ".join(map(repr, BLOCK_FORMATS)), fmt)
+    bf = BLOCK_FORMATS[fmt]
+    applicable = {"e8m0": ("floor", "ceil", "rne"), "e4m3": ("nvfp4",)}.get(bf.scale, ("absmax",))
+    rules = applicable if rules is None else [check_option(r, "rules", func, applicable) for r in rules]
+    sizes = [bf.block_size] if block_sizes is None else list(block_sizes)
+    rows = []
+    for rule in rules:
+        for b in sizes:
+            r = block_mse(prior, bf.with_rule(rule, b))
+            rows.append(dict(format=fmt, rule=rule, block_size=b, bits_per_element=r.bits_per_element,
+                             sqnr_db=r.sqnr_db, mse=r.mse, saturation=r.saturation))
+    return pd.DataFrame(rows).sort_values("sqnr_db", ascending=False, kind="stable").reset_index(drop=True)
+
+
 
 
 # ----------------------------------------------------------------------------- CLI
