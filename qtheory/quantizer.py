@@ -44,6 +44,11 @@ array([-0.75, -0.25,  0.25,  0.75])
 array([-0.75,  0.25,  0.75])
 >>> Quantizer(bits=3, alpha=4.0, grid="int").levels
 array([-4., -3., -2., -1.,  0.,  1.,  2.,  3.])
+>>> q = Quantizer(bits=4, alpha=3.0, grid="codebook", codebook="fp4_e2m1fn")   # E2M1 at scale 0.5
+>>> q.levels[7:]
+array([0.  , 0.25, 0.5 , 0.75, 1.  , 1.5 , 2.  , 3.  ])
+>>> q.quantize([0.625, 0.875, 1.25, 9.0])   # ties to the even code; saturation at 3
+array([0.5, 1. , 1. , 3. ])
 """
 
 from __future__ import annotations

@@ -331,6 +331,7 @@ def block_mse(prior, fmt, *, tensor_amax: float | None = None, nodes: int = 12, 
     if not hasattr(prior, "pdf"):
         raise param_error("prior", func, "a prior with a density (use tensor_mse for samples)", repr(prior), TypeError)
     nodes = check_int(nodes, "nodes", func, 2, 64)
+    tail = check_real(tail, "tail", func, 1e-300, 1e-3)
     B = bf.block_size
     ta = None
     if bf.rule == "nvfp4":
