@@ -247,3 +247,13 @@ def test_import_stays_light():
             "print([m for m in ('ml_dtypes', 'torch', 'matplotlib', 'numba', 'sympy') if m in sys.modules])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_montecarlo_wrappers_accept_codebook_quantizers(rng):
+    from qtheory import montecarlo
+
+    q = element_quantizer("nf4", 2.0)
+    x = rng.normal(size=1000)
+    assert np.array_equal(montecarlo.quantize(x, q), q.quantize(x))
+    with pytest.raises(TypeError, match="codebook"):
+        q.kernel_params  # noqa: B018

@@ -99,8 +99,8 @@ def test_four_over_six_never_worse_than_nvfp4(rng):
 
 # --------------------------------------------------------------------------- exact expected MSE vs Monte Carlo
 PRIORS = {"gaussian": "gaussian", "laplace": "laplace", "t8": stats.t(8)}
-CASES = [(n, r) for n in ("mxfp4", "mxfp6_e2m3", "mxfp6_e3m2", "mxfp8_e4m3", "mxfp8_e5m2", "mxint8")
-         for r in ("floor", "ceil", "rne")] + [("nvfp4", "nvfp4"), ("int4_g32", "absmax"),
+CASES = [(n, r) for n in ("mxfp4", "mxfp6_e2m3", "mxfp6_e3m2", "mxfp8_e4m3", "mxfp8_e5m2", "mxint8", "mxint4")
+         for r in ("floor", "ceil", "rne")] + [("nvfp4", "nvfp4"), ("nvint4", "nvfp4"), ("int4_g32", "absmax"),
                                                ("int4_g128", "absmax"), ("int8_g32", "absmax")]
 
 
