@@ -192,3 +192,12 @@ def test_round_up_beats_the_floor_rule_for_mxfp8_e4m3():
         assert t.rule.iloc[0] == "ceil"
         s = t.set_index("rule").sqnr_db
         assert s["ceil"] > s["floor"] + 0.5
+
+
+def test_block_mse_is_scale_equivariant_by_powers_of_two():
+    from qtheory import Gaussian
+
+    base = block_mse("gaussian", "mxfp4").mse
+    for k in (-60, -7, 5, 60):
+        r = block_mse(Gaussian(sigma=2.0**k), "mxfp4")
+        assert r.mse == pytest.approx(base * 4.0**k, rel=1e-10)

@@ -249,7 +249,26 @@ def report(kuz, wk_opt, wk_sweep, crest, cross, rules, formats, budget) -> str:
               "uses the large-tensor per-tensor scale: amax is the 1 − 2^−24 quantile of |X|.", ""]
     for _, r in budget.iterrows():
         lines.append(f"- {r.prior}, ≤ {r.bits_budget} bits: {r.best_format} ({r.bits_per_element} bits, {r.sqnr_db} dB).")
+    lines += ["", CONVENTIONS]
     return "\n".join(lines) + "\n"
+
+
+CONVENTIONS = """## Conventions and where references differ
+
+- Rounding is to the nearest level, ties to the even code, with saturation at the largest level, for every
+  element format (OCP). `tests/test_formats.py` checks every code and every tie against ml_dtypes casts.
+- ml_dtypes casts do not saturate (float8_e4m3fn overflows to NaN above 464, float8_e5m2 to Inf from 61440):
+  clip first. They also round a float64 input through float32, so a float64 just inside a tie can round the
+  other way (a double rounding); on float32 inputs they agree with qtheory bit for bit.
+- microxcaling's default element rounding `"nearest"` rounds half away from zero; its `"even"` mode (and the
+  OCP spec) round half to even, as here.
+- MX scales: `floor` is OCP MX v1.0 §6.3; `ceil` is the smallest power of two without saturation (the
+  round-up of recent MXFP8 pre-training recipes); `rne` is ml_dtypes' float8_e8m0fnu cast of amax/max_elem.
+- NVFP4: the per-tensor scale amax/(448·6) is kept in float64 (FP32 in the recipe); an E4M3 block scale that
+  rounds to zero is raised to 2^-9. "4 over 6" chooses per block from all its elements, so it has no
+  order-statistics integral: only the tensor path and Monte Carlo.
+- Group-wise INT: symmetric absmax, levels −(2^(b−1)−1)..2^(b−1)−1, scale amax/qmax rounded to FP16.
+"""
 
 
 # ----------------------------------------------------------------------------- figures
