@@ -201,3 +201,14 @@ def test_block_mse_is_scale_equivariant_by_powers_of_two():
     for k in (-60, -7, 5, 60):
         r = block_mse(Gaussian(sigma=2.0**k), "mxfp4")
         assert r.mse == pytest.approx(base * 4.0**k, rel=1e-10)
+
+
+def test_block_mse_quadrature_has_converged(monkeypatch):
+    import qtheory.formats.block as blk
+
+    for name in ("mxfp4", "nvfp4", "int4_g32"):
+        a = blk.block_mse("laplace", name).mse
+        monkeypatch.setattr(blk, "_NARROW_NODES", 4)
+        b = blk.block_mse("laplace", name, nodes=24).mse
+        monkeypatch.undo()
+        assert a == pytest.approx(b, rel=1e-10), name

@@ -293,6 +293,8 @@ class BlockMSEResult:
 
 #: Tensor size behind the default NVFP4 tensor scale under a prior (see :func:`block_mse`).
 NVFP4_TENSOR_SIZE = 2**24
+#: Gauss–Legendre nodes on sub-pieces narrower than 1% (e.g. between adjacent FP16 scales).
+_NARROW_NODES = 2
 
 
 def block_mse(prior, fmt, *, tensor_amax: float | None = None, nodes: int = 12, tail: float = 1e-15) -> BlockMSEResult:
@@ -360,7 +362,7 @@ def block_mse(prior, fmt, *, tensor_amax: float | None = None, nodes: int = 12, 
     # narrow sub-pieces (e.g. between adjacent FP16 scales) need few nodes
     narrow = (v - u) < 1e-2 * v
     mm, ww, sn = [], [], []
-    for sel, n in ((~narrow, nodes), (narrow, min(nodes, 2))):
+    for sel, n in ((~narrow, nodes), (narrow, min(nodes, _NARROW_NODES))):
         xg, wg = np.polynomial.legendre.leggauss(n)
         uu, vv = u[sel], v[sel]
         mm.append((0.5 * (vv - uu)[:, None] * xg[None, :] + 0.5 * (vv + uu)[:, None]).ravel())
