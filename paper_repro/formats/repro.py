@@ -8,7 +8,8 @@ Tables (paper_repro/formats/):
   widrow_kollar     SQNR at the optimal scale vs 13.47 + 6.02·M; and E4M3 at a fixed scale over σ
   crest             INT vs FP block formats against the block crest factor, exact beside Chen et al.'s INT form
   mx_rules          floor / ceil / rne shared-exponent rules: SQNR and how often the block maximum saturates
-  formats           every CLI format under Gaussian, Laplace and Student-t(5): bits/element, SQNR
+  formats           every CLI format under Gaussian, Laplace and Student-t(5), and on two real weight
+                    tensors (silero-vad, if installed: exact tensor MSE): bits/element, SQNR
   budget            the best format at each bits-per-element budget (scale overhead included)
   REPORT.md
 Figures (figures/formats/): sqnr_vs_bits.png, widrow_kollar.png, crest.png
@@ -151,8 +152,29 @@ def mx_rules_table() -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+#: Real tensors (read from the installed silero-vad weights file, not its package code): blocks run along
+#: the input dimension (last axis after flattening the kernel).
+REAL_TENSORS = ("lstm_cell.weight_ih", "conv1.weight")
+
+
+def real_tensors() -> dict[str, np.ndarray]:
+    import importlib.util
+
+    spec = importlib.util.find_spec("silero_vad")
+    if spec is None or not spec.submodule_search_locations:
+        return {}
+    path = Path(list(spec.submodule_search_locations)[0]) / "data" / "silero_vad_16k.safetensors"
+    if not path.is_file():
+        return {}
+    from safetensors.numpy import load_file
+
+    w = load_file(str(path))
+    return {f"silero:{k}": w[k].astype(np.float64).reshape(w[k].shape[0], -1) for k in REAL_TENSORS if k in w}
+
+
 def formats_table() -> pd.DataFrame:
     frames = [format_table(p).assign(prior=pname) for pname, p in PRIORS.items()]
+    frames += [format_table(x).assign(prior=name) for name, x in real_tensors().items()]
     df = pd.concat(frames, ignore_index=True)
     df = df[["prior", "format", "kind", "bits_per_element", "sqnr_db", "saturation"]]
     return df.assign(sqnr_db=df.sqnr_db.round(2), saturation=df.saturation.round(3))
@@ -246,7 +268,9 @@ def report(kuz, wk_opt, wk_sweep, crest, cross, rules, formats, budget) -> str:
     lines += ["## Best format at a bits-per-element budget", "",
               "Scale overhead included (E8M0/32 = 0.25, E4M3/16 = 0.5, FP16/32 = 0.5, FP16/128 = 0.125 bit); element "
               "formats at their MSE-optimal per-tensor scale; block formats with their own rule. NVFP4 under a prior "
-              "uses the large-tensor per-tensor scale: amax is the 1 − 2^−24 quantile of |X|.", ""]
+              "uses the large-tensor per-tensor scale: amax is the 1 − 2^−24 quantile of |X|. Rows named silero:… are "
+              "real weight tensors of the silero-vad model (exact MSE of that tensor, blocks along the input "
+              "dimension; saturation not tabulated).", ""]
     for _, r in budget.iterrows():
         lines.append(f"- {r.prior}, ≤ {r.bits_budget} bits: {r.best_format} ({r.bits_per_element} bits, {r.sqnr_db} dB).")
     lines += ["", CONVENTIONS]
@@ -275,8 +299,9 @@ CONVENTIONS = """## Conventions and where references differ
 def fig_sqnr_vs_bits(formats):
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.5), sharey=True)
-    for ax, (pname, d) in zip(axes, formats.groupby("prior", sort=False), strict=True):
+    groups = list(formats.groupby("prior", sort=False))
+    fig, axes = plt.subplots(1, len(groups), figsize=(5 * len(groups), 4.5), sharey=True)
+    for ax, (pname, d) in zip(axes, groups, strict=True):
         for kind, mk in (("element", "o"), ("block", "s")):
             e = d[d.kind == kind]
             ax.scatter(e.bits_per_element, e.sqnr_db, marker=mk, label=kind)
