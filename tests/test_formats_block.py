@@ -212,3 +212,19 @@ def test_block_mse_quadrature_has_converged(monkeypatch):
         b = blk.block_mse("laplace", name, nodes=24).mse
         monkeypatch.undo()
         assert a == pytest.approx(b, rel=1e-10), name
+
+
+@pytest.mark.parametrize("call,param", [
+    (lambda: __import__("qtheory.formats", fromlist=["x"]).optimal_scale("gaussian", "fp9"), "codebook"),
+    (lambda: format_table("gaussian", ["int8", "nope"]), "formats"),
+    (lambda: block_scale("nvfp4", [1.0]), "tensor_amax"),
+    (lambda: block_mse("gaussian", "mxfp4", nodes=1), "nodes"),
+    (lambda: block_mse("gaussian", "mxfp4", tail=0.5), "tail"),
+    (lambda: block_montecarlo("gaussian", "mxfp4", n_blocks=1), "n_blocks"),
+    (lambda: quantize_blocks(np.ones(4), "mxfp4", axis=3), "axis"),
+    (lambda: BlockFormat("x", "fp4_e2m1fn", 0, "e8m0", "floor"), "block_size"),
+    (lambda: BlockFormat("x", "fp4_e2m1fn", 16, "e8m0", "nvfp4"), "rule"),
+])
+def test_bad_input_names_the_parameter(call, param):
+    with pytest.raises((ValueError, TypeError), match=rf"The '{param}' parameter of [\w.]+ must be .+\. Got .+ instead\."):
+        call()
