@@ -33,6 +33,7 @@ qtheory.allocation   per-channel bit allocation and bias correction (Banner et a
 qtheory.ste          STE threshold gradients: TQT, LSQ, PACT, calibrated PACT
 qtheory.sat          SAT variance rules
 qtheory.intconv      integer-only conv2d reference
+qtheory.formats      FP8/FP6/FP4, NF4, MX, NVFP4, group-wise INT: exact MSE and block scaling
 """
 
 import lazy_loader as _lazy
@@ -57,6 +58,7 @@ __getattr__, __dir__, __all__ = _lazy.attach(
         "quantizer",
         "mse",
         "optimal",
+        "formats",
     ],
     submod_attrs={
         "quantizer": ["Quantizer", "GRIDS", "ROUNDINGS"],

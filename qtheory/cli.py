@@ -5,6 +5,7 @@ Examples (shell)::
     qtheory clip --prior laplace --bits 4 --method aciq --json
     qtheory clip --samples weights.npy --axis 0 --bits 4
     qtheory table --prior laplace gaussian --bits 0-8 --method aciq
+    qtheory formats --prior gaussian --bits-budget 4.5 --json
     qtheory repro            # every paper figure and table
     qtheory repro aciq tqt   # some of them
 """
@@ -221,6 +222,10 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--json", action="store_true")
     g.add_argument("--csv", action="store_true")
     t.set_defaults(func=_cmd_table)
+
+    from qtheory.formats.table import add_formats_parser
+
+    add_formats_parser(sub)  # `qtheory formats`: logic in qtheory/formats/table.py
 
     r = sub.add_parser("repro", help="regenerate paper figures (figures/) and tables (paper_repro/)")
     r.add_argument("names", nargs="*", help="reproductions to run (default: all)")

@@ -62,6 +62,8 @@ def quantize(x, quantizer: Quantizer) -> np.ndarray:
     """Quantize ``x`` with the numba kernel (float64); equals ``quantizer.quantize(x)``."""
     if not isinstance(quantizer, Quantizer):
         raise param_error("quantizer", "montecarlo.quantize", "a qtheory.Quantizer", type(quantizer).__name__, TypeError)
+    if quantizer.grid == "codebook":
+        return quantizer.quantize(x)
     x = np.ascontiguousarray(x, dtype=np.float64)
     flat = x.reshape(-1)
     out = np.empty_like(flat)
@@ -108,7 +110,7 @@ def mse(prior, quantizers: Quantizer | Sequence[Quantizer], *, n_samples: int = 
         raise param_error("n_samples", func, f"at most MAX_CHUNKS = 2^20 chunks of {chunk} samples (raise 'chunk')",
                           n_samples)
     rng = _as_generator(rng, func)
-    spec = _draw_spec(prior)
+    spec = _draw_spec(prior) if all(q.grid != "codebook" for q in qs) else None
     if spec is not None:
         acc = _mse_sums_numba(spec, qs, n_samples, chunk, n_chunks, rng)
     else:
@@ -120,6 +122,9 @@ def mse(prior, quantizers: Quantizer | Sequence[Quantizer], *, n_samples: int = 
             x = np.ascontiguousarray(prior.rvs(m, rng), dtype=np.float64)
             for i, q in enumerate(qs):
                 lo, hi = q.overload
+                if q.grid == "codebook":  # level sets: the numpy reference quantizer
+                    _codebook_sums(x, q, lo, hi, acc[i])
+                    continue
                 k.error_sums(x, *q.kernel_params, lo, hi, acc[i])
             done += m
     n = float(n_samples)
@@ -183,3 +188,10 @@ def _mse_sums_numba(spec, qs, n_samples, chunk, n_chunks, rng) -> np.ndarray:
                        np.array([p[4] for p in kp], np.int64), np.array([o[0] for o in ov], float),
                        np.array([o[1] for o in ov], float), out)
     return np.add.reduce(out, axis=0) if n_chunks > 1 else out[0]
+
+
+def _codebook_sums(x, q: Quantizer, lo: float, hi: float, acc: np.ndarray) -> None:
+    """``error_sums`` for a codebook quantizer (same four sums, same clip rule)."""
+    e2 = (q.quantize(x) - x) ** 2
+    clip = (x < lo) | (x >= hi)
+    acc += [e2[clip].sum(), (e2[clip] ** 2).sum(), e2[~clip].sum(), (e2[~clip] ** 2).sum()]

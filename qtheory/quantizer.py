@@ -22,6 +22,15 @@ Grids (``alpha`` is the clip, ``b`` the bit-width)::
     uint       0, s, ..., α - s                         s = α / 2^b        0 .. 2^b-1            TQT unsigned
     affine     ≈ β, ..., 0, ..., ≈ α  (0 exact)         s = (α-β)/(2^b-1)  -z .. 2^b-1-z         zero-point (asymmetric) quantization
 
+Codebook grids (``grid="codebook"``) are the general case: any sorted level set
+``scale · L`` (FP8/FP6/FP4 element formats, NF4, power-of-two, APoT, Lloyd–Max; see
+:mod:`qtheory.formats`), rounded to the nearest level and saturated at the ends.
+``alpha`` is still the clip: the largest level. Ties go, for ``"half_even"``, to the
+level with the even index in its sign's magnitude list (for sign-magnitude floating
+point this is IEEE round-to-nearest-even on the code); ``"half_away"`` to the larger
+magnitude; ``"half_up"`` to the larger level. A codebook may carry its own decision
+thresholds (e.g. log-domain rounding); otherwise they are the mid-points.
+
 A picture of where each grid puts its levels relative to α is drawn by
 :func:`qtheory.plotting.aciq.plot_grids` (``figures/aciq/grids.png``).
 
@@ -35,6 +44,11 @@ array([-0.75, -0.25,  0.25,  0.75])
 array([-0.75,  0.25,  0.75])
 >>> Quantizer(bits=3, alpha=4.0, grid="int").levels
 array([-4., -3., -2., -1.,  0.,  1.,  2.,  3.])
+>>> q = Quantizer(bits=4, alpha=3.0, grid="codebook", codebook="fp4_e2m1fn")   # E2M1 at scale 0.5
+>>> q.levels[7:]
+array([0.  , 0.25, 0.5 , 0.75, 1.  , 1.5 , 2.  , 3.  ])
+>>> q.quantize([0.625, 0.875, 1.25, 9.0])   # ties to the even code; saturation at 3
+array([0.5, 1. , 1. , 3. ])
 """
 
 from __future__ import annotations
@@ -46,9 +60,11 @@ import numpy as np
 
 from ._validation import check_int, check_option, check_real, param_error
 
-__all__ = ["Quantizer", "GRIDS", "ROUNDINGS", "MIN_BITS", "MAX_BITS"]
+__all__ = ["Quantizer", "LevelSet", "GRIDS", "CODEBOOK", "ROUNDINGS", "MIN_BITS", "MAX_BITS"]
 
 GRIDS = ("midrise", "int", "narrow", "unsigned", "uint", "affine")
+#: The general level-set grid (not in GRIDS: the uniform-only functions keep their options).
+CODEBOOK = "codebook"
 ROUNDINGS = ("half_even", "half_away", "half_up")
 #: Rounding codes used by the numba kernels (same order as ROUNDINGS).
 ROUNDING_CODES = {name: i for i, name in enumerate(ROUNDINGS)}
@@ -104,6 +120,7 @@ class Quantizer:
     grid: str = "midrise"
     rounding: str = "half_even"
     beta: float | None = None
+    codebook: object = field(default=None, repr=False)
     scale: float = field(init=False, repr=False)
     offset: float = field(init=False, repr=False)
     qmin: int = field(init=False, repr=False)
@@ -111,6 +128,8 @@ class Quantizer:
 
     def __post_init__(self):
         func = "Quantizer"
+        if self.grid == CODEBOOK or self.codebook is not None:
+            return _init_codebook(self, func)
         grid = check_option(self.grid, "grid", func, GRIDS)
         bits = check_int(self.bits, "bits", func, MIN_BITS[grid], MAX_BITS)
         alpha = check_real(self.alpha, "alpha", func, 0.0, low_open=True)
@@ -140,6 +159,8 @@ class Quantizer:
 
     def with_alpha(self, alpha: float) -> Quantizer:
         """Same bits, grid and rounding with another clip."""
+        if self.grid == CODEBOOK:
+            return Quantizer(self.bits, alpha, CODEBOOK, self.rounding, codebook=self.codebook)
         if self.grid == "affine":
             return Quantizer(self.bits, alpha, self.grid, self.rounding, self.beta * alpha / self.alpha)
         return Quantizer(self.bits, alpha, self.grid, self.rounding)
@@ -165,31 +186,43 @@ class Quantizer:
     @property
     def levels(self) -> np.ndarray:
         """Reconstruction levels in increasing order."""
+        if self.grid == CODEBOOK:
+            return self.codebook.levels * self.scale
         return (self.codes + self.offset) * self.scale
 
     @property
     def thresholds(self) -> np.ndarray:
         """Decision thresholds between adjacent levels (``n_levels - 1`` of them)."""
+        if self.grid == CODEBOOK:
+            return self.codebook.thresholds * self.scale
         return (np.arange(self.qmin, self.qmax) + self.offset + 0.5) * self.scale
 
     @property
     def overload(self) -> tuple[float, float]:
         """Edges of the granular region: half a step beyond the outermost levels."""
+        if self.grid == CODEBOOK:
+            return self.codebook.overload[0] * self.scale, self.codebook.overload[1] * self.scale
         return ((self.qmin + self.offset - 0.5) * self.scale, (self.qmax + self.offset + 0.5) * self.scale)
 
     @property
     def kernel_params(self) -> tuple[float, float, int, int, int]:
         """``(scale, offset, qmin, qmax, rounding_code)`` as passed to numba kernels."""
+        if self.grid == CODEBOOK:
+            raise TypeError("A codebook Quantizer has no uniform kernel parameters; use Quantizer.quantize.")
         return (self.scale, self.offset, self.qmin, self.qmax, ROUNDING_CODES[self.rounding])
 
     # ----------------------------------------------------------------- maps
     def to_codes(self, x) -> np.ndarray:
-        """Integer codes of ``x`` (int64)."""
+        """Integer codes of ``x`` (int64); for a codebook, the index into ``levels``."""
+        if self.grid == CODEBOOK:
+            return _codebook_index(self, x)
         u = np.asarray(x, dtype=np.float64) / self.scale - self.offset
         return np.clip(round_with(u, self.rounding), self.qmin, self.qmax).astype(np.int64)
 
     def from_codes(self, k) -> np.ndarray:
         """Levels of integer codes ``k``."""
+        if self.grid == CODEBOOK:
+            return self.levels[np.asarray(k, dtype=np.int64)]
         return (np.asarray(k, dtype=np.float64) + self.offset) * self.scale
 
     def quantize(self, x) -> np.ndarray:
@@ -245,3 +278,113 @@ def _grid_params(grid: str, bits: int, alpha: float, beta: float | None):
     s = (alpha - beta) / top
     z = int(min(max(math.floor(-beta / s + 0.5), 0), top))
     return s, 0.0, -z, top - z
+
+
+# ----------------------------------------------------------------------------- codebooks
+@dataclass(frozen=True, eq=False)
+class LevelSet:
+    """A sorted set of unit levels with decision thresholds and tie ranks (``Quantizer(codebook=...)``).
+
+    ``rank[k]`` is the index of level ``k`` in its sign's magnitude list (zero, if a level, has
+    rank 0 on both sides); ``"half_even"`` ties go to the even rank.
+
+    >>> cb = LevelSet.from_levels([-1.0, 0.0, 0.5, 1.0])
+    >>> cb.thresholds, cb.rank
+    (array([-0.5 ,  0.25,  0.75]), array([1, 0, 1, 2]))
+    """
+
+    name: str
+    levels: np.ndarray
+    thresholds: np.ndarray
+    rank: np.ndarray
+    overload: tuple[float, float]
+
+    @classmethod
+    def from_levels(cls, levels, thresholds=None, name: str = "levels", func: str = "LevelSet") -> LevelSet:
+        """Validate ``levels`` (and optional ``thresholds``, default the mid-points)."""
+        try:
+            lv = np.asarray(levels, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise param_error("codebook", func, "a 1-D array of at least 2 distinct finite levels", levels,
+                              TypeError) from None
+        if lv.ndim != 1 or lv.size < 2 or not np.all(np.isfinite(lv)) or np.any(np.diff(np.sort(lv)) <= 0):
+            raise param_error("codebook", func, "a 1-D array of at least 2 distinct finite levels", levels)
+        lv = np.sort(lv)
+        if thresholds is None:
+            th = 0.5 * (lv[1:] + lv[:-1])
+        else:
+            th = np.asarray(thresholds, dtype=np.float64)
+            if th.shape != (lv.size - 1,) or not np.all((th > lv[:-1]) & (th < lv[1:])):
+                raise param_error("thresholds", func, "one threshold strictly between each pair of adjacent "
+                                  "levels", thresholds)
+        rank = np.empty(lv.size, dtype=np.int64)
+        pos, neg = lv >= 0, lv < 0
+        has_zero = bool(np.any(lv == 0))
+        rank[pos] = np.arange(int(pos.sum()))
+        rank[neg] = np.arange(int(neg.sum()), 0, -1) - (0 if has_zero else 1)
+        over = (lv[0] - 0.5 * (lv[1] - lv[0]), lv[-1] + 0.5 * (lv[-1] - lv[-2]))
+        for a in (lv, th, rank):
+            a.setflags(write=False)
+        return cls(name, lv, th, rank, (float(over[0]), float(over[1])))
+
+    @property
+    def amax(self) -> float:
+        """The largest level magnitude (``alpha = scale * amax``)."""
+        return float(max(abs(self.levels[0]), abs(self.levels[-1])))
+
+
+def _as_levelset(codebook, func) -> LevelSet:
+    if isinstance(codebook, LevelSet):
+        return codebook
+    if isinstance(codebook, str):
+        from .formats import level_set
+
+        return level_set(codebook)
+    if hasattr(codebook, "level_set"):
+        return codebook.level_set()
+    if codebook is None:
+        raise param_error("codebook", func, "a format name, a LevelSet or an array of levels with grid='codebook'",
+                          codebook, TypeError)
+    return LevelSet.from_levels(codebook, func=func)
+
+
+def _init_codebook(q: Quantizer, func: str) -> None:
+    if q.grid != CODEBOOK:
+        raise param_error("grid", func, "'codebook' when a codebook is given", q.grid)
+    cb = _as_levelset(q.codebook, func)
+    bits = check_int(q.bits, "bits", func, 1, MAX_BITS)
+    if cb.levels.size > 2**bits:
+        raise param_error("bits", func, f"an int >= log2 of the {cb.levels.size} codebook levels", bits)
+    alpha = check_real(q.alpha, "alpha", func, 0.0, low_open=True)
+    check_option(q.rounding, "rounding", func, ROUNDINGS)
+    if q.beta is not None:
+        raise param_error("beta", func, "None for a codebook grid", q.beta)
+    scale = alpha / cb.amax
+    for name, value in (("bits", bits), ("alpha", alpha), ("codebook", cb), ("scale", scale), ("offset", 0.0),
+                        ("qmin", 0), ("qmax", int(cb.levels.size - 1))):
+        object.__setattr__(q, name, value)
+
+
+def _codebook_index(q: Quantizer, x) -> np.ndarray:
+    """Nearest-level index with the tie rule, saturating at the ends (NaN inputs: ValueError)."""
+    x = np.asarray(x, dtype=np.float64)
+    u = x.reshape(-1) / q.scale
+    if np.any(np.isnan(u)):
+        raise param_error("x", "Quantizer.to_codes", "free of NaN", "an array with NaN")
+    cb = q.codebook
+    t = cb.thresholds
+    i = np.searchsorted(t, u, side="left")
+    tie = np.flatnonzero((i < t.size) & (t[np.minimum(i, t.size - 1)] == u))
+    if tie.size:
+        lo = i[tie]
+        hi = lo + 1
+        v = u[tie]
+        if q.rounding == "half_up":
+            up = np.ones(tie.size, dtype=bool)
+        elif q.rounding == "half_away":
+            up = (v > 0) | ((v == 0) & ~np.signbit(v))
+        else:
+            rl, rh = cb.rank[lo] % 2, cb.rank[hi] % 2
+            up = np.where(rl == rh, ~np.signbit(v), rh == 0)
+        i[tie] = np.where(up, hi, lo)
+    return i.astype(np.int64).reshape(x.shape)
