@@ -9,14 +9,16 @@ multimodal prior; samples), so the search scans a dense logarithmic grid of clip
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from ._validation import check_int, check_option, param_error
+from ._validation import check_bool, check_int, check_option, param_error
 from .mse import METHODS, aciq_tail_mean, clipping_mse, mse_slope
-from .priors import Empirical, Gaussian, Laplace, Prior, Rectified, as_prior
+from .priors import Empirical, Gaussian, Laplace, Prior, Rectified, _ldexp, _pow2_exponent, as_prior
 from .quantizer import GRIDS, MAX_BITS, MIN_BITS, Quantizer
 
 __all__ = ["optimal_clip", "optimal_clip_table", "ClipResult"]
@@ -54,7 +56,8 @@ class ClipResult:
 
 
 def optimal_clip(prior, bits: int, *, grid: str = "midrise", method: str = "exact",
-                 n_grid: int | None = None, range: str = "symmetric") -> ClipResult:  # noqa: A002
+                 n_grid: int | None = None, range: str = "symmetric",  # noqa: A002
+                 progress: bool = True) -> ClipResult:
     """The clip that minimises the clipping MSE (globally, for ``method="exact"``).
 
     Parameters
@@ -74,6 +77,8 @@ def optimal_clip(prior, bits: int, *, grid: str = "midrise", method: str = "exac
         ``"asymmetric"`` (with ``grid="affine"``) optimises both ends of the range ``[β, α]``
         (``β <= 0 < α``, zero point ``round(−β/s)``): a 2-D scan followed by Nelder–Mead from the
         best scan points; the result's ``beta`` holds ``β``.
+    progress : bool
+        Show a tqdm progress bar when a search lasts more than 2 s (quadrature priors at many bits).
 
     Notes
     -----
@@ -109,11 +114,28 @@ def optimal_clip(prior, bits: int, *, grid: str = "midrise", method: str = "exac
     grid = check_option(grid, "grid", func, GRIDS)
     bits = check_int(bits, "bits", func, 0 if method == "aciq" else MIN_BITS[grid], MAX_BITS)
     rng_kind = check_option(range, "range", func, ("symmetric", "asymmetric"))
+    progress = check_bool(progress, "progress", func)
     prior = as_prior(prior, func=func)
+    if n_grid is not None:
+        n_grid = check_int(n_grid, "n_grid", func, 4 if rng_kind == "asymmetric" else 16,
+                           10_000 if rng_kind == "asymmetric" else 1_000_000)
+    # Standardise: search on X / 2^e (2^e near the prior's size, an exact scaling), scale back.
+    mag = prior._magnitude()
+    e = _pow2_exponent(mag) if mag > 0 else 0
+    if e == 0:
+        return _optimal(prior, bits, grid, method, n_grid, rng_kind, progress, func)
+    r = _optimal(prior._scaled(e), bits, grid, method, n_grid, rng_kind, progress, func)
+    return dataclasses.replace(
+        r, alpha=math.ldexp(r.alpha, e), mse=float(_ldexp(r.mse, 2 * e)), clipping=float(_ldexp(r.clipping, 2 * e)),
+        rounding=float(_ldexp(r.rounding, 2 * e)), local_minima=_ldexp(r.local_minima, e),
+        beta=None if r.beta is None else math.ldexp(r.beta, e))
+
+
+def _optimal(prior, bits, grid, method, n_grid, rng_kind, progress, func) -> ClipResult:
     if rng_kind == "asymmetric":
         if grid != "affine" or method != "exact":
             raise param_error("grid", func, "'affine' (with method='exact') when range='asymmetric'", grid)
-        return _asymmetric(prior, bits, n_grid, func)
+        return _asymmetric(prior, bits, n_grid, func, progress)
     if method == "aciq":
         if grid != "midrise":
             raise param_error("grid", func, "'midrise' with method='aciq'", grid)
@@ -122,15 +144,15 @@ def optimal_clip(prior, bits: int, *, grid: str = "midrise", method: str = "exac
         return ClipResult(alpha, r.mse, r.clipping, r.rounding, alpha / prior.scale, bits, grid, method,
                           np.array([alpha]))
     if isinstance(prior, Empirical) and grid in ("midrise", "int", "narrow", "unsigned", "uint"):
-        n_grid = 1024 if n_grid is None else check_int(n_grid, "n_grid", func, 16, 1_000_000)
+        n_grid = 1024 if n_grid is None else n_grid
         r = prior.prepared().optimal_clip(bits, grid=grid, n_grid=n_grid)
         return ClipResult(r.alpha, r.mse, r.clipping, r.rounding, r.alpha / prior.scale, bits, grid, method,
                           r.local_minima)
+    quad = _is_quadrature(prior)
     if n_grid is None:
-        n_grid = 96 if _is_quadrature(prior) else 400
-    n_grid = check_int(n_grid, "n_grid", func, 16, 100_000)
+        n_grid = 96 if quad else 400
     f = lambda a: clipping_mse(prior, a, bits, grid=grid).mse  # noqa: E731
-    alpha, minima = _global_min(f, _search_range(prior, bits), n_grid)
+    alpha, minima = _global_min(f, _search_range(prior, bits), n_grid, progress and quad)
     if grid != "affine" and prior.kind == "continuous":
         alpha = _polish(f, lambda a: mse_slope(prior, Quantizer(bits, a, grid)), alpha)
     r = clipping_mse(prior, alpha, bits, grid=grid)
@@ -158,6 +180,13 @@ def optimal_clip_table(priors: Iterable = ("laplace", "gaussian"), bits: Iterabl
     import pandas as pd
 
     grid = check_option(grid, "grid", "optimal_clip_table", GRIDS)
+    # a bare string (or a single prior object) is one item, not a sequence of characters
+    if isinstance(priors, (str, Prior, np.ndarray)) or hasattr(priors, "dist"):
+        priors = [priors]
+    if isinstance(bits, (int, np.integer)):
+        bits = [bits]
+    if isinstance(methods, str):
+        methods = [methods]
     items = priors.items() if isinstance(priors, dict) else ((_label(p), p) for p in priors)
     rows = []
     for label, p in items:
@@ -172,6 +201,15 @@ def optimal_clip_table(priors: Iterable = ("laplace", "gaussian"), bits: Iterabl
 
 
 # ----------------------------------------------------------------------------- internals
+def _bar(it, progress: bool, desc: str):
+    """A tqdm bar over ``it`` that appears only if the work lasts over 2 s (``progress=False``: none)."""
+    if not progress:
+        return it
+    from tqdm.auto import tqdm
+
+    return tqdm(it, desc=desc, delay=2.0, leave=False)
+
+
 def _label(p):
     return p if isinstance(p, str) else getattr(as_prior(p), "name", repr(p))
 
@@ -291,19 +329,21 @@ def _polish(f, slope, x):
         s_lo, s_hi = slope(lo), slope(hi)
         if s_lo < 0 < s_hi:
             root = brentq(slope, lo, hi, xtol=4 * np.finfo(float).eps * x, rtol=4 * np.finfo(float).eps)
-            return root if f(root) <= f(x) else x
+            # Near the minimum f changes by ~f''·δ²/2, below its own rounding: the exact slope's root
+            # is the better answer unless f says it is clearly worse (a wrong bracket).
+            return root if f(root) <= f(x) * (1.0 + 1e-12) else x
         if s_lo >= 0 or s_hi <= 0:
             continue
     return x
 
 
-def _global_min(f, bounds, n_grid):
+def _global_min(f, bounds, n_grid, progress=False):
     """Scan ``f`` on a log grid, refine every local minimum, return (best, all minima)."""
     from scipy.optimize import minimize_scalar
 
     lo, hi = bounds
     grid = np.geomspace(lo, hi, n_grid)
-    vals = np.array([f(a) for a in grid])
+    vals = np.array([f(a) for a in _bar(grid, progress, "optimal_clip scan")])
     idx = [i for i in range(n_grid) if vals[i] <= vals[max(i - 1, 0)] and vals[i] <= vals[min(i + 1, n_grid - 1)]]
     # keep distinct basins: plateaus produce runs of equal values
     cands = []
