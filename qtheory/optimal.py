@@ -243,13 +243,16 @@ def _aciq_root(prior: Prior, bits: int, func: str) -> float:
     return float(brentq(g, 0.0, hi, xtol=1e-15 * hi, rtol=4 * np.finfo(float).eps, maxiter=500))
 
 
-def _asymmetric(prior: Prior, bits: int, n_grid, func: str) -> ClipResult:
+def _asymmetric(prior: Prior, bits: int, n_grid, func: str, progress: bool = False) -> ClipResult:
     """Minimise the affine-grid MSE over the range ``[β, α]``, ``β <= 0 < α``.
 
     The quantizer depends on the range only through its step ``s`` and integer zero point ``z``
-    (levels ``(k − z)·s``, ``k = 0 .. 2^b − 1``; ``β = −z·s``, ``α = (2^b − 1 − z)·s``), so the
-    search is over ``z`` (a coarse sweep, then every ``z`` near the best) and, for each ``z``, a
-    logarithmic scan of ``s`` refined by bounded Brent iterations.
+    (levels ``(k − z)·s``, ``k = 0 .. 2^b − 1``; ``β = −z·s``, ``α = (2^b − 1 − z)·s``). The search:
+    a coarse 2-D scan (up to 17 zero points, 9 above 8 bits, × ``n_grid`` logarithmic steps) finds
+    the basins; a pattern search from the three (above 8 bits two) best scan points moves ``z``
+    (by halving integer strides, with ``s``, ``α`` or ``β`` held) and ``log s`` until no neighbour
+    improves; finally ``s`` is refined by bounded Brent iterations at the best ``z`` and its two
+    neighbours. The cost grows like ``log(2^b)``, not ``2^b``.
     """
     from scipy.optimize import minimize_scalar
 
@@ -257,7 +260,7 @@ def _asymmetric(prior: Prior, bits: int, n_grid, func: str) -> ClipResult:
 
     top = 2**bits - 1
     quad = _is_quadrature(prior)
-    n = check_int(n_grid if n_grid is not None else (16 if quad else 48), "n_grid", func, 4, 10_000)
+    n = n_grid if n_grid is not None else (16 if quad or bits > 8 else 48)
     if isinstance(prior, Empirical):
         lo_x, hi_x = float(prior._raw.min()), float(prior._raw.max())
         prep = prior.prepared()
@@ -277,29 +280,61 @@ def _asymmetric(prior: Prior, bits: int, n_grid, func: str) -> ClipResult:
         raise param_error("prior", func, "a prior with positive values for range='asymmetric'", repr(prior))
     span = (hi_x - min(lo_x, 0.0)) / top
     s_grid = np.geomspace(span * 1e-3, span * 1.05, n)
+    cache: dict = {}
+
+    def f(z, v):
+        key = (z, v)
+        if key not in cache:
+            cache[key] = float(mse_zs(z, v)[0])
+        return cache[key]
 
     def best_s(z):
         v = mse_zs(z, s_grid)
+        for vv, ss in zip(v, s_grid, strict=True):
+            cache[(z, float(ss))] = float(vv)
         i = int(np.argmin(v))
-        return float(v[i]), float(s_grid[i]), i
+        return float(v[i]), float(s_grid[i])
 
     z_max = top - 1 if lo_x < 0 else 0
-    coarse = np.unique(np.round(np.linspace(0, z_max, min(z_max + 1, 17))).astype(int))
-    scan = {int(z): best_s(int(z)) for z in coarse}
-    zb = min(scan, key=lambda z: scan[z][0])
-    step = int(coarse[1] - coarse[0]) if coarse.size > 1 else 1
-    for z in range(max(0, zb - step), min(z_max, zb + step) + 1):
-        if z not in scan:
-            scan[z] = best_s(z)
-    cands = []
-    for z in sorted(scan, key=lambda z: scan[z][0])[:3]:
-        v0, s0, i = scan[z]
-        a, b = s_grid[max(i - 1, 0)], s_grid[min(i + 1, n - 1)]
-        res = minimize_scalar(lambda v, z=z: float(mse_zs(z, v)[0]), bounds=(a, b), method="bounded",
-                              options={"xatol": 1e-12 * b, "maxiter": 500})
-        cands.append((float(res.fun), float(res.x), z) if res.fun <= v0 else (v0, s0, z))
-    cands.sort()
-    _, step_s, z = cands[0]
+    n_z = min(z_max + 1, 17 if bits <= 8 else 9)
+    coarse = np.unique(np.round(np.linspace(0, z_max, n_z)).astype(int))
+    scan = {int(z): best_s(int(z)) for z in _bar(coarse, progress, "optimal_clip affine scan")}
+    stride0 = max(1, int(coarse[1] - coarse[0]) // 2) if coarse.size > 1 else 1
+    dlog0 = float(np.log(s_grid[1] / s_grid[0]))
+
+    def pattern(z, s_):
+        v = f(z, s_)
+        dz, dl = stride0, dlog0
+        while True:
+            moves = [(z, s_ * math.exp(dl)), (z, s_ * math.exp(-dl))]
+            for z2 in (z + dz, z - dz):
+                if 0 <= z2 <= z_max:
+                    moves += [(z2, s_), (z2, s_ * (top - z) / (top - z2))]  # s held, α held
+                    if z > 0 and z2 > 0:
+                        moves.append((z2, s_ * z / z2))  # β held
+            for z2, s2 in moves:
+                v2 = f(z2, s2)
+                if v2 < v:
+                    z, s_, v = z2, s2, v2
+                    break
+            else:
+                if dz == 1 and dl < 1e-6:
+                    return v, s_, z
+                dz, dl = max(1, dz // 2), dl / 2
+
+    starts = sorted(scan, key=lambda z: scan[z][0])[:3 if bits <= 8 else 2]
+    cands = [pattern(z, scan[z][1]) for z in starts]
+    _, s0, z0 = min(cands)
+    final = []
+    for z in (z0 - 1, z0, z0 + 1):
+        if 0 <= z <= z_max:
+            a, b = s0 * (1 - 1e-5), s0 * (1 + 1e-5)
+            res = minimize_scalar(lambda v, z=z: f(z, float(v)), bounds=(a, b), method="bounded",
+                                  options={"xatol": 1e-13 * b, "maxiter": 200})
+            v0 = f(z, s0)
+            final.append((float(res.fun), float(res.x), z) if res.fun <= v0 else (v0, s0, z))
+    final.sort()
+    _, step_s, z = final[0]
     alpha, beta = (top - z) * step_s, -z * step_s + 0.0
     r = clipping_mse(prior, alpha, bits, grid="affine", beta=beta)
     return ClipResult(alpha, r.mse, r.clipping, r.rounding, alpha / prior.scale, bits, "affine", "exact",

@@ -282,19 +282,22 @@ def _split(narrow, gl, closed, lo, hi, w):
     return out
 
 
-def _gl8(lo, hi, w, j, sqrt_f, s=1.0):
-    """``s^j ∫_lo^hi (z − w)^j f(z) dz`` by 4-node Gauss–Legendre, given ``sqrt_f(z) = √f(z)``.
+def _gl_narrow(lo, hi, w, j, sqrt_f, s=1.0):
+    """``s^j ∫_lo^hi (z − w)^j f(z) dz`` by 4-node Gauss–Legendre (flat arrays), given ``√f``.
 
-    ``((z − w)·√f·s)²`` keeps the j = 2 integrand finite whenever the result is.
+    ``((z − w)·s·√f)²`` keeps the j = 2 integrand finite whenever the result is.
     """
     x, wt = _GL4
-    lo, hi, w = (np.asarray(v, float)[..., None] for v in (lo, hi, w))
-    h, m = 0.5 * (hi - lo), 0.5 * (hi + lo)
-    with np.errstate(invalid="ignore", over="ignore"):
-        z = np.where(np.isfinite(h), m + h * x, 0.0)
-        r = sqrt_f(z)
-        g = r * r if j == 0 else ((z - w) * s * r) * r if j == 1 else ((z - w) * s * r) ** 2
-        return np.where(np.isfinite(h[..., 0]), h[..., 0] * np.sum(wt * g, axis=-1), 0.0)
+    lo, hi, w = (np.asarray(v, float) for v in (lo, hi, w))
+    h = 0.5 * (hi - lo)
+    z = (0.5 * (hi + lo))[:, None] + h[:, None] * x
+    r = sqrt_f(z)
+    if j == 0:
+        g = r * r
+    else:
+        d = (z - w[:, None]) * s
+        g = (d * r) ** 2 if j == 2 else d * r * r
+    return h * (g @ wt)
 
 
 def _exp_sq_err(lo, hi, w, s=1.0):
@@ -311,7 +314,7 @@ def _exp_sq_err(lo, hi, w, s=1.0):
     shape = np.broadcast(lo, hi, w).shape
     with np.errstate(invalid="ignore", over="ignore", under="ignore"):
         out = _split((hi - lo) <= _NARROW,
-                     lambda lo, hi, w: _gl8(lo, hi, w, 2, lambda z: np.exp(-0.5 * z), s),
+                     lambda lo, hi, w: _gl_narrow(lo, hi, w, 2, lambda z: np.exp(-0.5 * z), s),
                      lambda lo, hi, w: g(lo, w) - np.where(np.isinf(hi), 0.0, g(hi, w)), lo, hi, w).reshape(shape)
         out = np.where(hi > lo, out, 0.0)
     return np.maximum(out, 0.0)
@@ -326,7 +329,7 @@ def _exp_mean_err(lo, hi, w):
     shape = np.broadcast(lo, hi, w).shape
     with np.errstate(invalid="ignore", over="ignore", under="ignore"):
         out = _split((hi - lo) <= _NARROW,
-                     lambda lo, hi, w: _gl8(lo, hi, w, 1, lambda z: np.exp(-0.5 * z)),
+                     lambda lo, hi, w: _gl_narrow(lo, hi, w, 1, lambda z: np.exp(-0.5 * z)),
                      lambda lo, hi, w: g(lo, w) - np.where(np.isinf(hi), 0.0, g(hi, w)), lo, hi, w).reshape(shape)
         return np.where(hi > lo, out, 0.0)
 
@@ -435,7 +438,7 @@ class Gaussian(Prior):
             return sp * sp + rp * rp + S * (S * (zpa - zpb)) - 2.0 * ws * (S * (pa - pb))
 
         with np.errstate(invalid="ignore", over="ignore", under="ignore"):
-            out = _split((zb - za) <= _NARROW, lambda za, zb, w: _gl8(za, zb, w, 2, _sqrt_phi, S), closed,
+            out = _split((zb - za) <= _NARROW, lambda za, zb, w: _gl_narrow(za, zb, w, 2, _sqrt_phi, S), closed,
                          za, zb, w).reshape(a.shape)
         return np.maximum(np.where(zb > za, out, 0.0), 0.0)
 
@@ -448,7 +451,7 @@ class Gaussian(Prior):
             return pa - pb - w * p
 
         with np.errstate(invalid="ignore", over="ignore"):
-            out = _split((zb - za) <= _NARROW, lambda za, zb, w: _gl8(za, zb, w, 1, _sqrt_phi), closed,
+            out = _split((zb - za) <= _NARROW, lambda za, zb, w: _gl_narrow(za, zb, w, 1, _sqrt_phi), closed,
                          za, zb, w).reshape(a.shape)
         return self.sigma * np.where(zb > za, out, 0.0)
 
@@ -495,8 +498,27 @@ class ScipyPrior(Prior):
             raise param_error("prior", "ScipyPrior", "a distribution with a finite loc and a finite scale > 0",
                               f"{_dist_name(dist)} with loc={loc}, scale={scale}")
         std = dist.dist(*shapes)
-        with np.errstate(all="ignore"):
-            mean0, var0 = (float(v) for v in std.stats("mv"))
+        self._uloc, self._uscale = loc, scale  # the user's loc/scale (of self.dist)
+        hist = None
+        if hasattr(dist.dist, "_hbins") and hasattr(dist.dist, "_hpdf"):
+            # a histogram at any magnitude: its standard coordinate is the histogram divided by a
+            # power of two near its largest edge (exact), so moments and formulas never overflow
+            from scipy import stats
+
+            edges, dens = np.asarray(dist.dist._hbins, float), np.asarray(dist.dist._hpdf, float)[1:-1]
+            eh = int(np.clip(_pow2_exponent(float(np.max(np.abs(edges)))), -1000, 1000))
+            edges = np.ldexp(edges, -eh)
+            widths = np.diff(edges)
+            mass = dens * np.ldexp(widths, eh)
+            mass = mass / mass.sum()
+            dens = mass / widths
+            hist = (edges, dens)
+            std = stats.rv_histogram((mass, edges), density=False).freeze()
+            scale = math.ldexp(scale, eh)
+            mean0, var0 = _hist_moments(edges, dens)
+        else:
+            with np.errstate(all="ignore"):
+                mean0, var0 = (float(v) for v in std.stats("mv"))
         if not (math.isfinite(var0) and math.isfinite(mean0)):
             raise param_error(
                 "prior", "ScipyPrior", "a distribution with finite variance",
@@ -512,21 +534,19 @@ class ScipyPrior(Prior):
         self._zsupport = (zlo, zhi)
         with np.errstate(over="ignore"):
             self._support = (loc + scale * zlo, loc + scale * zhi)
-        self._hist = None
-        if hasattr(dist.dist, "_hbins") and hasattr(dist.dist, "_hpdf"):
-            self._hist = (np.asarray(dist.dist._hbins, float), np.asarray(dist.dist._hpdf, float)[1:-1])
+        self._hist = hist
         self._breaks = None
 
-    @classmethod
-    def _from_parts(cls, proto: ScipyPrior, loc: float, scale: float) -> ScipyPrior:
-        """The same standard distribution with another loc/scale (exact for power-of-two rescaling)."""
-        new = cls.__new__(cls)
-        new.__dict__.update(proto.__dict__)
-        new._loc, new._scale = loc, scale
-        new.dist = proto.dist.dist(*proto._shapes, loc=loc, scale=scale)
-        zlo, zhi = proto._zsupport
+    def _scaled(self, e: int) -> ScipyPrior:
+        """The prior of ``X · 2^-e``: the same standard distribution, loc/scale divided by ``2^e``."""
+        new = ScipyPrior.__new__(ScipyPrior)
+        new.__dict__.update(self.__dict__)
+        new._loc, new._scale = math.ldexp(self._loc, -e), _checked_ldexp(self._scale, -e, self)
+        new._uloc, new._uscale = math.ldexp(self._uloc, -e), _checked_ldexp(self._uscale, -e, self)
+        new.dist = self.dist.dist(*self._shapes, loc=new._uloc, scale=new._uscale)
+        zlo, zhi = self._zsupport
         with np.errstate(over="ignore"):
-            new._support = (loc + scale * zlo, loc + scale * zhi)
+            new._support = (new._loc + new._scale * zlo, new._loc + new._scale * zhi)
         return new
 
     def __repr__(self):
@@ -552,9 +572,6 @@ class ScipyPrior(Prior):
 
     def _magnitude(self) -> float:
         return max(self.std, abs(self.mean))
-
-    def _scaled(self, e: int) -> ScipyPrior:
-        return ScipyPrior._from_parts(self, math.ldexp(self._loc, -e), _checked_ldexp(self._scale, -e, self))
 
     @property
     def symmetric(self) -> bool:
@@ -783,6 +800,19 @@ def _freeze_histogram(dist):
     if isinstance(dist, stats.rv_histogram):
         return dist.freeze()
     return dist
+
+
+def _hist_moments(edges, dens):
+    """Mean and variance of a piecewise-uniform density, computed at unit scale (no overflow)."""
+    e = _pow2_exponent(float(np.max(np.abs(edges))))
+    x = np.ldexp(edges, -e)
+    h = np.diff(x)
+    p = dens * np.ldexp(h, e)
+    p = p / p.sum()
+    m = 0.5 * (x[1:] + x[:-1])
+    mean = float(np.sum(p * m))
+    var = float(np.sum(p * ((m - mean) ** 2 + h * h / 12.0)))
+    return math.ldexp(mean, e), float(_ldexp(var, 2 * e))
 
 
 def _hist_zint(hist, a, b, w, j):
