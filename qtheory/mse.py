@@ -177,6 +177,20 @@ def quantizer_intervals(q: Quantizer):
     return a, b, y, clip
 
 
+def prepared_samples(prior: Empirical):
+    """The samples of ``prior`` prepared for fast exact MSE evaluation
+    (:class:`qtheory.empirical.EmpiricalMSE`), built on first use and cached on the prior.
+
+    It lives here, above the priors, so that ``qtheory.priors`` imports nothing from the modules
+    built on it (``mse``, ``optimal``, ``empirical``).
+    """
+    if prior._prep is None:
+        from .empirical import EmpiricalMSE
+
+        prior._prep = EmpiricalMSE(prior._raw, _name="samples", _func="Empirical")
+    return prior._prep
+
+
 def _exact_parts_scaled(prior: Prior, bits, grid, rounding, alpha, beta) -> tuple[float, float]:
     """Exact (clipping, rounding) MSE, computed on ``X / 2^e`` with ``2^e`` near the prior's size.
 
@@ -208,7 +222,7 @@ def _exact_parts(prior: Prior, q: Quantizer) -> tuple[float, float]:
     if isinstance(prior, Empirical):
         # exact sums over the samples (equal to a direct quantize-and-average to float64
         # rounding), O(levels) per clip after one O(N) preparation: see qtheory.empirical
-        return prior.prepared().mse_quantizer(q)
+        return prepared_samples(prior).mse_quantizer(q)
     a, b, y, clip = quantizer_intervals(q)
     err = prior.interval_sq_error(a, b, y)
     # non-negative terms: numpy's pairwise sum is accurate to ~log2(n) ulp (no cancellation)

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ._validation import check_bool, check_int, check_option, param_error
-from .mse import METHODS, aciq_tail_mean, clipping_mse, mse_slope
+from .mse import METHODS, aciq_tail_mean, clipping_mse, mse_slope, prepared_samples
 from .priors import Empirical, Gaussian, Laplace, Prior, Rectified, _ldexp, _pow2_exponent, as_prior
 from .quantizer import GRIDS, MAX_BITS, MIN_BITS, Quantizer
 
@@ -145,16 +145,29 @@ def _optimal(prior, bits, grid, method, n_grid, rng_kind, progress, func) -> Cli
                           np.array([alpha]))
     if isinstance(prior, Empirical) and grid in ("midrise", "int", "narrow", "unsigned", "uint"):
         n_grid = 1024 if n_grid is None else n_grid
-        r = prior.prepared().optimal_clip(bits, grid=grid, n_grid=n_grid)
+        r = prepared_samples(prior).optimal_clip(bits, grid=grid, n_grid=n_grid)
         return ClipResult(r.alpha, r.mse, r.clipping, r.rounding, r.alpha / prior.scale, bits, grid, method,
                           r.local_minima)
     quad = _is_quadrature(prior)
     if n_grid is None:
         n_grid = 96 if quad else 400
     f = lambda a: clipping_mse(prior, a, bits, grid=grid).mse  # noqa: E731
-    alpha, minima = _global_min(f, _search_range(prior, bits), n_grid, progress and quad)
-    if grid != "affine" and prior.kind == "continuous":
-        alpha = _polish(f, lambda a: mse_slope(prior, Quantizer(bits, a, grid)), alpha)
+    slope = lambda a: mse_slope(prior, Quantizer(bits, a, grid))  # noqa: E731
+    if quad and bits >= _HIGH_RATE_BITS and grid != "affine" and prior.kind == "continuous":
+        # Quadrature over 2^b bins is costly: find the basins with the high-rate MSE (exact clipping
+        # part + Δ²/12 per unit of granular mass; its relative error is O((Δ/σ)²) < 1e-5 here), then
+        # land on the exact optimum as the root of the exact slope bracketed around it.
+        fh = lambda a: _high_rate_mse(prior, a, bits, grid)  # noqa: E731
+        alpha, minima = _global_min(fh, _search_range(prior, bits), n_grid, progress)
+        polished = _polish(f, slope, alpha, rels=(1e-5, 1e-3, 1e-2))
+        if polished == alpha:  # no bracket: minimise the exact MSE near the high-rate optimum
+            alpha, _ = _global_min(f, (alpha * 0.99, alpha * 1.01), 16)
+        else:
+            alpha = polished
+    else:
+        alpha, minima = _global_min(f, _search_range(prior, bits), n_grid, progress and quad)
+        if grid != "affine" and prior.kind == "continuous":
+            alpha = _polish(f, slope, alpha)
     r = clipping_mse(prior, alpha, bits, grid=grid)
     return ClipResult(alpha, r.mse, r.clipping, r.rounding, alpha / prior.scale, bits, grid, method, minima)
 
@@ -263,7 +276,7 @@ def _asymmetric(prior: Prior, bits: int, n_grid, func: str, progress: bool = Fal
     n = n_grid if n_grid is not None else (16 if quad or bits > 8 else 48)
     if isinstance(prior, Empirical):
         lo_x, hi_x = float(prior._raw.min()), float(prior._raw.max())
-        prep = prior.prepared()
+        prep = prepared_samples(prior)
 
         def mse_zs(z, ss):
             qs = [Quantizer(bits, (top - z) * v, "affine", beta=-z * v) for v in np.atleast_1d(ss)]
@@ -355,11 +368,25 @@ def _search_range(prior: Prior, bits: int) -> tuple[float, float]:
     return min(1e-3 * scale, 1e-3 * top), top
 
 
-def _polish(f, slope, x):
+#: From this many bits on, quadrature priors are scanned with the high-rate MSE (see _optimal).
+_HIGH_RATE_BITS = 10
+
+
+def _high_rate_mse(prior: Prior, alpha: float, bits: int, grid: str) -> float:
+    """Exact clipping part plus ``Δ²/12 · P(granular)``: the classical high-resolution MSE."""
+    q = Quantizer(bits, alpha, grid)
+    lo, hi = q.overload
+    lv = q.levels
+    clip = prior.interval_sq_error([-np.inf, hi], [lo, np.inf], [lv[0], lv[-1]])
+    p = float(np.sum(prior.prob([lo], [hi])))
+    return float(np.sum(clip)) + q.scale**2 / 12.0 * p
+
+
+def _polish(f, slope, x, rels=(1e-7, 1e-5, 1e-3)):
     """Locate a minimum found by Brent (to ~sqrt(eps)) to ~eps as the root of the exact slope."""
     from scipy.optimize import brentq
 
-    for rel in (1e-7, 1e-5, 1e-3):
+    for rel in rels:
         lo, hi = x * (1 - rel), x * (1 + rel)
         s_lo, s_hi = slope(lo), slope(hi)
         if s_lo < 0 < s_hi:

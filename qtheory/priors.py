@@ -777,6 +777,14 @@ class ScipyPrior(Prior):
         a, b, y = _bcast(a, b, y)
         return self._scale * self._zint(self._z(a), self._z(b), self._z(y), 1).reshape(a.shape)
 
+    def prob(self, a, b):
+        a, b = _bcast(a, b)
+        zlo, zhi = self._zsupport
+        za, zb = np.clip(self._z(a), zlo, zhi), np.clip(self._z(b), zlo, zhi)
+        if self._hist is not None:
+            return _hist_zint(self._hist, za.ravel(), zb.ravel(), np.zeros(za.size), 0).reshape(a.shape)
+        return np.where(zb > za, self._zmass(za, zb), 0.0)
+
 
 def _scale_sq(v, s: float):
     """``v · s²`` without intermediate overflow/underflow of ``s²``."""
@@ -874,15 +882,6 @@ class Empirical(Prior):
         if self._sorted is None:
             self._sorted = np.sort(self._raw)
         return self._sorted
-
-    def prepared(self):
-        """The samples prepared for fast exact MSE evaluation (:class:`qtheory.empirical.EmpiricalMSE`,
-        built on first use; no sort)."""
-        if self._prep is None:
-            from .empirical import EmpiricalMSE
-
-            self._prep = EmpiricalMSE(self._raw, _name="samples", _func="Empirical")
-        return self._prep
 
     def __repr__(self):
         return f"Empirical(n={self.n})"
@@ -1084,7 +1083,8 @@ def as_prior(obj, *, name: str = "prior", func: str = "as_prior") -> Prior:
     ----------
     obj : str, frozen scipy.stats distribution, array_like or Prior
         ``"laplace"``, ``"gaussian"`` / ``"normal"`` (unit scale); a frozen continuous
-        ``scipy.stats`` distribution (``norm``/``laplace`` become closed forms); a 1-D array
+        ``scipy.stats`` distribution (``norm``/``laplace`` become closed forms; a
+        ``scipy.stats.rv_histogram`` may be given unfrozen); a 1-D array
         of finite samples; or a Prior.
 
     Examples
@@ -1108,6 +1108,8 @@ def as_prior(obj, *, name: str = "prior", func: str = "as_prior") -> Prior:
         if key not in _NAMES:
             raise param_error(name, func, allowed, obj)
         return _NAMES[key]()
+    if type(obj).__module__.startswith("scipy") and hasattr(obj, "_hbins"):  # rv_histogram: no shapes
+        return ScipyPrior(obj.freeze())
     if hasattr(obj, "dist") and hasattr(obj, "rvs") and type(obj).__module__.startswith("scipy"):
         _check_frozen_continuous(obj, name, func)
         dname = _dist_name(obj)
