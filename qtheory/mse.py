@@ -112,6 +112,13 @@ def clipping_mse(
     -------
     MSEResult
 
+    Notes
+    -----
+    Every method works at unit scale: the prior and the clips are divided by the power of two
+    nearest the prior's size (exact), and the MSE is multiplied back by its square. So results are
+    scale-equivariant from 1e-300 to 1e300; an MSE is ``inf`` or ``0`` only when its true value is
+    outside the float64 range (beyond about ``(1e154)²``).
+
     Examples
     --------
     >>> from qtheory import clipping_mse
@@ -149,6 +156,8 @@ def clipping_mse(
         # standardise by a power of two (exact), simulate, scale the MSE and its errors back
         mag = prior._magnitude()
         e = _pow2_exponent(mag) if mag > 0 else 0
+        if mag > 0 and _pow2_exponent(float(np.max(alphas))) - e > 400:
+            e = _pow2_exponent(float(np.max(alphas)))  # clips far beyond the prior: their scale
         p = prior._scaled(e) if e else prior
         quantizers = [Quantizer(bits, math.ldexp(float(a), -e), grid, rounding,
                                 None if b is None else math.ldexp(float(b), -e))
@@ -203,7 +212,7 @@ def _exact_parts_scaled(prior: Prior, bits, grid, rounding, alpha, beta) -> tupl
     if mag == 0.0:  # samples: their own exact path
         return _exact_parts(prior, Quantizer(bits, alpha, grid, rounding, beta))
     e = _pow2_exponent(mag)
-    if math.ldexp(alpha, -e) > 2.0**400:  # a clip far beyond the prior: work at the clip's scale
+    if _pow2_exponent(alpha) - e > 400:  # a clip far beyond the prior: work at the clip's scale
         e = _pow2_exponent(alpha)
     p = prior._scaled(e) if e else prior
     q = Quantizer(bits, math.ldexp(alpha, -e), grid, rounding, None if beta is None else math.ldexp(beta, -e))

@@ -90,6 +90,14 @@ def optimal_clip(prior, bits: int, *, grid: str = "midrise", method: str = "exac
     alignment rather than the tensor. Priors with an infinite variance
     (Cauchy, Student-t with ``df <= 2``) are rejected by :func:`qtheory.as_prior`.
 
+    Continuous priors are searched at unit scale: the prior is divided by the power of two nearest
+    its size (an exact scaling) and the answer scaled back, so ``optimal_clip(c·X).alpha`` is
+    ``c·optimal_clip(X).alpha`` for any ``c`` from 1e-300 to 1e300 (``mse`` is ``c²`` times; it is
+    ``inf`` or ``0`` only where that value is outside the float64 range). For the symmetric grids the
+    clip is polished to the root of the exact slope. Quadrature priors at 10 bits or more are
+    scanned with the high-resolution MSE (exact clipping part + ``Δ²/12`` per unit of granular
+    mass) and then land on the exact optimum by that slope root.
+
     Returns
     -------
     ClipResult
@@ -218,7 +226,7 @@ def _bar(it, progress: bool, desc: str):
     """A tqdm bar over ``it`` that appears only if the work lasts over 2 s (``progress=False``: none)."""
     if not progress:
         return it
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     return tqdm(it, desc=desc, delay=2.0, leave=False)
 

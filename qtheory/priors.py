@@ -794,10 +794,11 @@ def _scale_sq(v, s: float):
 
 
 def _checked_ldexp(v: float, e: int, prior) -> float:
+    """``v · 2^e`` for a scale; a scale that vanishes means the clip is beyond float64's reach of it."""
     out = math.ldexp(v, e) if v != 0.0 else 0.0
     if v != 0.0 and (out == 0.0 or not math.isfinite(out)):
-        raise param_error("alpha", "clipping_mse", "within 1e±300 of the prior's scale",
-                          f"a clip {2.0**-e!r} times {prior!r}'s scale")
+        raise param_error("alpha", "clipping_mse", "at most ~1e300 times the prior's scale (their ratio must be "
+                          "a float64)", f"a clip too large for {prior!r}")
     return out
 
 
