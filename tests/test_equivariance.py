@@ -134,3 +134,13 @@ def test_wide_clip_ratio_is_finite():
     assert clipping_mse("laplace", 1e155, 1, grid="unsigned").mse == _approx(2.0, rel=1e-15)
     assert clipping_mse(Laplace(1e-160), 1.0, 4).mse == _approx(1.0 / 16**2, rel=1e-15)
     assert clipping_mse(Gaussian(1e-200), 1e100, 2).mse == _approx((1e100 / 4) ** 2, rel=1e-15)
+
+
+@pytest.mark.parametrize("c", [1e-150, 1e150])
+def test_montecarlo_works_at_unit_scale(c, seed):
+    """The Monte-Carlo method standardises too: at c = 1e±150 it agrees with c²·(exact MSE at unit
+    scale) within 5 standard errors (the errors scale by c² as well)."""
+    exact = clipping_mse(Laplace(1.0), 3.0, 4).mse
+    r = clipping_mse(Laplace(c), 3.0 * c, 4, method="montecarlo", n_samples=200_000, rng=seed)
+    assert abs(r.mse - exact * c * c) < 5 * r.stderr
+    assert 0 < r.stderr < 0.05 * exact * c * c
