@@ -86,7 +86,9 @@ class Quantizer:
     qmin, qmax : int
         Range of the integer codes.
     zero_point : int
-        Code of the level 0 for ``"affine"`` (``-qmin``), 0 otherwise.
+        Code of the level 0 for ``"affine"`` (``-qmin``), 0 otherwise. For ``"affine"`` it is
+        ``z = round((2^b − 1)·(−β)/(α − β))`` with ties rounded up, computed so that a symmetric
+        range is an exact tie for every ``α``: ``z = 2^(b−1)``, the levels of the ``"int"`` grid.
 
     Examples
     --------
