@@ -991,6 +991,10 @@ class Rectified(Prior):
     def _atom_in(self, a, b):
         return (a <= 0.0) & (b > 0.0)
 
+    def prob(self, a, b):
+        a, b = _bcast(a, b)
+        return self.base.prob(np.maximum(a, 0.0), np.maximum(b, 0.0)) + self.atom * self._atom_in(a, b)
+
     def _partial_moments(self, a, b):
         m0, m1, m2 = self.base.partial_moments(np.maximum(a, 0.0), np.maximum(b, 0.0))
         return m0 + self.atom * self._atom_in(a, b), m1, m2
@@ -1064,6 +1068,9 @@ class Mixture(Prior):
 
     def interval_mean_error(self, a, b, y):
         return sum(w * c.interval_mean_error(a, b, y) for w, c in zip(self.weights, self.components, strict=True))
+
+    def prob(self, a, b):
+        return sum(w * c.prob(a, b) for w, c in zip(self.weights, self.components, strict=True))
 
     def _magnitude(self) -> float:
         mags = [c._magnitude() for c in self.components]
