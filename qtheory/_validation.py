@@ -20,6 +20,8 @@ __all__ = [
     "check_option",
     "check_samples",
     "check_bool",
+    "check_real_array",
+    "check_rng",
     "param_error",
 ]
 
@@ -63,7 +65,7 @@ def check_real(
     """Return ``value`` as a finite Python float within bounds, or raise."""
     rng = _range_text(low, high, "finite real number", low_open, high_open)
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
-        if isinstance(value, np.ndarray) and value.ndim == 0:
+        if isinstance(value, np.ndarray) and value.ndim == 0 and value.dtype.kind in "biuf":
             value = value.item()
             if isinstance(value, numbers.Real) and not isinstance(value, bool):
                 return check_real(value, name, func, low, high, low_open=low_open, high_open=high_open)
@@ -76,6 +78,60 @@ def check_real(
     if high is not None and (v > high or (high_open and v == high)):
         raise param_error(name, func, rng, v)
     return v
+
+
+def check_real_array(
+    value,
+    name: str,
+    func: str,
+    low: float | None = None,
+    high: float | None = None,
+    *,
+    low_open: bool = False,
+    high_open: bool = False,
+    ndim: int | None = 1,
+) -> np.ndarray:
+    """Return a non-empty float64 array of finite reals within bounds, or raise.
+
+    Complex input is a ``TypeError`` even when every imaginary part is 0: a silent ``.real``
+    (numpy's cast) would drop information the caller thought it passed.
+    """
+    kind = "finite real numbers"
+    rng = _range_text(low, high, "number", low_open, high_open).split(" ", 1)[1]
+    what = f"a non-empty {ndim}-D array of {kind}" if ndim is not None else f"a non-empty array of {kind}"
+    if rng != "number":
+        what += " (each " + rng.replace("number ", "", 1) + ")"
+    try:
+        arr = np.asarray(value)
+    except Exception:  # pragma: no cover - exotic array-likes
+        raise param_error(name, func, what, type(value).__name__, TypeError) from None
+    if arr.dtype.kind not in "biuf":
+        got = f"array of dtype {arr.dtype}" if arr.dtype.kind != "O" else value
+        raise param_error(name, func, what, got, TypeError)
+    arr = arr.astype(np.float64, copy=False)
+    if (ndim is not None and arr.ndim != ndim) or arr.size == 0:
+        raise param_error(name, func, what, f"array of shape {arr.shape}")
+    bad = ~np.isfinite(arr)
+    if low is not None:
+        bad |= (arr < low) | ((arr == low) if low_open else False)
+    if high is not None:
+        bad |= (arr > high) | ((arr == high) if high_open else False)
+    if bad.any():
+        raise param_error(name, func, what, f"array with {int(bad.sum())} value(s) out of range, "
+                          f"e.g. {float(arr[bad].flat[0])!r}")
+    return arr
+
+
+def check_rng(value, name: str = "rng", func: str = "?"):
+    """Return ``np.random.default_rng(value)`` for ``None``, an int >= 0 or a Generator, or raise."""
+    allowed = "None, an int >= 0 or a numpy.random.Generator"
+    if value is None or isinstance(value, (np.random.Generator, np.random.SeedSequence, np.random.BitGenerator)):
+        return np.random.default_rng(value)
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise param_error(name, func, allowed, value, TypeError)
+    if int(value) < 0:
+        raise param_error(name, func, allowed, int(value))
+    return np.random.default_rng(int(value))
 
 
 def check_option(value, name: str, func: str, options: Iterable[str]) -> str:

@@ -290,8 +290,9 @@ def aciq_clip(x, bits: int, *, family: str = "laplace", unsigned: bool = False) 
     >>> round(float(aciq_clip(x, 4) / np.mean(np.abs(x))), 2)
     5.03
     """
+    from .fit import fit_prior
     from .optimal import optimal_clip
-    from .priors import Gaussian, Laplace, Rectified, fit_prior
+    from .priors import Gaussian, Laplace, Rectified
 
     func = "aciq_clip"
     family = check_option(family, "family", func, ("laplace", "gaussian", "auto"))

@@ -22,13 +22,21 @@ granular region; see :class:`~qtheory.Quantizer`) and a *rounding* part (inputs 
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
 import numpy as np
 
-from ._validation import check_int, check_option, check_real, param_error
-from .priors import Empirical, Gaussian, Laplace, Prior, Rectified, as_prior
+from ._validation import (
+    check_int,
+    check_option,
+    check_real,
+    check_real_array,
+    check_rng,
+    param_error,
+)
+from .priors import Empirical, Gaussian, Laplace, Prior, Rectified, _ldexp, _pow2_exponent, as_prior
 from .quantizer import GRIDS, MAX_BITS, MIN_BITS, ROUNDINGS, Quantizer
 
 __all__ = ["clipping_mse", "MSEResult", "METHODS", "aciq_terms", "aciq_tail_mean", "mse_slope"]
@@ -104,6 +112,13 @@ def clipping_mse(
     -------
     MSEResult
 
+    Notes
+    -----
+    Every method works at unit scale: the prior and the clips are divided by the power of two
+    nearest the prior's size (exact), and the MSE is multiplied back by its square. So results are
+    scale-equivariant from 1e-300 to 1e300; an MSE is ``inf`` or ``0`` only when its true value is
+    outside the float64 range (beyond about ``(1e154)²``).
+
     Examples
     --------
     >>> from qtheory import clipping_mse
@@ -133,14 +148,27 @@ def clipping_mse(
         clip, rnd = aciq_terms(prior, alphas, bits, func=func)
         return _result(clip, rnd, "aciq", scalar)
 
-    quantizers = [Quantizer(bits, float(a), grid, rounding, None if b is None else float(b))
-                  for a, b in zip(alphas, betas, strict=True)]
     if method == "montecarlo":
         from . import montecarlo
 
         n_samples = check_int(n_samples, "n_samples", func, 2, None)
-        return montecarlo.mse(prior, quantizers, n_samples=n_samples, rng=rng, _scalar=scalar)
-    parts = np.array([_exact_parts(prior, q) for q in quantizers])
+        rng = check_rng(rng, "rng", func)
+        # standardise by a power of two (exact), simulate, scale the MSE and its errors back
+        mag = prior._magnitude()
+        e = _pow2_exponent(mag) if mag > 0 else 0
+        if mag > 0 and _pow2_exponent(float(np.max(alphas))) - e > 400:
+            e = _pow2_exponent(float(np.max(alphas)))  # clips far beyond the prior: their scale
+        p = prior._scaled(e) if e else prior
+        quantizers = [Quantizer(bits, math.ldexp(float(a), -e), grid, rounding,
+                                None if b is None else math.ldexp(float(b), -e))
+                      for a, b in zip(alphas, betas, strict=True)]
+        r = montecarlo.mse(p, quantizers, n_samples=n_samples, rng=rng, _scalar=scalar)
+        if e == 0:
+            return r
+        fields = ("mse", "clipping", "rounding", "stderr", "clipping_stderr", "rounding_stderr")
+        return dataclasses.replace(r, **{k: _back(getattr(r, k), e, scalar) for k in fields})
+    parts = np.array([_exact_parts_scaled(prior, bits, grid, rounding, float(a), None if b is None else float(b))
+                      for a, b in zip(alphas, betas, strict=True)])
     return _result(parts[:, 0], parts[:, 1], "exact", scalar)
 
 
@@ -158,14 +186,56 @@ def quantizer_intervals(q: Quantizer):
     return a, b, y, clip
 
 
+def prepared_samples(prior: Empirical):
+    """The samples of ``prior`` prepared for fast exact MSE evaluation
+    (:class:`qtheory.empirical.EmpiricalMSE`), built on first use and cached on the prior.
+
+    It lives here, above the priors, so that ``qtheory.priors`` imports nothing from the modules
+    built on it (``mse``, ``optimal``, ``empirical``).
+    """
+    if prior._prep is None:
+        from .empirical import EmpiricalMSE
+
+        prior._prep = EmpiricalMSE(prior._raw, _name="samples", _func="Empirical")
+    return prior._prep
+
+
+def _exact_parts_scaled(prior: Prior, bits, grid, rounding, alpha, beta) -> tuple[float, float]:
+    """Exact (clipping, rounding) MSE, computed on ``X / 2^e`` with ``2^e`` near the prior's size.
+
+    Every grid is scale-equivariant (all levels are proportional to the clips), so
+    ``MSE(X, α) = 4^e · MSE(X / 2^e, α / 2^e)``; the power-of-two scaling is exact, and the
+    arithmetic happens at unit scale whatever the units of ``X`` (1e-300 .. 1e300). The result
+    underflows to 0 or overflows to inf only where the true MSE is outside the float64 range.
+    """
+    mag = prior._magnitude()
+    if mag == 0.0:  # samples: their own exact path
+        return _exact_parts(prior, Quantizer(bits, alpha, grid, rounding, beta))
+    e = _pow2_exponent(mag)
+    if _pow2_exponent(alpha) - e > 400:  # a clip far beyond the prior: work at the clip's scale
+        e = _pow2_exponent(alpha)
+    p = prior._scaled(e) if e else prior
+    q = Quantizer(bits, math.ldexp(alpha, -e), grid, rounding, None if beta is None else math.ldexp(beta, -e))
+    clip, rnd = _exact_parts(p, q)
+    return float(_ldexp(clip, 2 * e)), float(_ldexp(rnd, 2 * e))
+
+
+def _back(v, e, scalar):
+    if v is None:
+        return None
+    out = _ldexp(np.asarray(v, dtype=float), 2 * e)
+    return float(out) if scalar else out
+
+
 def _exact_parts(prior: Prior, q: Quantizer) -> tuple[float, float]:
     if isinstance(prior, Empirical):
         # exact sums over the samples (equal to a direct quantize-and-average to float64
         # rounding), O(levels) per clip after one O(N) preparation: see qtheory.empirical
-        return prior.prepared().mse_quantizer(q)
+        return prepared_samples(prior).mse_quantizer(q)
     a, b, y, clip = quantizer_intervals(q)
     err = prior.interval_sq_error(a, b, y)
-    return float(math.fsum(err[clip])), float(math.fsum(err[~clip]))
+    # non-negative terms: numpy's pairwise sum is accurate to ~log2(n) ulp (no cancellation)
+    return float(np.sum(err[clip])), float(np.sum(err[~clip]))
 
 
 def mse_slope(prior: Prior, q: Quantizer) -> float:
@@ -177,8 +247,7 @@ def mse_slope(prior: Prior, q: Quantizer) -> float:
     the two overload regions. Exact for priors without atoms at thresholds.
     """
     a, b, y, _ = quantizer_intervals(q)
-    m0, m1, _m2 = prior.partial_moments(a, b)
-    return -2.0 / q.alpha * math.fsum(y * (m1 - y * m0))
+    return -2.0 / q.alpha * math.fsum(y * prior.interval_mean_error(a, b, y))
 
 
 # ----------------------------------------------------------------------------- aciq
@@ -210,13 +279,20 @@ def aciq_terms(prior: Prior, alpha, bits: int, *, func: str = "aciq_terms"):
             "method='exact' for other priors, or qtheory.fit_prior to fit one",
             repr(prior),
         )
+    # standardised: X / 2^e with 2^e near the scale (exact), back by 4^e at the end
+    e = _pow2_exponent(base.scale)
+    with np.errstate(over="ignore"):
+        a = np.ldexp(alpha, -e)
+    s = math.ldexp(base.scale, -e)
     if isinstance(base, Laplace):
-        clip = 2.0 * base.b**2 * np.exp(-alpha / base.b)
+        clip = 2.0 * s * s * np.exp(-a / s)
     else:
-        clip = 2.0 * base.sigma**2 * _gauss_tail_sq(alpha / base.sigma)
+        clip = 2.0 * s * s * _gauss_tail_sq(a / s)
+    with np.errstate(over="ignore"):
+        noise = a * a / (3.0 * 4.0 ** (bits + 1 if one_sided else bits))
     if one_sided:
-        return 0.5 * clip, 0.5 * alpha**2 / (3.0 * 4.0 ** (bits + 1))
-    return clip, alpha**2 / (3.0 * 4.0**bits)
+        clip, noise = 0.5 * clip, 0.5 * noise
+    return _ldexp(clip, 2 * e), _ldexp(noise, 2 * e)
 
 
 def _gauss_tail_sq(z):
@@ -239,16 +315,11 @@ def _gauss_tail_sq(z):
 
 # ----------------------------------------------------------------------------- helpers
 def _check_alphas(alpha, func):
-    arr = np.asarray(alpha, dtype=object if not np.ndim(alpha) else None)
-    if np.ndim(alpha) == 0:
+    if np.ndim(alpha) == 0 and not isinstance(alpha, np.ndarray):
         return np.array([check_real(alpha, "alpha", func, 0.0, low_open=True)]), True
-    try:
-        arr = np.asarray(alpha, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise param_error("alpha", func, "a finite real number > 0 or an array of them", alpha, TypeError) from None
-    if arr.ndim != 1 or arr.size == 0 or not np.all(np.isfinite(arr)) or np.any(arr <= 0):
-        raise param_error("alpha", func, "a finite real number > 0 or a non-empty 1-D array of them", alpha)
-    return arr, False
+    if isinstance(alpha, np.ndarray) and alpha.ndim == 0:
+        return np.array([check_real(alpha, "alpha", func, 0.0, low_open=True)]), True
+    return check_real_array(alpha, "alpha", func, 0.0, low_open=True), False
 
 
 def _check_betas(beta, grid, alphas, func):
@@ -256,10 +327,14 @@ def _check_betas(beta, grid, alphas, func):
         return [None] * alphas.size
     if grid != "affine":
         raise param_error("beta", func, "None unless grid='affine'", beta)
-    b = np.broadcast_to(np.asarray(beta, dtype=np.float64), alphas.shape)
-    if not np.all(np.isfinite(b)) or np.any(b > 0):
-        raise param_error("beta", func, "a finite real number <= 0 (or an array of them)", beta)
-    return list(b)
+    if np.ndim(beta) == 0:
+        b = np.array([check_real(beta, "beta", func, high=0.0)])
+    else:
+        b = check_real_array(beta, "beta", func, high=0.0)
+    if b.size not in (1, alphas.size):
+        raise param_error("beta", func, f"a number or an array with one value per alpha ({alphas.size})",
+                          f"array of shape {b.shape}")
+    return list(np.broadcast_to(b, alphas.shape))
 
 
 def _result(clip, rnd, method, scalar, stderr=None, cs=None, rs=None):

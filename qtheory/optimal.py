@@ -9,14 +9,16 @@ multimodal prior; samples), so the search scans a dense logarithmic grid of clip
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from ._validation import check_int, check_option, param_error
-from .mse import METHODS, aciq_tail_mean, clipping_mse, mse_slope
-from .priors import Empirical, Gaussian, Laplace, Prior, Rectified, as_prior
+from ._validation import check_bool, check_int, check_option, param_error
+from .mse import METHODS, aciq_tail_mean, clipping_mse, mse_slope, prepared_samples
+from .priors import Empirical, Gaussian, Laplace, Prior, Rectified, _ldexp, _pow2_exponent, as_prior
 from .quantizer import GRIDS, MAX_BITS, MIN_BITS, Quantizer
 
 __all__ = ["optimal_clip", "optimal_clip_table", "ClipResult"]
@@ -54,7 +56,8 @@ class ClipResult:
 
 
 def optimal_clip(prior, bits: int, *, grid: str = "midrise", method: str = "exact",
-                 n_grid: int | None = None, range: str = "symmetric") -> ClipResult:  # noqa: A002
+                 n_grid: int | None = None, range: str = "symmetric",  # noqa: A002
+                 progress: bool = True) -> ClipResult:
     """The clip that minimises the clipping MSE (globally, for ``method="exact"``).
 
     Parameters
@@ -72,8 +75,11 @@ def optimal_clip(prior, bits: int, *, grid: str = "midrise", method: str = "exac
         quadrature).
     range : {"symmetric", "asymmetric"}
         ``"asymmetric"`` (with ``grid="affine"``) optimises both ends of the range ``[β, α]``
-        (``β <= 0 < α``, zero point ``round(−β/s)``): a 2-D scan followed by Nelder–Mead from the
-        best scan points; the result's ``beta`` holds ``β``.
+        (``β <= 0 < α``, zero point ``round((2^b − 1)·(−β)/(α − β))``, ties up): a 2-D scan over
+        (zero point, step), a pattern search from the best scan points and a Brent polish of the
+        step, ``O(log 2^b)`` evaluations (see ``_asymmetric``); the result's ``beta`` holds ``β``.
+    progress : bool
+        Show a tqdm progress bar when a search lasts more than 2 s (quadrature priors at many bits).
 
     Notes
     -----
@@ -84,6 +90,14 @@ def optimal_clip(prior, bits: int, *, grid: str = "midrise", method: str = "exac
     of the samples with a coarser lattice changes, so a larger "optimum" would fit the noise of that
     alignment rather than the tensor. Priors with an infinite variance
     (Cauchy, Student-t with ``df <= 2``) are rejected by :func:`qtheory.as_prior`.
+
+    Continuous priors are searched at unit scale: the prior is divided by the power of two nearest
+    its size (an exact scaling) and the answer scaled back, so ``optimal_clip(c·X).alpha`` is
+    ``c·optimal_clip(X).alpha`` for any ``c`` from 1e-300 to 1e300 (``mse`` is ``c²`` times; it is
+    ``inf`` or ``0`` only where that value is outside the float64 range). For the symmetric grids the
+    clip is polished to the root of the exact slope. Quadrature priors at 10 bits or more are
+    scanned with the high-resolution MSE (exact clipping part + ``Δ²/12`` per unit of granular
+    mass) and then land on the exact optimum by that slope root.
 
     Returns
     -------
@@ -109,11 +123,28 @@ def optimal_clip(prior, bits: int, *, grid: str = "midrise", method: str = "exac
     grid = check_option(grid, "grid", func, GRIDS)
     bits = check_int(bits, "bits", func, 0 if method == "aciq" else MIN_BITS[grid], MAX_BITS)
     rng_kind = check_option(range, "range", func, ("symmetric", "asymmetric"))
+    progress = check_bool(progress, "progress", func)
     prior = as_prior(prior, func=func)
+    if n_grid is not None:
+        n_grid = check_int(n_grid, "n_grid", func, 4 if rng_kind == "asymmetric" else 16,
+                           10_000 if rng_kind == "asymmetric" else 1_000_000)
+    # Standardise: search on X / 2^e (2^e near the prior's size, an exact scaling), scale back.
+    mag = prior._magnitude()
+    e = _pow2_exponent(mag) if mag > 0 else 0
+    if e == 0:
+        return _optimal(prior, bits, grid, method, n_grid, rng_kind, progress, func)
+    r = _optimal(prior._scaled(e), bits, grid, method, n_grid, rng_kind, progress, func)
+    return dataclasses.replace(
+        r, alpha=math.ldexp(r.alpha, e), mse=float(_ldexp(r.mse, 2 * e)), clipping=float(_ldexp(r.clipping, 2 * e)),
+        rounding=float(_ldexp(r.rounding, 2 * e)), local_minima=_ldexp(r.local_minima, e),
+        beta=None if r.beta is None else math.ldexp(r.beta, e))
+
+
+def _optimal(prior, bits, grid, method, n_grid, rng_kind, progress, func) -> ClipResult:
     if rng_kind == "asymmetric":
         if grid != "affine" or method != "exact":
             raise param_error("grid", func, "'affine' (with method='exact') when range='asymmetric'", grid)
-        return _asymmetric(prior, bits, n_grid, func)
+        return _asymmetric(prior, bits, n_grid, func, progress)
     if method == "aciq":
         if grid != "midrise":
             raise param_error("grid", func, "'midrise' with method='aciq'", grid)
@@ -122,17 +153,30 @@ def optimal_clip(prior, bits: int, *, grid: str = "midrise", method: str = "exac
         return ClipResult(alpha, r.mse, r.clipping, r.rounding, alpha / prior.scale, bits, grid, method,
                           np.array([alpha]))
     if isinstance(prior, Empirical) and grid in ("midrise", "int", "narrow", "unsigned", "uint"):
-        n_grid = 1024 if n_grid is None else check_int(n_grid, "n_grid", func, 16, 1_000_000)
-        r = prior.prepared().optimal_clip(bits, grid=grid, n_grid=n_grid)
+        n_grid = 1024 if n_grid is None else n_grid
+        r = prepared_samples(prior).optimal_clip(bits, grid=grid, n_grid=n_grid)
         return ClipResult(r.alpha, r.mse, r.clipping, r.rounding, r.alpha / prior.scale, bits, grid, method,
                           r.local_minima)
+    quad = _is_quadrature(prior)
     if n_grid is None:
-        n_grid = 96 if _is_quadrature(prior) else 400
-    n_grid = check_int(n_grid, "n_grid", func, 16, 100_000)
+        n_grid = 96 if quad else 400
     f = lambda a: clipping_mse(prior, a, bits, grid=grid).mse  # noqa: E731
-    alpha, minima = _global_min(f, _search_range(prior, bits), n_grid)
-    if grid != "affine" and prior.kind == "continuous":
-        alpha = _polish(f, lambda a: mse_slope(prior, Quantizer(bits, a, grid)), alpha)
+    slope = lambda a: mse_slope(prior, Quantizer(bits, a, grid))  # noqa: E731
+    if quad and bits >= _HIGH_RATE_BITS and grid != "affine" and prior.kind == "continuous":
+        # Quadrature over 2^b bins is costly: find the basins with the high-rate MSE (exact clipping
+        # part + Δ²/12 per unit of granular mass; its relative error is O((Δ/σ)²) < 1e-5 here), then
+        # land on the exact optimum as the root of the exact slope bracketed around it.
+        fh = lambda a: _high_rate_mse(prior, a, bits, grid)  # noqa: E731
+        alpha, minima = _global_min(fh, _search_range(prior, bits), n_grid, progress)
+        polished = _polish(f, slope, alpha, rels=(1e-5, 1e-3, 1e-2))
+        if polished == alpha:  # no bracket: minimise the exact MSE near the high-rate optimum
+            alpha, _ = _global_min(f, (alpha * 0.99, alpha * 1.01), 16)
+        else:
+            alpha = polished
+    else:
+        alpha, minima = _global_min(f, _search_range(prior, bits), n_grid, progress and quad)
+        if grid != "affine" and prior.kind == "continuous":
+            alpha = _polish(f, slope, alpha)
     r = clipping_mse(prior, alpha, bits, grid=grid)
     return ClipResult(alpha, r.mse, r.clipping, r.rounding, alpha / prior.scale, bits, grid, method, minima)
 
@@ -158,6 +202,13 @@ def optimal_clip_table(priors: Iterable = ("laplace", "gaussian"), bits: Iterabl
     import pandas as pd
 
     grid = check_option(grid, "grid", "optimal_clip_table", GRIDS)
+    # a bare string (or a single prior object) is one item, not a sequence of characters
+    if isinstance(priors, (str, Prior, np.ndarray)) or hasattr(priors, "dist"):
+        priors = [priors]
+    if isinstance(bits, (int, np.integer)):
+        bits = [bits]
+    if isinstance(methods, str):
+        methods = [methods]
     items = priors.items() if isinstance(priors, dict) else ((_label(p), p) for p in priors)
     rows = []
     for label, p in items:
@@ -172,6 +223,15 @@ def optimal_clip_table(priors: Iterable = ("laplace", "gaussian"), bits: Iterabl
 
 
 # ----------------------------------------------------------------------------- internals
+def _bar(it, progress: bool, desc: str):
+    """A tqdm bar over ``it`` that appears only if the work lasts over 2 s (``progress=False``: none)."""
+    if not progress:
+        return it
+    from tqdm import tqdm
+
+    return tqdm(it, desc=desc, delay=2.0, leave=False)
+
+
 def _label(p):
     return p if isinstance(p, str) else getattr(as_prior(p), "name", repr(p))
 
@@ -205,13 +265,16 @@ def _aciq_root(prior: Prior, bits: int, func: str) -> float:
     return float(brentq(g, 0.0, hi, xtol=1e-15 * hi, rtol=4 * np.finfo(float).eps, maxiter=500))
 
 
-def _asymmetric(prior: Prior, bits: int, n_grid, func: str) -> ClipResult:
+def _asymmetric(prior: Prior, bits: int, n_grid, func: str, progress: bool = False) -> ClipResult:
     """Minimise the affine-grid MSE over the range ``[β, α]``, ``β <= 0 < α``.
 
     The quantizer depends on the range only through its step ``s`` and integer zero point ``z``
-    (levels ``(k − z)·s``, ``k = 0 .. 2^b − 1``; ``β = −z·s``, ``α = (2^b − 1 − z)·s``), so the
-    search is over ``z`` (a coarse sweep, then every ``z`` near the best) and, for each ``z``, a
-    logarithmic scan of ``s`` refined by bounded Brent iterations.
+    (levels ``(k − z)·s``, ``k = 0 .. 2^b − 1``; ``β = −z·s``, ``α = (2^b − 1 − z)·s``). The search:
+    a coarse 2-D scan (up to 17 zero points, 9 above 8 bits, × ``n_grid`` logarithmic steps) finds
+    the basins; a pattern search from the three (above 8 bits two) best scan points moves ``z``
+    (by halving integer strides, with ``s``, ``α`` or ``β`` held) and ``log s`` until no neighbour
+    improves; finally ``s`` is refined by bounded Brent iterations at the best ``z`` and its two
+    neighbours. The cost grows like ``log(2^b)``, not ``2^b``.
     """
     from scipy.optimize import minimize_scalar
 
@@ -219,10 +282,10 @@ def _asymmetric(prior: Prior, bits: int, n_grid, func: str) -> ClipResult:
 
     top = 2**bits - 1
     quad = _is_quadrature(prior)
-    n = check_int(n_grid if n_grid is not None else (16 if quad else 48), "n_grid", func, 4, 10_000)
+    n = n_grid if n_grid is not None else (16 if quad or bits > 8 else 48)
     if isinstance(prior, Empirical):
         lo_x, hi_x = float(prior._raw.min()), float(prior._raw.max())
-        prep = prior.prepared()
+        prep = prepared_samples(prior)
 
         def mse_zs(z, ss):
             qs = [Quantizer(bits, (top - z) * v, "affine", beta=-z * v) for v in np.atleast_1d(ss)]
@@ -239,29 +302,61 @@ def _asymmetric(prior: Prior, bits: int, n_grid, func: str) -> ClipResult:
         raise param_error("prior", func, "a prior with positive values for range='asymmetric'", repr(prior))
     span = (hi_x - min(lo_x, 0.0)) / top
     s_grid = np.geomspace(span * 1e-3, span * 1.05, n)
+    cache: dict = {}
+
+    def f(z, v):
+        key = (z, v)
+        if key not in cache:
+            cache[key] = float(mse_zs(z, v)[0])
+        return cache[key]
 
     def best_s(z):
         v = mse_zs(z, s_grid)
+        for vv, ss in zip(v, s_grid, strict=True):
+            cache[(z, float(ss))] = float(vv)
         i = int(np.argmin(v))
-        return float(v[i]), float(s_grid[i]), i
+        return float(v[i]), float(s_grid[i])
 
     z_max = top - 1 if lo_x < 0 else 0
-    coarse = np.unique(np.round(np.linspace(0, z_max, min(z_max + 1, 17))).astype(int))
-    scan = {int(z): best_s(int(z)) for z in coarse}
-    zb = min(scan, key=lambda z: scan[z][0])
-    step = int(coarse[1] - coarse[0]) if coarse.size > 1 else 1
-    for z in range(max(0, zb - step), min(z_max, zb + step) + 1):
-        if z not in scan:
-            scan[z] = best_s(z)
-    cands = []
-    for z in sorted(scan, key=lambda z: scan[z][0])[:3]:
-        v0, s0, i = scan[z]
-        a, b = s_grid[max(i - 1, 0)], s_grid[min(i + 1, n - 1)]
-        res = minimize_scalar(lambda v, z=z: float(mse_zs(z, v)[0]), bounds=(a, b), method="bounded",
-                              options={"xatol": 1e-12 * b, "maxiter": 500})
-        cands.append((float(res.fun), float(res.x), z) if res.fun <= v0 else (v0, s0, z))
-    cands.sort()
-    _, step_s, z = cands[0]
+    n_z = min(z_max + 1, 17 if bits <= 8 else 9)
+    coarse = np.unique(np.round(np.linspace(0, z_max, n_z)).astype(int))
+    scan = {int(z): best_s(int(z)) for z in _bar(coarse, progress, "optimal_clip affine scan")}
+    stride0 = max(1, int(coarse[1] - coarse[0]) // 2) if coarse.size > 1 else 1
+    dlog0 = float(np.log(s_grid[1] / s_grid[0]))
+
+    def pattern(z, s_):
+        v = f(z, s_)
+        dz, dl = stride0, dlog0
+        while True:
+            moves = [(z, s_ * math.exp(dl)), (z, s_ * math.exp(-dl))]
+            for z2 in (z + dz, z - dz):
+                if 0 <= z2 <= z_max:
+                    moves += [(z2, s_), (z2, s_ * (top - z) / (top - z2))]  # s held, α held
+                    if z > 0 and z2 > 0:
+                        moves.append((z2, s_ * z / z2))  # β held
+            for z2, s2 in moves:
+                v2 = f(z2, s2)
+                if v2 < v:
+                    z, s_, v = z2, s2, v2
+                    break
+            else:
+                if dz == 1 and dl < 1e-6:
+                    return v, s_, z
+                dz, dl = max(1, dz // 2), dl / 2
+
+    starts = sorted(scan, key=lambda z: scan[z][0])[:3 if bits <= 8 else 2]
+    cands = [pattern(z, scan[z][1]) for z in starts]
+    _, s0, z0 = min(cands)
+    final = []
+    for z in (z0 - 1, z0, z0 + 1):
+        if 0 <= z <= z_max:
+            a, b = s0 * (1 - 1e-5), s0 * (1 + 1e-5)
+            res = minimize_scalar(lambda v, z=z: f(z, float(v)), bounds=(a, b), method="bounded",
+                                  options={"xatol": 1e-13 * b, "maxiter": 200})
+            v0 = f(z, s0)
+            final.append((float(res.fun), float(res.x), z) if res.fun <= v0 else (v0, s0, z))
+    final.sort()
+    _, step_s, z = final[0]
     alpha, beta = (top - z) * step_s, -z * step_s + 0.0
     r = clipping_mse(prior, alpha, bits, grid="affine", beta=beta)
     return ClipResult(alpha, r.mse, r.clipping, r.rounding, alpha / prior.scale, bits, "affine", "exact",
@@ -282,28 +377,44 @@ def _search_range(prior: Prior, bits: int) -> tuple[float, float]:
     return min(1e-3 * scale, 1e-3 * top), top
 
 
-def _polish(f, slope, x):
+#: From this many bits on, quadrature priors are scanned with the high-rate MSE (see _optimal).
+_HIGH_RATE_BITS = 10
+
+
+def _high_rate_mse(prior: Prior, alpha: float, bits: int, grid: str) -> float:
+    """Exact clipping part plus ``Δ²/12 · P(granular)``: the classical high-resolution MSE."""
+    q = Quantizer(bits, alpha, grid)
+    lo, hi = q.overload
+    lv = q.levels
+    clip = prior.interval_sq_error([-np.inf, hi], [lo, np.inf], [lv[0], lv[-1]])
+    p = float(np.sum(prior.prob([lo], [hi])))
+    return float(np.sum(clip)) + q.scale**2 / 12.0 * p
+
+
+def _polish(f, slope, x, rels=(1e-7, 1e-5, 1e-3)):
     """Locate a minimum found by Brent (to ~sqrt(eps)) to ~eps as the root of the exact slope."""
     from scipy.optimize import brentq
 
-    for rel in (1e-7, 1e-5, 1e-3):
+    for rel in rels:
         lo, hi = x * (1 - rel), x * (1 + rel)
         s_lo, s_hi = slope(lo), slope(hi)
         if s_lo < 0 < s_hi:
             root = brentq(slope, lo, hi, xtol=4 * np.finfo(float).eps * x, rtol=4 * np.finfo(float).eps)
-            return root if f(root) <= f(x) else x
+            # Near the minimum f changes by ~f''·δ²/2, below its own rounding: the exact slope's root
+            # is the better answer unless f says it is clearly worse (a wrong bracket).
+            return root if f(root) <= f(x) * (1.0 + 1e-12) else x
         if s_lo >= 0 or s_hi <= 0:
             continue
     return x
 
 
-def _global_min(f, bounds, n_grid):
+def _global_min(f, bounds, n_grid, progress=False):
     """Scan ``f`` on a log grid, refine every local minimum, return (best, all minima)."""
     from scipy.optimize import minimize_scalar
 
     lo, hi = bounds
     grid = np.geomspace(lo, hi, n_grid)
-    vals = np.array([f(a) for a in grid])
+    vals = np.array([f(a) for a in _bar(grid, progress, "optimal_clip scan")])
     idx = [i for i in range(n_grid) if vals[i] <= vals[max(i - 1, 0)] and vals[i] <= vals[min(i + 1, n_grid - 1)]]
     # keep distinct basins: plateaus produce runs of equal values
     cands = []

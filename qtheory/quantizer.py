@@ -102,7 +102,9 @@ class Quantizer:
     qmin, qmax : int
         Range of the integer codes.
     zero_point : int
-        Code of the level 0 for ``"affine"`` (``-qmin``), 0 otherwise.
+        Code of the level 0 for ``"affine"`` (``-qmin``), 0 otherwise. For ``"affine"`` it is
+        ``z = round((2^b − 1)·(−β)/(α − β))`` with ties rounded up, computed so that a symmetric
+        range is an exact tie for every ``α``: ``z = 2^(b−1)``, the levels of the ``"int"`` grid.
 
     Examples
     --------
@@ -213,10 +215,25 @@ class Quantizer:
 
     # ----------------------------------------------------------------- maps
     def to_codes(self, x) -> np.ndarray:
-        """Integer codes of ``x`` (int64); for a codebook, the index into ``levels``."""
+        """Integer codes of ``x`` (int64); for a codebook, the index into ``levels``.
+
+        ``±inf`` saturate to ``qmax`` / ``qmin``. NaN has no code: it is refused with a
+        ``ValueError`` (use :meth:`quantize`, which passes NaN through).
+
+        >>> Quantizer(2, 1.0).to_codes([-np.inf, 0.1, np.inf])
+        array([-2,  0,  1])
+        """
+        x = _check_numeric(x, "x", "Quantizer.to_codes")
+        if np.isnan(x).any():
+            raise param_error("x", "Quantizer.to_codes", "an array without NaN (a NaN has no integer code)",
+                              f"array with {int(np.isnan(x).sum())} NaN value(s)")
+        return self._codes(x)
+
+    def _codes(self, x: np.ndarray) -> np.ndarray:
         if self.grid == CODEBOOK:
             return _codebook_index(self, x)
-        u = np.asarray(x, dtype=np.float64) / self.scale - self.offset
+        with np.errstate(over="ignore", invalid="ignore"):
+            u = x / self.scale - self.offset
         return np.clip(round_with(u, self.rounding), self.qmin, self.qmax).astype(np.int64)
 
     def from_codes(self, k) -> np.ndarray:
@@ -226,8 +243,28 @@ class Quantizer:
         return (np.asarray(k, dtype=np.float64) + self.offset) * self.scale
 
     def quantize(self, x) -> np.ndarray:
-        """Quantize ``x`` (numpy reference implementation; float64)."""
-        return self.from_codes(self.to_codes(x))
+        """Quantize ``x`` (numpy reference implementation; float64).
+
+        ``±inf`` saturate to the outermost levels; NaN stays NaN (it is not a value to round).
+
+        >>> Quantizer(2, 1.0).quantize([-np.inf, np.nan, np.inf])
+        array([-0.75,   nan,  0.75])
+        """
+        x = _check_numeric(x, "x", "Quantizer.quantize")
+        nan = np.isnan(x)
+        if not nan.any():
+            return self.from_codes(self._codes(x))
+        out = self.from_codes(self._codes(np.where(nan, 0.0, x)))
+        out[nan] = np.nan
+        return out
+
+
+def _check_numeric(x, name: str, func: str) -> np.ndarray:
+    """``x`` as a float64 array; complex, object or string input is refused (TypeError)."""
+    arr = np.asarray(x)
+    if arr.dtype.kind not in "biuf":
+        raise param_error(name, func, "an array of real numbers", f"array of dtype {arr.dtype}", TypeError)
+    return arr.astype(np.float64, copy=False)
 
 
 def round_with(u, rounding: str = "half_even") -> np.ndarray:
@@ -273,10 +310,14 @@ def _grid_params(grid: str, bits: int, alpha: float, beta: float | None):
         return alpha / (2**bits - 1), 0.0, 0, 2**bits - 1
     if grid == "uint":
         return alpha / 2**bits, 0.0, 0, 2**bits - 1
-    # affine: s = (alpha - beta) / (2^b - 1), zero point z = round(-beta / s) in [0, 2^b - 1]
+    # affine: s = (alpha - beta) / (2^b - 1), zero point z = round((2^b - 1)·(-beta) / (alpha - beta)),
+    # ties rounded up. The ratio -beta / (alpha - beta) is computed before multiplying by 2^b - 1 so
+    # that a symmetric range (beta = -alpha) gives exactly (2^b - 1) / 2, a tie, for every alpha:
+    # z = 2^(b-1), the levels of the "int" grid. (-beta / s rounds differently from one alpha to
+    # the next, which made the zero point, and so the MSE, jump with rounding noise.)
     top = 2**bits - 1
     s = (alpha - beta) / top
-    z = int(min(max(math.floor(-beta / s + 0.5), 0), top))
+    z = int(min(max(math.floor(top * (-beta / (alpha - beta)) + 0.5), 0), top))
     return s, 0.0, -z, top - z
 
 

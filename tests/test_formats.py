@@ -227,7 +227,8 @@ def test_codebook_quantizer_validation():
     with pytest.raises(ValueError, match="'codebook' parameter of level_set"):
         level_set("fp3_nope")
     with pytest.raises(ValueError, match="'x' parameter"):
-        element_quantizer("nf4").quantize([np.nan])
+        element_quantizer("nf4").to_codes([np.nan])
+    assert np.isnan(element_quantizer("nf4").quantize([np.nan, 0.5])[0])  # NaN passes through, as on any grid
     with pytest.raises(ValueError, match="'scale' parameter of element_quantizer"):
         element_quantizer("nf4", 0.0)
     with pytest.raises(ValueError, match="'bits' parameter of int_levels"):
