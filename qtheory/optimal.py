@@ -130,7 +130,9 @@ def optimal_clip(prior, bits: int, *, grid: str = "midrise", method: str = "exac
         n_grid = 96 if _is_quadrature(prior) else 400
     n_grid = check_int(n_grid, "n_grid", func, 16, 100_000)
     f = lambda a: clipping_mse(prior, a, bits, grid=grid).mse  # noqa: E731
-    alpha, minima = _global_min(f, _search_range(prior, bits), n_grid)
+    lo, hi = _search_range(prior, bits)
+    # no basin lies beyond 2^b·hi: there even the smallest non-zero level is beyond the mass
+    alpha, minima = _global_min(f, (lo, hi), n_grid, cap=hi * 2.0**bits)
     if grid != "affine" and prior.kind == "continuous":
         alpha = _polish(f, lambda a: mse_slope(prior, Quantizer(bits, a, grid)), alpha)
     r = clipping_mse(prior, alpha, bits, grid=grid)
@@ -297,18 +299,33 @@ def _polish(f, slope, x):
     return x
 
 
-def _global_min(f, bounds, n_grid):
-    """Scan ``f`` on a log grid, refine every local minimum, return (best, all minima)."""
+def _global_min(f, bounds, n_grid, cap=None):
+    """Scan ``f`` on a log grid, refine every local minimum, return (best, all minima).
+
+    While ``f`` still decreases at the upper end of the scan, the scan is extended with the same
+    spacing (up to ``cap``), so that a basin beyond the first range is found rather than its
+    slope. The two ends of the scan are never reported as local minima (unless ``f`` is monotone
+    over the whole scan, when the best end is returned).
+    """
     from scipy.optimize import minimize_scalar
 
     lo, hi = bounds
-    grid = np.geomspace(lo, hi, n_grid)
-    vals = np.array([f(a) for a in grid])
-    idx = [i for i in range(n_grid) if vals[i] <= vals[max(i - 1, 0)] and vals[i] <= vals[min(i + 1, n_grid - 1)]]
+    grid = list(np.geomspace(lo, hi, n_grid))
+    vals = [f(a) for a in grid]
+    ratio = grid[1] / grid[0]
+    cap = hi if cap is None else max(cap, hi)
+    while vals[-1] < vals[-2] and grid[-1] * ratio <= cap:
+        grid.append(grid[-1] * ratio)
+        vals.append(f(grid[-1]))
+    grid, vals = np.array(grid), np.array(vals)
+    n = grid.size
+    idx = [i for i in range(1, n - 1) if vals[i] <= vals[i - 1] and vals[i] <= vals[i + 1]]
+    if not idx:
+        idx = [int(np.argmin(vals))]
     # keep distinct basins: plateaus produce runs of equal values
     cands = []
     for i in idx:
-        a, b = grid[max(i - 1, 0)], grid[min(i + 1, n_grid - 1)]
+        a, b = grid[max(i - 1, 0)], grid[min(i + 1, n - 1)]
         res = minimize_scalar(f, bounds=(a, b), method="bounded", options={"xatol": 1e-12 * b, "maxiter": 500})
         x, v = (float(res.x), float(res.fun)) if res.fun <= vals[i] else (float(grid[i]), float(vals[i]))
         cands.append((v, x))
