@@ -317,7 +317,7 @@ def octav_clip(x, bits: int, *, unsigned: bool = False, grid: str | None = None,
     >>> round(octav_clip(Laplace(1.0), 4), 3)   # ACIQ's 4-bit ratio is 5.029
     5.034
     >>> round(octav_clip(Laplace(1.0), 4, grid="narrow"), 3)   # step s/7 instead of s/8
-    4.759
+    4.813
     """
     from .priors import Prior
 
@@ -395,7 +395,7 @@ def aciq_clip(x, bits: int, *, family: str = "laplace", unsigned: bool = False, 
     >>> round(float(aciq_clip(x, 4) / np.mean(np.abs(x))), 2)
     5.03
     >>> round(float(aciq_clip(x, 4, grid="narrow") / np.mean(np.abs(x))), 2)   # step α/7, not α/8
-    4.76
+    4.81
     """
     from .empirical import EmpiricalMSE
     from .optimal import optimal_clip
