@@ -162,19 +162,21 @@ def _optimal(prior, bits, grid, method, n_grid, rng_kind, progress, func) -> Cli
         n_grid = 96 if quad else 400
     f = lambda a: clipping_mse(prior, a, bits, grid=grid).mse  # noqa: E731
     slope = lambda a: mse_slope(prior, Quantizer(bits, a, grid))  # noqa: E731
+    lo, hi = _search_range(prior, bits)
+    cap = hi * 2.0**bits  # no basin lies beyond 2^b·hi: there even the smallest non-zero level is beyond the mass
     if quad and bits >= _HIGH_RATE_BITS and grid != "affine" and prior.kind == "continuous":
         # Quadrature over 2^b bins is costly: find the basins with the high-rate MSE (exact clipping
         # part + Δ²/12 per unit of granular mass; its relative error is O((Δ/σ)²) < 1e-5 here), then
         # land on the exact optimum as the root of the exact slope bracketed around it.
         fh = lambda a: _high_rate_mse(prior, a, bits, grid)  # noqa: E731
-        alpha, minima = _global_min(fh, _search_range(prior, bits), n_grid, progress)
+        alpha, minima = _global_min(fh, (lo, hi), n_grid, progress, cap=cap)
         polished = _polish(f, slope, alpha, rels=(1e-5, 1e-3, 1e-2))
         if polished == alpha:  # no bracket: minimise the exact MSE near the high-rate optimum
             alpha, _ = _global_min(f, (alpha * 0.99, alpha * 1.01), 16)
         else:
             alpha = polished
     else:
-        alpha, minima = _global_min(f, _search_range(prior, bits), n_grid, progress and quad)
+        alpha, minima = _global_min(f, (lo, hi), n_grid, progress and quad, cap=cap)
         if grid != "affine" and prior.kind == "continuous":
             alpha = _polish(f, slope, alpha)
     r = clipping_mse(prior, alpha, bits, grid=grid)
@@ -408,18 +410,33 @@ def _polish(f, slope, x, rels=(1e-7, 1e-5, 1e-3)):
     return x
 
 
-def _global_min(f, bounds, n_grid, progress=False):
-    """Scan ``f`` on a log grid, refine every local minimum, return (best, all minima)."""
+def _global_min(f, bounds, n_grid, progress=False, cap=None):
+    """Scan ``f`` on a log grid, refine every local minimum, return (best, all minima).
+
+    While ``f`` still decreases at the upper end of the scan, the scan is extended with the same
+    spacing (up to ``cap``), so that a basin beyond the first range is found rather than its
+    slope. The two ends of the scan are never reported as local minima (unless ``f`` is monotone
+    over the whole scan, when the best end is returned).
+    """
     from scipy.optimize import minimize_scalar
 
     lo, hi = bounds
-    grid = np.geomspace(lo, hi, n_grid)
-    vals = np.array([f(a) for a in _bar(grid, progress, "optimal_clip scan")])
-    idx = [i for i in range(n_grid) if vals[i] <= vals[max(i - 1, 0)] and vals[i] <= vals[min(i + 1, n_grid - 1)]]
+    grid = list(np.geomspace(lo, hi, n_grid))
+    vals = [f(a) for a in _bar(grid, progress, "optimal_clip scan")]
+    ratio = grid[1] / grid[0]
+    cap = hi if cap is None else max(cap, hi)
+    while vals[-1] < vals[-2] and grid[-1] * ratio <= cap:
+        grid.append(grid[-1] * ratio)
+        vals.append(f(grid[-1]))
+    grid, vals = np.array(grid), np.array(vals)
+    n = grid.size
+    idx = [i for i in range(1, n - 1) if vals[i] <= vals[i - 1] and vals[i] <= vals[i + 1]]
+    if not idx:
+        idx = [int(np.argmin(vals))]
     # keep distinct basins: plateaus produce runs of equal values
     cands = []
     for i in idx:
-        a, b = grid[max(i - 1, 0)], grid[min(i + 1, n_grid - 1)]
+        a, b = grid[max(i - 1, 0)], grid[min(i + 1, n - 1)]
         res = minimize_scalar(f, bounds=(a, b), method="bounded", options={"xatol": 1e-12 * b, "maxiter": 500})
         x, v = (float(res.x), float(res.fun)) if res.fun <= vals[i] else (float(grid[i]), float(vals[i]))
         cands.append((v, x))

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["plot_calibrator_excess", "plot_calibrator_grid", "plot_mse_curve", "CALIBRATOR_STYLE"]
+__all__ = ["plot_calibrator_excess", "plot_calibrator_grid", "plot_mse_curve", "CALIBRATOR_STYLE", "EXCESS_FLOOR_PCT"]
 
 #: colour / marker per calibrator (qtheory's exact optimum is the black reference)
 CALIBRATOR_STYLE = {
@@ -32,21 +32,32 @@ def _ax(ax):
     return ax
 
 
+#: excess MSE below this (percent) is drawn at this floor (the exact optimum itself is 0)
+EXCESS_FLOOR_PCT = 1e-4
+
+
 def plot_calibrator_excess(table, distribution: str, *, ax=None, legend: bool = True):
-    """Excess MSE over the exact optimum (dB) vs bits, one line per calibrator, for one
-    distribution of a :func:`qtheory.calibrate.calibrator_table`."""
+    """MSE above the exact optimum, ``100·(MSE/MSE_opt − 1)`` in percent on a log axis, vs bits,
+    one line per calibrator, for one distribution of a :func:`qtheory.calibrate.calibrator_table`.
+
+    The exact optimum (``qtheory``) is the reference (0 %) and is not drawn; values below
+    :data:`EXCESS_FLOOR_PCT` are drawn at that floor (the grey band).
+    """
     ax = _ax(ax)
-    t = table[table["distribution"] == distribution]
+    t = table[(table["distribution"] == distribution) & (table["calibrator"] != "qtheory")]
     for name, g in t.groupby("calibrator", sort=False):
         color, marker = CALIBRATOR_STYLE.get(name, (None, "o"))
         g = g.sort_values("bits")
-        ax.plot(g["bits"], g["excess_db"], marker=marker, color=color, label=name, lw=1.2, ms=4)
-    ax.set_yscale("symlog", linthresh=0.1)
+        y = np.maximum(100.0 * (g["rel_mse"].to_numpy() - 1.0), EXCESS_FLOOR_PCT)
+        ax.plot(g["bits"], y, marker=marker, color=color, label=name, lw=1.2, ms=5, alpha=0.9)
+    ax.set_yscale("log")
+    ax.axhspan(EXCESS_FLOOR_PCT * 0.5, EXCESS_FLOOR_PCT * 1.5, color="0.85", zorder=0)
+    ax.set_ylim(EXCESS_FLOOR_PCT * 0.5, None)
     ax.set_xlabel("bits")
-    ax.set_ylabel("MSE above the exact optimum (dB)")
+    ax.set_ylabel("MSE above the exact optimum (%)")
     grid = t["grid"].iloc[0] if len(t) else ""
     ax.set_title(f"{distribution} ({grid} grid)")
-    ax.grid(True, alpha=0.3)
+    ax.grid(True, which="major", alpha=0.3)
     if legend:
         ax.legend(fontsize=7, ncol=2)
     return ax
@@ -57,16 +68,16 @@ def plot_calibrator_grid(table, *, ncols: int = 4):
     import matplotlib.pyplot as plt
 
     dists = list(dict.fromkeys(table["distribution"]))
-    nrows = -(-len(dists) // ncols)
+    nrows = -(-(len(dists) + 1) // ncols)
     fig, axes = plt.subplots(nrows, ncols, figsize=(4.2 * ncols, 3.4 * nrows), squeeze=False, sharey=True)
     for ax, d in zip(axes.flat, dists, strict=False):
         plot_calibrator_excess(table, d, ax=ax, legend=False)
     for ax in axes.flat[len(dists):]:
         ax.axis("off")
     handles, labels = axes.flat[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower right", ncol=2, fontsize=8, frameon=False,
-               bbox_to_anchor=(0.98, 0.06))
-    fig.suptitle("Calibrators on the same samples: MSE above the exact optimum")
+    axes.flat[len(dists)].legend(handles, labels, loc="center", ncol=1, fontsize=8, frameon=False,
+                                 title=f"calibrator (grey band: ≤ {EXCESS_FLOOR_PCT:g} %)", title_fontsize=8)
+    fig.suptitle("Calibrators on the same samples: exact MSE of each clip above the exact optimum")
     fig.tight_layout()
     return axes
 

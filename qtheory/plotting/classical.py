@@ -5,7 +5,7 @@ Functions take computed results and an optional ``ax``; they return the Axes.
 
 from __future__ import annotations
 
-__all__ = ["plot_distortion_ladder"]
+__all__ = ["plot_distortion_ladder", "RD_KIND_TEXT"]
 
 _RUNGS = [
     ("max", "no clipping (max)", "tab:gray", "x", "-"),
@@ -16,11 +16,18 @@ _RUNGS = [
     ("rate_distortion", "rate–distortion bound", "tab:red", "s", "--"),
 ]
 
+#: how the rate–distortion rung is labelled, by ``rd_kind``: one name, "rate–distortion bound",
+#: qualified by what it is for this prior
+RD_KIND_TEXT = {"exact": "exact D(R)", "shannon_lower_bound": "Shannon lower bound on D(R)"}
 
-def plot_distortion_ladder(table, *, ax=None, title: str | None = None, relative: bool = False):
+
+def plot_distortion_ladder(table, *, ax=None, title: str | None = None, relative: bool = False,
+                           legend: bool = True):
     """MSE vs bits for the rungs of :func:`qtheory.classical.distortion_ladder`.
 
-    ``relative=True`` plots each rung relative to the Lloyd–Max MSE (dB) instead.
+    ``relative=True`` plots each rung relative to the Lloyd–Max MSE (dB) instead. The
+    rate–distortion rung is labelled "rate–distortion bound (exact D(R))" for a Gaussian and
+    "rate–distortion bound (Shannon lower bound on D(R))" otherwise.
     """
     import numpy as np
 
@@ -34,8 +41,8 @@ def plot_distortion_ladder(table, *, ax=None, title: str | None = None, relative
         if col not in table or np.all(np.isnan(table[col].to_numpy(dtype=float))):
             continue
         y = table[col].to_numpy(dtype=float)
-        if col == "rate_distortion" and "rd_kind" in table and table["rd_kind"].iloc[0] == "shannon_lower_bound":
-            label = "Shannon lower bound"
+        if col == "rate_distortion" and "rd_kind" in table and table["rd_kind"].iloc[0] in RD_KIND_TEXT:
+            label = f"{label} ({RD_KIND_TEXT[table['rd_kind'].iloc[0]]})"
         if relative:
             y = 10 * np.log10(y / ref)
         ax.plot(b, y, color=color, marker=marker, ls=ls, label=label, lw=1.4, ms=5)
@@ -48,5 +55,6 @@ def plot_distortion_ladder(table, *, ax=None, title: str | None = None, relative
     if title:
         ax.set_title(title)
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=7)
+    if legend:
+        ax.legend(fontsize=7)
     return ax
