@@ -27,8 +27,9 @@ class Config:
     bits: tuple = (2, 3, 4, 8)
     methods: tuple = ("tqt", "lsq", "pact", "calibrated_pact", "sat")
     sat_ablation_bits: tuple = (2, 4)
-    float_epochs: int = 30
-    qat_epochs: int = 8
+    float_epochs: int = 20
+    qat_epochs: int = 5
+    analysis_images: int = 512
     lr: float = 1e-3
     lr_threshold: float = 1e-2
     float_lr: float = 3e-3
@@ -37,7 +38,7 @@ class Config:
 
 FULL_CONFIG = Config()
 FAST_CONFIG = Config(seeds=(0,), bits=(2, 4), methods=("tqt", "lsq", "calibrated_pact", "sat"),
-                     sat_ablation_bits=(2,), float_epochs=12, qat_epochs=3, integer_bits=(4,))
+                     sat_ablation_bits=(2,), float_epochs=12, qat_epochs=3, integer_bits=(4,), analysis_images=256)
 
 _FLOAT_CACHE: dict = {}
 
@@ -51,8 +52,12 @@ def _float(data, seed: int, cfg: Config):
     return _FLOAT_CACHE[key]
 
 
-def run_one(method: str, bits: int, seed: int, cfg: Config = FULL_CONFIG) -> dict:
-    """Train one (method, bits, seed) and return its measurements as plain dicts/lists."""
+def run_one(method: str, bits: int, seed: int, cfg: Config = FULL_CONFIG, fp_state: dict | None = None) -> dict:
+    """Train one (method, bits, seed) and return its measurements as plain dicts/lists.
+
+    ``fp_state`` is the float model of ``seed`` (a state dict of arrays, as ``run_one("float", …)``
+    returns under ``"state"``); without it the float model is trained here.
+    """
     import torch
 
     from . import analysis as A
@@ -61,11 +66,18 @@ def run_one(method: str, bits: int, seed: int, cfg: Config = FULL_CONFIG) -> dic
     from .data import load_digits_split
 
     data = load_digits_split()
-    fp = _float(data, seed, cfg)
+    if fp_state is not None:
+        fp = N.DigitsCNN()
+        fp.load_state_dict({k: torch.as_tensor(v) for k, v in fp_state.items()})
+        fp.eval()
+    else:
+        fp = _float(data, seed, cfg)
     calib = data.x_train[:256]
+    analysis = data.x_train[:cfg.analysis_images]
     out: dict = {"method": method, "bits": bits, "seed": seed}
     if method == "float":
         out["test_accuracy"] = N.evaluate(fp, data.x_test, data.y_test)
+        out["state"] = {k: v.detach().numpy().copy() for k, v in fp.state_dict().items()}
         return out
     if method == "ptq_exact":
         model = N.ptq_model(fp, bits, calib)
@@ -76,9 +88,9 @@ def run_one(method: str, bits: int, seed: int, cfg: Config = FULL_CONFIG) -> dic
     N.train(model, data, epochs=cfg.qat_epochs, lr=cfg.lr, lr_threshold=cfg.lr_threshold, seed=1000 + seed,
             log=log)
     out["test_accuracy"] = N.evaluate(model, data.x_test, data.y_test)
-    out["thresholds"] = A.thresholds_vs_theory(model, data.x_train).assign(seed=seed).to_dict("records")
+    out["thresholds"] = A.thresholds_vs_theory(model, analysis).assign(seed=seed).to_dict("records")
     if method == "tqt":
-        inputs = A.quantizer_inputs(model, data.x_train)
+        inputs = A.quantizer_inputs(model, analysis)
         gen = np.random.default_rng(seed)
         rows = []
         for name, trace in log.params.items():
@@ -108,7 +120,7 @@ def run_one(method: str, bits: int, seed: int, cfg: Config = FULL_CONFIG) -> dic
 
 
 def _jobs(cfg: Config) -> list[tuple]:
-    jobs = [("float", 32, s) for s in cfg.seeds]
+    jobs = []
     for s in cfg.seeds:
         for b in cfg.bits:
             jobs.append(("ptq_exact", b, s))
@@ -118,37 +130,45 @@ def _jobs(cfg: Config) -> list[tuple]:
     return jobs
 
 
-def _run_job(job_cfg):
-    job, cfg = job_cfg
+def _run_job(args):
+    job, cfg, state = args
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-    return run_one(*job, cfg=cfg)
+    return run_one(*job, cfg=cfg, fp_state=state)
 
 
 def run_grid(cfg: Config = FULL_CONFIG, *, n_jobs: int | None = None, progress: bool = True) -> dict:
     """Run every job of ``cfg`` and return ``{"accuracy", "thresholds", "pow2", "sat", "integer"}``
     DataFrames (rows in job order, whatever ``n_jobs``).
 
-    ``n_jobs`` local processes (default: the CPUs available, at most 2 on this project's machines'
-    budget); each trains on one thread.
+    The float model of each seed is trained first (one job per seed), then every quantized run
+    starts from it. ``n_jobs`` local processes (default: the CPUs available, at most 2); each run
+    trains on one thread, so the tables do not depend on ``n_jobs``.
     """
     from tqdm.auto import tqdm
 
     jobs = _jobs(cfg)
     n_jobs = n_jobs or min(2, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1)
-    bar = tqdm(total=len(jobs), desc="qat runs", unit="run", disable=not progress)
-    if n_jobs == 1:
-        results = []
-        for j in jobs:
-            results.append(_run_job((j, cfg)))
+    bar = tqdm(total=len(cfg.seeds) + len(jobs), desc="qat runs", unit="run", disable=not progress)
+
+    def run_all(mapper):
+        floats = []
+        for r in mapper(_run_job, [(("float", 32, s), cfg, None) for s in cfg.seeds]):
+            floats.append(r)
             bar.update()
+        states = {r["seed"]: r.pop("state") for r in floats}
+        rest = []
+        for r in mapper(_run_job, [(j, cfg, states[j[2]]) for j in jobs]):
+            rest.append(r)
+            bar.update()
+        return floats + rest
+
+    if n_jobs == 1:
+        results = run_all(map)
     else:
         import multiprocessing as mp
 
         with ProcessPoolExecutor(n_jobs, mp_context=mp.get_context("spawn")) as ex:
-            results = []
-            for r in ex.map(_run_job, [(j, cfg) for j in jobs], chunksize=1):
-                results.append(r)
-                bar.update()
+            results = run_all(lambda f, it: ex.map(f, it, chunksize=1))
     bar.close()
     acc = pd.DataFrame([{k: r[k] for k in ("method", "bits", "seed", "test_accuracy")} for r in results])
     acc.loc[acc.method == "float", "bits"] = 32
