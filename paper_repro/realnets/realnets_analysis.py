@@ -388,11 +388,21 @@ LADDER = (
 )
 
 
-def quantized_weights(layers, bits: int, kwargs: dict) -> dict:
+def quantized_weights(layers, bits: int, kwargs: dict, memo: dict | None = None) -> dict:
+    """{weight name: fake-quantized weights} by :func:`qtheory.allocation.quantize_channels` (narrow grid,
+    at most 8 bits per channel). ``memo`` ({layer: {}}) shares per-channel clips between calls through
+    ``quantize_channels``' ``_memo`` hook (the clips do not depend on the rung)."""
     from qtheory.allocation import quantize_channels
 
     out = {}
     for lay in layers:
         w = flush_subnormals(lay["w"])[0].astype(np.float64)
-        out[lay["weight"]] = quantize_channels(w, bits, grid="narrow", max_bits=8, **kwargs).w_q.astype(np.float32)
+        if kwargs.get("granularity") == "tensor" and kwargs.get("clip") == "optimal":
+            # the per-tensor exact optimum from qtheory.empirical (exact and O(N), unlike the clip scan)
+            q = Quantizer(bits, calibrate(w, bits, "qtheory", grid="narrow"), "narrow")
+            out[lay["weight"]] = q.quantize(w).astype(np.float32)
+            continue
+        extra = {} if memo is None else {"_memo": memo.setdefault(lay["weight"], {})}
+        out[lay["weight"]] = quantize_channels(w, bits, grid="narrow", max_bits=8, **kwargs, **extra
+                                               ).w_q.astype(np.float32)
     return out
