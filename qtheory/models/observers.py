@@ -201,7 +201,7 @@ class Observer:
     >>> rng = np.random.default_rng(0)
     >>> obs = Observer(bits=8)
     >>> for _ in range(4):
-    ...     obs.collect(np.maximum(rng.normal(size=(8, 16)), -0.2))
+    ...     _ = obs.collect(np.maximum(rng.normal(size=(8, 16)), -0.2))
     >>> r = obs.range("max")
     >>> r.beta, r.alpha > 2
     (-0.2, True)

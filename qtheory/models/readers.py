@@ -619,7 +619,8 @@ def _npy_header(fh, name, path, func):
 
     try:
         version = npf.read_magic(fh)
-        shape, fortran, dtype = npf._read_array_header(fh, version)
+        reader = npf.read_array_header_1_0 if version == (1, 0) else npf.read_array_header_2_0
+        shape, fortran, dtype = reader(fh, max_header_size=1 << 20)
     except Exception as exc:
         raise ValueError(f"The 'path' parameter of {func} must hold .npy arrays. Got member {name!r} of "
                          f"{str(path)!r} that is not one ({_first_line(exc)}).") from None
