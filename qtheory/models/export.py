@@ -25,7 +25,7 @@ from .._io import atomic_path
 from .._validation import check_bool, check_option, check_real, param_error
 
 __all__ = ["ort_qparams", "ort_range", "QTYPES", "write_ort_calibration_cache", "tensor_quant_overrides",
-           "quantize_onnx", "qdq_scales", "torch_qparams", "torch_fake_quant"]
+           "quantize_onnx", "prepare_for_ort", "ort_calibration_tensors", "qdq_tensors", "qdq_scales", "torch_qparams", "torch_fake_quant"]
 
 #: ONNX Runtime's integer ranges: {qtype: (full, symmetric, reduced)}
 QTYPES = {
@@ -228,7 +228,6 @@ def quantize_onnx(model, output, activation_ranges: dict, weight_clips: dict | N
     import onnx
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
-    from .readers import _load_onnx, constants_to_initializers
 
     func = "quantize_onnx"
     per_channel = check_bool(per_channel, "per_channel", func)
@@ -237,13 +236,7 @@ def quantize_onnx(model, output, activation_ranges: dict, weight_clips: dict | N
           "uint16": QuantType.QUInt16}
     check_option(activation_type, "activation_type", func, tuple(qt))
     check_option(weight_type, "weight_type", func, tuple(qt))
-    m, _ = _load_onnx(model, func)
-    m = constants_to_initializers(m)
-    opset = next((o.version for o in m.opset_import if o.domain in ("", "ai.onnx")), 0)
-    if per_channel and opset < 13:
-        from onnx import version_converter
-
-        m = version_converter.convert_version(m, 13)
+    m = prepare_for_ort(model, per_channel=per_channel)
     output = Path(output)
     with tempfile.TemporaryDirectory(prefix="qtheory.quant.") as tmpdir:
         src = os.path.join(tmpdir, "model.onnx")
@@ -258,11 +251,14 @@ def quantize_onnx(model, output, activation_ranges: dict, weight_clips: dict | N
                 quant_pre_process(src, pre, skip_symbolic_shape=True)
             src = pre
         need = qdq_tensors(src, op_types)
-        missing = sorted(set(activation_ranges) - need["all"])
+        wanted = set(ort_calibration_tensors(src, op_types, per_channel=per_channel))
+        missing = sorted(wanted - set(activation_ranges))
         if missing:
-            raise ValueError(f"The 'activation_ranges' parameter of {func} must name tensors of the model to "
-                             f"quantize. Got {missing[:5]} (not found{' after quant_pre_process' if preprocess else ''}) "
-                             "instead.")
+            raise ValueError(f"The 'activation_ranges' parameter of {func} must give a range for every tensor "
+                             f"ONNX Runtime quantizes ({len(wanted)} tensors; see ort_calibration_tensors"
+                             f"{', after quant_pre_process' if preprocess else ''}). Got {len(missing)} missing, "
+                             f"e.g. {missing[:3]} instead.")
+        activation_ranges = {k: v for k, v in activation_ranges.items() if k in wanted}
         cache = write_ort_calibration_cache(activation_ranges, os.path.join(tmpdir, "calibration.json"))
         weights = {}
         for name, alpha in (weight_clips or {}).items():
@@ -282,6 +278,66 @@ def quantize_onnx(model, output, activation_ranges: dict, weight_clips: dict | N
                             weight_type=qt[weight_type], calibrate_method=CalibrationMethod.MinMax,
                             extra_options=opts, calibration_cache_path=cache)
     return output
+
+
+def prepare_for_ort(model, *, per_channel: bool = True):
+    """The model as :func:`quantize_onnx` hands it to ONNX Runtime: ``Constant`` weights moved to
+    initializers and, for per-channel QDQ, the opset raised to 13 (``onnx.version_converter``)."""
+    from .readers import _load_onnx, constants_to_initializers
+
+    m, _ = _load_onnx(model, "prepare_for_ort")
+    m = constants_to_initializers(m)
+    opset = next((o.version for o in m.opset_import if o.domain in ("", "ai.onnx")), 0)
+    if per_channel and opset < 13:
+        from onnx import version_converter
+
+        m = constants_to_initializers(version_converter.convert_version(m, 13))
+    return m
+
+
+def ort_calibration_tensors(model, op_types=None, *, per_channel: bool = True) -> list[str]:
+    """Names of the tensors ONNX Runtime's calibrators observe (and ``quantize_static`` needs a
+    range for): the float inputs and outputs, not initializers, of every node whose type it
+    quantizes (default: every op type of its QDQ and QLinear registries), after shape inference of
+    the model as :func:`prepare_for_ort` prepares it. ONNX Runtime's
+    ``CalibraterBase.select_tensors_to_calibrate`` rule, on the same graph.
+
+    Examples
+    --------
+    >>> import onnx
+    >>> from onnx import helper
+    >>> n = [helper.make_node("Relu", ["x"], ["r"]), helper.make_node("Neg", ["r"], ["y"])]
+    >>> g = helper.make_graph(n, "g", [helper.make_tensor_value_info("x", 1, [2, 3])],
+    ...                       [helper.make_tensor_value_info("y", 1, [2, 3])])
+    >>> ort_calibration_tensors(helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)]))
+    ['r', 'x']
+    """
+    import onnx
+    from onnx import TensorProto
+
+    if isinstance(model, (str, os.PathLike)) and not str(model).endswith(".onnx"):
+        raise param_error("model", "ort_calibration_tensors", "an ONNX model", model)
+    m = prepare_for_ort(model, per_channel=per_channel)
+    if op_types is None:
+        from onnxruntime.quantization.registry import QDQRegistry, QLinearOpsRegistry
+
+        op_types = set(QDQRegistry) | set(QLinearOpsRegistry)
+    op_types = set(op_types)
+    try:
+        m = onnx.shape_inference.infer_shapes(m)
+    except Exception:  # pragma: no cover - a graph shape inference cannot handle
+        pass
+    vi = {v.name: v for v in list(m.graph.value_info) + list(m.graph.output) + list(m.graph.input)}
+    inits = {t.name for t in m.graph.initializer}
+    out = set()
+    for nd in m.graph.node:
+        if nd.op_type in op_types:
+            for name in list(nd.input) + list(nd.output):
+                v = vi.get(name)
+                if (v is not None and v.type.HasField("tensor_type") and name not in inits
+                        and v.type.tensor_type.elem_type in (TensorProto.FLOAT, TensorProto.FLOAT16)):
+                    out.add(name)
+    return sorted(out)
 
 
 def qdq_tensors(model, op_types=None) -> dict:

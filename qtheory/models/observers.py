@@ -575,8 +575,9 @@ def onnx_observers(model, feeds, *, tensors=None, providers=("CPUExecutionProvid
     feeds : iterable of dict
         ``{input name: array}`` per batch.
     tensors : iterable of str, optional
-        Tensor names; default the float inputs of every Conv, ConvTranspose, Gemm and MatMul and the
-        graph outputs (the tensors ONNX Runtime quantizes for those ops).
+        Tensor names; default the tensors ONNX Runtime's calibrators observe
+        (:func:`qtheory.models.export.ort_calibration_tensors`), i.e. every range
+        :func:`qtheory.models.export.quantize_onnx` needs.
     providers : sequence of str
     progress : bool
     **observer_kw
@@ -607,13 +608,12 @@ def onnx_observers(model, feeds, *, tensors=None, providers=("CPUExecutionProvid
     m, _ = _load_onnx(model, "onnx_observers")
     consts = {t.name for t in m.graph.initializer} | {o for nd in m.graph.node if nd.op_type == "Constant"
                                                       for o in nd.output}
-    if tensors is None:
-        names = []
-        for nd in m.graph.node:
-            if nd.op_type in ("Conv", "ConvTranspose", "Gemm", "MatMul"):
-                names += [i for i in nd.input[:2] if i and i not in consts]
-        names += [o.name for o in m.graph.output]
-        names = list(dict.fromkeys(names))
+    if tensors is None:  # run the graph ONNX Runtime's quantizer will see
+        from .export import ort_calibration_tensors, prepare_for_ort
+
+        m = prepare_for_ort(m)
+        consts = {t.name for t in m.graph.initializer}
+        names = [n for n in ort_calibration_tensors(m) if n not in consts]
     else:
         names = list(tensors)
     produced = {o for nd in m.graph.node for o in nd.output} | {i.name for i in m.graph.input}
