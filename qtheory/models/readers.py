@@ -1,8 +1,8 @@
 """Readers: named weight tensors with their role and channel axis from torch, ONNX, safetensors, npz.
 
 Every reader returns a list of :class:`NamedTensor`. A tensor's values are read on demand
-(:meth:`NamedTensor.array`): safetensors files are memory-mapped (``safe_open``; one tensor is
-copied at a time), ``.pt`` checkpoints are loaded with ``torch.load(weights_only=True)`` (never
+(:meth:`NamedTensor.array`): safetensors files are memory-mapped (a read-only ``numpy.memmap`` per
+tensor at the offsets of the file's header), ``.pt`` checkpoints are loaded with ``torch.load(weights_only=True)`` (never
 unpickling arbitrary objects; ``mmap=True`` when the file is in the zip format that allows it),
 stored (uncompressed) ``.npz`` members are memory-mapped at their offset in the file and
 compressed ones are size-checked before they are decompressed, and ONNX external data is
@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .._validation import check_bool, param_error
+from .._validation import check_bool, check_int, check_real, param_error
 
 __all__ = [
     "NamedTensor",
@@ -480,7 +480,8 @@ def fold_batchnorm(model):
 def read_safetensors(path, *, func: str = "read_safetensors") -> list[NamedTensor]:
     """Tensors of a ``.safetensors`` file, or of every shard listed by a ``*.safetensors.index.json``
     (or in a directory of shards). Memory-mapped: only the header is read here; each
-    :meth:`NamedTensor.array` maps its file and copies one tensor.
+    :meth:`NamedTensor.array` is a read-only ``numpy.memmap`` of its bytes in the file (no copy;
+    bfloat16 is widened to float32, a copy of that tensor only).
 
     Examples
     --------
@@ -538,32 +539,33 @@ def _safetensors_file(path: Path, func) -> list[NamedTensor]:
 
 
 def _load_safetensors(path, key):
-    from safetensors import safe_open
-
-    with safe_open(path, framework="numpy") as f:
-        try:
-            return f.get_tensor(key)
-        except TypeError:  # bfloat16 has no numpy dtype: read via ml_dtypes-free bit shift
-            pass
-    return _bf16_from_file(path, key)
-
-
-def _bf16_from_file(path, key):
+    """A read-only memory map of one tensor (little-endian data at the header's offsets)."""
     with open(path, "rb") as fh:
         (n,) = struct.unpack("<Q", fh.read(8))
         meta = json.loads(fh.read(n))[key]
     a, b = meta["data_offsets"]
-    raw = np.memmap(path, dtype="<u2", mode="r", offset=8 + n + a, shape=((b - a) // 2,))
-    return (raw.astype(np.uint32) << 16).view(np.float32).reshape(meta["shape"])
+    shape = tuple(meta["shape"])
+    if meta["dtype"] == "BF16":  # no numpy dtype: widen the bits to float32
+        raw = np.memmap(path, dtype="<u2", mode="r", offset=8 + n + a, shape=((b - a) // 2,))
+        return (raw.astype(np.uint32) << 16).view(np.float32).reshape(shape)
+    dt = np.dtype({"F64": "<f8", "F32": "<f4", "F16": "<f2"}[meta["dtype"]])
+    if int(np.prod(shape, dtype=np.int64)) * dt.itemsize != b - a:
+        raise ValueError(f"The safetensors file {path!r} is inconsistent: tensor {key!r} of shape {shape} "
+                         f"holds {b - a} bytes.")
+    if b == a:
+        return np.zeros(shape, dt)
+    return np.memmap(path, dtype=dt, mode="r", offset=8 + n + a, shape=shape)
 
 
 # ================================================================================ npz
-def read_npz(path, *, max_bytes: int = NPZ_MAX_BYTES, func: str = "read_npz") -> list[NamedTensor]:
+def read_npz(path, *, max_bytes: int = NPZ_MAX_BYTES, max_ratio: float = NPZ_MAX_RATIO,
+             func: str = "read_npz") -> list[NamedTensor]:
     """Arrays of an ``.npz`` file (any number of them), checked before anything is decompressed.
 
     Every member's ``.npy`` header is read first; a member whose declared size
     (``shape × itemsize``) does not match its uncompressed size in the zip directory, exceeds
-    ``max_bytes`` or whose compression ratio exceeds 1000 (a zip bomb) is refused with a
+    ``max_bytes`` or whose compression ratio exceeds ``max_ratio`` (default 1000: a zip bomb) is
+    refused with a
     ``ValueError``. Stored (``np.savez``) members are memory-mapped; compressed
     (``np.savez_compressed``) members are decompressed one at a time when read.
 
@@ -576,6 +578,8 @@ def read_npz(path, *, max_bytes: int = NPZ_MAX_BYTES, func: str = "read_npz") ->
     [('conv', 'conv_weight', True), ('fc', 'linear_weight', False)]
     """
     path = _existing(path, "path", func)
+    max_bytes = check_int(max_bytes, "max_bytes", func, 0, None)
+    max_ratio = check_real(max_ratio, "max_ratio", func, 1.0)
     try:
         zf = zipfile.ZipFile(path)
     except (zipfile.BadZipFile, OSError) as exc:
@@ -590,7 +594,7 @@ def read_npz(path, *, max_bytes: int = NPZ_MAX_BYTES, func: str = "read_npz") ->
             if zi.file_size > max_bytes:
                 raise ValueError(f"The 'path' parameter of {func} must be an .npz whose arrays are at most "
                                  f"{max_bytes} bytes. Got member {name!r} of {zi.file_size} bytes instead.")
-            if zi.compress_type != zipfile.ZIP_STORED and zi.file_size > NPZ_MAX_RATIO * max(zi.compress_size, 1):
+            if zi.compress_type != zipfile.ZIP_STORED and zi.file_size > max_ratio * max(zi.compress_size, 1):
                 raise ValueError(f"The 'path' parameter of {func} must not be a zip bomb. Got member {name!r} "
                                  f"with compression ratio {zi.file_size / max(zi.compress_size, 1):.0f} instead.")
             with zf.open(zi) as fh:
