@@ -102,7 +102,8 @@ class NamedTensor:
             arr = ref()
         else:
             arr = ref
-        arr = np.asarray(arr)
+        if not isinstance(arr, np.ndarray):
+            arr = np.asarray(arr)
         if arr.dtype not in (np.float32, np.float64):
             arr = arr.astype(np.float32)
         return arr
