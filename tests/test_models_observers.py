@@ -9,7 +9,14 @@ import pytest
 
 from qtheory import optimal_clip
 from qtheory.empirical import EmpiricalMSE
-from qtheory.models.observers import METHODS, Observer, clip_range, onnx_observers, quantizer_for, torch_observers
+from qtheory.models.observers import (
+    METHODS,
+    Observer,
+    clip_range,
+    onnx_observers,
+    quantizer_for,
+    torch_observers,
+)
 
 
 def _hardswish_like(rng, n):
