@@ -171,13 +171,13 @@ def tensor_quant_overrides(weights: dict | None = None, activations: dict | None
         a = np.asarray(alpha, dtype=np.float64)
         s, z = ort_qparams(-a, a, weight_type, symmetric=True, reduce_range=reduce_range)
         if a.ndim == 0:
-            out[name] = [{"scale": np.float32(s), "zero_point": z, "quant_type": qt[weight_type]}]
+            out[name] = [{"scale": np.array(s), "zero_point": np.array(z), "quant_type": qt[weight_type]}]
         else:
-            out[name] = [{"scale": np.float32(si), "zero_point": zi, "quant_type": qt[weight_type],
+            out[name] = [{"scale": np.array(si), "zero_point": np.array(zi), "quant_type": qt[weight_type],
                           **({"axis": int(axis)} if i == 0 else {})} for i, (si, zi) in enumerate(zip(s, z, strict=True))]
     for name, (b, a) in (activations or {}).items():
         s, z = ort_qparams(b, a, activation_type)
-        out[name] = [{"scale": np.float32(s), "zero_point": z, "quant_type": qt[activation_type]}]
+        out[name] = [{"scale": np.array(s), "zero_point": np.array(z), "quant_type": qt[activation_type]}]
     return out
 
 
@@ -198,8 +198,10 @@ def quantize_onnx(model, output, activation_ranges: dict, weight_clips: dict | N
       optimiser may fuse nodes and rename tensors, so ranges given for tensors that no longer exist
       raise a ``ValueError`` naming them instead of silently falling back to ONNX Runtime defaults;
     - activation ranges go in through ONNX Runtime's own calibration cache
-      (:func:`write_ort_calibration_cache`, no calibration data reader needed); weight clips
-      through per-channel ``TensorQuantOverrides`` (:func:`tensor_quant_overrides`).
+      (:func:`write_ort_calibration_cache`, no calibration data reader needed) and, because
+      ONNX Runtime rewrites some cached ranges by its own rules (a Softmax output becomes
+      ``[0, 1]``), also as per-tensor scale/zero-point ``TensorQuantOverrides``; weight clips as
+      per-channel ``TensorQuantOverrides`` (:func:`tensor_quant_overrides`).
 
     Parameters
     ----------
@@ -267,9 +269,11 @@ def quantize_onnx(model, output, activation_ranges: dict, weight_clips: dict | N
                                  f"quantized ops. Got {name!r} instead.")
             a = np.asarray(alpha, dtype=np.float64)
             weights[name] = (a if per_channel or a.ndim == 0 else np.max(a), need["weights"][name])
-        opts = {"ActivationSymmetric": False, "WeightSymmetric": True,
-                "TensorQuantOverrides": tensor_quant_overrides(weights, weight_type=weight_type,
-                                                               reduce_range=reduce_range)}
+        # the ranges also go in as per-tensor scale/zero-point overrides: ONNX Runtime otherwise
+        # replaces some of them by its own rules (Softmax outputs → [0, 1], ...)
+        overrides = tensor_quant_overrides(weights, activation_ranges, weight_type=weight_type,
+                                           activation_type=activation_type, reduce_range=reduce_range)
+        opts = {"ActivationSymmetric": False, "WeightSymmetric": True, "TensorQuantOverrides": overrides}
         opts.update(extra_options or {})
         with atomic_path(output) as tmp:
             quantize_static(src, tmp, calibration_data_reader=None, quant_format=QuantFormat.QDQ,
