@@ -54,7 +54,7 @@ import numpy as np
 from .._validation import check_int, check_option, check_real, param_error
 from ..quantizer import GRIDS, MAX_BITS, MIN_BITS, Quantizer
 
-__all__ = ["Observer", "Range", "METHODS", "torch_observers", "onnx_observers", "clip_range"]
+__all__ = ["Observer", "Range", "METHODS", "torch_observers", "onnx_observers", "clip_range", "quantizer_for"]
 
 METHODS = ("max", "percentile", "entropy", "mse_sweep", "octav", "aciq", "exact")
 
