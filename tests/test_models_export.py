@@ -148,3 +148,26 @@ def test_torch_qparams_and_fake_quant_equal_qtheory(rng):
     np.testing.assert_allclose(s_c.numpy() * 127.5, alpha, rtol=1e-6)
     np.testing.assert_allclose(s_w * 127.0, alpha, rtol=1e-6)
     assert np.all(z_c.numpy() == 0) and np.all(z_w == 0)
+
+
+@pytest.mark.slow  # the only check of the quant_pre_process path (~15 s on 2 idle cores)
+def test_quantize_onnx_after_quant_pre_process(tmp_path):
+    """quant_pre_process changes the tensors to calibrate (value infos, fusions): observing the
+    same prepared graph gives every range quantize_static needs."""
+    onnx = pytest.importorskip("onnx")
+    skd = pytest.importorskip("skimage.data")
+    from qtheory.models import onnx_observers
+
+    path = _ocr("ch_ppocr_mobile_v2.0_cls_infer.onnx")
+    img = skd.camera().astype(np.float32) / 255.0
+    feeds = [{"x": ((np.stack([img[200:248, 100:292]] * 3)[None] - 0.5) / 0.5).astype(np.float32)}]
+    plain = onnx_observers(path, feeds)
+    obs = onnx_observers(path, feeds, preprocess=True)
+    assert set(obs) != set(plain)
+    ranges = {n: (o.range("max").beta, o.range("max").alpha) for n, o in obs.items()}
+    out = export.quantize_onnx(path, tmp_path / "q.onnx", ranges, preprocess=True)
+    scales = export.qdq_scales(onnx.load(str(out)))
+    hits = [n for n in ranges if n in scales]
+    assert len(hits) >= len(ranges) // 2
+    for n in hits:
+        assert scales[n][0] == export.ort_qparams(*ranges[n])[0]

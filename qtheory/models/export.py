@@ -193,10 +193,11 @@ def quantize_onnx(model, output, activation_ranges: dict, weight_clips: dict | N
       quantizes only initializers as weights;
     - per-channel QDQ needs opset ≥ 13 (``QuantizeLinear`` with ``axis``): older models are
       converted with ``onnx.version_converter``;
-    - ``preprocess=True`` runs ``quant_pre_process`` (shape inference, graph optimisation); its
-      symbolic shape inference fails on some graphs (dynamic dims) and is then skipped; its
-      optimiser may fuse nodes and rename tensors, so ranges given for tensors that no longer exist
-      raise a ``ValueError`` naming them instead of silently falling back to ONNX Runtime defaults;
+    - ``preprocess=True`` runs ``quant_pre_process`` (shape inference, graph optimisation; see
+      :func:`prepare_for_ort`, which gives the same graph to observe with
+      ``onnx_observers(..., preprocess=True)``): the optimiser may fuse nodes and add value
+      infos, so the tensors to calibrate change; a tensor without a range raises a ``ValueError``
+      naming it instead of silently getting ONNX Runtime's defaults;
     - activation ranges go in through ONNX Runtime's own calibration cache
       (:func:`write_ort_calibration_cache`, no calibration data reader needed) and, because
       ONNX Runtime rewrites some cached ranges by its own rules (a Softmax output becomes
@@ -238,20 +239,11 @@ def quantize_onnx(model, output, activation_ranges: dict, weight_clips: dict | N
           "uint16": QuantType.QUInt16}
     check_option(activation_type, "activation_type", func, tuple(qt))
     check_option(weight_type, "weight_type", func, tuple(qt))
-    m = prepare_for_ort(model, per_channel=per_channel)
+    m = prepare_for_ort(model, per_channel=per_channel, preprocess=preprocess)
     output = Path(output)
     with tempfile.TemporaryDirectory(prefix="qtheory.quant.") as tmpdir:
         src = os.path.join(tmpdir, "model.onnx")
         onnx.save(m, src)
-        if preprocess:
-            from onnxruntime.quantization import quant_pre_process
-
-            pre = os.path.join(tmpdir, "pre.onnx")
-            try:
-                quant_pre_process(src, pre)
-            except Exception:  # symbolic shape inference fails on some dynamic graphs: skip it
-                quant_pre_process(src, pre, skip_symbolic_shape=True)
-            src = pre
         need = qdq_tensors(src, op_types)
         wanted = set(ort_calibration_tensors(src, op_types, per_channel=per_channel))
         missing = sorted(wanted - set(activation_ranges))
@@ -284,9 +276,13 @@ def quantize_onnx(model, output, activation_ranges: dict, weight_clips: dict | N
     return output
 
 
-def prepare_for_ort(model, *, per_channel: bool = True):
+def prepare_for_ort(model, *, per_channel: bool = True, preprocess: bool = False):
     """The model as :func:`quantize_onnx` hands it to ONNX Runtime: ``Constant`` weights moved to
-    initializers and, for per-channel QDQ, the opset raised to 13 (``onnx.version_converter``)."""
+    initializers; for per-channel QDQ the opset raised to 13 (``onnx.version_converter``); with
+    ``preprocess=True``, ONNX Runtime's ``quant_pre_process`` applied (its symbolic shape inference
+    fails on some graphs with dynamic dims: it is then skipped, as its error message advises)."""
+    import onnx
+
     from .readers import _load_onnx, constants_to_initializers
 
     m, _ = _load_onnx(model, "prepare_for_ort")
@@ -296,6 +292,17 @@ def prepare_for_ort(model, *, per_channel: bool = True):
         from onnx import version_converter
 
         m = constants_to_initializers(version_converter.convert_version(m, 13))
+    if check_bool(preprocess, "preprocess", "prepare_for_ort"):
+        from onnxruntime.quantization import quant_pre_process
+
+        with tempfile.TemporaryDirectory(prefix="qtheory.pre.") as tmpdir:
+            src, pre = os.path.join(tmpdir, "in.onnx"), os.path.join(tmpdir, "pre.onnx")
+            onnx.save(m, src)
+            try:
+                quant_pre_process(src, pre)
+            except Exception:  # symbolic shape inference fails on some dynamic graphs: skip it
+                quant_pre_process(src, pre, skip_symbolic_shape=True)
+            m = onnx.load(pre)
     return m
 
 

@@ -562,8 +562,8 @@ def torch_observers(model, batches, *, modules=None, inputs: bool = False, progr
     return {n: o for n, o in obs.items() if o.n}
 
 
-def onnx_observers(model, feeds, *, tensors=None, providers=("CPUExecutionProvider",), progress: bool = False,
-                   **observer_kw) -> dict:
+def onnx_observers(model, feeds, *, tensors=None, providers=("CPUExecutionProvider",), preprocess: bool = False,
+                   progress: bool = False, **observer_kw) -> dict:
     """Observers of intermediate tensors of an ONNX model run in ONNX Runtime.
 
     The tensors are added as graph outputs of a copy of the model (as ONNX Runtime's own
@@ -579,6 +579,9 @@ def onnx_observers(model, feeds, *, tensors=None, providers=("CPUExecutionProvid
         (:func:`qtheory.models.export.ort_calibration_tensors`), i.e. every range
         :func:`qtheory.models.export.quantize_onnx` needs.
     providers : sequence of str
+    preprocess : bool
+        With the default ``tensors``: observe the graph after ONNX Runtime's ``quant_pre_process``
+        (use with ``quantize_onnx(..., preprocess=True)``).
     progress : bool
     **observer_kw
         Passed to :class:`Observer`.
@@ -611,7 +614,7 @@ def onnx_observers(model, feeds, *, tensors=None, providers=("CPUExecutionProvid
     if tensors is None:  # run the graph ONNX Runtime's quantizer will see
         from .export import ort_calibration_tensors, prepare_for_ort
 
-        m = prepare_for_ort(m)
+        m = prepare_for_ort(m, preprocess=preprocess)
         consts = {t.name for t in m.graph.initializer}
         names = [n for n in ort_calibration_tensors(m) if n not in consts]
     else:
