@@ -134,3 +134,40 @@ def test_cli_report_bad_file_one_line_exit_2(tmp_path, suffix, content):
     assert r.returncode == 2
     assert r.stdout == "" and len(r.stderr.strip().splitlines()) == 1
     assert r.stderr.startswith("qtheory report: error:")
+
+
+MSG = r"The '(\w+)' parameter of [\w.]+ must be .+\. Got .+ instead\."
+
+
+def _bad_calls():
+    from qtheory.models import export, observers, readers
+    from qtheory.models.distributed import distributed_report
+
+    w = {"w": np.ones((4, 4), np.float32)}
+    return [
+        (layer_report, dict(source=w, grid="float8"), "grid"),
+        (layer_report, dict(source=w, bits=[0]), "bits"),
+        (layer_report, dict(source=w, max_values=3), "max_values"),
+        (layer_report, dict(source=w, seed=-1), "seed"),
+        (distributed_report, dict(source=w, granularity="row"), "granularity"),
+        (observers.Observer, dict(bits=4.0), "bits"),
+        (observers.Observer, dict(bins=15), "bins"),
+        (observers.Observer, dict(percentile=101.0), "percentile"),
+        (observers.clip_range, dict(x=[1.0, 2.0], bits=8, method="minmax"), "method"),
+        (export.ort_qparams, dict(beta=-1.0, alpha=1.0, qtype="int4"), "qtype"),
+        (export.ort_qparams, dict(beta=-1.0, alpha=float("inf")), "alpha"),
+        (export.torch_qparams, dict(beta=-1.0, alpha=1.0, dtype="qint32"), "dtype"),
+        (readers.read_tensors, dict(source=w, fold_bn="yes"), "fold_bn"),
+        (readers.read_npz, dict(path=__file__, max_bytes=-1), "max_bytes"),
+    ]
+
+
+def test_bad_input_names_the_parameter():
+    import re
+
+    for func, kwargs, param in _bad_calls():
+        with pytest.raises((ValueError, TypeError)) as info:
+            func(**kwargs)
+        msg = str(info.value)
+        assert re.search(MSG, msg), (func.__name__, msg)
+        assert f"'{param}' parameter" in msg, (func.__name__, msg)
