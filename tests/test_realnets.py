@@ -125,3 +125,31 @@ def test_fake_quant_graph_matches_numpy_quantizer(cls_model, cls_x):
         got = nets.Runner(fq, [name])(x)[name].astype(np.float64)
         want = (np.clip(np.round(ref.astype(np.float32) / np.float32(s)) + z, 0, 2**bits - 1) - z) * np.float32(s)
         assert np.max(np.abs(got - want)) <= 1e-6 * max(abs(lo), hi)
+
+
+def test_repro_reader_agrees_with_qtheory_models_reader():
+    """Two independent readers (the repro's ONNX surgery and qtheory.models.read_tensors) give the
+    same BN-folded conv weights for both networks."""
+    readers = pytest.importorskip("qtheory.models.readers")
+    for net in (nets.CLS, nets.DET):
+        layers = nets.conv_layers(nets.prepare(net))
+        theirs = {t.name: t for t in readers.read_tensors(str(nets.onnx_path(net)), fold_bn=True)
+                  if t.role == "conv_weight"}
+        for lay in layers:
+            a = theirs[lay["weight"]].array()
+            assert a.shape == lay["w"].shape
+            assert np.max(np.abs(a - lay["w"])) <= 1e-6 * np.max(np.abs(lay["w"]))
+
+
+def test_exact_affine_agrees_with_qtheory_models_observer(cls_model, cls_x):
+    """The repro's 2-D search and qtheory.models' exact asymmetric range reach the same MSE."""
+    observers = pytest.importorskip("qtheory.models.observers")
+    from qtheory.empirical import EmpiricalMSE
+
+    t = "hardswish_0.tmp_0"
+    x = nets.Runner(cls_model, [t])(cls_x[0])[t].ravel().astype(np.float64)[::7]
+    prep = EmpiricalMSE(x)
+    mine = A.exact_affine(prep, float(x.min()), float(x.max()), 8)
+    theirs = observers.clip_range(x, 8, "exact", grid="affine")
+    m1, m2 = (float(prep.error_sums([A.affine_for(*r)]).sum()) / prep.n for r in (mine, theirs))
+    assert abs(m1 / m2 - 1.0) < 0.01, (mine, theirs, m1, m2)
