@@ -296,7 +296,7 @@ def qlinearconv_check(qmodel, x, requant: str = "fbgemm") -> pd.DataFrame:
 
 
 def quantize_ort(model, batches, method: str = "MinMax", fmt: str = "QDQ", overrides: dict | None = None,
-                 per_channel: bool = True, nodes_exclude=None):
+                 per_channel: bool = True, nodes_exclude=None, weight_type: str = "QInt8"):
     """onnxruntime.quantization.quantize_static: uint8 activations, int8 (per-channel) weights, Conv only.
     ``overrides``: {tensor: (lo, hi)} written as TensorQuantOverrides rmin/rmax."""
     import contextlib
@@ -329,7 +329,7 @@ def quantize_ort(model, batches, method: str = "MinMax", fmt: str = "QDQ", overr
         with contextlib.redirect_stdout(io.StringIO()):
             quantize_static(str(src), str(dst), Reader(), quant_format=getattr(QuantFormat, fmt),
                             op_types_to_quantize=["Conv"], per_channel=per_channel,
-                            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                            activation_type=QuantType.QUInt8, weight_type=getattr(QuantType, weight_type),
                             calibrate_method=getattr(CalibrationMethod, method), extra_options=extra,
                             nodes_to_exclude=nodes_exclude or [])
         return onnx.load(str(dst))
