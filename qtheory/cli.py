@@ -8,6 +8,7 @@ Examples (shell)::
     qtheory formats --prior gaussian --bits-budget 4.5 --json
     qtheory repro            # every paper figure and table
     qtheory repro aciq tqt   # some of them
+    qtheory report model.onnx --bits 4 8 --csv layers.csv
 """
 
 from __future__ import annotations
@@ -231,6 +232,10 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("names", nargs="*", help="reproductions to run (default: all)")
     r.add_argument("--root", default=None, help="repository root (default: found from cwd)")
     r.set_defaults(func=_cmd_repro)
+
+    from qtheory.models.cli import add_report_parser
+
+    add_report_parser(sub)  # qtheory report MODEL ... (logic in qtheory.models.cli)
     return p
 
 

@@ -1,0 +1,408 @@
+"""The realnets computations (weights, activations, ORT calibrators, QDQ ladder, prediction, integer
+kernels), kept apart from the report text so that the repro, the notebook and the tests share them.
+"""
+
+from __future__ import annotations
+
+import math
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from qtheory import Quantizer
+from qtheory.calibrate import calibrate
+from qtheory.empirical import EmpiricalMSE, per_channel_optimal_clip
+
+WEIGHT_METHODS = ("max", "percentile", "entropy", "mse_sweep", "octav", "aciq_laplace", "aciq_gaussian",
+                  "aciq_auto", "qtheory")
+CHANNEL_METHODS = ("max", "octav", "aciq_laplace", "aciq_gaussian", "qtheory")
+ACT_METHODS = ("max", "percentile", "entropy", "mse_sweep", "octav", "aciq_auto", "qtheory")
+ORT_METHODS = ("MinMax", "Entropy", "Percentile", "Distribution")
+
+
+def sqnr_db(signal_power, noise_power) -> float:
+    return float(10.0 * np.log10(signal_power / noise_power)) if noise_power > 0 else math.inf
+
+
+# ============================================================================ 1. weights
+def prior_fit(w) -> dict:
+    """Laplace vs Gaussian maximum-likelihood fit (mean log-likelihood per weight), excess kurtosis."""
+    x = np.asarray(w, np.float64).ravel()
+    mu = np.median(x)
+    b = np.mean(np.abs(x - mu))
+    sd = np.std(x)
+    ll_lap = -math.log(2 * b) - 1.0
+    ll_gau = -0.5 * math.log(2 * math.pi * sd * sd) - 0.5
+    kurt = float(np.mean((x - x.mean()) ** 4) / sd**4 - 3.0)
+    return {"n": x.size, "kurtosis": kurt, "ll_laplace": ll_lap, "ll_gaussian": ll_gau,
+            "prior": "laplace" if ll_lap > ll_gau else "gaussian", "max_over_b": float(np.max(np.abs(x - mu)) / b)}
+
+
+def _narrow_mse_rows(rows2d, alphas, bits):
+    """Per-row MSE of the symmetric narrow grid (qtheory.Quantizer semantics, vectorised)."""
+    m = 2 ** (bits - 1) - 1
+    s = (np.asarray(alphas, np.float64) / m)[:, None]
+    q = np.clip(np.round(rows2d / s), -m, m) * s
+    return np.mean((q - rows2d) ** 2, axis=1), np.mean(np.where(np.abs(rows2d) > (m + 0.5) * s, (q - rows2d) ** 2,
+                                                               0.0), axis=1)
+
+
+#: per-channel analysis on at most this many channels per layer (evenly spaced), to stay CI-sized
+MAX_CHANNELS = 16
+
+
+def flush_subnormals(w) -> tuple[np.ndarray, int]:
+    """float32 subnormal weights (|w| < 1.18e-38, found in the PP-OCRv4 detector) set to 0; their count."""
+    w = np.asarray(w, np.float32)
+    sub = (w != 0) & (np.abs(w) < np.finfo(np.float32).tiny)
+    return np.where(sub, np.float32(0), w), int(sub.sum())
+
+
+def weight_rows(net: str, layer: dict, bits=(4, 8), channel: bool = True, max_channels: int = MAX_CHANNELS
+                ) -> list[dict]:
+    w = flush_subnormals(layer["w"])[0].astype(np.float64)
+    x = w.ravel()
+    prep = EmpiricalMSE(x)
+    power = float(np.mean(x * x))
+    rows = []
+    for b in bits:
+        res = {}
+        for m in WEIGHT_METHODS:
+            a = calibrate(x, b, m, grid="narrow")
+            c, r = prep.mse_quantizer(Quantizer(b, a, "narrow"))
+            res[m] = (a, c + r, c)
+        best = res["qtheory"][1]
+        for m, (a, mse, clip) in res.items():
+            rows.append({"net": net, "layer": layer["layer"], "kind": layer["kind"], "bits": b,
+                         "granularity": "tensor", "method": m, "alpha": a, "mse": mse,
+                         "clip_share": clip / mse if mse > 0 else 0.0, "sqnr_db": sqnr_db(power, mse),
+                         "loss_vs_exact_db": 10 * np.log10(mse / best)})
+        if not channel or w.ndim < 2:
+            continue
+        ch = w.reshape(w.shape[0], -1)
+        if ch.shape[0] > max_channels:
+            ch = ch[np.linspace(0, ch.shape[0] - 1, max_channels).round().astype(int)]
+        ch = ch[np.any(ch != 0, axis=1)]
+        power = float(np.mean(ch * ch))
+        res = {}
+        for m in CHANNEL_METHODS:
+            if m == "qtheory":
+                a = per_channel_optimal_clip(ch, b, axis=0, grid="narrow").alpha
+            else:
+                a = np.array([calibrate(r, b, m, grid="narrow") if np.any(r) else 1.0 for r in ch])
+            a = np.where(np.isfinite(a) & (a > 0), a, 1.0)
+            mse, clip = _narrow_mse_rows(ch, a, b)
+            res[m] = (float(np.mean(a)), float(mse.mean()), float(clip.mean()))
+        best = res["qtheory"][1]
+        for m, (a, mse, clip) in res.items():
+            rows.append({"net": net, "layer": layer["layer"], "kind": layer["kind"], "bits": b,
+                         "granularity": "channel", "method": m, "alpha": a, "mse": mse,
+                         "clip_share": clip / mse if mse > 0 else 0.0, "sqnr_db": sqnr_db(power, mse),
+                         "loss_vs_exact_db": 10 * np.log10(mse / best)})
+    return rows
+
+
+def aciq_tail(layer: dict, bits: int = 8) -> dict:
+    """Why ACIQ's 8-bit clip fails: weights beyond ACIQ's Laplace clip, observed vs the Laplace fit."""
+    x = np.asarray(layer["w"], np.float64).ravel()
+    b = np.mean(np.abs(x - x.mean()))
+    a = calibrate(x, bits, "aciq_laplace", grid="narrow")
+    obs = int(np.sum(np.abs(x) > a))
+    expected = x.size * math.exp(-a / b)
+    return {"alpha_over_b": a / b, "beyond": obs, "expected_laplace": expected}
+
+
+def weight_tables(nets_layers: dict, bits=(4, 8), channel: bool = True, max_channels: int = MAX_CHANNELS):
+    """``nets_layers``: {net: [layer dicts]} -> (per-layer fits, per (layer, bits, granularity, method) rows)."""
+    fits, rows = [], []
+    for net, layers in nets_layers.items():
+        for lay in layers:
+            w, n_sub = flush_subnormals(lay["w"])
+            f = prior_fit(w)
+            f.update(aciq_tail({"w": w}))
+            f["subnormal"] = n_sub
+            fits.append({"net": net, "layer": lay["layer"], "kind": lay["kind"], "shape": lay["shape"], **f})
+            rows += weight_rows(net, lay, bits, channel, max_channels)
+    return pd.DataFrame(fits), pd.DataFrame(rows)
+
+
+# ============================================================================ 2. activations
+def affine_for(lo: float, hi: float, bits: int = 8) -> Quantizer:
+    """ONNX Runtime's uint affine quantizer for a range (the range is widened to hold 0)."""
+    lo, hi = min(float(lo), 0.0), max(float(hi), 0.0)
+    if hi <= 0.0:
+        hi = 1e-12 if lo == 0.0 else -lo * 1e-6
+    return Quantizer(bits, hi, "affine", beta=lo)
+
+
+def scale_zp(lo: float, hi: float, bits: int = 8) -> tuple[float, int]:
+    q = affine_for(lo, hi, bits)
+    return q.scale, -q.qmin
+
+
+def exact_affine(prep: EmpiricalMSE, lo: float, hi: float, bits: int = 8, n: int = 24, rounds: int = 4):
+    """(β, α) minimising the exact empirical MSE of the uint affine grid: a grid search over the
+    range fractions, refined by shrinking local grids (the 2-D surface is piecewise quadratic;
+    this is a search, not a certified global optimum). Non-negative tensors use the 1-D exact
+    optimum of the unsigned grid (β = 0)."""
+    if lo >= 0.0:
+        return 0.0, float(prep.optimal_clip(bits, grid="unsigned").alpha)
+    if hi <= 0.0:  # an all-negative tensor (rare: an SE squeeze conv's output): the range is kept
+        return lo, 0.0
+    fb = np.linspace(0.05, 1.0, n)
+    fa = np.geomspace(0.02, 1.0, n)
+    best = (math.inf, lo, hi)
+    cb, ca, wb, wa = 0.5, 0.5, 1.0, 1.0
+    for r in range(rounds):
+        if r:
+            fb = np.clip(cb + np.linspace(-wb, wb, 9), 1e-3, 1.0)
+            fa = np.clip(ca * np.exp(np.linspace(-wa, wa, 9)), 1e-3, 1.0)
+        qs, pairs = [], []
+        for u in fb:
+            for v in fa:
+                qs.append(Quantizer(bits, v * hi, "affine", beta=u * lo))
+                pairs.append((u, v))
+        err = prep.error_sums(qs).sum(axis=1)
+        k = int(np.argmin(err))
+        if err[k] < best[0]:
+            best = (float(err[k]), pairs[k][0] * lo, pairs[k][1] * hi)
+        cb, ca = pairs[k]
+        wb, wa = (wb if r else 0.1) / 3.0, (wa if r else 0.3) / 3.0
+    return best[1], best[2]
+
+
+def qtheory_ranges(x, bits: int = 8, methods=ACT_METHODS) -> dict:
+    """{method: (β, α)} for a calibration tensor. Non-negative tensors: the unsigned-grid clip of each
+    calibrator. Signed tensors: each symmetric calibrator's clip intersected with the observed range;
+    'qtheory' is the exact asymmetric (β, α) of :func:`exact_affine`."""
+    x = np.asarray(x, np.float64).ravel()
+    lo, hi = float(x.min()), float(x.max())
+    prep = EmpiricalMSE(x)
+    out = {}
+    for m in methods:
+        if m == "qtheory":
+            out[m] = exact_affine(prep, lo, hi, bits)
+        elif lo >= 0.0:
+            out[m] = (0.0, calibrate(x, bits, m, grid="unsigned"))
+        elif m == "max":
+            out[m] = (lo, hi)
+        elif m == "percentile":
+            out[m] = (float(np.percentile(x, 0.01)), float(np.percentile(x, 99.99)))
+        else:
+            a = calibrate(x, bits, m, grid="narrow")
+            out[m] = (max(lo, -a), min(hi, a))
+    return out
+
+
+def ort_ranges(model, tensors, batches, methods=ORT_METHODS) -> dict:
+    """{method: {tensor: (lo, hi)}} from onnxruntime.quantization.calibrate's calibrators (defaults)."""
+    import contextlib
+    import io
+
+    import onnx
+    from onnxruntime.quantization.calibrate import (
+        CalibrationDataReader,
+        CalibrationMethod,
+        create_calibrator,
+    )
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self.it = iter(batches)
+
+        def get_next(self):
+            b = next(self.it, None)
+            return None if b is None else {"x": b}
+
+    out = {}
+    with tempfile.TemporaryDirectory() as d:
+        path = Path(d) / "model.onnx"
+        onnx.save(model, str(path))
+        for m in methods:
+            with contextlib.redirect_stdout(io.StringIO()):
+                cal = create_calibrator(str(path), ["Conv"], augmented_model_path=str(Path(d) / f"aug_{m}.onnx"),
+                                        calibrate_method=getattr(CalibrationMethod, m),
+                                        extra_options={"symmetric": False} if m == "MinMax" else {})
+                cal.collect_data(Reader())
+                td = cal.compute_data()
+            out[m] = {t: tuple(float(np.ravel(v)[0]) for v in td[t].range_value) for t in tensors if t in td.data}
+    return out
+
+
+def activation_table(calib: dict, held: dict, ort: dict | None = None, bits: int = 8) -> pd.DataFrame:
+    """One row per (tensor, method): calibration range, held-out and in-sample MSE/SQNR."""
+    rows = []
+    for t, xc in calib.items():
+        xc = np.asarray(xc, np.float64).ravel()
+        xh = np.asarray(held[t], np.float64).ravel()
+        ph, pc = EmpiricalMSE(xh), EmpiricalMSE(xc)
+        powh, powc = float(np.mean(xh * xh)), float(np.mean(xc * xc))
+        ranges = {f"qt:{m}": r for m, r in qtheory_ranges(xc, bits).items()}
+        if ort:
+            ranges.update({f"ort:{m}": ort[m][t] for m in ort if t in ort[m]})
+        orc = exact_affine(ph, float(xh.min()), float(xh.max()), bits)
+        ranges["oracle:held-out exact"] = orc
+        for m, (lo, hi) in ranges.items():
+            q = affine_for(lo, hi, bits)
+            eh = float(ph.error_sums([q]).sum()) / ph.n
+            ec = float(pc.error_sums([q]).sum()) / pc.n
+            rows.append({"tensor": t, "signed": bool(xc.min() < 0), "method": m, "beta": lo, "alpha": hi,
+                         "held_sqnr_db": sqnr_db(powh, eh), "calib_sqnr_db": sqnr_db(powc, ec)})
+    return pd.DataFrame(rows)
+
+
+# ============================================================================ 5. integer kernels
+def qlinearconv_check(qmodel, x, requant: str = "fbgemm") -> pd.DataFrame:
+    """Every QLinearConv of a QOperator model vs qtheory.intconv.conv2d on the same integer inputs."""
+    import realnets_nets as nets
+    from onnx import numpy_helper
+
+    from qtheory.intconv import conv2d
+
+    g = qmodel.graph
+    inits = {i.name: numpy_helper.to_array(i) for i in g.initializer}
+    qconvs = [n for n in g.node if n.op_type == "QLinearConv"]
+    need = sorted({n.input[0] for n in qconvs} | {n.output[0] for n in qconvs})
+    vals = nets.Runner(qmodel, need)(x)
+    rows = []
+    for k, n in enumerate(qconvs):
+        xs, xz, w, ws, wz, ys, yz = (inits.get(i) for i in n.input[1:8])
+        bias = inits.get(n.input[8]) if len(n.input) > 8 else None
+        row = {"conv": f"conv{k:02d}", "shape": "x".join(map(str, w.shape)), "groups": int(nets._attr(n, "group", 1)),
+               "x_zero_point": int(xz), "y_zero_point": int(yz)}
+        if int(xz) == 255 or int(yz) == 255:
+            # a range entirely <= 0: qtheory.Quantizer needs alpha > 0, so this conv has no description
+            rows.append({**row, "outputs": 0, "equal": 0, "max_lsb": -1})
+            continue
+        xq_ = Quantizer(8, float(xs) * (255 - int(xz)), "affine", beta=-float(xs) * int(xz))
+        yq_ = Quantizer(8, float(ys) * (255 - int(yz)), "affine", beta=-float(ys) * int(yz))
+        ws = np.atleast_1d(ws).astype(np.float64)
+        wq_ = [Quantizer(8, float(s) * 127.0, "narrow") for s in ws]
+        if int(xz) != -xq_.qmin or int(yz) != -yq_.qmin or np.any(wz):
+            raise AssertionError(f"zero points of {n.name} not reproduced by qtheory.Quantizer")
+        a = nets._attr
+        stride = tuple(a(n, "strides", [1, 1]))
+        pads = tuple(a(n, "pads", [0, 0, 0, 0]))
+        y = conv2d(vals[n.input[0]], w.astype(np.int8), bias, x_quant=xq_,
+                   w_quant=wq_ if len(wq_) > 1 else wq_[0], out_quant=yq_, stride=stride,
+                   padding=(pads[0], pads[1]), dilation=tuple(a(n, "dilations", [1, 1])),
+                   groups=int(a(n, "group", 1)), requant=requant)
+        ref = vals[n.output[0]]
+        d = np.abs(y.astype(int) - ref.astype(int))
+        rows.append({**row, "outputs": int(ref.size), "equal": int(np.sum(d == 0)), "max_lsb": int(d.max())})
+    return pd.DataFrame(rows)
+
+
+def quantize_ort(model, batches, method: str = "MinMax", fmt: str = "QDQ", overrides: dict | None = None,
+                 per_channel: bool = True, nodes_exclude=None, weight_type: str = "QInt8"):
+    """onnxruntime.quantization.quantize_static: uint8 activations, int8 (per-channel) weights, Conv only.
+    ``overrides``: {tensor: (lo, hi)} written as TensorQuantOverrides rmin/rmax."""
+    import contextlib
+    import io
+
+    import onnx
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self.it = iter(batches)
+
+        def get_next(self):
+            b = next(self.it, None)
+            return None if b is None else {"x": b}
+
+    extra = {"ActivationSymmetric": False, "WeightSymmetric": True}
+    if overrides:
+        extra["TensorQuantOverrides"] = {t: [{"rmin": np.float32(lo), "rmax": np.float32(hi)}]
+                                         for t, (lo, hi) in overrides.items()}
+    with tempfile.TemporaryDirectory() as d:
+        src, dst = Path(d) / "f.onnx", Path(d) / "q.onnx"
+        onnx.save(model, str(src))
+        with contextlib.redirect_stdout(io.StringIO()):
+            quantize_static(str(src), str(dst), Reader(), quant_format=getattr(QuantFormat, fmt),
+                            op_types_to_quantize=["Conv"], per_channel=per_channel,
+                            activation_type=QuantType.QUInt8, weight_type=getattr(QuantType, weight_type),
+                            calibrate_method=getattr(CalibrationMethod, method), extra_options=extra,
+                            nodes_to_exclude=nodes_exclude or [])
+        return onnx.load(str(dst))
+
+
+# ============================================================================ 3. end to end
+def output_tensor(model) -> str:
+    """The logits: the input of the final Softmax (classifier) or Sigmoid (detector)."""
+    for n in model.graph.node:
+        if n.op_type in ("Softmax", "Sigmoid") and n.output[0] == model.graph.output[0].name:
+            return n.input[0]
+    return model.graph.output[0].name
+
+
+def compare_outputs(ref: np.ndarray, out: np.ndarray, classify: bool) -> dict:
+    ref = np.asarray(ref, np.float64)
+    out = np.asarray(out, np.float64)
+    row = {"out_sqnr_db": sqnr_db(np.sum(ref * ref), np.sum((out - ref) ** 2))}
+    if classify:
+        row["top1_agreement_pct"] = 100.0 * float(np.mean(ref.argmax(axis=1) == out.argmax(axis=1)))
+    return row
+
+
+def qdq_activation_tensors(qmodel) -> list[str]:
+    """Float tensors that a QDQ model quantizes (inputs of its QuantizeLinear nodes)."""
+    inits = {i.name for i in qmodel.graph.initializer}
+    return list(dict.fromkeys(n.input[0] for n in qmodel.graph.node
+                              if n.op_type == "QuantizeLinear" and n.input[0] not in inits))
+
+
+def act_range(x, bits: int, method: str) -> tuple[float, float]:
+    """(β, α) of one activation tensor: 'max' (MinMax), 'aciq' (ACIQ's auto-family clip; signed tensors:
+    the symmetric clip intersected with the observed range), 'exact' (:func:`exact_affine`)."""
+    x = np.asarray(x, np.float64).ravel()
+    lo, hi = float(x.min()), float(x.max())
+    if method == "max":
+        return lo, hi
+    if method == "exact":
+        return exact_affine(EmpiricalMSE(x), lo, hi, bits)
+    if lo >= 0.0:
+        return 0.0, calibrate(x, bits, "aciq_auto", grid="unsigned")
+    a = calibrate(x, bits, "aciq_auto", grid="narrow")
+    return max(lo, -a), min(hi, a)
+
+
+#: the ladder of Banner et al.'s Table 1, cumulative: (label, weight kwargs of quantize_channels, act method)
+LADDER = (
+    ("naive max", dict(granularity="tensor", clip="max"), "max"),
+    ("+ ACIQ clip", dict(granularity="tensor", clip="laplace"), "aciq"),
+    ("+ exact clip", dict(granularity="tensor", clip="optimal"), "exact"),
+    ("+ per-channel", dict(granularity="channel", clip="optimal"), "exact"),
+    ("+ Banner allocation", dict(granularity="channel", clip="optimal", allocation="closed_form", budget="bins"),
+     "exact"),
+    ("+ bias correction", dict(granularity="channel", clip="optimal", allocation="closed_form", budget="bins",
+                               correction="mean"), "exact"),
+)
+
+
+def quantized_weights(layers, bits: int, kwargs: dict, memo: dict | None = None) -> dict:
+    """{weight name: fake-quantized weights} by :func:`qtheory.allocation.quantize_channels` (narrow grid,
+    at most 8 bits per channel). ``memo`` ({layer: {}}) shares per-channel clips between calls through
+    ``quantize_channels``' ``_memo`` hook (the clips do not depend on the rung)."""
+    from qtheory.allocation import quantize_channels
+
+    out = {}
+    for lay in layers:
+        w = flush_subnormals(lay["w"])[0].astype(np.float64)
+        if kwargs.get("granularity") == "tensor" and kwargs.get("clip") == "optimal":
+            # the per-tensor exact optimum from qtheory.empirical (exact and O(N), unlike the clip scan)
+            q = Quantizer(bits, calibrate(w, bits, "qtheory", grid="narrow"), "narrow")
+            out[lay["weight"]] = q.quantize(w).astype(np.float32)
+            continue
+        extra = {} if memo is None else {"_memo": memo.setdefault(lay["weight"], {})}
+        out[lay["weight"]] = quantize_channels(w, bits, grid="narrow", max_bits=8, **kwargs, **extra
+                                               ).w_q.astype(np.float32)
+    return out

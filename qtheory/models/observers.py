@@ -1,0 +1,649 @@
+"""Activation observers: ``collect(batch)`` any number of times, then a range by any calibrator.
+
+The shape users know from ``torch.ao`` observers (``forward`` → ``calculate_qparams``), ONNX
+Runtime's calibrators (``collect_data`` → ``compute_data``) and ModelOpt's ``collect`` /
+``compute_amax``; qtheory's exact optimum is one more method behind it.
+
+Storage
+-------
+While at most ``max_samples`` values have been collected (per channel), they are kept (float32
+input stays float32) and every method sees exactly the concatenated data: the ``exact`` range then
+*is* :func:`qtheory.optimal_clip` of the concatenation. Beyond ``max_samples`` the observer streams:
+
+- a fixed-width histogram on a power-of-two grid (bin width ``w = 2^e``, ``bins`` bins around 0)
+  keeping, per bin, the exact count, the sums of ``x`` and ``x²`` (float64) and the bin's min and
+  max. When a batch exceeds the range, ``w`` doubles and pairs of bins merge — the sums merge
+  exactly (``⌊⌊x/w⌋/2⌋ = ⌊x/2w⌋``), unlike a re-binned plain histogram;
+- the running min and max (exact; the ``max`` method stays exact);
+- a uniform random sample of ``reservoir`` values (bottom-k of random keys, seeded), which the
+  sample-based calibrators (``percentile``, ``entropy``, ``mse_sweep``, ``octav``, ``aciq``) use.
+
+The streamed ``exact`` method minimises ``U(q) = Σ_bins Σ_x (x − y_b)²`` where each bin's values
+all go to the level ``y_b`` of the bin's mean — an achievable assignment, so ``U(q) ≥ MSE(q)``;
+``U(q) = MSE(q)`` exactly when no decision threshold falls between a bin's min and max. For the
+bins that straddle one, ``MSE(q) ≥ U(q) − E(q)`` with ``E(q) = (1/N) Σ_straddled n_b·D_b²``, ``D_b``
+the largest distance from ``y_b`` to the bin's min or max. Hence the streamed optimum ``q̂`` obeys
+
+    MSE(q̂) ≤ U(q̂) ≤ U(q*) ≤ MSE(q*) + E(q*)
+
+(``q*`` the true optimum): its excess over the exact optimum is at most ``E(q*)``, which shrinks
+with the bin width (``D_b`` ≈ one step ``Δ``, and only bins within ``w`` of a threshold count:
+``E ≲ Δ²·p(threshold)·w·levels``). :attr:`Range.bound` reports ``E`` at the streamed optimum;
+``tests/test_models_observers.py`` checks the inequality against the in-memory optimum.
+
+Asymmetric ranges
+-----------------
+With ``grid="affine"`` (the default: ONNX Runtime's uint8 activations) every method returns a
+range ``[β, α]`` with ``β <= 0 <= α``: ``max`` → ``[min x, max x]``; ``percentile`` →
+``[P_(100−p), P_p]``; ``entropy``, ``mse_sweep``, ``octav`` → the method's one-sided (unsigned)
+rule applied to each side's magnitudes (``max(x, 0)`` and ``max(−x, 0)``), as ONNX Runtime's
+percentile calibrator treats the two sides with ``symmetric=False``; ``aciq`` → ``mean ± r·b``
+with ACIQ's two-sided ratio ``r`` for the fitted Laplace scale ``b``, cut to the data range;
+``exact`` → the joint global optimum of ``(β, α)`` for the affine grid (integer zero point).
+A side without values gets 0. With a symmetric grid (``"narrow"``, ``"int"``, ...) ``β = −α``
+and the methods are those of :mod:`qtheory.calibrate`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from .._validation import check_int, check_option, check_real, param_error
+from ..quantizer import GRIDS, MAX_BITS, MIN_BITS, Quantizer
+
+__all__ = ["Observer", "Range", "METHODS", "torch_observers", "onnx_observers", "clip_range", "quantizer_for"]
+
+METHODS = ("max", "percentile", "entropy", "mse_sweep", "octav", "aciq", "exact")
+
+
+@dataclass(frozen=True)
+class Range:
+    """A calibrated range ``[beta, alpha]`` (per channel: arrays).
+
+    Attributes
+    ----------
+    beta, alpha : float or ndarray
+        Lower and upper clip (``beta = -alpha`` for symmetric grids).
+    method : str
+    bits : int
+    grid : str
+    mse : float or ndarray
+        Mean squared quantization error of the collected data at this range (exact in memory; the
+        upper bound ``U`` when streamed).
+    bound : float or ndarray
+        0 when ``mse`` is exact; else ``E`` at this range (see the module docstring).
+    streamed : bool
+    """
+
+    beta: float | np.ndarray
+    alpha: float | np.ndarray
+    method: str
+    bits: int
+    grid: str
+    mse: float | np.ndarray
+    bound: float | np.ndarray
+    streamed: bool
+
+
+def quantizer_for(beta: float, alpha: float, bits: int, grid: str) -> Quantizer:
+    """The :class:`qtheory.Quantizer` of a range (affine: ``[β, α]``, else the symmetric ``α``)."""
+    if grid == "affine":
+        beta = min(beta, 0.0)
+        if alpha <= 0:  # an all-non-positive tensor: keep 0 representable at the top
+            alpha = max(-beta, 1e-300) * 2.0 ** -(bits + 40)
+        return Quantizer(bits, alpha, "affine", beta=beta)
+    return Quantizer(bits, alpha if alpha > 0 else 1e-300, grid)
+
+
+def clip_range(x, bits: int, method: str, grid: str = "affine", *, percentile: float = 99.99,
+               func: str = "clip_range") -> tuple[float, float]:
+    """``(beta, alpha)`` chosen by ``method`` for the samples ``x`` (see the module docstring).
+
+    Examples
+    --------
+    >>> x = np.r_[np.linspace(-0.375, 0, 50), np.linspace(0, 6, 950)]   # a hardswish-like tensor
+    >>> clip_range(x, 8, "max")
+    (-0.375, 6.0)
+    >>> b, a = clip_range(x, 8, "exact")
+    >>> -0.375 <= b < 0 < a <= 6.0
+    True
+    """
+    from .. import calibrate as cal
+
+    method = check_option(method, "method", func, METHODS)
+    grid = check_option(grid, "grid", func, GRIDS)
+    bits = check_int(bits, "bits", func, MIN_BITS[grid], MAX_BITS)
+    x = np.asarray(x).reshape(-1)
+    lo, hi = float(x.min()), float(x.max())
+    if grid != "affine":
+        if max(-lo, hi) <= 0:
+            return 0.0, 0.0
+        if method == "exact":
+            from ..optimal import optimal_clip
+
+            a = optimal_clip(x, bits, grid=grid).alpha
+        else:
+            name = {"aciq": "aciq_laplace"}.get(method, method)
+            kw = {"percentile": percentile} if method == "percentile" else {}
+            if method == "aciq" and grid != "midrise":  # ACIQ's ratio is for the midrise step
+                a = cal.aciq_clip(x, bits, unsigned=grid in ("unsigned", "uint"))
+            else:
+                a = cal.calibrate(x, bits, name, grid=grid, **kw)
+        return -float(a), float(a)
+    # ---- affine: asymmetric (β, α)
+    if method == "max":
+        return min(lo, 0.0), max(hi, 0.0)
+    if method == "percentile":
+        p = check_real(percentile, "percentile", func, 50.0, 100.0, low_open=True)
+        return min(float(np.percentile(x, 100.0 - p)), 0.0), max(float(np.percentile(x, p)), 0.0)
+    if method == "exact":
+        from ..optimal import optimal_clip
+
+        if hi <= 0 and lo >= 0:
+            return 0.0, 0.0
+        if hi <= 0:  # mirror: the optimiser wants positive values
+            r = optimal_clip(-x.astype(np.float64), bits, grid="affine", range="asymmetric")
+            return -float(r.alpha), -float(r.beta)
+        r = optimal_clip(x.astype(np.float64, copy=False), bits, grid="affine", range="asymmetric")
+        return float(r.beta), float(r.alpha)
+    if method == "aciq":
+        from ..optimal import optimal_clip
+        from ..priors import Laplace
+
+        mean = float(np.mean(x, dtype=np.float64))
+        b = float(np.mean(np.abs(x - mean), dtype=np.float64))
+        if b <= 0:
+            return min(lo, 0.0), max(hi, 0.0)
+        r = optimal_clip(Laplace(1.0), bits, method="aciq").alpha
+        return min(max(mean - r * b, lo), 0.0), max(min(mean + r * b, hi), 0.0)
+
+    def side(v):
+        if not np.any(v > 0):
+            return 0.0
+        if method == "entropy":
+            return cal.entropy_clip(v, bits, unsigned=True)
+        if method == "mse_sweep":
+            return cal.mse_sweep_clip(v, bits, grid="unsigned")
+        return cal.octav_clip(v, bits, unsigned=True)
+
+    return -side(np.maximum(-x, 0.0)), side(np.maximum(x, 0.0))
+
+
+class Observer:
+    """Collects a tensor batch by batch; returns its range by any calibrator.
+
+    Parameters
+    ----------
+    bits : int
+        Bit-width the range is for (default 8).
+    grid : str
+        ``"affine"`` (default: asymmetric ``[β, α]``, uint8 activations as ONNX Runtime
+        quantizes them) or a symmetric qtheory grid (``"narrow"``, ``"int"``, ``"midrise"``,
+        ``"unsigned"``, ``"uint"``).
+    axis : int, optional
+        Per-channel ranges along this axis of every batch (e.g. 1 for NCHW activations).
+    max_samples : int
+        Values kept in memory (per channel) before the observer streams (module docstring).
+    bins : int
+        Histogram bins of the streaming mode (even; default 2^16).
+    reservoir : int
+        Size of the uniform random sample kept for the sample-based calibrators when streaming.
+    seed : int
+        Seed of that sample.
+    percentile : float
+        Percentile of the ``percentile`` method (default 99.99).
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> obs = Observer(bits=8)
+    >>> for _ in range(4):
+    ...     _ = obs.collect(np.maximum(rng.normal(size=(8, 16)), -0.2))
+    >>> r = obs.range("max")
+    >>> r.beta, r.alpha > 2
+    (-0.2, True)
+    >>> obs.n
+    512
+    >>> list(obs.ranges(["max", "exact"]).columns)
+    ['method', 'beta', 'alpha', 'mse', 'bound', 'streamed']
+    """
+
+    def __init__(self, bits: int = 8, grid: str = "affine", *, axis: int | None = None, max_samples: int = 1 << 22,
+                 bins: int = 1 << 16, reservoir: int = 1 << 20, seed: int = 0, percentile: float = 99.99):
+        func = "Observer"
+        self.grid = check_option(grid, "grid", func, GRIDS)
+        self.bits = check_int(bits, "bits", func, MIN_BITS[self.grid], MAX_BITS)
+        self.axis = None if axis is None else check_int(axis, "axis", func, -32, 31)
+        self.max_samples = check_int(max_samples, "max_samples", func, 0, None)
+        self.bins = check_int(bins, "bins", func, 16, 1 << 26)
+        if self.bins % 2:
+            raise param_error("bins", func, "an even int", self.bins)
+        self.reservoir = check_int(reservoir, "reservoir", func, 1, None)
+        self.seed = check_int(seed, "seed", func, 0, None)
+        self.percentile = check_real(percentile, "percentile", func, 50.0, 100.0, low_open=True)
+        self._chans: list[_Stream] | None = None
+        self._single: _Stream | None = None
+
+    # ----------------------------------------------------------------- collection
+    def collect(self, batch) -> Observer:
+        """Add a batch (any shape; with ``axis``, the channel axis must have the same length)."""
+        func = "Observer.collect"
+        x = _as_float(batch, func)
+        if self.axis is None:
+            if self._single is None:
+                self._single = _Stream(self, 0)
+            self._single.add(x.reshape(-1))
+            return self
+        if x.ndim == 0 or not -x.ndim <= self.axis < x.ndim:
+            raise param_error("batch", func, f"an array with an axis {self.axis}", f"shape {x.shape}")
+        c = np.moveaxis(x, self.axis, 0).reshape(x.shape[self.axis], -1)
+        if self._chans is None:
+            self._chans = [_Stream(self, i) for i in range(c.shape[0])]
+        if c.shape[0] != len(self._chans):
+            raise param_error("batch", func, f"{len(self._chans)} channels along axis {self.axis}",
+                              f"{c.shape[0]} channels")
+        for s, row in zip(self._chans, c, strict=True):
+            s.add(row)
+        return self
+
+    __call__ = collect
+
+    @property
+    def n(self) -> int:
+        """Values collected (per channel with ``axis``)."""
+        s = self._streams(False)
+        return s[0].n if s else 0
+
+    @property
+    def streamed(self) -> bool:
+        return any(s.hist is not None for s in self._streams(False))
+
+    def _streams(self, need=True):
+        s = [self._single] if self._single is not None else (self._chans or [])
+        if need and not s:
+            raise ValueError("Observer: collect(batch) at least once before asking for a range.")
+        return s
+
+    # ----------------------------------------------------------------- ranges
+    def range(self, method: str = "exact") -> Range:
+        """The range chosen by ``method`` (one of :data:`METHODS`)."""
+        method = check_option(method, "method", "Observer.range", METHODS)
+        res = [s.range(method) for s in self._streams()]
+        if self.axis is None:
+            b, a, m, e = res[0]
+            return Range(b, a, method, self.bits, self.grid, m, e, self.streamed)
+        b, a, m, e = (np.array(v) for v in zip(*res, strict=True))
+        return Range(b, a, method, self.bits, self.grid, m, e, self.streamed)
+
+    def ranges(self, methods=METHODS):
+        """A DataFrame with one row per method (per channel: the columns hold arrays)."""
+        import pandas as pd
+
+        rows = []
+        for m in methods:
+            r = self.range(m)
+            rows.append({"method": m, "beta": r.beta, "alpha": r.alpha, "mse": r.mse, "bound": r.bound,
+                         "streamed": r.streamed})
+        return pd.DataFrame(rows)
+
+
+def _as_float(batch, func):
+    if hasattr(batch, "detach"):  # torch tensor
+        batch = batch.detach().cpu().float().numpy()
+    x = np.asarray(batch)
+    if x.dtype.kind not in "biuf":
+        raise param_error("batch", func, "an array of real numbers", f"dtype {x.dtype}", TypeError)
+    if x.dtype not in (np.float32, np.float64):
+        x = x.astype(np.float32)
+    if x.size and not (np.isfinite(x.min()) and np.isfinite(x.max())):
+        raise param_error("batch", func, "an array of finite real numbers", "non-finite values")
+    return x
+
+
+class _Stream:
+    """One channel's state: kept values, then histogram + reservoir."""
+
+    def __init__(self, obs: Observer, index: int):
+        self.o = obs
+        self.parts: list[np.ndarray] = []
+        self.kept = 0
+        self.n = 0
+        self.lo, self.hi = math.inf, -math.inf
+        self.hist = None  # (count, s1, s2, bmin, bmax) arrays
+        self.e = None  # bin width 2^e
+        self.rng = np.random.default_rng([obs.seed, index])
+        self.res = np.empty(0, np.float32)
+        self.keys = np.empty(0)
+
+    def add(self, x):
+        if x.size == 0:
+            return
+        self.n += x.size
+        self.lo, self.hi = min(self.lo, float(x.min())), max(self.hi, float(x.max()))
+        if self.hist is None and self.kept + x.size <= self.o.max_samples:
+            self.parts.append(np.array(x, copy=True))
+            self.kept += x.size
+            return
+        if self.hist is None:  # switch to streaming: everything kept so far goes in first
+            old = self.parts
+            self.parts, self.kept = [], 0
+            self._init_hist(max(-self.lo, self.hi))
+            for p in old:
+                self._stream(p)
+        self._stream(x)
+
+    # ---------------------------------------------------------- streaming state
+    def _init_hist(self, top):
+        k = self.o.bins // 2
+        self.e = math.frexp(top / k)[1] if top > 0 else -1000  # 2^e * k > top
+        z = np.zeros(self.o.bins)
+        self.hist = [np.zeros(self.o.bins, np.int64), z.copy(), z.copy(), np.full(self.o.bins, np.inf),
+                     np.full(self.o.bins, -np.inf)]
+
+    def _stream(self, x):
+        k = self.o.bins // 2
+        top = float(max(-x.min(), x.max()))
+        while top >= math.ldexp(k, self.e):
+            self._merge()
+        xd = x.astype(np.float64)
+        idx = (np.floor(np.ldexp(xd, -self.e)).astype(np.int64) + k)
+        cnt, s1, s2, bmin, bmax = self.hist
+        nb = self.o.bins
+        cnt += np.bincount(idx, minlength=nb)
+        s1 += np.bincount(idx, weights=xd, minlength=nb)
+        s2 += np.bincount(idx, weights=xd * xd, minlength=nb)
+        np.minimum.at(bmin, idx, xd)
+        np.maximum.at(bmax, idx, xd)
+        # reservoir: keep the values with the `reservoir` smallest random keys
+        keys = self.rng.random(x.size)
+        vals = np.concatenate([self.res, x.astype(np.float32)])
+        allk = np.concatenate([self.keys, keys])
+        if allk.size > self.o.reservoir:
+            sel = np.argpartition(allk, self.o.reservoir - 1)[: self.o.reservoir]
+            vals, allk = vals[sel], allk[sel]
+        self.res, self.keys = vals, allk
+
+    def _merge(self):
+        """Double the bin width: bin j of the new grid holds old bins 2j-k.. (⌊⌊x/w⌋/2⌋ = ⌊x/2w⌋)."""
+        k = self.o.bins // 2
+        old_idx = np.arange(self.o.bins) - k
+        new = np.floor_divide(old_idx, 2) + k
+        cnt, s1, s2, bmin, bmax = self.hist
+        nb = self.o.bins
+        h = [np.bincount(new, weights=cnt, minlength=nb).astype(np.int64), np.bincount(new, weights=s1, minlength=nb),
+             np.bincount(new, weights=s2, minlength=nb), np.full(nb, np.inf), np.full(nb, -np.inf)]
+        np.minimum.at(h[3], new, bmin)
+        np.maximum.at(h[4], new, bmax)
+        self.hist = h
+        self.e += 1
+
+    # ---------------------------------------------------------- ranges
+    def data(self):
+        if self.hist is not None:
+            return self.res
+        return self.parts[0] if len(self.parts) == 1 else np.concatenate(self.parts)
+
+    def range(self, method):
+        o = self.o
+        if method == "max":
+            b, a = (min(self.lo, 0.0), max(self.hi, 0.0)) if o.grid == "affine" else (
+                -max(-self.lo, self.hi), max(-self.lo, self.hi))
+        elif method == "exact" and self.hist is not None:
+            return self._hist_exact()
+        else:
+            b, a = clip_range(self.data(), o.bits, method, o.grid, percentile=o.percentile, func="Observer.range")
+        mse, bound = self.mse(b, a)
+        return b, a, mse, bound
+
+    def mse(self, beta, alpha):
+        """(MSE, bound) of the collected data at the range (exact in memory)."""
+        o = self.o
+        if alpha <= 0 and beta >= 0:
+            x = self.data()
+            return (float(np.mean(np.square(x, dtype=np.float64))) if self.hist is None
+                    else float(self.hist[2].sum() / self.n)), 0.0
+        q = quantizer_for(beta, alpha, o.bits, o.grid)
+        if self.hist is None:
+            from ..empirical import EmpiricalMSE
+
+            c, r = EmpiricalMSE(self.data()).mse_quantizer(q)
+            return c + r, 0.0
+        u, e = self._upper(q)
+        return u, e
+
+    def _upper(self, q: Quantizer):
+        cnt, s1, s2, bmin, bmax = self.hist
+        nz = cnt > 0
+        n, a1, a2, lo, hi = cnt[nz].astype(np.float64), s1[nz], s2[nz], bmin[nz], bmax[nz]
+        y = q.quantize(a1 / n)
+        u = float(np.sum(np.maximum(a2 - 2.0 * y * a1 + y * y * n, 0.0)))
+        straddle = q.to_codes(lo) != q.to_codes(hi)
+        d = np.maximum(np.abs(lo - y), np.abs(hi - y))
+        e = float(np.sum((n * d * d)[straddle]))
+        return u / self.n, e / self.n
+
+    def _hist_exact(self):
+        """Minimise the upper bound U over the grid's clips (1-D log scan + golden section, or the
+        affine (z, s) search of :func:`qtheory.optimal_clip`), from the histogram alone."""
+        from scipy.optimize import minimize_scalar
+
+        o = self.o
+        bits, grid = o.bits, o.grid
+
+        def u_of(q):
+            return self._upper(q)[0]
+
+        if grid != "affine":
+            top = max(-self.lo, self.hi) if grid in ("midrise", "int", "narrow") else self.hi
+            if top <= 0:
+                return 0.0, 0.0, *self.mse(0.0, 0.0)
+            alphas = np.geomspace(top * 2.0 ** -(bits + 4), top * (1 + 2.0 ** (2 - bits)), 400)
+            vals = np.array([u_of(Quantizer(bits, a, grid)) for a in alphas])
+            i = int(np.argmin(vals))
+            res = minimize_scalar(lambda a: u_of(Quantizer(bits, a, grid)),
+                                  bounds=(alphas[max(i - 1, 0)], alphas[min(i + 1, alphas.size - 1)]),
+                                  method="bounded", options={"xatol": 1e-10 * alphas[i]})
+            a = float(res.x) if res.fun <= vals[i] else float(alphas[i])
+            m, e = self._upper(Quantizer(bits, a, grid))
+            return -a, a, m, e
+        top = 2**bits - 1
+        lo, hi = min(self.lo, 0.0), max(self.hi, 0.0)
+        if hi <= 0 and lo >= 0:
+            return 0.0, 0.0, *self.mse(0.0, 0.0)
+        span = (hi - lo) / top
+        s_grid = np.geomspace(span * 1e-3, span * 1.05, 64)
+
+        def q_of(z, s):
+            if z == top:
+                return quantizer_for(-z * s, 0.0, bits, "affine")
+            return Quantizer(bits, (top - z) * s, "affine", beta=-z * s)
+
+        def best_s(z):
+            v = np.array([u_of(q_of(z, s)) for s in s_grid])
+            i = int(np.argmin(v))
+            return float(v[i]), float(s_grid[i]), i
+
+        z_lo = 0 if lo >= 0 else 0
+        z_hi = top - 1 if lo < 0 else 0
+        if hi <= 0:
+            z_lo = z_hi = top
+        coarse = np.unique(np.round(np.linspace(z_lo, z_hi, min(z_hi - z_lo + 1, 17))).astype(int))
+        scan = {int(z): best_s(int(z)) for z in coarse}
+        zb = min(scan, key=lambda z: scan[z][0])
+        step = int(coarse[1] - coarse[0]) if coarse.size > 1 else 1
+        for z in range(max(z_lo, zb - step), min(z_hi, zb + step) + 1):
+            if z not in scan:
+                scan[z] = best_s(z)
+        cands = []
+        for z in sorted(scan, key=lambda z: scan[z][0])[:3]:
+            v0, s0, i = scan[z]
+            a_, b_ = s_grid[max(i - 1, 0)], s_grid[min(i + 1, s_grid.size - 1)]
+            res = minimize_scalar(lambda s, z=z: u_of(q_of(z, s)), bounds=(a_, b_), method="bounded",
+                                  options={"xatol": 1e-10 * b_})
+            cands.append((float(res.fun), float(res.x), z) if res.fun <= v0 else (v0, s0, z))
+        cands.sort()
+        _, s, z = cands[0]
+        q = q_of(z, s)
+        m, e = self._upper(q)
+        return float(q.beta), float(q.alpha), m, e
+
+
+# ================================================================================ hooks
+def torch_observers(model, batches, *, modules=None, inputs: bool = False, progress: bool = False,
+                    **observer_kw) -> dict:
+    """Observers of the outputs (or inputs) of a torch model's modules, filled by forward hooks.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+    batches : iterable
+        Inputs: a tensor, or a tuple of positional arguments, per batch.
+    modules : iterable of str, optional
+        Module names (``model.named_modules()``); default every leaf module.
+    inputs : bool
+        Observe each module's first input instead of its output (the tensor a quantized layer
+        reads).
+    progress : bool
+        A tqdm bar over the batches.
+    **observer_kw
+        Passed to :class:`Observer` (``bits``, ``grid``, ``axis``, ``max_samples``, ...).
+
+    Returns
+    -------
+    dict
+        ``{module name: Observer}``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> net = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Hardswish())
+    >>> obs = torch_observers(net, [torch.randn(16, 4) for _ in range(3)])
+    >>> sorted(obs), obs["1"].n
+    (['0', '1'], 384)
+    >>> obs["1"].range("max").beta >= -0.375
+    True
+    """
+    import torch
+
+    if not isinstance(model, torch.nn.Module):
+        raise param_error("model", "torch_observers", "a torch.nn.Module", type(model).__name__, TypeError)
+    named = dict(model.named_modules())
+    if modules is None:
+        names = [n for n, m in named.items() if n and not any(True for _ in m.children())]
+    else:
+        names = list(modules)
+        for n in names:
+            if n not in named:
+                raise param_error("modules", "torch_observers", "names of the model's modules", n)
+    obs = {n: Observer(**observer_kw) for n in names}
+    hooks = []
+
+    def hook(name):
+        def f(_mod, args, out):
+            t = args[0] if inputs else out
+            if isinstance(t, (tuple, list)):
+                t = t[0]
+            if isinstance(t, torch.Tensor) and t.is_floating_point():
+                obs[name].collect(t.detach())
+        return f
+
+    for n in names:
+        hooks.append(named[n].register_forward_hook(hook(n)))
+    try:
+        with torch.no_grad():
+            for b in _bar(batches, progress, "torch batches"):
+                model(*b) if isinstance(b, tuple) else model(b)
+    finally:
+        for h in hooks:
+            h.remove()
+    return {n: o for n, o in obs.items() if o.n}
+
+
+def onnx_observers(model, feeds, *, tensors=None, providers=("CPUExecutionProvider",), preprocess: bool = False,
+                   progress: bool = False, **observer_kw) -> dict:
+    """Observers of intermediate tensors of an ONNX model run in ONNX Runtime.
+
+    The tensors are added as graph outputs of a copy of the model (as ONNX Runtime's own
+    calibrators augment it), then every feed is run once.
+
+    Parameters
+    ----------
+    model : str, path or onnx.ModelProto
+    feeds : iterable of dict
+        ``{input name: array}`` per batch.
+    tensors : iterable of str, optional
+        Tensor names; default the tensors ONNX Runtime's calibrators observe
+        (:func:`qtheory.models.export.ort_calibration_tensors`), i.e. every range
+        :func:`qtheory.models.export.quantize_onnx` needs.
+    providers : sequence of str
+    preprocess : bool
+        With the default ``tensors``: observe the graph after ONNX Runtime's ``quant_pre_process``
+        (use with ``quantize_onnx(..., preprocess=True)``).
+    progress : bool
+    **observer_kw
+        Passed to :class:`Observer`.
+
+    Returns
+    -------
+    dict
+        ``{tensor name: Observer}``.
+
+    Examples
+    --------
+    >>> import onnx
+    >>> from onnx import helper
+    >>> n = [helper.make_node("Relu", ["x"], ["r"]), helper.make_node("Neg", ["r"], ["y"])]
+    >>> g = helper.make_graph(n, "g", [helper.make_tensor_value_info("x", 1, [2, 3])],
+    ...                       [helper.make_tensor_value_info("y", 1, [2, 3])])
+    >>> m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
+    >>> obs = onnx_observers(m, [{"x": np.array([[-1, 2, 3], [4, -5, 6]], np.float32)}], tensors=["r", "y"])
+    >>> obs["r"].range("max").alpha, obs["y"].range("max").beta
+    (6.0, -6.0)
+    """
+    import onnx
+    import onnxruntime as ort
+
+    from .readers import _load_onnx
+
+    m, _ = _load_onnx(model, "onnx_observers")
+    consts = {t.name for t in m.graph.initializer} | {o for nd in m.graph.node if nd.op_type == "Constant"
+                                                      for o in nd.output}
+    if tensors is None:  # run the graph ONNX Runtime's quantizer will see
+        from .export import ort_calibration_tensors, prepare_for_ort
+
+        m = prepare_for_ort(m, preprocess=preprocess)
+        consts = {t.name for t in m.graph.initializer}
+        names = [n for n in ort_calibration_tensors(m) if n not in consts]
+    else:
+        names = list(tensors)
+    produced = {o for nd in m.graph.node for o in nd.output} | {i.name for i in m.graph.input}
+    for n in names:
+        if n not in produced:
+            raise param_error("tensors", "onnx_observers", "names of tensors computed by the model", n)
+    aug = onnx.ModelProto()
+    aug.CopyFrom(m)
+    have = {o.name for o in aug.graph.output}
+    for n in names:
+        if n not in have:
+            aug.graph.output.append(onnx.ValueInfoProto(name=n))
+    so = ort.SessionOptions()
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    sess = ort.InferenceSession(aug.SerializeToString(), so, providers=list(providers))
+    obs = {n: Observer(**observer_kw) for n in names}
+    for feed in _bar(feeds, progress, "onnx batches"):
+        outs = sess.run(names, feed)
+        for n, v in zip(names, outs, strict=True):
+            if np.asarray(v).dtype.kind == "f":
+                obs[n].collect(v)
+    return {n: o for n, o in obs.items() if o.n}
+
+
+def _bar(it, progress, desc):
+    if not progress:
+        return it
+    from tqdm.auto import tqdm
+
+    return tqdm(it, desc=desc)

@@ -1,0 +1,224 @@
+"""``layer_report``: per-tensor (or per-channel) prior fit and every calibrator's clip, MSE and SQNR."""
+
+from __future__ import annotations
+
+import math
+import zlib
+
+import numpy as np
+
+from .._validation import check_bool, check_int, check_option, param_error
+from ..quantizer import GRIDS, MAX_BITS, MIN_BITS
+from .observers import METHODS, clip_range, quantizer_for
+
+__all__ = ["layer_report", "clip_tensor", "REPORT_COLUMNS"]
+
+#: the columns of the long format (``long=True``, the CLI's CSV), in order
+REPORT_COLUMNS = ("tensor", "shape", "role", "depthwise", "channel", "n", "n_fit", "prior", "loglik_laplace",
+                  "loglik_gaussian", "ks", "kurtosis", "bits", "grid", "method", "alpha", "beta", "mse",
+                  "sqnr_db", "gain_db")
+
+
+def clip_tensor(x, bits: int, method: str = "exact", grid: str = "narrow") -> tuple[float, float]:
+    """``(beta, alpha)`` of one tensor by one calibrator (:func:`qtheory.models.observers.clip_range`).
+
+    >>> clip_tensor([-1.0, 0.5, 2.0], 8, "max")
+    (-2.0, 2.0)
+    """
+    return clip_range(x, bits, method, grid, func="clip_tensor")
+
+
+def _fit(x):
+    """Laplace and Gaussian fits (about the mean, as ACIQ fits them), their mean log-likelihoods,
+    the KS statistic of the better one, and the excess kurtosis."""
+    from scipy import stats
+
+    x = np.asarray(x, dtype=np.float64)
+    mu = float(np.mean(x))
+    d = x - mu
+    b = float(np.mean(np.abs(d)))
+    sd = float(np.sqrt(np.mean(d * d)))
+    if not (b > 0 and sd > 0):
+        return {"prior": "constant", "loglik_laplace": math.nan, "loglik_gaussian": math.nan, "ks": math.nan,
+                "kurtosis": math.nan}
+    ll_l = -math.log(2.0 * b) - 1.0  # mean log-likelihood at the fitted scale (mean|d| / b = 1)
+    ll_g = -0.5 * math.log(2.0 * math.pi * sd * sd) - 0.5
+    prior = "laplace" if ll_l >= ll_g else "gaussian"
+    dist = stats.laplace(mu, b) if prior == "laplace" else stats.norm(mu, sd)
+    ks = float(stats.kstest(x, dist.cdf).statistic)
+    kurt = float(np.mean(d**4) / sd**4 - 3.0)
+    return {"prior": prior, "loglik_laplace": ll_l, "loglik_gaussian": ll_g, "ks": ks, "kurtosis": kurt}
+
+
+def _subsample(x, max_values, seed, name):
+    if max_values is None or x.size <= max_values:
+        return x
+    rng = np.random.default_rng([seed, zlib.crc32(name.encode())])
+    idx = np.sort(rng.choice(x.size, size=max_values, replace=False))
+    return x[idx]
+
+
+def _rows_for(x, xfit, meta, bits_list, methods, grid):
+    """Rows (one per bits × method) of one tensor or channel."""
+    from ..empirical import EmpiricalMSE
+
+    x = np.asarray(x).reshape(-1)
+    x = x if x.dtype in (np.float32, np.float64) else x.astype(np.float32)
+    fit = _fit(xfit)
+    power = float(np.mean(np.square(x, dtype=np.float64)))
+    prep = EmpiricalMSE(x) if power > 0 else None
+    rows = []
+    for bits in bits_list:
+        res = {}
+        for m in methods:
+            if prep is None:
+                beta, alpha, mse = 0.0, 0.0, 0.0
+            else:
+                beta, alpha = clip_range(xfit, bits, m, grid, func="layer_report")
+                c, r = prep.mse_quantizer(quantizer_for(beta, alpha, bits, grid))
+                mse = c + r
+            sq = 10.0 * math.log10(power / mse) if power > 0 and mse > 0 else (math.inf if power > 0 else math.nan)
+            res[m] = (alpha, beta, mse, sq)
+        ref = res["max"][3] if "max" in res else math.nan
+        for m, (alpha, beta, mse, sq) in res.items():
+            rows.append({**meta, "n": int(x.size), "n_fit": int(np.size(xfit)), **fit, "bits": bits, "grid": grid,
+                         "method": m, "alpha": alpha, "beta": beta, "mse": mse, "sqnr_db": sq,
+                         "gain_db": sq - ref})
+    return rows
+
+
+def layer_report(source, bits=(8,), *, methods=METHODS, granularity: str = "tensor", grid: str = "narrow",
+                 roles=("conv_weight", "linear_weight"), fold_bn: bool = False, max_values: int | None = None,
+                 seed: int = 0, long: bool = False, progress: bool = False):
+    """Per-layer report of a model's weights: prior fit, and each calibrator's clip, MSE and SQNR.
+
+    Parameters
+    ----------
+    source : model or list of NamedTensor
+        Anything :func:`qtheory.models.read_tensors` reads (a path, ``nn.Module``, state dict,
+        ``onnx.ModelProto``), or tensors it returned (or ``{name: array}``).
+    bits : int or iterable of int
+        Bit-widths (one row block per bits).
+    methods : iterable of str
+        Subset of :data:`qtheory.models.observers.METHODS`: ``max, percentile, entropy, mse_sweep,
+        octav, aciq, exact``. ``gain_db`` is relative to ``max`` (NaN if ``max`` is not asked for).
+    granularity : {"tensor", "channel"}
+        One row per tensor, or per output channel (a tensor's ``channel_axis``; tensors without one
+        get one row).
+    grid : str
+        The quantizer (default ``"narrow"``: symmetric int8 weights, codes ±127, as ONNX Runtime
+        and TensorRT quantize weights). ``"affine"`` gives asymmetric ``(beta, alpha)`` ranges
+        (uint8 with a zero point).
+    roles : iterable of str or None
+        Tensor roles to report (default the conv and linear weights; ``None``: every tensor).
+    fold_bn : bool
+        Fold BatchNorm into the preceding Conv first (ONNX).
+    max_values : int, optional
+        Choose each clip from at most this many values per tensor (per channel), a uniform random
+        subsample drawn with ``seed`` (and the tensor's name); MSE and SQNR are always measured on
+        the whole tensor. Stated in the ``n_fit`` column (``n`` is the tensor's size).
+    seed : int
+    long : bool
+        One row per (tensor, [channel,] bits, method) — the columns :data:`REPORT_COLUMNS` — instead
+        of one row per (tensor, [channel,] bits) with ``<method>_alpha``, ``_beta``, ``_mse``,
+        ``_sqnr_db`` and ``_gain_db`` columns.
+    progress : bool
+        A tqdm bar over the tensors.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``sqnr_db`` is ``10·log10(Σx² / Σ(x − q(x))²)`` over the tensor (channel); ``prior`` is
+        the Laplace or Gaussian fit (about the mean: ``b = mean|x − x̄|``, ``σ = std``) with the
+        higher mean log-likelihood (``loglik_*``, nats per value); ``ks`` is that fit's
+        Kolmogorov–Smirnov statistic; ``kurtosis`` is the excess kurtosis (Laplace 3, Gaussian 0).
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> w = {"conv.weight": rng.laplace(size=(8, 4, 3, 3)).astype(np.float32)}
+    >>> df = layer_report(w, bits=[4], methods=["max", "aciq", "exact"])
+    >>> df[["tensor", "prior"]].iloc[0].tolist(), int(df.bits.iloc[0])
+    (['conv.weight', 'laplace'], 4)
+    >>> bool(df.exact_mse.iloc[0] <= df.aciq_mse.iloc[0] <= df.max_mse.iloc[0])
+    True
+    >>> long = layer_report(w, bits=[4, 8], methods=["max", "exact"], long=True)
+    >>> long[["bits", "method"]].values.tolist()
+    [[4, 'max'], [4, 'exact'], [8, 'max'], [8, 'exact']]
+    """
+    import pandas as pd
+
+    from .readers import NamedTensor, read_tensors
+
+    func = "layer_report"
+    bits_list = [bits] if isinstance(bits, (int, np.integer)) else list(bits)
+    grid = check_option(grid, "grid", func, GRIDS)
+    bits_list = [check_int(b, "bits", func, MIN_BITS[grid], MAX_BITS) for b in bits_list]
+    if not bits_list:
+        raise param_error("bits", func, "at least one bit-width", bits)
+    methods = [check_option(m, "methods", func, METHODS) for m in methods]
+    if not methods:
+        raise param_error("methods", func, "at least one method", methods)
+    granularity = check_option(granularity, "granularity", func, ("tensor", "channel"))
+    if max_values is not None:
+        max_values = check_int(max_values, "max_values", func, 16, None)
+    seed = check_int(seed, "seed", func, 0, None)
+    long = check_bool(long, "long", func)
+    tensors = _as_tensors(source, fold_bn, func, NamedTensor, read_tensors)
+    if roles is not None:
+        roles = set(roles)
+        tensors = [t for t in tensors if t.role in roles]
+    rows = []
+    it = tensors
+    if progress:
+        from tqdm.auto import tqdm
+
+        it = tqdm(tensors, desc="layer_report")
+    for t in it:
+        rows.extend(tensor_rows(t, bits_list, methods, grid, granularity, max_values, seed))
+    df = pd.DataFrame(rows, columns=list(REPORT_COLUMNS))
+    if granularity == "tensor":
+        df = df.drop(columns="channel")
+    return df if long else wide(df)
+
+
+def tensor_rows(t, bits_list, methods, grid, granularity, max_values, seed) -> list[dict]:
+    """The long-format rows of one :class:`NamedTensor` (used by the dask path too)."""
+    x = t.array()
+    meta = {"tensor": t.name, "shape": "x".join(map(str, t.shape)), "role": t.role, "depthwise": t.depthwise}
+    if granularity == "channel" and t.channel_axis is not None and x.ndim > 1:
+        chans = np.moveaxis(np.asarray(x), t.channel_axis, 0).reshape(x.shape[t.channel_axis], -1)
+        rows = []
+        for c in range(chans.shape[0]):
+            row = np.ascontiguousarray(chans[c])
+            fit = _subsample(row, max_values, seed, f"{t.name}[{c}]")
+            rows.extend(_rows_for(row, fit, {**meta, "channel": c}, bits_list, methods, grid))
+        return rows
+    flat = np.asarray(x).reshape(-1)
+    fit = _subsample(flat, max_values, seed, t.name)
+    return _rows_for(flat, fit, {**meta, "channel": -1}, bits_list, methods, grid)
+
+
+def wide(df):
+    """Long report → one row per (tensor, [channel,] bits), ``<method>_<column>`` columns."""
+    keys = [c for c in REPORT_COLUMNS if c in df.columns and c not in
+            ("method", "alpha", "beta", "mse", "sqnr_db", "gain_db")]
+    if df.empty:
+        return df.drop(columns="method")
+    methods = list(dict.fromkeys(df["method"]))
+    base = df[df["method"] == methods[0]][keys].reset_index(drop=True)
+    for m in methods:
+        part = df[df["method"] == m].reset_index(drop=True)
+        for c in ("alpha", "beta", "mse", "sqnr_db", "gain_db"):
+            base[f"{m}_{c}"] = part[c].to_numpy()
+    return base
+
+
+def _as_tensors(source, fold_bn, func, NamedTensor, read_tensors):  # noqa: N803
+    if isinstance(source, (list, tuple)) and all(isinstance(t, NamedTensor) for t in source):
+        return list(source)
+    if isinstance(source, dict) and source and all(isinstance(v, np.ndarray) for v in source.values()):
+        from .readers import _tensor
+
+        return [_tensor(k, v, v.shape, v.dtype.name) for k, v in source.items()]
+    return read_tensors(source, fold_bn=fold_bn)

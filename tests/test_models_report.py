@@ -1,0 +1,173 @@
+"""layer_report and ``qtheory report`` on the real fixtures: SQNR recomputed by hand, the exact
+clip never beaten, per-channel never worse, the CSV contract, bad files exit 2."""
+
+import importlib.util
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from qtheory.models import layer_report, read_tensors
+from qtheory.models.observers import METHODS, quantizer_for
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _data(package, *parts):
+    spec = importlib.util.find_spec(package)
+    if spec is None or spec.origin is None:
+        pytest.skip(f"fixture package {package!r} is not installed (pip install --no-deps {package})")
+    p = Path(spec.origin).parent.joinpath(*parts)
+    if not p.is_file():
+        pytest.skip(f"fixture file {p} is missing")
+    return p
+
+
+def _sqnr(x, beta, alpha, bits, grid):
+    x = np.asarray(x, dtype=np.float64).ravel()
+    e = quantizer_for(beta, alpha, bits, grid).quantize(x) - x
+    return 10 * math.log10(math.fsum(x * x) / math.fsum(e * e))
+
+
+def test_layer_report_on_facenet_weights():
+    path = _data("facenet_pytorch", "data", "rnet.pt")
+    pytest.importorskip("torch")
+    tensors = {t.name: t for t in read_tensors(path)}
+    df = layer_report(path, bits=[4, 8], long=True)
+    weights = [t for t in tensors.values() if t.role in ("conv_weight", "linear_weight")]
+    assert len(df) == len(weights) * 2 * len(METHODS)
+    assert set(df.method) == set(METHODS) and (df.n == df.n_fit).all()
+    for _, r in df.sample(12, random_state=0).iterrows():
+        x = tensors[r.tensor].array()
+        assert r.sqnr_db == pytest.approx(_sqnr(x, r.beta, r.alpha, r.bits, "narrow"), abs=1e-9)
+    # the exact clip is never beaten on the tensor it was fitted to
+    for _, g in df.groupby(["tensor", "bits"]):
+        best = g.set_index("method").mse
+        assert (best["exact"] <= best * (1 + 1e-12)).all()
+        assert g.set_index("method").gain_db["max"] == 0.0
+    # every tensor has a fitted prior with a finite goodness of fit
+    assert df.prior.isin(["laplace", "gaussian"]).all() and np.isfinite(df.ks).all()
+
+
+def test_layer_report_per_channel_never_worse_than_per_tensor():
+    path = _data("facenet_pytorch", "data", "pnet.pt")
+    pytest.importorskip("torch")
+    tensors = {t.name: t for t in read_tensors(path)}
+    per_t = layer_report(path, bits=[4], methods=["max", "exact"], long=True)
+    per_c = layer_report(path, bits=[4], methods=["max", "exact"], granularity="channel", long=True)
+    for name, g in per_c[per_c.method == "exact"].groupby("tensor"):
+        t = tensors[name]
+        assert len(g) == t.shape[t.channel_axis]
+        total_c = float((g.mse * g.n).sum())  # sum of squared errors over channels
+        r = per_t[(per_t.tensor == name) & (per_t.method == "exact")].iloc[0]
+        assert total_c <= r.mse * r.n * (1 + 1e-12)
+        assert int(g.n.sum()) == r.n
+
+
+def test_layer_report_subsampling_is_stated_and_seeded(rng):
+    w = {"big.weight": rng.laplace(size=(64, 300)).astype(np.float32)}
+    a = layer_report(w, bits=[4], methods=["max", "exact"], max_values=2000, seed=3)
+    b = layer_report(w, bits=[4], methods=["max", "exact"], max_values=2000, seed=3)
+    pd.testing.assert_frame_equal(a, b)
+    assert int(a.n.iloc[0]) == 19_200 and int(a.n_fit.iloc[0]) == 2000
+    full = layer_report(w, bits=[4], methods=["exact"])
+    # the sub-sampled clip is measured on the whole tensor: never below the full optimum
+    assert a.exact_mse.iloc[0] >= full.exact_mse.iloc[0] * (1 - 1e-12)
+
+
+def test_layer_report_asymmetric_grid_and_validation(rng):
+    w = {"x": np.maximum(rng.laplace(size=5000), -0.375)}
+    df = layer_report(w, bits=[8], methods=["max", "exact"], grid="affine", roles=None, long=True)
+    r = df.set_index("method")
+    assert r.beta["max"] == -0.375 and r.alpha["max"] == w["x"].max()
+    assert r.mse["exact"] <= r.mse["max"]
+    with pytest.raises(ValueError, match="'granularity' parameter of layer_report"):
+        layer_report(w, granularity="layer")
+    with pytest.raises(ValueError, match="'methods' parameter of layer_report"):
+        layer_report(w, methods=["kl"])
+    with pytest.raises(ValueError, match="'bits' parameter of layer_report"):
+        layer_report(w, bits=[1])
+
+
+def _cli(*args):
+    return subprocess.run([sys.executable, "-m", "qtheory.cli", "report", *map(str, args)], capture_output=True,
+                          text=True, cwd=ROOT, env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"}, timeout=600)
+
+
+def test_cli_report_csv_on_real_onnx(tmp_path):
+    pytest.importorskip("onnx")
+    path = _data("rapidocr_onnxruntime", "models", "ch_ppocr_mobile_v2.0_cls_infer.onnx")
+    out = tmp_path / "layers.csv"
+    # (every method is covered in-process by test_layer_report_on_facenet_weights; here three keep it fast)
+    r = _cli(path, "--bits", 4, 8, "--methods", "max", "aciq", "exact", "--max-values", 1024, "--fold-bn", "--csv", out)
+    assert r.returncode == 0, r.stderr
+    df = pd.read_csv(out)
+    for c in ("tensor", "shape", "bits", "method", "alpha", "mse", "sqnr_db"):
+        assert c in df.columns
+    n_weights = sum(t.role in ("conv_weight", "linear_weight") for t in read_tensors(path, fold_bn=True))
+    assert n_weights == 54
+    assert len(df) == n_weights * 2 * 3
+    assert df.groupby(["tensor", "method", "bits"]).size().max() == 1
+    # the SQNR column is 10 log10(Σx² / Σ(x − q(x))²) over the whole tensor
+    tensors = {t.name: t for t in read_tensors(path, fold_bn=True)}
+    for _, row in df.sample(6, random_state=1).iterrows():
+        assert row.sqnr_db == pytest.approx(_sqnr(tensors[row.tensor].array(), row.beta, row.alpha, row.bits,
+                                                  "narrow"), abs=1e-6)
+    j = _cli(path, "--bits", 8, "--methods", "max", "--json")
+    assert j.returncode == 0, j.stderr
+    recs = json.loads(j.stdout)
+    assert len(recs) == 53 + 1  # 53 convs and the fc layer
+    assert {r["gain_db"] for r in recs} == {0.0}
+
+
+@pytest.mark.parametrize("content", [b"garbage", b""])
+@pytest.mark.parametrize("suffix", [".onnx", ".pt", ".safetensors", ".npz"])
+def test_cli_report_bad_file_one_line_exit_2(tmp_path, suffix, content):
+    bad = tmp_path / f"model{suffix}"
+    bad.write_bytes(content)
+    r = _cli(bad)
+    assert r.returncode == 2
+    assert r.stdout == "" and len(r.stderr.strip().splitlines()) == 1
+    assert r.stderr.startswith("qtheory report: error:")
+
+
+MSG = r"The '(\w+)' parameter of [\w.]+ must be .+\. Got .+ instead\."
+
+
+def _bad_calls():
+    from qtheory.models import export, observers, readers
+    from qtheory.models.distributed import distributed_report
+
+    w = {"w": np.ones((4, 4), np.float32)}
+    return [
+        (layer_report, dict(source=w, grid="float8"), "grid"),
+        (layer_report, dict(source=w, bits=[0]), "bits"),
+        (layer_report, dict(source=w, max_values=3), "max_values"),
+        (layer_report, dict(source=w, seed=-1), "seed"),
+        (distributed_report, dict(source=w, granularity="row"), "granularity"),
+        (observers.Observer, dict(bits=4.0), "bits"),
+        (observers.Observer, dict(bins=15), "bins"),
+        (observers.Observer, dict(percentile=101.0), "percentile"),
+        (observers.clip_range, dict(x=[1.0, 2.0], bits=8, method="minmax"), "method"),
+        (export.ort_qparams, dict(beta=-1.0, alpha=1.0, qtype="int4"), "qtype"),
+        (export.ort_qparams, dict(beta=-1.0, alpha=float("inf")), "alpha"),
+        (export.torch_qparams, dict(beta=-1.0, alpha=1.0, dtype="qint32"), "dtype"),
+        (readers.read_tensors, dict(source=w, fold_bn="yes"), "fold_bn"),
+        (readers.read_npz, dict(path=__file__, max_bytes=-1), "max_bytes"),
+    ]
+
+
+def test_bad_input_names_the_parameter():
+    import re
+
+    for func, kwargs, param in _bad_calls():
+        with pytest.raises((ValueError, TypeError)) as info:
+            func(**kwargs)
+        msg = str(info.value)
+        assert re.search(MSG, msg), (func.__name__, msg)
+        assert f"'{param}' parameter" in msg, (func.__name__, msg)
