@@ -10,7 +10,8 @@ __all__ = ["add_report_parser", "report_command", "CSV_COLUMNS"]
 
 #: columns of ``qtheory report --csv`` (one row per tensor, [channel,] method and bits)
 CSV_COLUMNS = ("tensor", "shape", "role", "depthwise", "channel", "n", "n_fit", "bits", "grid", "method", "alpha",
-               "beta", "mse", "sqnr_db", "gain_db", "prior", "loglik_laplace", "loglik_gaussian", "ks", "kurtosis")
+               "beta", "mse", "sqnr_db", "gain_db", "prior", "loglik_laplace", "loglik_gaussian", "ks", "kurtosis",
+               "error")
 
 
 def add_report_parser(sub):
@@ -59,6 +60,11 @@ def report_command(args) -> int:
     if df.empty:
         raise ValueError(f"The 'model' argument of report must hold at least one tensor to report. Got "
                          f"{args.model!r} with none{'' if args.all_tensors else ' (try --all-tensors)'} instead.")
+    bad = df[df["error"].astype(bool)] if "error" in df.columns else df.iloc[:0]
+    if len(bad):
+        print(f"qtheory report: warning: {len(bad)} (tensor, method, bits) cells failed and are NaN, e.g. "
+              f"{bad.iloc[0]['tensor']} {bad.iloc[0]['method']}: {bad.iloc[0]['error']} (column 'error')",
+              file=sys.stderr)
     if args.csv:
         from .._io import atomic_path
 

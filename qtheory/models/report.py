@@ -16,7 +16,7 @@ __all__ = ["layer_report", "clip_tensor", "REPORT_COLUMNS"]
 #: the columns of the long format (``long=True``, the CLI's CSV), in order
 REPORT_COLUMNS = ("tensor", "shape", "role", "depthwise", "channel", "n", "n_fit", "prior", "loglik_laplace",
                   "loglik_gaussian", "ks", "kurtosis", "bits", "grid", "method", "alpha", "beta", "mse",
-                  "sqnr_db", "gain_db")
+                  "sqnr_db", "gain_db", "error")
 
 
 def clip_tensor(x, bits: int, method: str = "exact", grid: str = "narrow") -> tuple[float, float]:
@@ -74,16 +74,20 @@ def _rows_for(x, xfit, meta, bits_list, methods, grid):
             if prep is None:
                 beta, alpha, mse = 0.0, 0.0, 0.0
             else:
-                beta, alpha = clip_range(xfit, bits, m, grid, func="layer_report")
+                try:
+                    beta, alpha = clip_range(xfit, bits, m, grid, func="layer_report")
+                except ArithmeticError as exc:  # a failure inside qtheory's core: said in `error`
+                    res[m] = (math.nan, math.nan, math.nan, math.nan, f"{type(exc).__name__}: {exc}")
+                    continue
                 c, r = prep.mse_quantizer(quantizer_for(beta, alpha, bits, grid))
                 mse = c + r
             sq = 10.0 * math.log10(power / mse) if power > 0 and mse > 0 else (math.inf if power > 0 else math.nan)
-            res[m] = (alpha, beta, mse, sq)
+            res[m] = (alpha, beta, mse, sq, "")
         ref = res["max"][3] if "max" in res else math.nan
-        for m, (alpha, beta, mse, sq) in res.items():
+        for m, (alpha, beta, mse, sq, err) in res.items():
             rows.append({**meta, "n": int(x.size), "n_fit": int(np.size(xfit)), **fit, "bits": bits, "grid": grid,
                          "method": m, "alpha": alpha, "beta": beta, "mse": mse, "sqnr_db": sq,
-                         "gain_db": sq - ref})
+                         "gain_db": sq - ref, "error": err})
     return rows
 
 
@@ -132,6 +136,9 @@ def layer_report(source, bits=(8,), *, methods=METHODS, granularity: str = "tens
         the Laplace or Gaussian fit (about the mean: ``b = mean|x − x̄|``, ``σ = std``) with the
         higher mean log-likelihood (``loglik_*``, nats per value); ``ks`` is that fit's
         Kolmogorov–Smirnov statistic; ``kurtosis`` is the excess kurtosis (Laplace 3, Gaussian 0).
+        ``error`` is empty, or the arithmetic error a calibrator raised on that tensor (its numbers
+        are then NaN: the failure is reported, not hidden; e.g. the exact search on float32
+        channels with subnormal values, a known limitation of :mod:`qtheory.empirical`).
 
     Examples
     --------
@@ -202,14 +209,14 @@ def tensor_rows(t, bits_list, methods, grid, granularity, max_values, seed) -> l
 def wide(df):
     """Long report → one row per (tensor, [channel,] bits), ``<method>_<column>`` columns."""
     keys = [c for c in REPORT_COLUMNS if c in df.columns and c not in
-            ("method", "alpha", "beta", "mse", "sqnr_db", "gain_db")]
+            ("method", "alpha", "beta", "mse", "sqnr_db", "gain_db", "error")]
     if df.empty:
         return df.drop(columns="method")
     methods = list(dict.fromkeys(df["method"]))
     base = df[df["method"] == methods[0]][keys].reset_index(drop=True)
     for m in methods:
         part = df[df["method"] == m].reset_index(drop=True)
-        for c in ("alpha", "beta", "mse", "sqnr_db", "gain_db"):
+        for c in ("alpha", "beta", "mse", "sqnr_db", "gain_db", "error"):
             base[f"{m}_{c}"] = part[c].to_numpy()
     return base
 
