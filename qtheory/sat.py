@@ -513,7 +513,7 @@ def clamped_variance_uniform(n: int, bound: float) -> float:
     PyTorch's default ``nn.Linear`` initialisation is uniform, ``U(±1/√n_in)``
     (``kaiming_uniform_`` with ``a = √5``), not Gaussian. Its maximum sits at the bound, so the
     clamp divides by ≈ the bound and ``Var[Ŵ] ≈ 1/3`` whatever N (Gaussian weights of the same
-    variance give ≈ ``1/(3 u_N²)``, e.g. 0.0141 for N = 1.28·10⁶). Given the maximum
+    variance give ≈ ``1/u_N²``, e.g. 0.0397 for N = 1.28·10⁶). Given the maximum
     ``M = bound·U^{1/N}``, the other N − 1 weights are ``U(−M, M)`` and
     ``E[tanh² W | M] / tanh² M = (M − tanh M)/(M tanh² M)``, so::
 

