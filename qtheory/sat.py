@@ -230,6 +230,10 @@ class PactErrorResult:
     stderr_mean_abs, stderr_rms, stderr_mean : float
         Monte-Carlo standard errors (0 for closed forms).
     method : str
+    p_in_range : float
+        ``P(0 < X < α)``, the share of inputs the in-range term applies to (NaN for
+        ``method="uniform"``). ``p_in_range · mean_abs`` and ``p_in_range · mean`` are the term's
+        contribution per input *in aggregate*, to compare with ``pact_grad``.
     """
 
     mean_abs: float
@@ -240,6 +244,7 @@ class PactErrorResult:
     stderr_rms: float
     stderr_mean: float
     method: str
+    p_in_range: float = float("nan")
 
 
 # ----------------------------------------------------------------------------- DoReFa
@@ -1114,7 +1119,7 @@ def pact_error_term(bits: int, *, prior="gaussian", alpha: float = 3.0, method: 
         p_in = float(np.sum(m0))
         p_above = float(np.asarray(pr.prob(alpha, np.inf)))
         return PactErrorResult(float(np.sum(sign * lin)) / p_in, math.sqrt(max(float(np.sum(sq)), 0.0) / p_in),
-                               float(np.sum(lin)) / p_in, p_above, 0.0, 0.0, 0.0, method)
+                               float(np.sum(lin)) / p_in, p_above, 0.0, 0.0, 0.0, method, p_in)
     from . import ste
 
     gen = _rng(rng)
@@ -1130,7 +1135,7 @@ def pact_error_term(bits: int, *, prior="gaussian", alpha: float = 3.0, method: 
     return PactErrorResult(float(ab.mean()), rms, float(e.mean()), float(np.mean(x >= alpha)),
                            float(ab.std(ddof=1) / math.sqrt(k)),
                            float(e2.std(ddof=1) / math.sqrt(k) / (2.0 * rms)) if rms > 0 else 0.0,
-                           float(e.std(ddof=1) / math.sqrt(k)), method)
+                           float(e.std(ddof=1) / math.sqrt(k)), method, k / x.size)
 
 
 # ----------------------------------------------------------------------------- experiment tables
@@ -1266,7 +1271,10 @@ def pact_error_table(bits: Sequence[int] = tuple(range(1, 9)), *, priors: dict |
                          "exact_mean_abs": ex.mean_abs, "exact_rms": ex.rms, "exact_mean": ex.mean,
                          "mc_mean_abs": mc.mean_abs, "mc_mean_abs_stderr": mc.stderr_mean_abs,
                          "mc_mean": mc.mean, "mc_mean_stderr": mc.stderr_mean,
-                         "p_above_alpha": ex.pact_grad})
+                         "p_above_alpha": ex.pact_grad, "p_in_range": ex.p_in_range,
+                         "in_range_abs_total": ex.p_in_range * ex.mean_abs,
+                         "in_range_mean_total": ex.p_in_range * ex.mean,
+                         "abs_total_over_pact": ex.p_in_range * ex.mean_abs / ex.pact_grad})
     return pd.DataFrame(rows)
 
 

@@ -472,3 +472,25 @@ def test_clamped_variance_uniform_against_sampling(seed):
     h = 1 / 3 + 4 / (45 * 1280)              # the N − 1 others; the maximum itself contributes 1
     assert big == pytest.approx(h + (1 - h) / n_big, rel=1e-7)
     assert big > 8 * sat.clamped_variance(1280 * 1000, 1 / math.sqrt(3 * 1280)).variance   # 0.0397
+
+
+def test_calibrated_pact_in_range_term_in_aggregate():
+    """Issue 10: per input, in aggregate, the in-range term P(0<X<α)·E|e| is 31× PACT's P(X≥α) at
+    2 bits and 6.2× at 4 bits for N(0,1), α = 3. Recomputed here by direct quadrature of
+    |q_k(x/α) − x/α| φ(x), bin by bin (no shared code with pact_error_term)."""
+    alpha = 3.0
+    p_above = stats.norm.sf(alpha)
+    t = sat.pact_error_table((2, 4), n_samples=1000, rng=0).set_index(["prior", "bits"])
+    for bits, ratio in ((2, 31), (4, 6.2)):
+        m = 2**bits - 1
+        edges = np.concatenate([[0.0], (np.arange(m) + 0.5) * alpha / m, [alpha]])
+
+        def f(x, m=m):
+            return abs(np.rint(x / alpha * m) / m - x / alpha) * stats.norm.pdf(x)
+
+        total = sum(integrate.quad(f, a, b, epsabs=1e-14)[0] for a, b in zip(edges[:-1], edges[1:], strict=True))
+        assert round(total / p_above, 1 if bits == 4 else 0) == ratio
+        row = t.loc[("N(0,1), α=3", bits)]
+        assert row.in_range_abs_total == pytest.approx(total, rel=1e-9)
+        assert row.abs_total_over_pact == pytest.approx(total / p_above, rel=1e-9)
+        assert row.p_in_range == pytest.approx(stats.norm.cdf(alpha) - 0.5, rel=1e-12)
