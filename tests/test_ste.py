@@ -490,3 +490,14 @@ def test_lsq_grad_scale_refuses_astronomic_counts():
     with pytest.raises(ValueError, match="The 'n_elements' parameter of lsq_grad_scale must be an int in the range"):
         ste.lsq_grad_scale(10**400, 8)
     assert ste.lsq_grad_scale(10**18, 8) == pytest.approx(1.0 / math.sqrt(1e18 * 127), rel=1e-15)
+
+
+def test_sgd_on_theta_barely_moves_at_8_bits(seed):
+    """Issue 10: started above the optimum (θ = 3, t = 8), where the in-range gradient s²·ln2/12
+    shrinks 4× per bit, plain SGD on θ moves θ at 8 bits by less than 5 % of what it moves at 4 bits
+    (expected ratio ≈ 4^-4 = 1/256 while the 4-bit run has not reached its optimum)."""
+    kw = dict(init=3.0, steps=300, lr=0.01, optimizer="sgd", rng=seed)
+    d4 = ste.train_threshold("tqt", "gaussian", 4, **kw).param[-1] - 3.0
+    d8 = ste.train_threshold("tqt", "gaussian", 8, **kw).param[-1] - 3.0
+    assert d4 < -0.05                      # 4 bits: clearly moving down toward t* ≈ 2.7
+    assert abs(d8) < 0.05 * abs(d4)
