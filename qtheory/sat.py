@@ -95,6 +95,7 @@ __all__ = [
     "dorefa_levels",
     "extreme_value_u",
     "clamped_variance",
+    "clamped_variance_uniform",
     "quantized_variance",
     "fan_out",
     "sat_scale",
@@ -126,6 +127,9 @@ CLASSIFIERS = {
 
 _MAX_N = 10**12
 _MAX_SIGMA = 20.0
+#: Monte-Carlo limits: tensor size per draw (memory) and weights generated in total (time).
+_MC_MAX_N = 10**7
+_MC_MAX_WORK = 10**9
 _EULER_GAMMA = 0.5772156649015329
 
 
@@ -226,6 +230,10 @@ class PactErrorResult:
     stderr_mean_abs, stderr_rms, stderr_mean : float
         Monte-Carlo standard errors (0 for closed forms).
     method : str
+    p_in_range : float
+        ``P(0 < X < α)``, the share of inputs the in-range term applies to (NaN for
+        ``method="uniform"``). ``p_in_range · mean_abs`` and ``p_in_range · mean`` are the term's
+        contribution per input *in aggregate*, to compare with ``pact_grad``.
     """
 
     mean_abs: float
@@ -236,6 +244,7 @@ class PactErrorResult:
     stderr_rms: float
     stderr_mean: float
     method: str
+    p_in_range: float = float("nan")
 
 
 # ----------------------------------------------------------------------------- DoReFa
@@ -322,9 +331,19 @@ def _check_n_sigma(n, sigma, func):
     return n, sigma
 
 
-def _mean_tanh2(sigma: float) -> float:
-    """``E[tanh²(σZ)]``, Z standard normal."""
-    val, _ = integrate.quad(lambda z: np.tanh(sigma * z) ** 2 * np.exp(-0.5 * z * z), 0.0, np.inf,
+_TINY_SIGMA = 1e-100   # below it tanh(σz)/tanh(σs) = z/s to double precision (error ~ σ²z²)
+
+
+def _tanh_ratio(z, s, sigma: float):
+    """``tanh(σz) / tanh(σs)`` without squaring tiny numbers (σ down to the smallest float)."""
+    if sigma < _TINY_SIGMA:
+        return np.asarray(z, float) / s
+    return np.tanh(sigma * np.asarray(z, float)) / np.tanh(sigma * s)
+
+
+def _mean_tanh2_ratio(sigma: float, u: float) -> float:
+    """``E[tanh²(σZ)] / tanh²(σu)``, Z standard normal (the ratio taken inside the integral)."""
+    val, _ = integrate.quad(lambda z: _tanh_ratio(z, u, sigma) ** 2 * np.exp(-0.5 * z * z), 0.0, np.inf,
                             epsabs=1e-14, epsrel=1e-12, limit=200)
     return 2.0 * val / math.sqrt(2.0 * math.pi)
 
@@ -355,10 +374,10 @@ def _max_quadrature(n: int, n_nodes: int = 400):
 
 
 def _inner_tanh2(s: np.ndarray, sigma: float, n_nodes: int = 64) -> np.ndarray:
-    """``∫_{-s}^{s} tanh²(σz) φ(z) dz`` for each ``s`` (Gauss–Legendre)."""
+    """``∫_{-s}^{s} tanh²(σz) φ(z) dz / tanh²(σs)`` for each ``s`` (Gauss–Legendre)."""
     x, w = _gauss_legendre(n_nodes)
     z = 0.5 * s[:, None] * (x[None, :] + 1.0)
-    f = np.tanh(sigma * z) ** 2 * stats.norm.pdf(z)
+    f = _tanh_ratio(z, s[:, None], sigma) ** 2 * stats.norm.pdf(z)
     return s * (f * w[None, :]).sum(axis=1)
 
 
@@ -367,7 +386,10 @@ def _bin_second_moment(s, sigma: float, bits: int, truncate: bool) -> np.ndarray
     s = np.atleast_1d(np.asarray(s, dtype=np.float64))
     lv = dorefa_levels(bits)
     t = Quantizer(bits, 1.0, grid="unsigned").thresholds * 2.0 - 1.0   # thresholds on Ŵ
-    z_thr = np.arctanh(t[None, :] * np.tanh(sigma * s)[:, None]) / sigma
+    if sigma < _TINY_SIGMA:   # atanh(t·tanh(σs))/σ = t·s to double precision; avoids subnormal σ
+        z_thr = t[None, :] * s[:, None]
+    else:
+        z_thr = np.arctanh(t[None, :] * np.tanh(sigma * s)[:, None]) / sigma
     lo = -s[:, None] if truncate else np.full((s.size, 1), -np.inf)
     hi = s[:, None] if truncate else np.full((s.size, 1), np.inf)
     edges = np.concatenate([lo, z_thr, hi], axis=1)
@@ -391,7 +413,11 @@ def _mc_draws(n: int, sigma: float, n_draws: int, rng, bits: Sequence[int] = ())
     done = 0
     while done < n_draws:
         m = min(chunk, n_draws - done)
-        t = np.tanh(gen.normal(0.0, sigma, size=(m, n)))
+        z = gen.standard_normal(size=(m, n))     # the stream of gen.normal(0, σ): σ·z
+        if sigma < _TINY_SIGMA:    # tanh(σz)/max|tanh(σz)| = z/max|z| to double precision
+            t = z
+        else:
+            t = np.tanh(sigma * z)
         t /= np.max(np.abs(t), axis=1, keepdims=True)
         w2.append(np.mean(t * t, axis=1))
         u = (t + 1.0) / 2.0
@@ -400,6 +426,16 @@ def _mc_draws(n: int, sigma: float, n_draws: int, rng, bits: Sequence[int] = ())
             q2[b].append(np.mean(qv * qv, axis=1))
         done += m
     return np.concatenate(w2), {b: np.concatenate(v) for b, v in q2.items()}
+
+
+def _check_mc(n: int, n_draws: int, func: str) -> None:
+    """Bound Monte-Carlo work: one draw of N weights is held in memory, N·n_draws are generated."""
+    if n > _MC_MAX_N:
+        raise param_error("n", func, f"an int in the range [2, {_MC_MAX_N}] with method='montecarlo' "
+                          "(one tensor of N weights is held in memory; use method='exact')", n)
+    if n * n_draws > _MC_MAX_WORK:
+        raise param_error("n_draws", func, f"an int with n·n_draws <= {_MC_MAX_WORK:.0e} with method='montecarlo' "
+                          f"(here at most {_MC_MAX_WORK // n})", n_draws)
 
 
 def _ratio_stats(q2: np.ndarray, w2: np.ndarray):
@@ -456,14 +492,66 @@ def clamped_variance(n: int, sigma: float, *, method: str = "exact", n_draws: in
     n_draws = check_int(n_draws, "n_draws", func, 2, 10**7)
     if method == "extreme":
         u = float(stats.norm.isf(0.5 / n))
-        return VarianceResult(_mean_tanh2(sigma) / math.tanh(sigma * u) ** 2, 0.0, method)
+        return VarianceResult(_mean_tanh2_ratio(sigma, u), 0.0, method)
     if method == "exact":
         s, wt = _max_quadrature(n)
-        inner = _inner_tanh2(s, sigma) / np.tanh(sigma * s) ** 2
+        inner = _inner_tanh2(s, sigma)
         val = 1.0 / n + (n - 1) / n * float(np.sum(wt * inner))
         return VarianceResult(val, 0.0, method)
+    _check_mc(n, n_draws, func)
     w2, _ = _mc_draws(n, sigma, n_draws, rng)
     return VarianceResult(float(w2.mean()), float(w2.std(ddof=1) / math.sqrt(n_draws)), method)
+
+
+def _uniform_h(x: np.ndarray) -> np.ndarray:
+    """``(x − tanh x)/(x tanh² x)`` = E[tanh² W]/tanh² x for W ~ U(−x, x) (series near 0)."""
+    x = np.asarray(x, dtype=np.float64)
+    small = x < 1e-3
+    xs = np.where(small, 1.0, x)
+    direct = (xs - np.tanh(xs)) / (xs * np.tanh(xs) ** 2)
+    return np.where(small, 1.0 / 3.0 + 4.0 * x * x / 45.0, direct)
+
+
+def clamped_variance_uniform(n: int, bound: float) -> float:
+    """``Var[Ŵ]`` of DoReFa-clamped weights drawn from ``U(−bound, bound)`` (N of them), exact.
+
+    PyTorch's default ``nn.Linear`` initialisation is uniform, ``U(±1/√n_in)``
+    (``kaiming_uniform_`` with ``a = √5``), not Gaussian. Its maximum sits at the bound, so the
+    clamp divides by ≈ the bound and ``Var[Ŵ] ≈ 1/3`` whatever N (Gaussian weights of the same
+    variance give ≈ ``1/u_N²``, e.g. 0.0397 for N = 1.28·10⁶). Given the maximum
+    ``M = bound·U^{1/N}``, the other N − 1 weights are ``U(−M, M)`` and
+    ``E[tanh² W | M] / tanh² M = (M − tanh M)/(M tanh² M)``, so::
+
+        Var[Ŵ] = 1/N + (N−1)/N ∫_0^1 h(bound·u^{1/N}) du,   h(x) = (x − tanh x)/(x tanh² x)
+
+    (Gauss–Legendre in ``u``; ``h → 1/3`` for small weights).
+
+    Parameters
+    ----------
+    n : int
+        Tensor size N (≥ 2).
+    bound : float
+        Half-width of the uniform distribution, in ``(0, 20]``.
+
+    Returns
+    -------
+    float
+
+    Examples
+    --------
+    >>> round(clamped_variance_uniform(1280 * 1000, 1 / 1280**0.5), 4)
+    0.3333
+    >>> round(clamped_variance_uniform(2, 1e-3), 6)     # the max gives 1, the other U(−M, M)/M: 1/3
+    0.666667
+    """
+    func = "clamped_variance_uniform"
+    n = check_int(n, "n", func, 2, _MAX_N)
+    bound = check_real(bound, "bound", func, 0.0, _MAX_SIGMA, low_open=True)
+    x, w = _gauss_legendre(400)
+    u = 0.5 * (x + 1.0)
+    m = bound * np.exp(np.log(u) / n)
+    val = 0.5 * float(np.sum(w * _uniform_h(m)))
+    return 1.0 / n + (n - 1) / n * val
 
 
 def quantized_variance(n: int, sigma: float, bits: int, *, method: str = "exact",
@@ -517,6 +605,7 @@ def quantized_variance(n: int, sigma: float, bits: int, *, method: str = "exact"
         vq = 1.0 / n + (n - 1) / n * float(np.sum(wt * _bin_second_moment(s, sigma, bits, truncate=True)))
         vw = clamped_variance(n, sigma, method="exact").variance
         return QuantizedVarianceResult(vq, vw, vq / vw, 0.0, 0.0, 0.0, method)
+    _check_mc(n, n_draws, func)
     w2, q2 = _mc_draws(n, sigma, n_draws, rng, (bits,))
     return QuantizedVarianceResult(*_ratio_stats(q2[bits], w2), method)
 
@@ -534,8 +623,14 @@ def fan_out(shape: Sequence[int]) -> int:
     return int(shape[0] * math.prod(shape[2:]))
 
 
-def sat_scale(q, n_out: int | None = None, *, ddof: int = 1) -> float:
+def sat_scale(q, n_out: int | None = None, *, ddof: int = 1, gain: float = 1.0) -> float:
     """SAT's scale ``1/sqrt(n_out · Var[Q])`` of a layer's effective weights ``Q``.
+
+    With ``gain`` the scale is ``sqrt(gain/(n_out · Var[Q]))``, so ``Var[Q*] = gain/n_out``.
+    SAT uses ``gain=1``. A layer followed by a ReLU and no BatchNorm halves the second moment of
+    the signal it passes on, forward and backward; ``gain=2`` (the Kaiming/He variance
+    ``2/n_out``) compensates. With ``gain=1`` on every layer of a ReLU network without
+    BatchNorm the gradient shrinks by ``√2`` per layer (about 256× in RMS over 16 layers).
 
     Parameters
     ----------
@@ -547,6 +642,8 @@ def sat_scale(q, n_out: int | None = None, *, ddof: int = 1) -> float:
     ddof : {0, 1}
         Degrees of freedom of ``Var[Q]``; 1 (unbiased) matches ``torch.std`` in the authors'
         code, and then ``np.var(Q*)`` (ddof 0) is ``(N−1)/N · 1/n_out``.
+    gain : float
+        Target ``n_out · Var[Q*]``: 1 (SAT) or 2 (ReLU-aware variant), in ``(0, 16]``.
 
     Returns
     -------
@@ -559,6 +656,8 @@ def sat_scale(q, n_out: int | None = None, *, ddof: int = 1) -> float:
     >>> s = sat_scale(q)
     >>> float(np.var(q * s, ddof=1) * 10)
     1.0
+    >>> round(float(np.var(q * sat_scale(q, gain=2.0), ddof=1) * 10), 12)
+    2.0
     """
     func = "sat_scale"
     q = check_samples(q, "q", func, ndim=None, min_size=2)
@@ -566,16 +665,22 @@ def sat_scale(q, n_out: int | None = None, *, ddof: int = 1) -> float:
         n_out = fan_out(q.shape) if q.ndim >= 2 else None
         if n_out is None:
             raise param_error("n_out", func, "given when q is 1-D", None)
-    n_out = check_int(n_out, "n_out", func, 1)
+    n_out = check_int(n_out, "n_out", func, 1, _MAX_N)
     ddof = check_int(ddof, "ddof", func, 0, 1)
-    v = float(np.var(q, ddof=ddof))
+    gain = check_real(gain, "gain", func, 0.0, 16.0, low_open=True)
+    # Var[Q] in units of c = 2^k ≈ max|Q| (exact rescaling), so that weights near 1e±300 neither
+    # overflow nor underflow when squared: 1/sqrt(n_out·Var[Q]) = 2^−k / sqrt(n_out·Var[Q/2^k])
+    top = float(np.max(np.abs(q)))
+    k = math.frexp(top)[1] if top > 0 else 0
+    v = float(np.var(np.ldexp(q, -k), ddof=ddof))
     if v == 0.0:
         raise param_error("q", func, "an array with non-zero variance", "a constant array")
-    return 1.0 / math.sqrt(n_out * v)
+    return math.ldexp(math.sqrt(gain / (n_out * v)), -k)
 
 
-def sat_weights(q, n_out: int | None = None, *, ddof: int = 1) -> np.ndarray:
-    """SAT-scaled weights ``Q* = Q / sqrt(n_out · Var[Q])`` so that ``Var[Q*] = 1/n_out``.
+def sat_weights(q, n_out: int | None = None, *, ddof: int = 1, gain: float = 1.0) -> np.ndarray:
+    """SAT-scaled weights ``Q* = Q / sqrt(n_out · Var[Q])`` so that ``Var[Q*] = 1/n_out``
+    (``gain/n_out`` with ``gain``, see :func:`sat_scale`).
 
     >>> import numpy as np
     >>> q = dorefa_quantize(np.random.default_rng(1).normal(size=(1000, 128)), bits=4)
@@ -583,7 +688,7 @@ def sat_weights(q, n_out: int | None = None, *, ddof: int = 1) -> np.ndarray:
     1.0
     """
     q = check_samples(q, "q", "sat_weights", ndim=None, min_size=2)
-    return q * sat_scale(q, n_out, ddof=ddof)
+    return q * sat_scale(q, n_out, ddof=ddof, gain=gain)
 
 
 # ----------------------------------------------------------------------------- rules
@@ -598,7 +703,7 @@ def logit_variance(n_in: int, weight_var: float, input_mean_square: float) -> fl
     38.912
     """
     func = "logit_variance"
-    n_in = check_int(n_in, "n_in", func, 1)
+    n_in = check_int(n_in, "n_in", func, 1, _MAX_N)
     weight_var = check_real(weight_var, "weight_var", func, 0.0)
     input_mean_square = check_real(input_mean_square, "input_mean_square", func, 0.0)
     return n_in * weight_var * input_mean_square
@@ -615,7 +720,7 @@ def gradient_variance_factor(n_out: int, weight_var: float) -> float:
     40.0
     """
     func = "gradient_variance_factor"
-    n_out = check_int(n_out, "n_out", func, 1)
+    n_out = check_int(n_out, "n_out", func, 1, _MAX_N)
     weight_var = check_real(weight_var, "weight_var", func, 0.0)
     return n_out * weight_var
 
@@ -633,8 +738,8 @@ def rule1_ratio(weight_var: float, n_in: int, k_pool: int) -> float:
     """
     func = "rule1_ratio"
     weight_var = check_real(weight_var, "weight_var", func, 0.0)
-    n_in = check_int(n_in, "n_in", func, 1)
-    k_pool = check_int(k_pool, "k_pool", func, 1)
+    n_in = check_int(n_in, "n_in", func, 1, _MAX_N)
+    k_pool = check_int(k_pool, "k_pool", func, 1, 10**6)
     return weight_var * n_in / k_pool**2
 
 
@@ -647,7 +752,7 @@ def relu_pool_mean_square(k_pool: int) -> float:
     >>> round(relu_pool_mean_square(1), 3), round(relu_pool_mean_square(7), 3)
     (0.5, 0.166)
     """
-    k_pool = check_int(k_pool, "k_pool", "relu_pool_mean_square", 1)
+    k_pool = check_int(k_pool, "k_pool", "relu_pool_mean_square", 1, 10**6)
     a = 1.0 / (2.0 * math.pi)
     return a + (0.5 - a) / k_pool**2
 
@@ -656,8 +761,11 @@ def classifier_table(bits: Sequence[int] = (1, 2, 3, 4, 8), *, classifiers: dict
                      method: str = "exact"):
     """Rule I for the classifier shapes of :data:`CLASSIFIERS` (or ``classifiers``).
 
-    Latent weights are Gaussian with the variance of PyTorch's default ``Linear`` init,
-    ``σ² = 1/(3 n_in)``. For each shape and weight mode (full precision, DoReFa clamp, DoReFa
+    **Assumption:** latent weights are Gaussian with the *variance* of PyTorch's default
+    ``Linear`` init, ``σ² = 1/(3 n_in)``. That init is really uniform, ``U(±1/√n_in)``; its
+    maximum sits at the bound, so clamping gives ``Var[Ŵ] ≈ 1/3`` at any N — the row
+    ``"clamp, uniform init"`` (:func:`clamped_variance_uniform`), far above the Gaussian
+    ``"clamp"`` row. For each shape and weight mode (full precision, DoReFa clamp, DoReFa
     at each bit-width, and each with SAT) the table gives ``Var[Ξ]``, the Rule I ratio
     (:func:`rule1_ratio`), the logit variance with ``E[ȳ²]`` from :func:`relu_pool_mean_square`,
     and the gradient factor ``n_out Var[Ξ]``.
@@ -671,7 +779,7 @@ def classifier_table(bits: Sequence[int] = (1, 2, 3, 4, 8), *, classifiers: dict
     >>> t = classifier_table(bits=(2,))
     >>> mnv2 = t[t.model == "MobileNetV2 (ImageNet)"].set_index("weights")
     >>> mnv2["rule1_ratio"].round(3).to_dict()
-    {'fp': 0.007, 'clamp': 1.037, '2-bit': 2.923, 'SAT': 0.026}
+    {'fp': 0.007, 'clamp': 1.037, '2-bit': 2.923, 'clamp, uniform init': 8.709, 'SAT': 0.026}
     """
     import pandas as pd
 
@@ -686,6 +794,7 @@ def classifier_table(bits: Sequence[int] = (1, 2, 3, 4, 8), *, classifiers: dict
         ysq = relu_pool_mean_square(k_pool)
         modes = [("fp", sigma**2), ("clamp", clamped_variance(n, sigma, method=method).variance)]
         modes += [(f"{b}-bit", quantized_variance(n, sigma, b, method=method).variance) for b in bits]
+        modes += [("clamp, uniform init", clamped_variance_uniform(n, 1.0 / math.sqrt(n_in)))]
         modes += [("SAT", 1.0 / n_out)]
         for mode, v in modes:
             rows.append({
@@ -700,7 +809,10 @@ def classifier_table(bits: Sequence[int] = (1, 2, 3, 4, 8), *, classifiers: dict
 
 # ----------------------------------------------------------------------------- synthetic networks
 WEIGHT_MODES = ("fp", "clamp", "dorefa")
-SAT_MODES = ("none", "last", "all")
+#: SAT on no layer, the classifier only, every layer (``1/n_out``), or every layer with the
+#: ReLU-aware ``2/n_out`` on the hidden layers (each followed by a ReLU) and ``1/n_out`` on the
+#: classifier.
+SAT_MODES = ("none", "last", "all", "all_relu")
 
 
 def _latent_weights(widths, n_classes, gen):
@@ -724,9 +836,14 @@ def _effective(w, weights, bits):
 
 def _sat_applied(qs, sat):
     n_layers = len(qs)
-    return [q / math.sqrt(q.shape[0] * np.var(q, ddof=1))
-            if sat == "all" or (sat == "last" and i == n_layers - 1) else q
-            for i, q in enumerate(qs)]
+    out = []
+    for i, q in enumerate(qs):
+        last = i == n_layers - 1
+        if sat in ("all", "all_relu") or (sat == "last" and last):
+            gain = 2.0 if (sat == "all_relu" and not last) else 1.0
+            q = q * math.sqrt(gain / (q.shape[0] * np.var(q, ddof=1)))
+        out.append(q)
+    return out
 
 
 def _forward_backward(latent, x, labels, weights, bits, sat, bn, eps=1e-5, qs=None):
@@ -735,21 +852,22 @@ def _forward_backward(latent, x, labels, weights, bits, sat, bn, eps=1e-5, qs=No
     eff64 = _sat_applied(qs, sat)
     weight_var = np.array([float(np.var(w)) for w in eff64])
     n_outs = np.array([w.shape[0] for w in eff64])
-    # float32 arithmetic (as in training frameworks); statistics are accumulated in float64
-    eff = [w.astype(np.float32) for w in eff64]
+    # float64 throughout: these networks are small, and float32 BLAS products change in the last
+    # bits with the thread count and CPU kernel, which made reproductions differ across machines
+    eff = eff64
     batch, pos, _ = x.shape
-    h = x.reshape(batch * pos, -1).astype(np.float32)
+    h = x.reshape(batch * pos, -1).astype(np.float64)
     cache = []
     for w in eff[:-1]:
         a = h @ w.T
         if bn:
-            mu = a.mean(axis=0, dtype=np.float64).astype(np.float32)
-            sd = np.sqrt(a.var(axis=0, dtype=np.float64) + eps).astype(np.float32)
+            mu = a.mean(axis=0)
+            sd = np.sqrt(a.var(axis=0) + eps)
             a = (a - mu) / sd
         else:
             sd = None
         cache.append((a, sd))
-        h = np.maximum(a, np.float32(0.0))
+        h = np.maximum(a, 0.0)
     feat = h.reshape(batch, pos, -1).mean(axis=1)           # global average pooling
     z = feat @ eff[-1].T
     zs = z - z.max(axis=1, keepdims=True)
@@ -758,7 +876,7 @@ def _forward_backward(latent, x, labels, weights, bits, sat, bn, eps=1e-5, qs=No
     entropy = float(np.mean(-(p * logp).sum(axis=1, dtype=np.float64)))
     # backward: loss = mean cross-entropy, gradients scaled by the batch size
     g = p.copy()
-    g[np.arange(batch), labels] -= np.float32(1.0)
+    g[np.arange(batch), labels] -= 1.0
     g_feat = g @ eff[-1]                                      # ∂/∂(classifier input) · batch
     grad_rms = [float(np.sqrt(np.mean(g_feat**2, dtype=np.float64)))]
     gh = np.repeat(g_feat / pos, pos, axis=0) if pos > 1 else g_feat
@@ -817,8 +935,11 @@ def synthetic_network(widths: Sequence[int] = (256, 256, 1280), n_classes: int =
         DoReFa-quantized ``Q`` at ``bits``.
     bits : int
         Weight bit-width for ``weights="dorefa"`` (1–16).
-    sat : {"none", "last", "all"}
-        Apply SAT scaling to no layer, the classifier only (the authors' code), or every layer.
+    sat : {"none", "last", "all", "all_relu"}
+        Apply SAT scaling to no layer, the classifier only (the authors' code), every layer
+        (``Var = 1/n_out``), or every layer with the ReLU-aware ``2/n_out`` on the hidden layers.
+        Without BatchNorm, ``"all"`` loses a factor 2 of gradient variance per ReLU layer;
+        ``"all_relu"`` keeps it (see :func:`sat_scale`).
     bn : bool
         BatchNorm after each hidden linear layer.
     pool : int
@@ -998,7 +1119,7 @@ def pact_error_term(bits: int, *, prior="gaussian", alpha: float = 3.0, method: 
         p_in = float(np.sum(m0))
         p_above = float(np.asarray(pr.prob(alpha, np.inf)))
         return PactErrorResult(float(np.sum(sign * lin)) / p_in, math.sqrt(max(float(np.sum(sq)), 0.0) / p_in),
-                               float(np.sum(lin)) / p_in, p_above, 0.0, 0.0, 0.0, method)
+                               float(np.sum(lin)) / p_in, p_above, 0.0, 0.0, 0.0, method, p_in)
     from . import ste
 
     gen = _rng(rng)
@@ -1014,7 +1135,7 @@ def pact_error_term(bits: int, *, prior="gaussian", alpha: float = 3.0, method: 
     return PactErrorResult(float(ab.mean()), rms, float(e.mean()), float(np.mean(x >= alpha)),
                            float(ab.std(ddof=1) / math.sqrt(k)),
                            float(e2.std(ddof=1) / math.sqrt(k) / (2.0 * rms)) if rms > 0 else 0.0,
-                           float(e.std(ddof=1) / math.sqrt(k)), method)
+                           float(e.std(ddof=1) / math.sqrt(k)), method, k / x.size)
 
 
 # ----------------------------------------------------------------------------- experiment tables
@@ -1044,7 +1165,7 @@ def clamp_variance_table(ns: Sequence[int] = (16, 64, 256, 1024, 4096, 16384, 65
     func = "clamp_variance_table"
     ns = [check_int(n, "ns", func, 2, _MAX_N) for n in ns]
     sigmas = [check_real(s, "sigmas", func, 0.0, _MAX_SIGMA, low_open=True) for s in sigmas]
-    mc_elements = check_int(mc_elements, "mc_elements", func, 0)
+    mc_elements = check_int(mc_elements, "mc_elements", func, 0, _MC_MAX_WORK)
     max_draws = check_int(max_draws, "max_draws", func, 10)
     gen = _rng(rng)
     rows = []
@@ -1057,7 +1178,7 @@ def clamp_variance_table(ns: Sequence[int] = (16, 64, 256, 1024, 4096, 16384, 65
                    "bound": 2.0 * _EULER_GAMMA / u**2, "mc": np.nan, "mc_stderr": np.nan, "mc_draws": 0,
                    "z": np.nan}
             draws = min(max_draws, mc_elements // n) if mc_elements else 0
-            if draws >= 10:
+            if draws >= 10 and n <= _MC_MAX_N:
                 mc = clamped_variance(n, s, method="montecarlo", n_draws=draws, rng=gen)
                 row.update(mc=mc.variance, mc_stderr=mc.stderr, mc_draws=draws,
                            z=(mc.variance - ex) / mc.stderr)
@@ -1089,7 +1210,7 @@ def variance_ratio_table(bits: Sequence[int] = tuple(range(1, 9)), *, classifier
 
     func = "variance_ratio_table"
     bits = [check_int(b, "bits", func, 1, 16) for b in bits]
-    mc_elements = check_int(mc_elements, "mc_elements", func, 0)
+    mc_elements = check_int(mc_elements, "mc_elements", func, 0, _MC_MAX_WORK)
     max_draws = check_int(max_draws, "max_draws", func, 10)
     classifiers = CLASSIFIERS if classifiers is None else classifiers
     gen = _rng(rng)
@@ -1098,7 +1219,7 @@ def variance_ratio_table(bits: Sequence[int] = tuple(range(1, 9)), *, classifier
         n = n_in * n_out
         sigma = 1.0 / math.sqrt(3.0 * n_in)
         draws = min(max_draws, mc_elements // n) if mc_elements else 0
-        if draws >= 10:   # one set of tensors for all bit-widths (paired)
+        if draws >= 10 and n <= _MC_MAX_N:   # one set of tensors for all bit-widths (paired)
             w2, q2 = _mc_draws(n, sigma, draws, gen, bits)
         for b in bits:
             ex = quantized_variance(n, sigma, b)
@@ -1107,7 +1228,7 @@ def variance_ratio_table(bits: Sequence[int] = tuple(range(1, 9)), *, classifier
                    "var_w_exact": ex.clamped, "ratio_exact": ex.ratio, "ratio_extreme": ap.ratio,
                    "ratio_mc": np.nan, "ratio_mc_stderr": np.nan, "var_q_mc": np.nan,
                    "var_q_mc_stderr": np.nan, "mc_draws": 0, "ratio_notes": NOTES_RATIO.get(b, np.nan)}
-            if draws >= 10:
+            if draws >= 10 and n <= _MC_MAX_N:
                 mq, _mw, ratio, se_q, _se_w, se_r = _ratio_stats(q2[b], w2)
                 row.update(ratio_mc=ratio, ratio_mc_stderr=se_r, var_q_mc=mq, var_q_mc_stderr=se_q,
                            mc_draws=draws)
@@ -1150,7 +1271,10 @@ def pact_error_table(bits: Sequence[int] = tuple(range(1, 9)), *, priors: dict |
                          "exact_mean_abs": ex.mean_abs, "exact_rms": ex.rms, "exact_mean": ex.mean,
                          "mc_mean_abs": mc.mean_abs, "mc_mean_abs_stderr": mc.stderr_mean_abs,
                          "mc_mean": mc.mean, "mc_mean_stderr": mc.stderr_mean,
-                         "p_above_alpha": ex.pact_grad})
+                         "p_above_alpha": ex.pact_grad, "p_in_range": ex.p_in_range,
+                         "in_range_abs_total": ex.p_in_range * ex.mean_abs,
+                         "in_range_mean_total": ex.p_in_range * ex.mean,
+                         "abs_total_over_pact": ex.p_in_range * ex.mean_abs / ex.pact_grad})
     return pd.DataFrame(rows)
 
 

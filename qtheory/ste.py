@@ -95,6 +95,9 @@ __all__ = [
 ]
 
 LN2 = math.log(2.0)
+#: Largest element count :func:`lsq_grad_scale` accepts (far beyond any tensor; keeps ``N·Q_P`` a float).
+MAX_ELEMENTS = 10**18
+_F32 = np.finfo(np.float32)
 #: The four estimators, by name.
 ESTIMATORS = ("tqt", "lsq", "pact", "calibrated_pact")
 #: The threshold parameter each estimator trains.
@@ -133,6 +136,22 @@ def _as_input(x, func: str) -> np.ndarray:
     arr = np.asarray(x)
     checked = check_samples(x, "x", func, ndim=None)
     return arr if arr.dtype == np.float32 else checked
+
+
+def _check_f32_range(xs: np.ndarray, func: str, name: str, value: float, step: float, top: float) -> None:
+    """Refuse a parameter whose step or top level is not a normal float32 when ``x`` is float32.
+
+    The rules compute in the input's dtype (see the module docstring); a step below float32's
+    smallest normal number or a level above its largest finite number would turn the forward
+    and the gradients into 0, inf or NaN.
+    """
+    if xs.dtype != np.float32:
+        return
+    if not (step >= float(_F32.tiny) and top <= float(_F32.max)):
+        allowed = (f"a value whose step ({step:.6g} here) and top level ({top:.6g} here) lie in float32's normal "
+                   f"range [{float(_F32.tiny):.8g}, {float(_F32.max):.8g}] when x is float32 (pass float64 x "
+                   "for wider parameters)")
+        raise param_error(name, func, allowed, value)
 
 
 def _round(u: np.ndarray, rounding: str) -> np.ndarray:
@@ -194,13 +213,26 @@ def scale_of(estimator: str, param, bits: int, *, signed: bool = True, power_of_
 
     TQT: ``θ`` → ``2^⌈θ⌉/2^(b−1)`` (or ``2^θ/2^(b−1)`` with ``power_of_2=False``, the default
     here; ``2^b`` instead of ``2^(b−1)`` unsigned); LSQ: ``s`` itself; PACT: ``α/(2^b − 1)``.
+    ``θ`` must lie in ``[−1000, 1000]`` (as in :func:`tqt`); ``s`` and ``α`` must be positive and
+    at most ``1e300``.
 
     Examples
     --------
     >>> float(scale_of("tqt", 1.0, 4)), float(scale_of("pact", 3.0, 2))
     (0.25, 1.0)
+    >>> scale_of("TQT", 1.0, 4)
+    Traceback (most recent call last):
+    ...
+    ValueError: The 'estimator' parameter of scale_of must be one of 'tqt', 'lsq', 'pact', 'calibrated_pact'. Got 'TQT' instead.
     """
-    p = np.asarray(param, dtype=np.float64)
+    func = "scale_of"
+    estimator, bits, signed = _check_common(func, estimator, bits, signed)
+    power_of_2 = check_bool(power_of_2, "power_of_2", func)
+    p = _check_params(param, estimator, func, name="param")
+    return _scale_of(estimator, p, bits, signed, power_of_2)
+
+
+def _scale_of(estimator: str, p: np.ndarray, bits: int, signed: bool, power_of_2: bool) -> np.ndarray:
     if estimator == "tqt":
         e = np.ceil(p) if power_of_2 else p
         return np.exp2(e) / 2.0 ** (bits - 1 if signed else bits)
@@ -212,14 +244,23 @@ def scale_of(estimator: str, param, bits: int, *, signed: bool = True, power_of_
 def param_of_scale(estimator: str, s, bits: int, *, signed: bool = True):
     """Inverse of :func:`scale_of` (continuous scale): the parameter whose step is ``s``.
 
+    ``s`` must be positive and at most ``1e300``.
+
     Examples
     --------
     >>> float(param_of_scale("tqt", 0.25, 4)), float(param_of_scale("pact", 1.0, 2))
     (1.0, 3.0)
     """
+    func = "param_of_scale"
+    estimator, bits, signed = _check_common(func, estimator, bits, signed)
+    s = _check_params(s, "lsq", func, name="s")
+    return _param_of_scale(estimator, s, bits, signed)
+
+
+def _param_of_scale(estimator: str, s, bits: int, signed: bool):
     s = np.asarray(s, dtype=np.float64)
     if estimator == "tqt":
-        return np.log2(s * 2.0 ** (bits - 1 if signed else bits))
+        return np.log2(s) + (bits - 1 if signed else bits)
     if estimator == "lsq":
         return s
     return s * (2.0**bits - 1.0)
@@ -237,9 +278,9 @@ def lsq_grad_scale(n_elements: int, bits: int, *, signed: bool = True) -> float:
     0.002806...
     """
     func = "lsq_grad_scale"
-    n_elements = check_int(n_elements, "n_elements", func, 1)
-    bits = check_int(bits, "bits", func, 2 if signed else 1, MAX_BITS)
     signed = check_bool(signed, "signed", func)
+    n_elements = check_int(n_elements, "n_elements", func, 1, MAX_ELEMENTS)
+    bits = check_int(bits, "bits", func, 2 if signed else 1, MAX_BITS)
     qp = 2 ** (bits - 1) - 1 if signed else 2**bits - 1
     return 1.0 / math.sqrt(n_elements * qp)
 
@@ -298,6 +339,7 @@ def tqt(x, theta: float, bits: int, *, signed: bool = True, power_of_2: bool = T
     rounding = check_option(rounding, "rounding", func, ROUNDINGS)
     s = _tqt_scale(theta, bits, signed, power_of_2)
     n, p = _codes(bits, signed)
+    _check_f32_range(xs, func, "theta", theta, s, s * max(-n, p))
     dt = xs.dtype.type
     sd, ln2 = dt(s), dt(LN2)
     u = xs / sd
@@ -363,6 +405,9 @@ def lsq(x, s: float, bits: int, *, signed: bool = True, grad_scale: float = 1.0,
     grad_scale = check_real(grad_scale, "grad_scale", func, 0.0, low_open=True)
     rounding = check_option(rounding, "rounding", func, ROUNDINGS)
     n, p = _codes(bits, signed)
+    _check_f32_range(xs, func, "s", s, s, s * max(-n, p))
+    if xs.dtype == np.float32 and not float(_F32.tiny) <= grad_scale <= float(_F32.max):
+        raise param_error("grad_scale", func, "a value in float32's normal range when x is float32", grad_scale)
     dt = xs.dtype.type
     sd, g = dt(s), dt(grad_scale)
     u = xs / sd
@@ -393,6 +438,7 @@ def _pact_validate(func, x, alpha, bits, rounding):
     alpha = check_real(alpha, "alpha", func, 0.0, low_open=True)
     bits = check_int(bits, "bits", func, 1, MAX_BITS)
     rounding = check_option(rounding, "rounding", func, ROUNDINGS)
+    _check_f32_range(xs, func, "alpha", alpha, alpha / (2.0**bits - 1.0), alpha)
     return xs, alpha, bits, rounding
 
 
@@ -530,6 +576,69 @@ def _prior(prior, func):
     return as_prior(prior, name="prior", func=func)
 
 
+class _Scaled:
+    """A prior seen in units of ``c``: ``X/c`` (fallback for priors without a rescaled form)."""
+
+    def __init__(self, base, c: float):
+        self.base, self.c = base, c
+
+    def partial_moments(self, a, b):
+        c = self.c
+        m0, m1, m2 = self.base.partial_moments(np.asarray(a, float) * c, np.asarray(b, float) * c)
+        return m0, m1 / c, m2 / (c * c)
+
+    def abs_quantile(self, q):
+        return self.base.abs_quantile(q) / self.c
+
+
+def _natural_scale(pr) -> float:
+    from .priors import Empirical, Gaussian, Laplace, Mixture, Rectified
+
+    if isinstance(pr, (Gaussian, Laplace)):
+        return max(pr.scale, abs(pr.loc))
+    if isinstance(pr, Empirical):
+        return float(np.max(np.abs(pr.x)))
+    if isinstance(pr, Rectified):
+        return _natural_scale(pr.base)
+    if isinstance(pr, Mixture):
+        return max(_natural_scale(c) for c in pr.components)
+    return math.nan
+
+
+def _standardise(pr):
+    """``(prior of X/c, k)`` with ``c = 2^k`` the power of 2 nearest the prior's natural scale.
+
+    Every expectation here is homogeneous in the scale (the loss in ``c²``, the step-size and
+    clip gradients in ``c``, TQT's ``θ`` shifts by ``k``), so computing in units of ``c`` and
+    scaling back is exact — ``c`` is a power of 2 — and keeps every partial moment and
+    coefficient away from float underflow and overflow for priors from 1e-300 to 1e300.
+    """
+    from .priors import Empirical, Gaussian, Laplace, Mixture, Rectified
+
+    sc = _natural_scale(pr)
+    if not (np.isfinite(sc) and sc > 0):
+        return pr, 0
+    k = int(round(math.log2(sc)))
+    if k == 0:
+        return pr, 0
+    c = math.ldexp(1.0, k)
+
+    def rescale(q):
+        if isinstance(q, Gaussian):
+            return Gaussian(q.sigma / c, q.loc / c)
+        if isinstance(q, Laplace):
+            return Laplace(q.b / c, q.loc / c)
+        if isinstance(q, Empirical):
+            return Empirical(q.x / c)
+        if isinstance(q, Rectified):
+            return Rectified(rescale(q.base))
+        if isinstance(q, Mixture):
+            return Mixture(q.weights, [rescale(v) for v in q.components])
+        return _Scaled(q, c)
+
+    return rescale(pr), k
+
+
 def _check_common(func, estimator, bits, signed):
     estimator = check_option(estimator, "estimator", func, ESTIMATORS)
     signed = check_bool(signed, "signed", func)
@@ -540,20 +649,32 @@ def _check_common(func, estimator, bits, signed):
     return estimator, bits, signed
 
 
-def _check_params(param, estimator, func) -> np.ndarray:
-    what = "a finite real number or array of them" + ("" if estimator == "tqt" else ", all > 0")
+def _check_params(param, estimator, func, name="param") -> np.ndarray:
+    if estimator == "tqt":
+        what = "a real number in the range [-1000, 1000] or an array of them"
+    else:
+        what = "a real number in the range (0, 1e+300] or an array of them"
+    if isinstance(param, (str, bytes)):
+        raise param_error(name, func, what, param, TypeError)
     try:
         p = np.asarray(param, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise param_error("param", func, what, param, TypeError) from None
-    if not np.all(np.isfinite(p)) or (estimator != "tqt" and np.any(p <= 0)) or np.any(np.abs(p) > 1e300):
-        raise param_error("param", func, what, param)
+    except (TypeError, ValueError, OverflowError):
+        raise param_error(name, func, what, param, TypeError) from None
+    bad = ~np.isfinite(p)
+    bad |= (np.abs(p) > 1000.0) if estimator == "tqt" else ((p <= 0) | (p > 1e300))
+    if np.any(bad):
+        raise param_error(name, func, what, param if p.ndim == 0 else p[bad].ravel()[0].item())
     return p
 
 
 def _grad_regions(estimator: str, s: float, bits: int, signed: bool):
     """Regions ``[a, b)`` and coefficients ``(c0, c1, c2)``: ``∂L/∂param = c0 + c1·x + c2·x²``
     on each region, for ``L = ½(q − x)²`` and the estimator's straight-through rule at step ``s``."""
+    with np.errstate(over="ignore"):   # edges beyond the float range are ±inf: empty bins
+        return _grad_regions_raw(estimator, np.float64(s), bits, signed)
+
+
+def _grad_regions_raw(estimator: str, s: float, bits: int, signed: bool):
     inf = np.inf
     if estimator in ("tqt", "lsq"):
         n, p = _codes(bits, signed)
@@ -561,7 +682,8 @@ def _grad_regions(estimator: str, s: float, bits: int, signed: bool):
         if estimator == "tqt":  # factor ln2: ∂L/∂θ = s²·ln2·{(r−u)², n(n−u), p(p−u)}
             a = np.concatenate([[-inf], (k - 0.5) * s, [(p + 0.5) * s]])
             b = np.concatenate([[(n - 0.5) * s], (k + 0.5) * s, [inf]])
-            c0 = LN2 * np.concatenate([[s * s * n * n], s * s * k * k, [s * s * p * p]])
+            with np.errstate(over="ignore"):
+                c0 = LN2 * np.concatenate([[(s * n) ** 2], (s * k) ** 2, [(s * p) ** 2]])
             c1 = LN2 * np.concatenate([[-s * n], -2.0 * s * k, [-s * p]])
             c2 = LN2 * np.concatenate([[0.0], np.ones_like(k), [0.0]])
             return a, b, c0, c1, c2
@@ -596,7 +718,8 @@ def _loss_regions(estimator, s, bits, signed):
     y = q.levels
     a = np.concatenate([[-np.inf], t])
     b = np.concatenate([t, [np.inf]])
-    return a, b, 0.5 * y * y, -y, np.full_like(y, 0.5)
+    with np.errstate(over="ignore"):   # levels far outside the prior: empty bins (see _expect)
+        return a, b, 0.5 * y * y, -y, np.full_like(y, 0.5)
 
 
 def _mse_grad_regions(estimator, s, bits, signed):
@@ -609,16 +732,21 @@ def _mse_grad_regions(estimator, s, bits, signed):
     k = q.codes.astype(np.float64)
     a = np.concatenate([[-np.inf], t])
     b = np.concatenate([t, [np.inf]])
-    return a, b, s * k * k, -k, np.zeros_like(k)
+    with np.errstate(over="ignore"):
+        return a, b, s * k * k, -k, np.zeros_like(k)
 
 
 def _expect(prior, regions_list) -> np.ndarray:
     """``Σ_regions c0·m0 + c1·m1 + c2·m2`` for each item of ``regions_list`` (one prior call)."""
     sizes = [len(r[0]) for r in regions_list]
     a, b, c0, c1, c2 = (np.concatenate([r[i] for r in regions_list]) for i in range(5))
-    m0, m1, m2 = prior.partial_moments(a, b)
-    # c·m with 0·inf guarded (coefficients are finite; moments are finite for priors with variance)
-    terms = c0 * m0 + c1 * m1 + c2 * m2
+    with np.errstate(over="ignore"):   # far tails: exp(−z²/2) with z² = inf is exactly 0
+        m0, m1, m2 = prior.partial_moments(a, b)
+    # c·m with 0·inf guarded: far outside the prior's mass a coefficient may overflow while the
+    # moment is exactly 0 (moments are finite for priors with a variance)
+    with np.errstate(over="ignore", invalid="ignore"):
+        terms = (np.where(m0 == 0.0, 0.0, c0 * m0) + np.where(m1 == 0.0, 0.0, c1 * m1)
+                 + np.where(m2 == 0.0, 0.0, c2 * m2))
     starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
     return np.add.reduceat(terms, starts)
 
@@ -669,9 +797,10 @@ def expected_grad(estimator: str, prior, param, bits: int, *, signed: bool = Tru
     power_of_2 = check_bool(power_of_2, "power_of_2", func)
     grad_scale = check_real(grad_scale, "grad_scale", func, 0.0, low_open=True)
     p = _check_params(param, estimator, func)
-    pr = _prior(prior, func)
-    scales = np.atleast_1d(scale_of(estimator, p, bits, signed=signed, power_of_2=power_of_2))
+    pr, k = _standardise(_prior(prior, func))
+    scales = np.atleast_1d(_scale_of(estimator, _param_in_units(estimator, p, k), bits, signed, power_of_2))
     out = _expect(pr, [_grad_regions(estimator, float(s), bits, signed) for s in scales.ravel()])
+    out = _ldexp(out, 2 * k if estimator == "tqt" else k)
     if estimator == "lsq":
         out = out * grad_scale
     return out.reshape(p.shape)
@@ -690,10 +819,10 @@ def expected_loss(estimator: str, prior, param, bits: int, *, signed: bool = Tru
     estimator, bits, signed = _check_common(func, estimator, bits, signed)
     power_of_2 = check_bool(power_of_2, "power_of_2", func)
     p = _check_params(param, estimator, func)
-    pr = _prior(prior, func)
-    scales = np.atleast_1d(scale_of(estimator, p, bits, signed=signed, power_of_2=power_of_2))
+    pr, k = _standardise(_prior(prior, func))
+    scales = np.atleast_1d(_scale_of(estimator, _param_in_units(estimator, p, k), bits, signed, power_of_2))
     out = _expect(pr, [_loss_regions(estimator, float(s), bits, signed) for s in scales.ravel()])
-    return out.reshape(p.shape)
+    return np.asarray(_ldexp(out, 2 * k)).reshape(p.shape)
 
 
 def expected_loss_grad(estimator: str, prior, param, bits: int, *, signed: bool = True) -> np.ndarray:
@@ -712,12 +841,25 @@ def expected_loss_grad(estimator: str, prior, param, bits: int, *, signed: bool 
     func = "expected_loss_grad"
     estimator, bits, signed = _check_common(func, estimator, bits, signed)
     p = _check_params(param, estimator, func)
-    pr = _prior(prior, func)
-    scales = np.atleast_1d(scale_of(estimator, p, bits, signed=signed))
+    pr, k = _standardise(_prior(prior, func))
+    scales = np.atleast_1d(_scale_of(estimator, _param_in_units(estimator, p, k), bits, signed, False))
     d_ds = _expect(pr, [_mse_grad_regions(estimator, float(s), bits, signed) for s in scales.ravel()])
     factor = {"tqt": scales.ravel() * LN2, "lsq": 1.0}.get(estimator, 1.0 / (2.0**bits - 1.0))
-    out = d_ds * factor
+    out = np.asarray(_ldexp(d_ds * factor, 2 * k if estimator == "tqt" else k))
     return out.reshape(p.shape)
+
+
+def _ldexp(x, e: int):
+    """``x·2^e``, with ±inf where the true value exceeds the float range (a loss or MSE of a prior
+    near 1e300 is beyond it)."""
+    with np.errstate(over="ignore"):
+        out = np.ldexp(np.asarray(x, dtype=np.float64), e)
+    return float(out) if out.ndim == 0 else out
+
+
+def _param_in_units(estimator: str, p: np.ndarray, k: int) -> np.ndarray:
+    """The parameter for the data divided by ``2^k`` (exact: a shift of ``θ`` or a power of 2)."""
+    return p - k if estimator == "tqt" else np.ldexp(p, -k)
 
 
 @dataclass(frozen=True)
@@ -833,9 +975,9 @@ def mse_optimal_scale(prior, bits: int, *, grid: str = "int") -> float:
     grid = check_option(grid, "grid", func, ("int", "uint", "unsigned"))
     signed = grid == "int"
     bits = check_int(bits, "bits", func, 1, MAX_BITS)
-    pr = _prior(prior, func)
+    pr, k = _standardise(_prior(prior, func))
     est = "lsq" if grid != "unsigned" else "pact"
-    return _mse_opt_scale(pr, bits, signed, est)
+    return _ldexp(_mse_opt_scale(pr, bits, signed, est), k)
 
 
 def _mse_opt_scale(pr, bits, signed, est):
@@ -867,7 +1009,7 @@ def stationary_threshold(estimator: str, prior, bits: int, *, signed: bool = Tru
     """
     func = "stationary_threshold"
     estimator, bits, signed = _check_common(func, estimator, bits, signed)
-    pr = _prior(prior, func)
+    pr, k = _standardise(_prior(prior, func))
     lo, hi = _scale_bracket(pr, bits, signed, estimator)
 
     def f(s):
@@ -876,14 +1018,15 @@ def stationary_threshold(estimator: str, prior, bits: int, *, signed: bool = Tru
     zeros = [] if estimator == "pact" else _scan_zero(f, lo, hi)
     if zeros:
         losses = [float(_expect(pr, [_loss_regions(estimator, z, bits, signed)])[0]) for z in zeros]
-        s = zeros[int(np.argmin(losses))]
+        s = _ldexp(zeros[int(np.argmin(losses))], k)     # back from units of 2^k (exact)
         clip = _clip_of_scale(estimator, s, bits, signed)
-        param = float(param_of_scale(estimator, s, bits, signed=signed))
-        mse = 2.0 * min(losses)
+        param = float(_param_of_scale(estimator, s, bits, signed))
+        mse = _ldexp(2.0 * min(losses), 2 * k)
     else:
         s = clip = param = mse = math.nan
     s_opt = _mse_opt_scale(pr, bits, signed, estimator)
-    mse_opt = 2.0 * float(_expect(pr, [_loss_regions(estimator, s_opt, bits, signed)])[0])
+    mse_opt = _ldexp(2.0 * float(_expect(pr, [_loss_regions(estimator, s_opt, bits, signed)])[0]), 2 * k)
+    s_opt = _ldexp(s_opt, k) if np.isfinite(s_opt) else s_opt
     return Stationary(estimator, bits, signed, param, s, clip, mse, s_opt,
                       _clip_of_scale(estimator, s_opt, bits, signed), mse_opt)
 
@@ -969,6 +1112,7 @@ def pow2_equilibrium(prior, bits: int, *, signed: bool = True) -> Pow2Equilibriu
     func = "pow2_equilibrium"
     _, bits, signed = _check_common(func, "tqt", bits, signed)
     pr = _prior(prior, func)
+    pr, k = _standardise(pr)     # in units of 2^k: θ shifts by k, gradients and MSEs scale by 4^k
     st = stationary_threshold("tqt", pr, bits, signed=signed)
     if not np.isfinite(st.param):  # pragma: no cover - every prior with a variance has a zero
         raise ValueError("the expected TQT gradient has no zero for this prior")
@@ -979,8 +1123,9 @@ def pow2_equilibrium(prior, bits: int, *, signed: bool = True) -> Pow2Equilibriu
     j = int(js[i])
     lo, hi = float(g[i]), float(g[i + 1])
     mse = 2.0 * expected_loss("tqt", pr, np.array([j, j + 1], float), bits, signed=signed, power_of_2=True)
-    return Pow2Equilibrium(bits, j, 2.0**j, 2.0 ** (j + 1), lo, hi, abs(lo) / (abs(lo) + hi),
-                           float(mse[0]), float(mse[1]))
+    return Pow2Equilibrium(bits, j + k, 2.0 ** (j + k), 2.0 ** (j + k + 1), _ldexp(lo, 2 * k),
+                           _ldexp(hi, 2 * k), abs(lo) / (abs(lo) + hi),
+                           _ldexp(float(mse[0]), 2 * k), _ldexp(float(mse[1]), 2 * k))
 
 
 # ====================================================================== training simulator
@@ -1123,7 +1268,7 @@ def train_threshold(estimator: str, prior, bits: int, *, init: float, steps: int
     for i in range(n_out):
         p = to_param(w)
         param[i], var[i] = p, w
-        scale[i] = float(scale_of(estimator, p, bits, signed=signed, power_of_2=power_of_2))
+        scale[i] = float(_scale_of(estimator, np.float64(p), bits, signed, power_of_2))
         if i == steps:
             break
         x = pr.rvs(batch_size, gen)

@@ -406,3 +406,98 @@ def test_symbolic_gradient_matches_numeric_rule(rng):
     fd_t = float(ste.expected_loss("tqt", "gaussian", math.log2(t + h), 4)
                  - ste.expected_loss("tqt", "gaussian", math.log2(t - h), 4)) / (2 * h)
     assert fd_t == pytest.approx(g_theta / (t * LN2), rel=1e-6)
+
+
+# ----------------------------------------------------------------------------- issue 10, item 4
+@pytest.mark.parametrize("call", [
+    lambda: ste.scale_of("TQT", 1.0, 4),
+    lambda: ste.scale_of("minmax", 1.0, 4),
+    lambda: ste.scale_of("tqt", 1.0, 0),
+    lambda: ste.scale_of("pact", -1.0, 4),
+    lambda: ste.scale_of("tqt", 2000.0, 4),
+    lambda: ste.param_of_scale("tqt", -1.0, 4),
+    lambda: ste.param_of_scale("lsq", 0.0, 4),
+    lambda: ste.param_of_scale("TQT", 1.0, 4),
+])
+def test_scale_helpers_refuse_bad_arguments(call):
+    with pytest.raises((ValueError, TypeError), match=r"The '(estimator|bits|param|s)' parameter of "
+                                                      r"(scale_of|param_of_scale) must be"):
+        call()
+
+
+def test_scale_of_and_param_of_scale_are_inverse():
+    for est in ste.ESTIMATORS:
+        p = 0.7 if est != "tqt" else -3.3
+        s = ste.scale_of(est, p, 5, signed=False)
+        assert float(ste.param_of_scale(est, s, 5, signed=False)) == pytest.approx(p, rel=1e-14)
+    # the documented formulas: TQT 2^θ/2^(b−1), PACT α/(2^b−1)
+    assert float(ste.scale_of("tqt", 3.0, 4)) == 1.0
+    assert float(ste.scale_of("calibrated_pact", 7.0, 3)) == 1.0
+
+
+@pytest.mark.parametrize("rule,name,value", [
+    (ste.lsq, "s", 1e300), (ste.lsq, "s", 1e-300), (ste.tqt, "theta", 900.0), (ste.tqt, "theta", -900.0),
+    (ste.pact, "alpha", 1e300), (ste.calibrated_pact, "alpha", 1e300), (ste.pact, "alpha", 1e-300),
+])
+def test_float32_input_refuses_parameters_beyond_float32(rule, name, value):
+    with pytest.raises(ValueError, match=f"The '{name}' parameter of {rule.__name__} must be .*float32"):
+        rule(np.float32([0.5]), value, 8)
+    # float64 input computes them right: x = 0.5 rounds to code 0 (huge step) or saturates (tiny step)
+    g = rule(np.array([0.5]), value, 8)
+    assert np.all(np.isfinite(g.q)) and np.all(np.isfinite(g.dq_dparam))
+
+
+def test_float32_limits_still_accept_ordinary_parameters():
+    g = ste.lsq(np.float32([0.5, -3.0]), 0.25, 4)
+    assert g.q.dtype == np.float32 and g.q.tolist() == [0.5, -2.0]
+
+
+@pytest.mark.parametrize("theta", [1000.0, 600.0])
+def test_expected_tqt_grad_with_a_huge_threshold(theta):
+    # every x falls in code 0: ∂L/∂θ = s²·ln2·(0 − u)² = ln2·x², so E = ln2·E[X²] = ln2 (N(0,1))
+    assert float(ste.expected_grad("tqt", "gaussian", theta, 4)) == pytest.approx(LN2, rel=1e-12)
+    assert float(ste.expected_loss("tqt", "gaussian", theta, 4)) == pytest.approx(0.5, rel=1e-12)
+    with pytest.raises(ValueError, match="The 'param' parameter of expected_grad must be a real number in the "
+                                         r"range \[-1000, 1000\]"):
+        ste.expected_grad("tqt", "gaussian", 2000.0, 4)
+
+
+@pytest.mark.parametrize("c", [1e-300, 1e-160, 3e-7, 1e160, 1e300])
+@pytest.mark.parametrize("prior", [Gaussian, Laplace])
+def test_stationary_threshold_is_scale_equivariant(prior, c):
+    ref = ste.stationary_threshold("tqt", prior(1.0), 4)
+    r = ste.stationary_threshold("tqt", prior(c), 4)
+    assert r.clip / c == pytest.approx(ref.clip, rel=1e-9)
+    assert r.mse_opt_clip / c == pytest.approx(ref.mse_opt_clip, rel=1e-9)
+    assert r.param == pytest.approx(ref.param + math.log2(c), abs=1e-9)
+    lsq = ste.stationary_threshold("lsq", prior(c), 3)
+    assert lsq.scale / c == pytest.approx(ste.stationary_threshold("lsq", prior(1.0), 3).scale, rel=1e-9)
+    assert ste.mse_optimal_scale(prior(c), 2) / c == pytest.approx(ste.mse_optimal_scale(prior(1.0), 2), rel=1e-9)
+
+
+def test_expected_grads_scale_with_the_prior():
+    for c in (2.0**-900, 1e-200, 1e200):
+        g = float(ste.expected_grad("lsq", Gaussian(c), 0.3 * c, 4))
+        assert g / c == pytest.approx(float(ste.expected_grad("lsq", Gaussian(1.0), 0.3, 4)), rel=1e-9)
+        a = float(ste.expected_grad("calibrated_pact", Laplace(c), 2.0 * c, 2))
+        assert a / c == pytest.approx(float(ste.expected_grad("calibrated_pact", Laplace(1.0), 2.0, 2)), rel=1e-9)
+    e = ste.pow2_equilibrium(Gaussian(2.0**-990), 4)
+    ref = ste.pow2_equilibrium(Gaussian(1.0), 4)
+    assert e.boundary == ref.boundary - 990 and e.frac_high == pytest.approx(ref.frac_high, rel=1e-12)
+
+
+def test_lsq_grad_scale_refuses_astronomic_counts():
+    with pytest.raises(ValueError, match="The 'n_elements' parameter of lsq_grad_scale must be an int in the range"):
+        ste.lsq_grad_scale(10**400, 8)
+    assert ste.lsq_grad_scale(10**18, 8) == pytest.approx(1.0 / math.sqrt(1e18 * 127), rel=1e-15)
+
+
+def test_sgd_on_theta_barely_moves_at_8_bits(seed):
+    """Issue 10: started above the optimum (θ = 3, t = 8), where the in-range gradient s²·ln2/12
+    shrinks 4× per bit, plain SGD on θ moves θ at 8 bits by less than 5 % of what it moves at 4 bits
+    (expected ratio ≈ 4^-4 = 1/256 while the 4-bit run has not reached its optimum)."""
+    kw = dict(init=3.0, steps=300, lr=0.01, optimizer="sgd", rng=seed)
+    d4 = ste.train_threshold("tqt", "gaussian", 4, **kw).param[-1] - 3.0
+    d8 = ste.train_threshold("tqt", "gaussian", 8, **kw).param[-1] - 3.0
+    assert d4 < -0.05                      # 4 bits: clearly moving down toward t* ≈ 2.7
+    assert abs(d8) < 0.05 * abs(d4)

@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from qtheory import optimal_clip, ste
-from qtheory._io import save_figure, write_table, write_text
+from qtheory._io import save_figure, write_text
 from qtheory.priors import Gaussian, Laplace, Rectified
 
 FAST = os.environ.get("QTHEORY_NOTEBOOK_FAST") == "1"
@@ -156,8 +156,10 @@ def scale_invariance(runs) -> pd.DataFrame:
         finals = {c: float(np.mean(group[(loss, label, c)].param[-len(group[(loss, label, c)].param) // 5:])
                            - math.log2(c)) for c in SCALES}
         spread = max(finals.values()) - min(finals.values())
-        rows.append({"loss": loss, "method": label, **{f"theta_minus_log2c (c={c:g})": v for c, v in finals.items()},
-                     "spread": spread, "invariant": spread < 1e-6})
+        # θ at 6 significant digits and the spread to 1e-9: the bits below are summation-order noise
+        rows.append({"loss": loss, "method": label,
+                     **{f"theta_minus_log2c (c={c:g})": float(f"{v:.6g}") for c, v in finals.items()},
+                     "spread": round(spread, 9) + 0.0, "invariant": spread < 1e-6})
     return pd.DataFrame(rows)
 
 
@@ -237,23 +239,45 @@ def fig_stationary_ratio(df):
     return fig
 
 
-def fig_training(runs, steps=STEPS):
+#: Initial θ of the training figure: t = 8, above every bit-width's optimum (t* ≈ 2.7 at 4 bits,
+#: 3.9 at 8), where the in-range gradient s²·ln2/12 shrinks 4× per extra bit. (From t = 1, below
+#: the optimum, the clipping term dominates and the gradient hardly depends on b.)
+TRAIN_INIT = 3.0
+
+
+def training_runs(steps=STEPS) -> dict:
+    """θ trajectories, N(0,1), power-of-2 scale, from θ = TRAIN_INIT, for b = 4 and 8."""
+    return {b: {label: ste.train_threshold("tqt", "gaussian", b, init=TRAIN_INIT, steps=steps, lr=0.01,
+                                           optimizer=opt, domain=dom, rng=11)
+                for label, (opt, dom) in METHODS.items()} for b in (4, 8)}
+
+
+def training_moves(train) -> pd.DataFrame:
+    """How far each optimiser moved θ from TRAIN_INIT, per bit-width (one seeded run each)."""
+    rows = []
+    for label in METHODS:
+        d4 = float(train[4][label].param[-1] - TRAIN_INIT)
+        d8 = float(train[8][label].param[-1] - TRAIN_INIT)
+        rows.append({"method": label, "delta_theta_b4": round(d4, 4), "delta_theta_b8": round(d8, 4),
+                     "ratio_b8_to_b4": float(f"{d8 / d4:.3g}") if d4 else float("nan")})
+    return pd.DataFrame(rows)
+
+
+def fig_training(runs, train, steps=STEPS):
     import matplotlib.pyplot as plt
 
     from qtheory.plotting.ste import plot_training
 
     fig, axes = plt.subplots(2, 2, figsize=(13, 8.5))
-    res4 = None
+    res4 = train[4]
     for ax, b in zip((axes[0, 0], axes[1, 0]), (4, 8), strict=True):
-        res = {}
-        for label, (opt, dom) in METHODS.items():
-            res[label] = ste.train_threshold("tqt", "gaussian", b, init=0.0, steps=steps, lr=0.01, optimizer=opt,
-                                             domain=dom, rng=11)
-        res4 = res4 or res
+        res = train[b]
+        st = ste.stationary_threshold("tqt", "gaussian", b)
         plot_training(res, hlines=[ste.pow2_equilibrium("gaussian", b).boundary], ax=ax)
+        ax.axhline(math.log2(st.mse_opt_clip), color="0.4", ls=":", lw=1)
         ax.set_ylabel("θ = log2 t")
-        ax.set_title(f"b={b}, N(0,1), power-of-2 scale, lr 0.01, batch 256, init t=1\n"
-                     "(dashed: integer boundary of the oscillation)")
+        ax.set_title(f"b={b}, N(0,1), power-of-2 scale, lr 0.01, batch 256, init t={2**TRAIN_INIT:g} "
+                     "(above the optimum)\n(dashed: integer boundary of the oscillation; dotted: MSE optimum)")
     # zoom on the oscillation of log-θ Adam at b = 4
     r = res4["log θ, Adam"]
     ax = axes[0, 1]
@@ -291,11 +315,79 @@ def fig_training(runs, steps=STEPS):
 
 
 # ------------------------------------------------------------------------------------ report
+def round_sig(values, p: int):
+    """Round to ``p`` significant digits (sampled values: what their uncertainty supports)."""
+    v = np.asarray(values, dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mag = np.where((v != 0) & np.isfinite(v), np.floor(np.log10(np.abs(v))), 0.0)
+    scale = 10.0 ** (p - 1 - mag)
+    return np.where(np.isfinite(v), np.round(v * scale) / scale, v)
+
+
+def long_csv(df: pd.DataFrame, path: Path, ids) -> Path:
+    """The full frame as CSV in long format: ``ids``, ``quantity``, ``value`` (6 significant digits)."""
+    values = [c for c in df.columns if c not in ids]
+    var = "field" if "quantity" in df.columns else "quantity"
+    long = df.melt(id_vars=list(ids), value_vars=values, var_name=var, value_name="value")
+    long = long[long["value"].notna()]
+    long["value"] = [f"{v:.6g}" if isinstance(v, (float, np.floating)) else str(v) for v in long["value"]]
+    return write_text(path.with_suffix(".csv"), long.to_csv(index=False))
+
+
+#: Curated Markdown views (≤ 8 columns): table -> (id columns of the long CSV, shown columns, caption)
+VIEWS = {
+    "reference_table": (("bits", "quantity"), ["bits", "quantity", "tqt_md", "qtheory", "diff"],
+                        "The TQT notes' N(0,1) thresholds (signed grid, continuous scale) beside qtheory's exact values."),
+    "stationary": (("prior", "bits", "estimator"),
+                   ["prior", "bits", "estimator", "grid", "clip", "mse_opt_clip", "clip_ratio", "mse_excess"],
+                   "Zero of the exact expected STE gradient (clip) vs the MSE-optimal clip of the same quantizer "
+                   "family; mse_excess = MSE at the stationary clip / optimal MSE − 1. PACT has no zero (—)."),
+    "estimator_gradients": (("x",), ["x", "region", "q", "tqt_as_dq_ds", "lsq_dq_ds", "pact_as_dq_ds",
+                                     "cal_pact_as_dq_ds"],
+                            "Unsigned grid, b = 2, step s = 1 (levels 0..3); TQT θ = 2, LSQ s = 1, PACT α = 3. "
+                            "Every ∂q/∂param converted to ∂q/∂s (TQT ÷ s·ln2, PACT × 3)."),
+    "pow2_oscillation": (("prior", "bits"),
+                         ["prior", "bits", "boundary_theta", "predicted_frac_at_t_high", "simulated_frac_at_t_high",
+                          "mse_t_low", "mse_t_high", "better_power_of_2"],
+                         f"Power-of-2 TQT: fraction of late steps at t_high = 2^(boundary+1), predicted from the two "
+                         f"exact expected gradients vs one Adam run (lr 0.01, batch 1024, {STEPS} steps, 3 "
+                         "significant digits)."),
+    "scale_invariance": (("loss", "method"), None,
+                         "θ − log2 c over the last 20 % of steps for data scaled by c; b = 4, continuous scale."),
+    "sgd_gradient_size": (("bits",), None, "Exact E[∂L/∂θ], N(0,1), signed grid, continuous scale."),
+    "training_moves": (("method",), None,
+                       "θ_final − θ_init of the training figure (N(0,1), power-of-2 scale, lr 0.01, init θ = 3)."),
+}
+
+
+def view(name: str, df: pd.DataFrame) -> pd.DataFrame:
+    cols = VIEWS[name][1]
+    return df if cols is None else df[cols]
+
+
+def write_tables(tabs: Path, frames: dict) -> list[Path]:
+    out = []
+    for name, df in frames.items():
+        ids, _, caption = VIEWS[name]
+        out.append(long_csv(df, tabs / name, ids))
+        out.append(write_text(tabs / f"{name}.md", f"{caption} Full table: {name}.csv (long format).\n\n"
+                              + _md(view(name, df)) + "\n"))
+    return out
+
+
 def _md(df, fmt=".4g"):
     return df.to_markdown(index=False, floatfmt=fmt)
 
 
-def report(ref, stat, pow2, inv, sgd) -> str:
+def _m(moves, method, b):
+    return f"{moves.set_index('method').loc[method, f'delta_theta_b{b}']:+.3g}"
+
+
+def _r(moves, method):
+    return f"{moves.set_index('method').loc[method, 'ratio_b8_to_b4']:.2g}"
+
+
+def report(ref, stat, pow2, inv, sgd, moves) -> str:
     agree = bool(ref["agree_3_decimals"].all())
     b4 = pow2[(pow2.bits == 4) & (pow2.prior == "gaussian")].iloc[0]
     worse = pow2[pow2.better_power_of_2 != pow2.most_visited]
@@ -307,6 +399,8 @@ def report(ref, stat, pow2, inv, sgd) -> str:
 
 Generated by `paper_repro/tqt/repro.py` (`qtheory repro tqt`); do not edit by hand.
 What is reproduced: tqt.md's analytical claims (the paper's ImageNet tables are reference only).
+tqt.md is the project's TQT notes, kept outside this repository; every number of it used here is
+quoted in `reference_table` and in the text.
 Every expectation below is exact (bin-by-bin partial moments), not sampled; the tests check each
 against Monte Carlo (tests/test_ste.py).
 
@@ -339,7 +433,7 @@ predicts the fraction f of steps at the upper power of 2. Simulation: Adam, lr 0
 relative to its mean (Laplace at high b: rare clipped samples dominate) the oscillation is slow
 and a run of a few thousand steps samples the split less precisely.
 
-{_md(pow2)}
+{_md(view("pow2_oscillation", pow2))}
 
 b = 4: θ oscillates across θ = {int(b4.boundary_theta)}, {100 * b4.simulated_frac_at_t_high:.1f}% of late
 steps at t = {b4.t_high:g} (predicted {100 * b4.predicted_frac_at_t_high:.1f}%; tqt.md: ~65%), and
@@ -368,9 +462,17 @@ is invariant in both settings — the case for TQT's log-domain Adam.
 ∂L/∂θ ∝ s², so at a fixed threshold the expected gradient shrinks 4× per extra bit (t = 5 column,
 ratio → 4). Relative to each bit-width's own stationary threshold (which grows with b) the
 shrink is ≈3–3.4× per bit. Either way plain SGD with one learning rate for all bit-widths barely
-moves θ at 8 bits (training figure), while Adam's step is ~lr regardless:
+moves θ at 8 bits, while Adam's step is ~lr regardless:
 
 {_md(sgd)}
+
+Training figure (N(0,1), power-of-2 scale, lr 0.01, {STEPS} steps, started *above* the optimum at
+θ = {TRAIN_INIT:g}, t = {2**TRAIN_INIT:g}; from below, the clipping term dominates and the gradient
+hardly depends on b): log-θ SGD moves θ by {_m(moves, 'log θ, SGD', 4)} at 4 bits and by
+{_m(moves, 'log θ, SGD', 8)} at 8 bits ({_r(moves, 'log θ, SGD')}× as far); log-θ Adam by
+{_m(moves, 'log θ, Adam', 4)} and {_m(moves, 'log θ, Adam', 8)}.
+
+{_md(moves)}
 
 ## Differences from tqt.md
 
@@ -399,14 +501,18 @@ def main(root: Path) -> list[Path]:
     runs = scale_runs()
     inv = scale_invariance(runs)
     sgd = sgd_gradient_size()
-    for name, df in (("reference_table", ref), ("stationary", stat), ("estimator_gradients", grads),
-                     ("pow2_oscillation", pow2), ("scale_invariance", inv), ("sgd_gradient_size", sgd)):
-        out += write_table(df, tabs / name)
+    train = training_runs()
+    moves = training_moves(train)
+    pow2["simulated_frac_at_t_high"] = round_sig(pow2["simulated_frac_at_t_high"], 3)
+    pow2["other_values_visited"] = round_sig(pow2["other_values_visited"], 3)
+    out += write_tables(tabs, {"reference_table": ref, "stationary": stat, "estimator_gradients": grads,
+                               "pow2_oscillation": pow2, "scale_invariance": inv, "sgd_gradient_size": sgd,
+                               "training_moves": moves})
     out.append(write_text(tabs / "estimator_rules.md", RULES_MD))
-    out.append(write_text(tabs / "REPORT.md", report(ref, stat, pow2, inv, sgd)))
+    out.append(write_text(tabs / "REPORT.md", report(ref, stat, pow2, inv, sgd, moves)))
 
     for name, fig in (("forward_backward", fig_forward_backward()), ("expected", fig_expected()),
-                      ("stationary_ratio", fig_stationary_ratio(stat)), ("training", fig_training(runs))):
+                      ("stationary_ratio", fig_stationary_ratio(stat)), ("training", fig_training(runs, train))):
         out.append(save_figure(fig, figs / f"{name}.png"))
         plt.close(fig)
     return out

@@ -132,11 +132,16 @@ def plot_bias_correction(df, *, quantity: str = "mse", relative: bool = False, a
 
 
 def plot_layer_channels(channels, configs, *, ax=None, title: str | None = None):
-    """Per-channel weight MSE vs channel std for chosen configurations (a frame from ``weight_report``)."""
+    """Per-channel weight MSE vs channel std for chosen configurations (a frame from ``weight_report``).
+
+    One marker per channel and no connecting lines: channels are independent, and their MSE is
+    not a function of the std alone (it depends on each channel's sample), so a line through
+    them sorted by std would suggest a curve that does not exist.
+    """
     ax = _ax(ax)
-    for name, col in zip(configs, _COLORS, strict=False):
-        d = channels[channels["config"] == name].sort_values("std")
-        ax.plot(d["std"], d["mse"] / d["std"] ** 2, "o-", ms=3, lw=1, color=col, label=name)
+    for name, col, mk in zip(configs, _COLORS, "os^vD", strict=False):
+        d = channels[channels["config"] == name]
+        ax.plot(d["std"], d["mse"] / d["std"] ** 2, mk, ls="none", ms=3.5, mfc="none", color=col, label=name)
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("channel standard deviation")

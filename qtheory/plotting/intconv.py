@@ -31,7 +31,7 @@ def plot_sqnr_vs_clip(df, ax=None, title: str | None = None, legend: bool = True
         g = g.sort_values("clip_ratio")
         ax.plot(g.clip_ratio, g.predicted_db, "-", color=f"C{i}", lw=1.5, label=f"{b} bits predicted")
         ax.plot(g.clip_ratio, g.measured_db, "o", color=f"C{i}", ms=5, mfc="none", label=f"{b} bits measured")
-    ax.set_xlabel("clip ratio α / scale (activations and weights)")
+    ax.set_xlabel("clip ratio r: clip α = r·σ (activations, σ of Z before ReLU) and α = r·b (Laplace weights)")
     ax.set_ylabel("output SQNR (dB)")
     ax.grid(alpha=0.3)
     if title:
@@ -59,7 +59,7 @@ def plot_sqnr_gap(df, ax=None, title: str | None = None, tol: float = 0.5):
     ax.axhline(0.0, color="k", lw=0.6)
     lim = max(1.0, float(np.nanmax(np.abs(df.gap_db))) * 1.1)
     ax.set_ylim(-lim, lim)
-    ax.set_xlabel("clip ratio α / scale")
+    ax.set_xlabel("clip ratio r = α / σ (activations), α / b (Laplace weights)")
     ax.set_ylabel("measured − predicted (dB)")
     ax.grid(alpha=0.3)
     if title:

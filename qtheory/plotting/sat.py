@@ -169,9 +169,9 @@ def plot_logit_vs_bits(table, metric: str = "logit_var", ax=None):
             ha="right", va="bottom", fontsize=7, color="0.3")
     ax.set_xlabel("weight bits (clamp = DoReFa without rounding, fp = latent weights)")
     ax.set_ylabel(labels.get(metric, metric))
-    if metric in ("logit_var", "grad_cls"):
+    if metric in ("logit_var", "grad_cls", "max_prob"):   # max prob spans 1/classes .. 1
         ax.set_yscale("log")
-    ax.grid(True, alpha=0.3)
+    ax.grid(True, which="both" if metric == "max_prob" else "major", alpha=0.3)
     ax.set_title(f"{labels.get(metric, metric)} ({_VERSION})", fontsize=10)
     ax.legend(fontsize=6.5)
     return ax
@@ -196,7 +196,9 @@ def plot_depth(table, metric: str = "logit_var", ax=None, weights: str = "dorefa
     i = 0
     for (bn, sat_mode), g in sel.groupby(["bn", "sat"], sort=False):
         g = g.sort_values("depth")
-        name = f"{'BN' if bn else 'no BN'}, {'no SAT' if sat_mode == 'none' else 'SAT (' + sat_mode + ')'}"
+        sat_name = {"none": "no SAT", "last": "SAT on the classifier (1/n_out)", "all": "SAT on every layer (1/n_out)",
+                    "all_relu": "SAT every layer, ReLU-aware (2/n_out hidden)"}.get(sat_mode, sat_mode)
+        name = f"{'BN' if bn else 'no BN'}, {sat_name}"
         ax.plot(g.depth, g[metric], "-o" if sat_mode == "none" else "--s", ms=3.5, color=f"C{i}", label=name)
         i += 1
     ax.set_xscale("log", base=2)
@@ -213,8 +215,12 @@ def plot_depth(table, metric: str = "logit_var", ax=None, weights: str = "dorefa
     return ax
 
 
-def plot_gradient_flow(results: dict, ax=None):
+def plot_gradient_flow(results: dict, ax=None, styles: dict | None = None):
     """Per-layer gradient RMS (input of layer l) for labelled :class:`qtheory.sat.NetworkResult`.
+
+    ``styles`` maps a label to matplotlib keyword arguments (``color``, ``ls``, ``marker``), so
+    that a style can stand for a property (e.g. line style = BatchNorm or not); labels without
+    one get a solid line in the next colour.
 
     Examples
     --------
@@ -226,9 +232,11 @@ def plot_gradient_flow(results: dict, ax=None):
     >>> import matplotlib.pyplot as plt; plt.close(ax.figure)
     """
     ax = _ax(ax)
+    styles = styles or {}
     for i, (label, r) in enumerate(results.items()):
         g = np.asarray(r.grad_rms)
-        ax.plot(np.arange(g.size), g, "-o" if i % 2 == 0 else "--s", ms=3, color=f"C{i}", label=label)
+        kw = {"color": f"C{i}", "ls": "-", "marker": "o", **styles.get(label, {})}
+        ax.plot(np.arange(g.size), g, ms=3, label=label, **kw)
     ax.set_yscale("log")
     ax.set_xlabel("layer l (0 = network input, last = classifier input)")
     ax.set_ylabel("per-sample gradient RMS at the input of layer l")
