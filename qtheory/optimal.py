@@ -109,6 +109,8 @@ def optimal_clip(prior, bits: int, *, grid: str = "midrise", method: str = "exac
     grid = check_option(grid, "grid", func, GRIDS)
     bits = check_int(bits, "bits", func, 0 if method == "aciq" else MIN_BITS[grid], MAX_BITS)
     rng_kind = check_option(range, "range", func, ("symmetric", "asymmetric"))
+    if isinstance(prior, np.ndarray) and prior.ndim == 1 and prior.dtype.kind in "biuf":
+        prior = Empirical(prior)  # (samples: validated without a float64 copy)
     prior = as_prior(prior, func=func)
     if rng_kind == "asymmetric":
         if grid != "affine" or method != "exact":
@@ -125,7 +127,7 @@ def optimal_clip(prior, bits: int, *, grid: str = "midrise", method: str = "exac
         n_grid = 1024 if n_grid is None else check_int(n_grid, "n_grid", func, 16, 1_000_000)
         r = prior.prepared().optimal_clip(bits, grid=grid, n_grid=n_grid)
         return ClipResult(r.alpha, r.mse, r.clipping, r.rounding, r.alpha / prior.scale, bits, grid, method,
-                          r.local_minima)
+                          r.local_minima)  # (Empirical.scale: no pass over the samples once prepared)
     if n_grid is None:
         n_grid = 96 if _is_quadrature(prior) else 400
     n_grid = check_int(n_grid, "n_grid", func, 16, 100_000)

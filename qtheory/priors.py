@@ -464,7 +464,12 @@ class Empirical(Prior):
     name = "empirical"
 
     def __init__(self, x):
-        x = check_samples(x, "samples", "Empirical")
+        from .empirical import _as_samples
+
+        arr = np.asarray(x) if isinstance(x, np.ndarray) and x.dtype.kind in "biuf" else None
+        if arr is None or arr.ndim != 1:  # (validates without copying float32/float64 arrays)
+            arr = check_samples(x, "samples", "Empirical")
+        x, _, _ = _as_samples(arr, "samples", "Empirical")
         self._raw = x
         self.n = x.size
         self._sorted = None
@@ -472,9 +477,9 @@ class Empirical(Prior):
 
     @property
     def x(self) -> np.ndarray:
-        """The samples in increasing order (sorted on first use)."""
+        """The samples in increasing order, float64 (sorted on first use)."""
         if self._sorted is None:
-            self._sorted = np.sort(self._raw)
+            self._sorted = np.sort(self._raw.astype(np.float64, copy=False))
         return self._sorted
 
     def prepared(self):
@@ -491,11 +496,27 @@ class Empirical(Prior):
 
     @property
     def mean(self):
-        return float(np.mean(self._raw))
+        if self._prep is not None:
+            return float(self._prep.mean)
+        return float(np.mean(self._raw, dtype=np.float64))
 
     @property
     def var(self):
-        return float(np.var(self._raw))
+        if self._prep is not None:
+            return float(self._prep.var)
+        return float(np.var(self._raw, dtype=np.float64))
+
+    @property
+    def scale(self) -> float:
+        """The std of the samples; ``max|x|`` for constant samples, 1.0 for all-zero ones."""
+        if self._prep is not None:
+            p = self._prep
+            return p.std if p.std > 0 else (p.absmax if p.absmax > 0 else 1.0)
+        sd = float(np.std(self._raw, dtype=np.float64))
+        if sd > 0:
+            return sd
+        top = float(np.max(np.abs(self._raw)))
+        return top if top > 0 else 1.0
 
     @property
     def symmetric(self) -> bool:

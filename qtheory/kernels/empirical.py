@@ -904,7 +904,7 @@ def golden(cnt, p1h, p1l, p2h, p2l, bmin, bmax, have, gstart, xs, g1h, g1l, g2h,
 
 
 @numba.njit(cache=True)
-def sweep(x, s_lo, s_hi, offset, qmin, qmax, mode, n_best):
+def sweep(x, s_lo, s_hi, offset, qmin, qmax, mode, n_best, s_floor):
     """Exact global minimisation over the step ``s in [s_lo, s_hi]`` by sweeping every breakpoint.
 
     As ``s`` grows, a sample crosses the decision thresholds one by one; between consecutive
@@ -912,7 +912,8 @@ def sweep(x, s_lo, s_hi, offset, qmin, qmax, mode, n_best):
     ``Σx² − 2s·B + s²·A`` (``A = Σc²``, ``B = Σc·x``, ``c = code + offset``), minimised at its
     vertex or at an end of the interval. Sorting all crossings (at most ``N·levels``) and updating
     ``A``, ``B`` at each gives every piece's minimum. Returns the ``n_best`` best steps (best first)
-    and their (approximate) error sums.
+    and their (approximate) error sums. The first piece's vertex is clamped to ``[s_floor, ·]``
+    (``s_floor < s_lo`` when the assignment at ``s_lo`` holds on all of ``(s_floor, s_lo]``).
     """
     n = x.shape[0]
     fqmin = float(qmin)
@@ -966,7 +967,7 @@ def sweep(x, s_lo, s_hi, offset, qmin, qmax, mode, n_best):
     order = np.argsort(ev_s)
     best_s = np.full(n_best, np.nan)
     best_v = np.full(n_best, np.inf)
-    s_prev = s_lo
+    s_prev = s_floor
     for e in range(n_ev + 1):
         s_next = s_hi if e == n_ev else ev_s[order[e]]
         if s_next > s_prev and a_sum > 0.0:
