@@ -110,7 +110,7 @@ def optimal_clip(prior, bits: int, *, grid: str = "midrise", method: str = "exac
     bits = check_int(bits, "bits", func, 0 if method == "aciq" else MIN_BITS[grid], MAX_BITS)
     rng_kind = check_option(range, "range", func, ("symmetric", "asymmetric"))
     if isinstance(prior, np.ndarray) and prior.ndim == 1 and prior.dtype.kind in "biuf":
-        prior = Empirical(prior)  # (samples: validated without a float64 copy)
+        prior = Empirical(prior, _name="prior", _func=func)  # (samples: validated without a float64 copy)
     prior = as_prior(prior, func=func)
     if rng_kind == "asymmetric":
         if grid != "affine" or method != "exact":

@@ -463,13 +463,13 @@ class Empirical(Prior):
     kind = "samples"
     name = "empirical"
 
-    def __init__(self, x):
+    def __init__(self, x, *, _name: str = "samples", _func: str = "Empirical"):
         from .empirical import _as_samples
 
         arr = np.asarray(x) if isinstance(x, np.ndarray) and x.dtype.kind in "biuf" else None
         if arr is None or arr.ndim != 1:  # (validates without copying float32/float64 arrays)
-            arr = check_samples(x, "samples", "Empirical")
-        x, _, _ = _as_samples(arr, "samples", "Empirical")
+            arr = check_samples(x, _name, _func)
+        x, _, _ = _as_samples(arr, _name, _func)
         self._raw = x
         self.n = x.size
         self._sorted = None
