@@ -321,13 +321,20 @@ class EmpiricalMSE:
         groups = {}
         for i, q in enumerate(qs):
             groups.setdefault((q.offset, q.rounding), []).append(i)
-        u2 = self._unit * self._unit
         for (off, rnd), idx in groups.items():
             buf = self._eval(self._to_unit(np.array([qs[i].scale for i in idx])), off, [qs[i].qmin for i in idx],
                              [qs[i].qmax for i in idx], ROUNDING_CODES[rnd])
-            out[idx, 0] = (buf[:, 0] + buf[:, 1]) * u2
-            out[idx, 1] = (buf[:, 2] + buf[:, 3]) * u2
-        return out
+            out[idx, 0] = buf[:, 0] + buf[:, 1]
+            out[idx, 1] = buf[:, 2] + buf[:, 3]
+        return self._from_unit2(out)
+
+    def _from_unit2(self, v):
+        """Error sums or MSEs back in the samples' units (times the unit squared; beyond the
+        float64 range: inf, or 0, never NaN)."""
+        if self._unit == 1.0:
+            return v
+        with np.errstate(over="ignore", under="ignore"):
+            return np.asarray(v, dtype=np.float64) * self._unit * self._unit
 
     def _to_unit(self, v):
         """Steps or clips in the units of the (power-of-two normalised) samples; beyond 2^±1000 of
@@ -376,7 +383,7 @@ class EmpiricalMSE:
 
             _check_alphas(alphas, func)
             return self.error_sums([Quantizer(bits, float(a), grid, rounding) for a in alphas]).sum(axis=1) / self.n
-        return self._curve(self._to_unit(alphas), bits, grid, rounding, exact) * (self._unit * self._unit)
+        return self._from_unit2(self._curve(self._to_unit(alphas), bits, grid, rounding, exact))
 
     def _curve(self, alphas, bits, grid, rounding, exact=True):
         """:meth:`curve` in the units of the normalised samples (no validation)."""
@@ -536,9 +543,11 @@ class EmpiricalMSE:
                 cands.append((tot, a))
         return cands
 
-    def _search_large(self, lo, hi, bits, grid, rounding, d, off, qmin, qmax, mode, n_grid, n_refine, small):
+    def _search_large(self, lo, hi, bits, grid, rounding, d, off, qmin, qmax, mode, n_grid, n_refine, small,
+                      f_ref=np.inf):
         """Scan ``[lo, hi]`` (bucket-approximate for a large tensor), refine and polish exactly;
-        returns ``(candidates, scan points)`` as ``(error sum, clip)`` pairs."""
+        returns ``(candidates, scan points)`` as ``(error sum, clip)`` pairs. Basins whose scan
+        value exceeds ``f_ref`` (an error sum already reached) by ``_BASIN_TOL`` are skipped."""
         grid_a = np.geomspace(lo, hi, n_grid)
         vals = self._curve(grid_a, bits, grid, rounding, exact=small)
         # local minima of the scan (plateaus count once), best first
@@ -546,6 +555,9 @@ class EmpiricalMSE:
         right = np.r_[vals[1:], np.inf]
         idx = np.flatnonzero((vals <= left) & (vals < right) | (vals < left) & (vals <= right))
         idx = idx[np.argsort(vals[idx], kind="stable")][:n_refine]
+        idx = idx[vals[idx] * self.n <= f_ref * (1.0 + _BASIN_TOL)]
+        if idx.size == 0:
+            return [], []
         k = _kernels()
         starts = [float(k.golden(*self._args(), float(grid_a[max(i - 1, 0)]), float(grid_a[min(i + 1, n_grid - 1)]),
                                  d, off, qmin, qmax, mode, 1e-10)) for i in idx]
@@ -599,14 +611,17 @@ class EmpiricalMSE:
         n_grid = check_int(n_grid, "n_grid", func, 16, 1_000_000)
         n_refine = check_int(n_refine, "n_refine", func, 1, 1000)
         signed = grid in ("midrise", "int", "narrow")
-        u, u2 = self._unit, self._unit * self._unit
+        u = self._unit
+
+        def u2(v):  # (Python floats: overflow gives inf, no warning)
+            return float(v) * u * u
         top = self._amax if signed else self._hi
         if top <= 0.0:
             # No sample a clip can reach: all zero (or, unsigned, none positive). The MSE is the
             # same for every clip (zeros are exact on a zero-level grid; negative samples clip to
             # 0 on the unsigned ones) or, on midrise, (α/2^b)² -> 0 as α -> 0. By definition the
             # clip is then 0.0 (the range of the data, as max-calibration gives) with that MSE.
-            s2 = float(self._pref[2][-1] + self._pref[3][-1]) * u2 / self.n
+            s2 = u2(float(self._pref[2][-1] + self._pref[3][-1]) / self.n)
             return ClipResult(0.0, s2, s2, 0.0, 0.0, bits, grid, "exact", np.array([0.0]))
         d, off, qmin, qmax = _denominator(grid, bits)
         mode = ROUNDING_CODES[rounding]
@@ -635,13 +650,13 @@ class EmpiricalMSE:
             alpha_b = self._clip_bound(grid, d, f_best)
             if alpha_b > hi:
                 c2, o2 = self._search_large(hi, alpha_b, bits, grid, rounding, d, off, qmin, qmax, mode,
-                                            max(16, n_grid // 4), n_refine, small)
+                                            max(16, n_grid // 4), n_refine, small, f_best)
                 cands, others = cands + c2, others + o2
             alpha_l = self._low_bound(grid, d, f_best, lo)
             if alpha_l is None or alpha_l < lo:
                 low = alpha_l if alpha_l is not None else lo * 2.0**-60
                 c2, o2 = self._search_large(low, lo, bits, grid, rounding, d, off, qmin, qmax, mode,
-                                            max(16, n_grid // 4), n_refine, small)
+                                            max(16, n_grid // 4), n_refine, small, f_best)
                 cands, others = cands + c2, others + o2
             cands.sort()
             others.sort()
@@ -653,7 +668,7 @@ class EmpiricalMSE:
         clip, rnd = float(b[0] + b[1]) / self.n, float(b[2] + b[3]) / self.n
         minima = np.unique(np.array([a for _, a in cands])) * u
         scale = math.sqrt(self._var) if self._var > 0 else self._amax
-        return ClipResult(alpha * u, (clip + rnd) * u2, clip * u2, rnd * u2, alpha / scale, bits, grid, "exact",
+        return ClipResult(alpha * u, u2(clip + rnd), u2(clip), u2(rnd), alpha / scale, bits, grid, "exact",
                           minima)
 
 
