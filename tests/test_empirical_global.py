@@ -211,3 +211,47 @@ def test_float32_is_not_copied_by_optimal_clip(rng):
     assert peak < 4 * n
     ref = EmpiricalMSE(x.astype(np.float64)).optimal_clip(4)
     assert r.alpha == ref.alpha and r.mse == pytest.approx(ref.mse, rel=1e-14)
+
+
+def _slow_channel(row, bits, grid, rounding="half_even"):
+    row = np.asarray(row)
+    signed = grid in ("midrise", "int", "narrow")
+    top = np.max(np.abs(row)) if signed else np.max(row)
+    if top <= 0:
+        return 0.0, float(np.mean(np.asarray(row, float) ** 2))
+    r = EmpiricalMSE(row).optimal_clip(bits, grid=grid, rounding=rounding)
+    return r.alpha, r.mse
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(c=st.integers(1, 6), n=st.integers(1, 120), bits=st.sampled_from([2, 3, 4, 8]),
+       grid=st.sampled_from(SCALE_GRIDS), dtype=st.sampled_from([np.float32, np.float64]),
+       kind=st.sampled_from(["laplace", "integers", "zeros", "constant", "bimodal"]),
+       rounding=st.sampled_from(["half_even", "half_away", "half_up"]))
+def test_per_channel_fast_path_equals_slow_exact_path(c, n, bits, grid, dtype, kind, rounding, rng):
+    """The parallel per-channel kernel gives EmpiricalMSE.optimal_clip's exact optimum on every
+    channel: shapes, dtypes, zeros, ties (integers), constant and 1-element channels."""
+    if kind == "laplace":
+        w = rng.laplace(size=(c, n))
+    elif kind == "integers":
+        w = rng.integers(-4, 5, size=(c, n)).astype(float)
+    elif kind == "zeros":
+        w = rng.normal(size=(c, n)) * (rng.random((c, n)) < 0.3)
+        w[0] = 0.0
+    elif kind == "constant":
+        w = np.repeat(rng.uniform(-2, 2, size=(c, 1)), n, axis=1)
+    else:
+        w = rng.normal(size=(c, n)) * 0.1 + rng.choice([-2.0, 2.0], size=(c, n))
+    w = w.astype(dtype)
+    r = per_channel_optimal_clip(w, bits, axis=0, grid=grid, rounding=rounding)
+    for i in range(c):
+        a, m = _slow_channel(w[i], bits, grid, rounding)
+        # (a level on a sample is exact only to the rounding of α/D·k: MSEs of ~ulp(x)² are 0)
+        tiny = 1e-28 * float(np.mean(np.asarray(w[i], float) ** 2)) + 1e-300
+        assert r.mse[i] == pytest.approx(m, rel=1e-12, abs=tiny)
+        if m > tiny:  # (several clips can reach an MSE of 0)
+            assert r.alpha[i] == pytest.approx(a, rel=1e-12)
+        # and the reported MSE is that of the reported clip
+        if r.alpha[i] > 0:
+            q = Quantizer(bits, float(r.alpha[i]), grid, rounding)
+            assert r.mse[i] == pytest.approx(direct_mse(w[i], q), rel=1e-12, abs=tiny)

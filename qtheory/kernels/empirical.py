@@ -997,3 +997,184 @@ def sweep(x, s_lo, s_hi, offset, qmin, qmax, mode, n_best, s_floor):
                 s_prev = ev_s[idx]
     o = np.argsort(best_v)
     return best_s[o], best_v[o]
+
+
+# ----------------------------------------------------------------------------- per channel
+
+
+@numba.njit(cache=True)
+def _direct_errs(xs, scale, offset, fqmin, fqmax, mode, out):
+    """Direct error sums of one channel (the reference quantizer's operations; Neumaier sums):
+    ``out = (clipping, rounding, Σc·x, Σc²)`` with ``c = code + offset``."""
+    lo = (fqmin + offset - 0.5) * scale
+    hi = (fqmax + offset + 0.5) * scale
+    cs = 0.0
+    cc = 0.0
+    rs = 0.0
+    rc = 0.0
+    scx = 0.0
+    scc = 0.0
+    for i in range(xs.shape[0]):
+        x = xs[i]
+        k = _code(x, scale, offset, fqmin, fqmax, mode)
+        c = k + offset
+        e = c * scale - x
+        e = e * e
+        if x < lo or x >= hi:
+            t = cs + e
+            cc += (cs - t) + e if abs(cs) >= e else (e - t) + cs
+            cs = t
+        else:
+            t = rs + e
+            rc += (rs - t) + e if abs(rs) >= e else (e - t) + rs
+            rs = t
+        scx += c * x
+        scc += c * c
+    out[0] = cs + cc
+    out[1] = rs + rc
+    out[2] = scx
+    out[3] = scc
+
+
+@numba.njit(cache=True)
+def _clip_bound_sorted(a, q, midrise, target):
+    """The proven step bound of ``EmpiricalMSE._clip_bound`` for per-sample groups (``a`` sorted)."""
+    theta = 0.5 * (1.0 - 1e-9)
+    m = a.shape[0]
+    cn = np.zeros(m + 1)
+    ca = np.zeros(m + 1)
+    ca2 = np.zeros(m + 1)
+    cq = np.zeros(m + 1)
+    for i in range(m):
+        cn[i + 1] = cn[i] + 1.0
+        ca[i + 1] = ca[i] + a[i]
+        ca2[i + 1] = ca2[i] + a[i] * a[i]
+        cq[i + 1] = cq[i] + q[i]
+    target = target * (1.0 + 1e-9) + 1e-300
+    amax = a[m - 1]
+    if midrise:
+        hi = 2.0 * (amax + math.sqrt(target / cn[m])) / theta
+    else:
+        hi = 2.0 * amax / theta * (1.0 + 1e-9)
+        j = np.searchsorted(a, theta * hi)
+        if cq[j] < target:
+            return hi
+    lo = 0.0
+    for _ in range(200):
+        mid = 0.5 * (lo + hi)
+        if not (lo < mid and mid < hi):
+            break
+        t = theta * mid
+        j = np.searchsorted(a, t)
+        if midrise:
+            v = t * t * cn[j] - 2.0 * t * ca[j] + ca2[j]
+        else:
+            v = cq[j]
+        if v >= target:
+            hi = mid
+        else:
+            lo = mid
+    return hi
+
+
+@numba.njit(cache=True)
+def _channel(row, d, offset, qmin, qmax, mode, unsigned, midrise, limit, hi_fac, out):
+    """Exact global optimum of one channel by the breakpoint sweep (as ``EmpiricalMSE.optimal_clip``
+    for a channel with ``n·levels <= limit``); ``out = (alpha, clipping, rounding, status)``,
+    status 1 done, 0 too large for the sweep (``n·levels > limit``)."""
+    n = row.shape[0]
+    fqmin = float(qmin)
+    fqmax = float(qmax)
+    xs = np.empty(n)
+    for i in range(n):
+        xs[i] = row[i]
+    xs.sort()
+    s2 = 0.0
+    for i in range(n):
+        s2 += xs[i] * xs[i]
+    top = xs[n - 1] if unsigned else max(xs[n - 1], -xs[0])
+    if top <= 0.0:  # (no sample a clip can reach: clip 0.0, see EmpiricalMSE.optimal_clip)
+        out[0] = 0.0
+        out[1] = s2 / n
+        out[2] = 0.0
+        out[3] = 1.0
+        return
+    if n * (qmax - qmin) > limit:
+        out[3] = 0.0
+        return
+    buf = np.empty(4)
+    _direct_errs(xs, top / d, offset, fqmin, fqmax, mode, buf)
+    f_top = buf[0] + buf[1]
+    # the magnitudes of the lower bound, sorted (a merge of the two signs)
+    a = np.empty(n)
+    q = np.empty(n)
+    for i in range(n):
+        v = xs[i]
+        a[i] = (0.0 if v < 0.0 else v) if unsigned else abs(v)
+        q[i] = v * v
+    o = np.argsort(a)
+    a = a[o]
+    q = q[o]
+    hi = top * hi_fac
+    s_b = _clip_bound_sorted(a, q, midrise, f_top) * d
+    alpha_b = max(hi, s_b)
+    amin = np.inf
+    for i in range(n):
+        if xs[i] != 0.0 and abs(xs[i]) < amin:
+            amin = abs(xs[i])
+    ltop = max(abs(fqmin + offset), abs(fqmax + offset))
+    s0 = amin / (ltop + 1.0) * 0.5
+    s_hi = max(alpha_b / d, 2.0 * s0)
+    ss, _ = sweep(xs, s0, s_hi, offset, qmin, qmax, mode, 16, 0.0)
+    best_f = np.inf
+    best_a = 0.0
+    best_c = 0.0
+    best_r = 0.0
+    for j in range(ss.shape[0] + 2):
+        if j < ss.shape[0]:
+            if not (ss[j] > 0.0):
+                continue
+            alpha = ss[j] * d
+        elif j == ss.shape[0]:
+            alpha = top
+        else:
+            alpha = alpha_b
+        _direct_errs(xs, alpha / d, offset, fqmin, fqmax, mode, buf)
+        f = buf[0] + buf[1]
+        c0 = buf[0]
+        r0 = buf[1]
+        if j < ss.shape[0]:  # exact polish: assign, move to the vertex, while the error decreases
+            for _ in range(100):
+                if not buf[3] > 0.0:
+                    break
+                g = buf[2] / buf[3] * d
+                if not g > 0.0 or g == alpha:
+                    break
+                _direct_errs(xs, g / d, offset, fqmin, fqmax, mode, buf)
+                f2 = buf[0] + buf[1]
+                if f2 <= f:
+                    done = f2 == f
+                    alpha = g
+                    f = f2
+                    c0 = buf[0]
+                    r0 = buf[1]
+                    if done:
+                        break
+                else:
+                    break
+        if f < best_f or (f == best_f and alpha < best_a):
+            best_f = f
+            best_a = alpha
+            best_c = c0
+            best_r = r0
+    out[0] = best_a
+    out[1] = best_c / n
+    out[2] = best_r / n
+    out[3] = 1.0
+
+
+@numba.njit(cache=True, parallel=True)
+def per_channel(w, d, offset, qmin, qmax, mode, unsigned, midrise, limit, hi_fac, out):
+    """:func:`_channel` for every row of ``w`` (channels × values), in parallel over channels."""
+    for c in numba.prange(w.shape[0]):
+        _channel(w[c], d, offset, qmin, qmax, mode, unsigned, midrise, limit, hi_fac, out[c])
