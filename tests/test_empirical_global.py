@@ -19,7 +19,12 @@ from hypothesis import strategies as st
 
 import qtheory
 from qtheory import Quantizer
-from qtheory.empirical import EmpiricalMSE, direct_mse, empirical_optimal_clip, per_channel_optimal_clip
+from qtheory.empirical import (
+    EmpiricalMSE,
+    direct_mse,
+    empirical_optimal_clip,
+    per_channel_optimal_clip,
+)
 
 SCALE_GRIDS = ("midrise", "int", "narrow", "unsigned", "uint")
 
