@@ -225,10 +225,14 @@ def _asymmetric(prior: Prior, bits: int, n_grid, func: str) -> ClipResult:
     if isinstance(prior, Empirical):
         lo_x, hi_x = float(prior._raw.min()), float(prior._raw.max())
         prep = prior.prepared()
+        if not prep._have.all():  # (many exact evaluations at scattered cuts: gather every bucket once)
+            prep._gather(np.ones(prep._have.size, dtype=bool))
 
-        def mse_zs(z, ss):
-            qs = [Quantizer(bits, (top - z) * v, "affine", beta=-z * v) for v in np.atleast_1d(ss)]
-            return prep.error_sums(qs).sum(axis=1) / prep.n
+        def mse_zs(z, ss):  # (step ss, zero point z: the scale grid with levels (k - z)·s, k = 0..top)
+            ss = prep._to_unit(np.atleast_1d(np.asarray(ss, dtype=np.float64)))
+            m = ss.size
+            b = prep._eval(ss, 0.0, np.full(m, -z), np.full(m, top - z), 0)
+            return prep._from_unit2(((b[:, 0] + b[:, 2]) + (b[:, 1] + b[:, 3])) / prep.n)
     else:
         t = prior.abs_quantile(1.0 - 1e-12)
         lo_x, hi_x = (0.0 if prior.nonnegative else -t), t
