@@ -14,18 +14,30 @@ the floating-point operations of :meth:`qtheory.Quantizer.to_codes`. Ties (integ
 values exactly on a threshold) are therefore resolved as the reference quantizer resolves them, and
 the result equals a direct quantize-and-average computation to float64 rounding.
 
-On top of it, :func:`empirical_optimal_clip` finds the global optimum. With the assignment of
-samples to levels fixed, the error is a quadratic in the step whose vertex is ``Σ c·x / Σ c²``; the
-empirical MSE is the lower envelope of those quadratics, and its local minima are vertices.
+On top of it, :func:`empirical_optimal_clip` finds the global optimum over every clip ``α > 0``.
+With the assignment of samples to levels fixed, the error is a quadratic in the step whose vertex
+is ``Σ c·x / Σ c²``; the empirical MSE is the lower envelope of those quadratics (finitely many
+pieces: each sample crosses each threshold once), and its local minima are vertices. The search
+range is proven sufficient (see :meth:`EmpiricalMSE._clip_bound`): beyond ``α_B`` every sample
+with ``|x| < α/(2D)`` alone costs more than a clip already evaluated, and below the smallest
+threshold crossing the assignment no longer changes (one quadratic piece down to ``α = 0``).
 
-- Tensors with ``N·levels <= 10^6``: every threshold crossing in the search range is swept in order
-  (O(N·levels·log)), which visits every piece — the true global minimum.
-- Larger tensors: a logarithmic scan of the bucket-approximate MSE (straddling buckets spread
-  evenly over their range; no samples needed), golden-section refinement of the best basins (those
-  within 1% of the best scan value), then one gathering pass for the buckets that straddle a cut
-  anywhere in a narrow window around each basin's approximate optimum, an exact scan of each
-  window and the exact polish ("assign, then move to the vertex", which never increases the error,
-  accelerated by secant steps on the fixed-point map) to a vertex.
+- Tensors of at most 2^16 samples with ``N·levels <= 10^6``: every threshold crossing in
+  ``(0, α_B]`` is swept in order (O(N·levels·log)), which visits every piece: the true global
+  minimum, checked against a brute force over all pieces in the tests.
+- Larger tensors: a logarithmic scan of the bucket-approximate MSE over the proven range
+  (straddling buckets spread evenly over their range; no samples needed), golden-section
+  refinement of the best basins (those within 1% of the best scan value), then one gathering pass
+  for the buckets that straddle a cut anywhere in a narrow window around each basin's approximate
+  optimum, an exact scan of each window and the exact polish ("assign, then move to the vertex",
+  which never increases the error, accelerated by secant steps on the fixed-point map) to a
+  vertex. The range is proven; inside it the basin selection rests on the bucket approximation
+  (second order in the bucket width, tested against dense exact scans), not on a proof.
+
+Scale: float64 samples whose magnitude is outside ``2^±100`` are multiplied by a power of two
+first (exact: no code changes), so every result is scale-equivariant from 1e-300 to 1e300.
+Samples no clip can reach (all zero; or, on the unsigned grids, none positive) have the clip
+``0.0`` by definition, with the MSE every clip gives (or its limit as ``α -> 0`` on midrise).
 
 :func:`per_channel_optimal_clip` does this for every channel of a weight tensor.
 
@@ -707,13 +719,26 @@ def empirical_mse(x, alpha, bits: int, *, grid: str = "midrise", rounding: str =
 
 def empirical_optimal_clip(x, bits: int, *, grid: str = "midrise", rounding: str = "half_even",
                            n_grid: int = 1024):
-    """The global MSE-optimal clip of a tensor, by exact empirical MSE.
+    """The global MSE-optimal clip of a tensor over every clip α > 0, by exact empirical MSE.
 
-    The search covers ``(0, max|x|·(1 + 2^(2−b))]``. For ``N·levels <= 10^6`` every threshold
-    crossing is swept (the true global minimum); otherwise a logarithmic scan of ``n_grid`` clips,
+    Proof of the range: let ``s = α/D`` be the step and ``θ = (1 − 10^-9)/2``. Every
+    round-to-nearest rule maps a sample with ``|x| < θs`` to the level nearest 0, so its error is
+    ``x²`` (grids with a zero level) or at least ``(θs − |x|)²`` (midrise), and no error is
+    negative: the error sum at ``s`` is at least ``LB(s) = Σ_{|x|<θs} x²`` (or
+    ``Σ_{|x|<θs} (θs − |x|)²``), which never decreases as ``s`` grows. So once ``LB`` reaches the
+    error of any evaluated clip (the max-calibration clip ``α = max|x|``), no larger clip can beat
+    it; on a zero-level grid every sample rounds to 0 once ``s > 2·max|x|/(1 − 10^-9)``, where the
+    error is constant. Below ``s_0 = min_{x≠0}|x| / (2(L + 1))`` (``L`` the outermost level in
+    steps) every sample stays on one level: one quadratic piece, whose vertex is taken, down to 0.
+    Between, the empirical MSE is piecewise quadratic with at most ``N·levels`` pieces.
+
+    For ``N <= 2^16`` and ``N·levels <= 10^6`` every piece is visited (a sweep over every
+    threshold crossing, then the exact polish): the true global minimum; among clips of equal MSE
+    the smallest. Otherwise a logarithmic scan of ``n_grid`` clips over the proven range,
     golden-section refinement of the best basins, an exact scan of each basin's floor and the exact
     polish (see the module docstring). The returned clip is a vertex of the piecewise-quadratic
-    empirical MSE, and its MSE is exact.
+    empirical MSE, and its MSE is exact. Samples that no clip reaches (all zero; unsigned: none
+    positive) get the clip ``0.0``, with the MSE every clip gives (midrise: its limit 0).
 
     Parameters
     ----------
@@ -782,6 +807,13 @@ class PerChannelClips:
 def per_channel_optimal_clip(x, bits: int, axis: int = 0, grid: str = "midrise", *, rounding: str = "half_even",
                              n_grid: int = 1024) -> PerChannelClips:
     """Exact empirical optimal clip of every channel of a weight tensor.
+
+    Channels with ``values·levels <= 10^6`` are solved in one parallel numba pass over all
+    channels (per channel: sort, the proven range of :func:`empirical_optimal_clip`, the sweep
+    over every piece, the exact polish): the same global optimum as
+    ``EmpiricalMSE(channel).optimal_clip``. Longer channels take that path one by one. float32
+    input is read as is. A channel no clip reaches (all zero; unsigned: none positive) has the
+    clip ``0.0`` (never NaN) and the MSE every clip gives.
 
     Parameters
     ----------
