@@ -55,10 +55,11 @@ def main(argv=None):
         x = activations(n)
         xr = np.maximum(x, 0)
         for bits in (2, 4, 8):
-            for name, f in (("asymmetric", lambda b=bits: qtheory.optimal_clip(x, b, grid="affine", range="asymmetric")),
-                            ("unsigned", lambda b=bits: qtheory.optimal_clip(xr, b, grid="unsigned"))):
+            for name, f in (("asymmetric", lambda b=bits, x=x: qtheory.optimal_clip(x, b, grid="affine",
+                                                                                    range="asymmetric")),
+                            ("unsigned", lambda b=bits, xr=xr: qtheory.optimal_clip(xr, b, grid="unsigned"))):
                 t, r = _best_of(f, args.repeat)
-                t_s, _ = _best_of(lambda: np.sort(x), 1)
+                t_s, _ = _best_of(lambda x=x: np.sort(x), 1)
                 beta = 0.0 if r.beta is None else r.beta
                 print(f"{n:6.0e} {name:>10} {bits:4d} {t:8.3f} {t_s:7.3f} {t / t_s:7.2f} {r.alpha:9.4f} {beta:9.4f}")
 

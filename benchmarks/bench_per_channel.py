@@ -42,9 +42,8 @@ def detector_channels():
     """The conv weight channels of the PP-OCRv4 detector, grouped by length: {n: (C, n) array}."""
     try:
         import onnx
-        from onnx import numpy_helper
-
         import rapidocr_onnxruntime  # noqa: F401  (only to locate the model file)
+        from onnx import numpy_helper
     except ImportError:
         return None
     import importlib.util
@@ -96,9 +95,9 @@ def main(argv=None):
     for name, groups in sets.items():
         nch = sum(g.shape[0] for g in groups.values())
         for bits in (2, 4, 8):
-            t, _ = _best_of(lambda b=bits: [per_channel_optimal_clip(g, b, axis=0, grid="narrow")
-                                            for g in groups.values()], args.repeat)
-            t_s, _ = _best_of(lambda: [np.sort(np.abs(g), axis=1) for g in groups.values()], args.repeat)
+            t, _ = _best_of(lambda b=bits, gs=groups: [per_channel_optimal_clip(g, b, axis=0, grid="narrow")
+                                                       for g in gs.values()], args.repeat)
+            t_s, _ = _best_of(lambda gs=groups: [np.sort(np.abs(g), axis=1) for g in gs.values()], args.repeat)
             # per-channel mse_sweep on a sample of channels, scaled to all of them
             flat = [g[i] for g in groups.values() for i in range(g.shape[0])]
             pick = np.random.default_rng(1).choice(len(flat), size=min(args.sweep_channels, len(flat)), replace=False)

@@ -217,7 +217,6 @@ def _asymmetric(prior: Prior, bits: int, n_grid, func: str) -> ClipResult:
     """
     from scipy.optimize import minimize_scalar
 
-    from .quantizer import Quantizer
 
     top = 2**bits - 1
     quad = _is_quadrature(prior)
