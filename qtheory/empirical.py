@@ -652,7 +652,11 @@ class EmpiricalMSE:
             # max-calibration clip's error (no clip beyond α_B can beat it; see _clip_bound)
             alpha_b = max(hi, self._clip_bound(grid, d, exact_sum(top)))
             cands = self._sweep_global(d, off, qmin, qmax, mode, alpha_b)
-            cands += [(exact_sum(a), a) for a in (top, alpha_b)]
+            # (the ends: max-calibration, and α_B, where a zero-level grid may reach its constant
+            # all-to-zero error; candidates, but reported as local minima only if they win)
+            ends = sorted((exact_sum(a), a) for a in (top, alpha_b))
+            if not cands or ends[0] < min(cands):
+                cands.append(ends[0])
         else:
             cands, others = self._search_large(lo, hi, bits, grid, rounding, d, off, qmin, qmax, mode, n_grid,
                                                n_refine, small)
