@@ -42,13 +42,14 @@ def detector_channels():
     """The conv weight channels of the PP-OCRv4 detector, grouped by length: {n: (C, n) array}."""
     try:
         import onnx
-        import rapidocr_onnxruntime  # noqa: F401  (only to locate the model file)
         from onnx import numpy_helper
     except ImportError:
         return None
     import importlib.util
 
-    spec = importlib.util.find_spec("rapidocr_onnxruntime")
+    spec = importlib.util.find_spec("rapidocr_onnxruntime")  # (located, never imported)
+    if spec is None:
+        return None
     path = glob.glob(os.path.join(os.path.dirname(spec.origin), "models", "ch_PP-OCRv4_det_infer.onnx"))
     if not path:
         return None
@@ -63,9 +64,12 @@ def detector_channels():
 
 
 def synthetic_channels(seed=0):
+    """7,536 channels in 62 layers (one channel length a layer, 9..5,000), as in a conv detector."""
     rng = np.random.default_rng(seed)
-    sizes = np.clip(np.exp(rng.uniform(np.log(9), np.log(5000), size=7536)).astype(int), 9, 5000)
-    return _group([(rng.laplace(size=n) * rng.uniform(0.01, 0.2)).astype(np.float32) for n in sizes])
+    sizes = np.clip(np.exp(rng.uniform(np.log(9), np.log(5000), size=62)).astype(int), 9, 5000)
+    counts = rng.multinomial(7536 - 62, np.full(62, 1 / 62)) + 1
+    return _group([(rng.laplace(size=n) * rng.uniform(0.01, 0.2)).astype(np.float32)
+                   for n, c in zip(sizes, counts, strict=True) for _ in range(c)])
 
 
 def _group(rows):
@@ -80,6 +84,7 @@ def main(argv=None):
     ap.add_argument("--repeat", type=int, default=1)
     ap.add_argument("--sweep-channels", type=int, default=20)
     ap.add_argument("--skip-matrix", action="store_true")
+    ap.add_argument("--bits", default="2,4,8")
     args = ap.parse_args(argv)
     rng = np.random.default_rng(0)
     sets = {}
@@ -94,7 +99,7 @@ def main(argv=None):
           f"{'mse_sweep s':>12} {'speed-up':>9}")
     for name, groups in sets.items():
         nch = sum(g.shape[0] for g in groups.values())
-        for bits in (2, 4, 8):
+        for bits in (int(b) for b in args.bits.split(",")):
             t, _ = _best_of(lambda b=bits, gs=groups: [per_channel_optimal_clip(g, b, axis=0, grid="narrow")
                                                        for g in gs.values()], args.repeat)
             t_s, _ = _best_of(lambda gs=groups: [np.sort(np.abs(g), axis=1) for g in gs.values()], args.repeat)
