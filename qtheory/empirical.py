@@ -882,7 +882,10 @@ def per_channel_optimal_clip(x, bits: int, axis: int = 0, grid: str = "midrise",
     if chans.dtype == np.float64 and amax > 0 and not 2.0**-100 <= amax <= 2.0**100:
         unit = math.ldexp(1.0, math.frexp(amax)[1])
     if chans.shape[1] * (qmax - qmin) <= _SWEEP_LIMIT and unit == 1.0:
-        _kernels().per_channel(chans, d, off, qmin, qmax, ROUNDING_CODES[rounding], grid in ("unsigned", "uint"),
+        k = _kernels()
+        # (a small job in one thread: starting the thread pool can cost more than the work)
+        kern = k.per_channel if n * chans.shape[1] * (qmax - qmin) >= 1 << 20 else k.per_channel_serial
+        kern(chans, d, off, qmin, qmax, ROUNDING_CODES[rounding], grid in ("unsigned", "uint"),
                                grid == "midrise", _SWEEP_LIMIT, 1.0 + 2.0 ** (2 - bits), out)
     for c in range(n):
         if out[c, 3] == 1.0:

@@ -1078,10 +1078,76 @@ def _clip_bound_sorted(a, q, midrise, target):
 
 
 @numba.njit(cache=True)
+def _low_cut(a, neg2, target):
+    """The largest clip ``α_L`` (bisection) with ``Σ_{a>α_L} (a − α_L)² + neg2 >= target``: below
+    it every clip is at least that bad (samples beyond ``α`` are clipped to a level ``<= α``)."""
+    target = target * (1.0 + 1e-9) + 1e-300
+    lo = 0.0
+    hi = a[a.shape[0] - 1]
+    for _ in range(60):
+        mid = 0.5 * (lo + hi)
+        if not (lo < mid and mid < hi):
+            break
+        v = neg2
+        for i in range(a.shape[0] - 1, -1, -1):
+            if a[i] <= mid:
+                break
+            v += (a[i] - mid) * (a[i] - mid)
+        if v >= target:
+            lo = mid
+        else:
+            hi = mid
+    return lo
+
+
+@numba.njit(cache=True)
+def _candidates(xs, ss, d, offset, fqmin, fqmax, mode, best, buf):
+    """Exact errors of the sweep's candidate steps (a few exact polish steps each: the sweep's
+    piece values carry rounding); ``best = (error, alpha, clipping, rounding)`` is updated
+    (equal errors: the smaller clip)."""
+    for j in range(ss.shape[0]):
+        if not (ss[j] > 0.0):
+            continue
+        alpha = ss[j] * d
+        _direct_errs(xs, alpha / d, offset, fqmin, fqmax, mode, buf)
+        f = buf[0] + buf[1]
+        c0 = buf[0]
+        r0 = buf[1]
+        for _ in range(4):
+            if not buf[3] > 0.0:
+                break
+            g = buf[2] / buf[3] * d
+            if not g > 0.0 or g == alpha:
+                break
+            _direct_errs(xs, g / d, offset, fqmin, fqmax, mode, buf)
+            f2 = buf[0] + buf[1]
+            if f2 <= f:
+                done = f2 == f
+                alpha = g
+                f = f2
+                c0 = buf[0]
+                r0 = buf[1]
+                if done:
+                    break
+            else:
+                break
+        if f < best[0] or (f == best[0] and alpha < best[1]):
+            best[0] = f
+            best[1] = alpha
+            best[2] = c0
+            best[3] = r0
+
+
+@numba.njit(cache=True)
 def _channel(row, d, offset, qmin, qmax, mode, unsigned, midrise, limit, hi_fac, out):
-    """Exact global optimum of one channel by the breakpoint sweep (as ``EmpiricalMSE.optimal_clip``
-    for a channel with ``n·levels <= limit``); ``out = (alpha, clipping, rounding, status)``,
-    status 1 done, 0 too large for the sweep (``n·levels > limit``)."""
+    """Exact global optimum of one channel by the breakpoint sweep (the optimum of
+    ``EmpiricalMSE.optimal_clip`` for a channel with ``n·levels <= limit``); ``out = (alpha,
+    clipping, rounding, status)``, status 1 done, 0 too large for the sweep.
+
+    The sweep covers ``[α_L, max(hi, α_B)]``: below ``α_L`` the clipping error alone exceeds the
+    max-calibration clip's error, beyond ``α_B`` the dead-zone bound of
+    ``EmpiricalMSE._clip_bound`` does, computed from the best error of the sweep up to ``hi``
+    (two phases, so the second covers only what that error cannot rule out)."""
     n = row.shape[0]
     fqmin = float(qmin)
     fqmax = float(qmax)
@@ -1103,73 +1169,56 @@ def _channel(row, d, offset, qmin, qmax, mode, unsigned, midrise, limit, hi_fac,
         out[3] = 0.0
         return
     buf = np.empty(4)
+    best = np.empty(4)
     _direct_errs(xs, top / d, offset, fqmin, fqmax, mode, buf)
-    f_top = buf[0] + buf[1]
-    # the magnitudes of the lower bound, sorted (a merge of the two signs)
+    best[0] = buf[0] + buf[1]
+    best[1] = top
+    best[2] = buf[0]
+    best[3] = buf[1]
+    # the magnitudes of the bounds, sorted
     a = np.empty(n)
     q = np.empty(n)
+    neg2 = 0.0
     for i in range(n):
         v = xs[i]
         a[i] = (0.0 if v < 0.0 else v) if unsigned else abs(v)
         q[i] = v * v
+        if unsigned and v < 0.0:
+            neg2 += v * v
     o = np.argsort(a)
     a = a[o]
     q = q[o]
-    hi = top * hi_fac
-    s_b = _clip_bound_sorted(a, q, midrise, f_top) * d
-    alpha_b = max(hi, s_b)
     amin = np.inf
     for i in range(n):
         if xs[i] != 0.0 and abs(xs[i]) < amin:
             amin = abs(xs[i])
     ltop = max(abs(fqmin + offset), abs(fqmax + offset))
     s0 = amin / (ltop + 1.0) * 0.5
-    s_hi = max(alpha_b / d, 2.0 * s0)
-    ss, _ = sweep(xs, s0, s_hi, offset, qmin, qmax, mode, 16, 0.0)
-    best_f = np.inf
-    best_a = 0.0
-    best_c = 0.0
-    best_r = 0.0
-    for j in range(ss.shape[0] + 2):
-        if j < ss.shape[0]:
-            if not (ss[j] > 0.0):
-                continue
-            alpha = ss[j] * d
-        elif j == ss.shape[0]:
-            alpha = top
-        else:
-            alpha = alpha_b
-        _direct_errs(xs, alpha / d, offset, fqmin, fqmax, mode, buf)
+    s_low = _low_cut(a, neg2, best[0]) / d
+    floor = 0.0
+    if s_low > s0:
+        s0 = s_low
+        floor = s_low
+    hi = top * hi_fac / d
+    if hi > s0:
+        ss, _ = sweep(xs, s0, hi, offset, qmin, qmax, mode, 16, floor)
+        _candidates(xs, ss, d, offset, fqmin, fqmax, mode, best, buf)
+    else:
+        hi = s0
+    s_b = _clip_bound_sorted(a, q, midrise, best[0])
+    if s_b > hi:
+        ss, _ = sweep(xs, hi, s_b, offset, qmin, qmax, mode, 16, hi)
+        _candidates(xs, ss, d, offset, fqmin, fqmax, mode, best, buf)
+        _direct_errs(xs, s_b, offset, fqmin, fqmax, mode, buf)  # (a zero-level grid's all-to-zero plateau)
         f = buf[0] + buf[1]
-        c0 = buf[0]
-        r0 = buf[1]
-        if j < ss.shape[0]:  # exact polish: assign, move to the vertex, while the error decreases
-            for _ in range(100):
-                if not buf[3] > 0.0:
-                    break
-                g = buf[2] / buf[3] * d
-                if not g > 0.0 or g == alpha:
-                    break
-                _direct_errs(xs, g / d, offset, fqmin, fqmax, mode, buf)
-                f2 = buf[0] + buf[1]
-                if f2 <= f:
-                    done = f2 == f
-                    alpha = g
-                    f = f2
-                    c0 = buf[0]
-                    r0 = buf[1]
-                    if done:
-                        break
-                else:
-                    break
-        if f < best_f or (f == best_f and alpha < best_a):
-            best_f = f
-            best_a = alpha
-            best_c = c0
-            best_r = r0
-    out[0] = best_a
-    out[1] = best_c / n
-    out[2] = best_r / n
+        if f < best[0]:
+            best[0] = f
+            best[1] = s_b * d
+            best[2] = buf[0]
+            best[3] = buf[1]
+    out[0] = best[1]
+    out[1] = best[2] / n
+    out[2] = best[3] / n
     out[3] = 1.0
 
 
@@ -1177,4 +1226,11 @@ def _channel(row, d, offset, qmin, qmax, mode, unsigned, midrise, limit, hi_fac,
 def per_channel(w, d, offset, qmin, qmax, mode, unsigned, midrise, limit, hi_fac, out):
     """:func:`_channel` for every row of ``w`` (channels × values), in parallel over channels."""
     for c in numba.prange(w.shape[0]):
+        _channel(w[c], d, offset, qmin, qmax, mode, unsigned, midrise, limit, hi_fac, out[c])
+
+
+@numba.njit(cache=True)
+def per_channel_serial(w, d, offset, qmin, qmax, mode, unsigned, midrise, limit, hi_fac, out):
+    """:func:`per_channel` in one thread (small jobs: no thread start-up)."""
+    for c in range(w.shape[0]):
         _channel(w[c], d, offset, qmin, qmax, mode, unsigned, midrise, limit, hi_fac, out[c])
