@@ -464,12 +464,16 @@ class Empirical(Prior):
     name = "empirical"
 
     def __init__(self, x, *, _name: str = "samples", _func: str = "Empirical"):
-        from .empirical import _as_samples
-
         arr = np.asarray(x) if isinstance(x, np.ndarray) and x.dtype.kind in "biuf" else None
-        if arr is None or arr.ndim != 1:  # (validates without copying float32/float64 arrays)
+        if arr is None or arr.ndim != 1 or arr.size == 0:
             arr = check_samples(x, _name, _func)
-        x, _, _ = _as_samples(arr, _name, _func)
+        # (float32/float64 arrays are kept as they are: validated with two reductions, no copy)
+        if arr.dtype not in (np.float32, np.float64):
+            arr = arr.astype(np.float64)
+        arr = np.ascontiguousarray(arr)
+        if not (np.isfinite(arr.min()) and np.isfinite(arr.max())):
+            check_samples(arr, _name, _func)  # (raises, counting the non-finite values)
+        x = arr
         self._raw = x
         self.n = x.size
         self._sorted = None
