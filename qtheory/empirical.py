@@ -14,18 +14,30 @@ the floating-point operations of :meth:`qtheory.Quantizer.to_codes`. Ties (integ
 values exactly on a threshold) are therefore resolved as the reference quantizer resolves them, and
 the result equals a direct quantize-and-average computation to float64 rounding.
 
-On top of it, :func:`empirical_optimal_clip` finds the global optimum. With the assignment of
-samples to levels fixed, the error is a quadratic in the step whose vertex is ``Σ c·x / Σ c²``; the
-empirical MSE is the lower envelope of those quadratics, and its local minima are vertices.
+On top of it, :func:`empirical_optimal_clip` finds the global optimum over every clip ``α > 0``.
+With the assignment of samples to levels fixed, the error is a quadratic in the step whose vertex
+is ``Σ c·x / Σ c²``; the empirical MSE is the lower envelope of those quadratics (finitely many
+pieces: each sample crosses each threshold once), and its local minima are vertices. The search
+range is proven sufficient (see :meth:`EmpiricalMSE._clip_bound`): beyond ``α_B`` every sample
+with ``|x| < α/(2D)`` alone costs more than a clip already evaluated, and below the smallest
+threshold crossing the assignment no longer changes (one quadratic piece down to ``α = 0``).
 
-- Tensors with ``N·levels <= 10^6``: every threshold crossing in the search range is swept in order
-  (O(N·levels·log)), which visits every piece — the true global minimum.
-- Larger tensors: a logarithmic scan of the bucket-approximate MSE (straddling buckets spread
-  evenly over their range; no samples needed), golden-section refinement of the best basins (those
-  within 1% of the best scan value), then one gathering pass for the buckets that straddle a cut
-  anywhere in a narrow window around each basin's approximate optimum, an exact scan of each
-  window and the exact polish ("assign, then move to the vertex", which never increases the error,
-  accelerated by secant steps on the fixed-point map) to a vertex.
+- Tensors of at most 2^16 samples with ``N·levels <= 10^6``: every threshold crossing in
+  ``(0, α_B]`` is swept in order (O(N·levels·log)), which visits every piece: the true global
+  minimum, checked against a brute force over all pieces in the tests.
+- Larger tensors: a logarithmic scan of the bucket-approximate MSE over the proven range
+  (straddling buckets spread evenly over their range; no samples needed), golden-section
+  refinement of the best basins (those within 1% of the best scan value), then one gathering pass
+  for the buckets that straddle a cut anywhere in a narrow window around each basin's approximate
+  optimum, an exact scan of each window and the exact polish ("assign, then move to the vertex",
+  which never increases the error, accelerated by secant steps on the fixed-point map) to a
+  vertex. The range is proven; inside it the basin selection rests on the bucket approximation
+  (second order in the bucket width, tested against dense exact scans), not on a proof.
+
+Scale: float64 samples whose magnitude is outside ``2^±100`` are multiplied by a power of two
+first (exact: no code changes), so every result is scale-equivariant from 1e-300 to 1e300.
+Samples no clip can reach (all zero; or, on the unsigned grids, none positive) have the clip
+``0.0`` by definition, with the MSE every clip gives (or its limit as ``α -> 0`` on midrise).
 
 :func:`per_channel_optimal_clip` does this for every channel of a weight tensor.
 
@@ -181,10 +193,22 @@ class EmpiricalMSE:
         self.n = n
         self.min, self.max = lo, hi
         self.absmax = max(-lo, hi)
+        # Scale-equivariance from 1e-300 to 1e300: float64 samples whose magnitude is far from 1
+        # are multiplied by a power of two (exact: every quotient x/scale, hence every code, is
+        # unchanged), so squares and double-double sums neither overflow nor underflow. Clips are
+        # converted on the way in, MSEs (times the unit squared) on the way out.
+        self._unit = 1.0
+        if x.dtype == np.float64 and self.absmax > 0.0 and not 2.0**-100 <= self.absmax <= 2.0**100:
+            k = math.frexp(self.absmax)[1]
+            self._unit = math.ldexp(1.0, k)
+            x = np.ldexp(x, -k)
+            lo, hi = float(x.min()), float(x.max())
         is32 = x.dtype == np.float32
+        self._lo, self._hi = lo, hi
+        self._amax = max(-lo, hi)
         # buckets: 2^mb per octave of |x| over the top _OCTAVES octaves below max|x|, one centre
         # bucket for smaller magnitudes
-        top = self.absmax if self.absmax > 0 else 1.0
+        top = self._amax if self._amax > 0 else 1.0
         ef = max(math.frexp(top)[1] - _OCTAVES + 1, -125 if is32 else -1021)
         if buckets is None:
             target = min(max(n // 2, 64), 2**14 if n < 1 << 20 else 2**16)
@@ -231,8 +255,18 @@ class EmpiricalMSE:
             self._gather(np.ones(nb, dtype=bool))
         s1 = pref[0][-1] + pref[1][-1]
         s2 = pref[2][-1] + pref[3][-1]
-        self.mean = s1 / n
-        self.var = max(s2 / n - self.mean**2, 0.0)
+        u = self._unit
+        mean = float(s1) / n
+        m2 = float(s2) / n
+        var = max(m2 - mean * mean, 0.0)
+        if var <= 1e-8 * m2 and lo < hi:  # (cancellation: the centred sum instead)
+            var = float(np.var(x, dtype=np.float64))
+        if lo == hi:
+            var = 0.0
+        self._var = var
+        self.mean = mean * u
+        self.var = var * u * u  # (inf beyond the float64 range)
+        self.std = math.sqrt(var) * u
 
     def __repr__(self):
         return f"EmpiricalMSE(n={self.n})"
@@ -300,11 +334,28 @@ class EmpiricalMSE:
         for i, q in enumerate(qs):
             groups.setdefault((q.offset, q.rounding), []).append(i)
         for (off, rnd), idx in groups.items():
-            buf = self._eval(np.array([qs[i].scale for i in idx]), off, [qs[i].qmin for i in idx],
+            buf = self._eval(self._to_unit(np.array([qs[i].scale for i in idx])), off, [qs[i].qmin for i in idx],
                              [qs[i].qmax for i in idx], ROUNDING_CODES[rnd])
             out[idx, 0] = buf[:, 0] + buf[:, 1]
             out[idx, 1] = buf[:, 2] + buf[:, 3]
-        return out
+        return self._from_unit2(out)
+
+    def _from_unit2(self, v):
+        """Error sums or MSEs back in the samples' units (times the unit squared; beyond the
+        float64 range: inf, or 0, never NaN)."""
+        if self._unit == 1.0:
+            return v
+        with np.errstate(over="ignore", under="ignore"):
+            return np.asarray(v, dtype=np.float64) * self._unit * self._unit
+
+    def _to_unit(self, v):
+        """Steps or clips in the units of the (power-of-two normalised) samples; beyond 2^±1000 of
+        the samples' magnitude (clamped there) every sample is clipped, or every one rounds to the
+        level nearest 0, either way."""
+        v = np.asarray(v, dtype=np.float64)
+        if self._unit != 1.0:
+            v = v / self._unit
+        return np.clip(v, 2.0**-1000, 2.0**1000)
 
     def mse_quantizer(self, quantizer: Quantizer) -> tuple[float, float]:
         """``(clipping, rounding)`` mean squared errors of one :class:`Quantizer`."""
@@ -334,8 +385,21 @@ class EmpiricalMSE:
         evenly between the bucket's min and max: an approximation used by the global scan (second
         order in the bucket width), which needs no samples.
         """
-        d, off, qmin, qmax = _denominator(grid, bits)
+        func = "EmpiricalMSE.curve"
+        grid = check_option(grid, "grid", func, GRIDS)
+        bits = check_int(bits, "bits", func, MIN_BITS[grid], MAX_BITS)
+        rounding = check_option(rounding, "rounding", func, ROUNDINGS)
         alphas = np.asarray(alphas, dtype=np.float64).reshape(-1)
+        if grid == "affine":  # (the symmetric range [-alpha, alpha]; see mse(..., beta=) for others)
+            from .mse import _check_alphas
+
+            _check_alphas(alphas, func)
+            return self.error_sums([Quantizer(bits, float(a), grid, rounding) for a in alphas]).sum(axis=1) / self.n
+        return self._from_unit2(self._curve(self._to_unit(alphas), bits, grid, rounding, exact))
+
+    def _curve(self, alphas, bits, grid, rounding, exact=True):
+        """:meth:`curve` in the units of the normalised samples (no validation)."""
+        d, off, qmin, qmax = _denominator(grid, bits)
         m = alphas.size
         buf = self._eval(alphas / d, off, np.full(m, qmin), np.full(m, qmax), ROUNDING_CODES[rounding], exact)
         return ((buf[:, 0] + buf[:, 2]) + (buf[:, 1] + buf[:, 3])) / self.n
@@ -370,7 +434,7 @@ class EmpiricalMSE:
                 if (trial - lim) * h > 0.0:
                     trial = lim
                 trial = min(max(trial, box[0]), box[1])
-                if not (trial - g) * h > 0.0:
+                if not (trial - g) * h > 0.0 or not trial > 0.0:  # (a step never lands on α <= 0)
                     trial = g
             f, nbuf = at(trial)
             if trial != g and not f <= best_f:  # the extrapolation overshot: take the plain step
@@ -387,6 +451,166 @@ class EmpiricalMSE:
         return best_a, best_f
 
     # ------------------------------------------------------------------------------------ search
+    def _groups(self, grid):
+        """``(a, n, q)`` per group of samples (each sample when all are gathered, else each
+        bucket), ``a`` an upper bound of the group's magnitude as the lower bound of
+        :meth:`_clip_bound` sees it, ``n`` its count, ``q`` its ``Σx²``. For the unsigned grids a
+        group of negative samples (always clipped to 0, error ``x²`` at every clip) has ``a = 0``."""
+        unsigned = grid in ("unsigned", "uint")
+        if self._have.all():
+            x = self._xs
+            a = np.where(x < 0, 0.0, x) if unsigned else np.abs(x)
+            return a, np.ones(x.size), x * x
+        cnt = np.diff(self._cnt).astype(np.float64)
+        nz = cnt > 0
+        q = (np.diff(self._pref[2]) + np.diff(self._pref[3]))[nz]
+        bmin, bmax = self._bmin[nz], self._bmax[nz]
+        a = np.where(bmax < 0, 0.0, bmax) if unsigned else np.maximum(np.abs(bmin), np.abs(bmax))
+        return a, cnt[nz], q
+
+    def _clip_bound(self, grid, d, target):
+        """A clip ``α_B`` beyond which no clip has an error sum below ``target``.
+
+        Proof. Let ``s = α/D`` be the step and ``θ = (1 − 10^-9)/2``. A sample with ``|x| < θs``
+        (``0 <= x < θs``, or any ``x < 0``, on the unsigned grids) is mapped, by every
+        round-to-nearest rule, to the level nearest 0: to 0 on the grids with a zero level (error
+        ``x²``), to ``±s/2`` on ``midrise`` (error ``(s/2 − |x|)² >= (θs − |x|)²``). Every other
+        sample has an error >= 0. So the error sum at ``s`` is at least
+        ``LB(s) = Σ_{|x|<θs} x²`` (zero-level grids) or ``Σ_{|x|<θs} (θs − |x|)²`` (midrise),
+        and both are non-decreasing in ``s`` (terms only join, and each grows). With ``LB(s_B) >=
+        target``, no ``s >= s_B`` beats ``target``. ``LB`` over buckets uses a bound of each
+        bucket's magnitude (still a lower bound). On a zero-level grid every sample rounds to 0 once
+        ``s > 2·max|x|/(1−10^-9)``, where the error is the constant ``Σx²``; that is the bound if
+        ``LB`` never reaches ``target``.
+        """
+        theta = 0.5 * (1.0 - 1e-9)
+        a, n, q = self._groups(grid)
+        o = np.argsort(a, kind="stable")
+        a, n, q = a[o], n[o], q[o]
+        cn = np.concatenate([[0.0], np.cumsum(n)])
+        ca = np.concatenate([[0.0], np.cumsum(n * a)])
+        ca2 = np.concatenate([[0.0], np.cumsum(n * a * a)])
+        cq = np.concatenate([[0.0], np.cumsum(q)])
+        target = target * (1.0 + 1e-9) + 1e-300
+        amax = float(a[-1])
+        if grid == "midrise":
+            def lb(s):
+                t = theta * s
+                m = int(np.searchsorted(a, t, side="left"))
+                return t * t * cn[m] - 2.0 * t * ca[m] + ca2[m]
+
+            hi = 2.0 * (amax + math.sqrt(target / cn[-1])) / theta
+        else:
+            def lb(s):
+                return cq[int(np.searchsorted(a, theta * s, side="left"))]
+
+            hi = 2.0 * amax / theta * (1.0 + 1e-9)
+            if lb(hi) < target:
+                return hi * d
+        lo = 0.0
+        for _ in range(200):  # bisection of a non-decreasing function
+            mid = 0.5 * (lo + hi)
+            if not lo < mid < hi:
+                break
+            if lb(mid) >= target:
+                hi = mid
+            else:
+                lo = mid
+        return hi * d
+
+    def _low_bound(self, grid, d, target, lo):
+        """A clip ``α_L <= lo`` below which no clip has an error sum below ``target``, or ``None``.
+
+        For ``α <= α_L`` every sample with ``|x| > α_L`` is beyond the outermost level (which is
+        at most ``α`` in magnitude), so its error is at least ``(|x| − α_L)²``: the error sum is at
+        least ``Σ_{|x|>α_L} (|x| − α_L)²`` (over buckets: with each bucket's smallest magnitude).
+        """
+        cnt = np.diff(self._cnt).astype(np.float64)
+        nz = cnt > 0
+        bmin, bmax, cnt = self._bmin[nz], self._bmax[nz], cnt[nz]
+        amin = np.where((bmin <= 0) & (bmax >= 0), 0.0, np.minimum(np.abs(bmin), np.abs(bmax)))
+        if grid in ("unsigned", "uint"):
+            amin = np.where(bmin < 0, 0.0, amin)
+        target = target * (1.0 + 1e-9) + 1e-300
+        for _ in range(80):
+            if float(np.sum(cnt * np.maximum(amin - lo, 0.0) ** 2)) >= target:
+                return lo
+            lo *= 0.5
+        return None
+
+    def _sweep_global(self, d, off, qmin, qmax, mode, alpha_b):
+        """Exact global minimum over all clips (every sample gathered): sweep every threshold
+        crossing from a step below which the assignment no longer changes up to ``alpha_b``."""
+        x = self._xs
+        ax = np.abs(x[x != 0])
+        ltop = max(abs(qmin + off), abs(qmax + off))
+        # below s0 every non-zero sample sits on its outermost level (|x|/s > L + 1) and zeros on
+        # theirs: one assignment, one quadratic piece, all the way down to s = 0
+        s0 = float(ax.min()) / (ltop + 1.0) * 0.5
+        ss, _ = _kernels().sweep(x, s0, max(alpha_b / d, 2.0 * s0), off, qmin, qmax, mode, 16, 0.0)
+        cands = []
+        for v in ss[np.isfinite(ss)]:
+            if v > 0.0:
+                a, tot = self._polish(float(v) * d, d, off, qmin, qmax, mode)
+                cands.append((tot, a))
+        return cands
+
+    def _search_large(self, lo, hi, bits, grid, rounding, d, off, qmin, qmax, mode, n_grid, n_refine, small,
+                      f_ref=np.inf):
+        """Scan ``[lo, hi]`` (bucket-approximate for a large tensor), refine and polish exactly;
+        returns ``(candidates, scan points)`` as ``(error sum, clip)`` pairs. Basins whose scan
+        value exceeds ``f_ref`` (an error sum already reached) by ``_BASIN_TOL`` are skipped."""
+        grid_a = np.geomspace(lo, hi, n_grid)
+        vals = self._curve(grid_a, bits, grid, rounding, exact=small)
+        # local minima of the scan (plateaus count once), best first
+        left = np.r_[np.inf, vals[:-1]]
+        right = np.r_[vals[1:], np.inf]
+        idx = np.flatnonzero((vals <= left) & (vals < right) | (vals < left) & (vals <= right))
+        idx = idx[np.argsort(vals[idx], kind="stable")][:n_refine]
+        idx = idx[vals[idx] * self.n <= f_ref * (1.0 + _BASIN_TOL)]
+        if idx.size == 0:
+            return [], []
+        k = _kernels()
+        starts = [float(k.golden(*self._args(), float(grid_a[max(i - 1, 0)]), float(grid_a[min(i + 1, n_grid - 1)]),
+                                 d, off, qmin, qmax, mode, 1e-10)) for i in idx]
+        # The valley floor is finely rippled (samples cross thresholds): around each basin, an exact
+        # scan at a relative spacing of 1e-4 (±1.5% of the clip for a fully gathered tensor, whose
+        # ripples are coarse; narrower for a large one, whose bucket-approximate search is already
+        # accurate), then the exact polish from the best points of that scan.
+        # (large: at 10^7 samples the bucket-approximate optimum is within ~2e-4 relative at 8
+        # bits, 1e-4 at 4; the valley floor's ripples, and the distance, grow like 1/sqrt(N))
+        lw = _LARGE_WIDTH * max(1.0, 2.0 ** ((bits - 4) / 2)) * max(1.0, math.sqrt(1e7 / self.n))
+        lw = min(lw, 2e-3)
+        width, m = (1.5e-2, 301) if small else (lw, 2 * int(round(lw / 1e-4)) + 1)
+        if not small:
+            # basins whose approximate error is clearly worse than the best cannot hold the optimum
+            keep = vals[idx] <= vals[idx[0]] * (1.0 + _BASIN_TOL)
+            idx = idx[keep]
+            starts = [a for a, kp in zip(starts, keep, strict=True) if kp]
+            # every exact evaluation below stays in these windows: gather their straddling buckets
+            # in one pass (the polish gathers more only if it leaves them)
+            want = np.zeros(self._have.size, dtype=bool)
+            for a0 in starts:
+                a_lo, a_hi = a0 * (1.0 - 2.0 * width), a0 * (1.0 + 2.0 * width)
+                k.mark_window(want, self._bmin, self._bmax, self._cnt, *self._geo, a_lo / d, a_hi / d, off, qmin,
+                              qmax)
+            self._gather(want)
+        local = np.concatenate([a * (1.0 + np.linspace(-width, width, m)) for a in starts])
+        lv = self._curve(local, bits, grid, rounding) * self.n  # (gathers what it needs, once)
+        cands, others = [], []
+        for j, (i, a0) in enumerate(zip(idx, starts, strict=True)):
+            seg = slice(j * m, (j + 1) * m)
+            seeds = list(dict.fromkeys([a0] + [float(v) for v in local[seg][np.argsort(lv[seg])[:3]]]))
+            box = (a0 * (1.0 - 2.0 * width), a0 * (1.0 + 2.0 * width)) if not small else (0.0, np.inf)
+            for a_start in seeds:
+                alpha, tot = self._polish(a_start, d, off, qmin, qmax, mode, box=box)
+                cands.append((tot, float(alpha)))
+            jbest = int(np.argmin(lv[seg]))
+            others.append((float(lv[seg][jbest]), float(local[seg][jbest])))
+            if small:  # (for a large tensor the scan value is approximate: not a candidate)
+                others.append((vals[i] * self.n, float(grid_a[i])))
+        return cands, others
+
     def optimal_clip(self, bits: int, *, grid: str = "midrise", rounding: str = "half_even", n_grid: int = 1024,
                      n_refine: int = 4):
         """Global MSE-optimal clip of a scale grid (see :func:`empirical_optimal_clip`)."""
@@ -399,78 +623,69 @@ class EmpiricalMSE:
         n_grid = check_int(n_grid, "n_grid", func, 16, 1_000_000)
         n_refine = check_int(n_refine, "n_refine", func, 1, 1000)
         signed = grid in ("midrise", "int", "narrow")
-        top = self.absmax if signed else self.max
+        u = self._unit
+
+        def u2(v):  # (Python floats: overflow gives inf, no warning)
+            return float(v) * u * u
+        top = self._amax if signed else self._hi
         if top <= 0.0:
-            raise param_error("x", func, "samples with a non-zero " + ("magnitude" if signed else "positive part"),
-                              "all-zero samples" if signed else "samples without positive values")
+            # No sample a clip can reach: all zero (or, unsigned, none positive). The MSE is the
+            # same for every clip (zeros are exact on a zero-level grid; negative samples clip to
+            # 0 on the unsigned ones) or, on midrise, (α/2^b)² -> 0 as α -> 0. By definition the
+            # clip is then 0.0 (the range of the data, as max-calibration gives) with that MSE.
+            s2 = u2(float(self._pref[2][-1] + self._pref[3][-1]) / self.n)
+            return ClipResult(0.0, s2, s2, 0.0, 0.0, bits, grid, "exact", np.array([0.0]))
         d, off, qmin, qmax = _denominator(grid, bits)
         mode = ROUNDING_CODES[rounding]
-        # every grid's outermost level is at least (1 - 2^(1-b))·α: by top·(1 + 2^(2-b)) a level can
-        # sit on every sample and nothing is clipped; beyond, the MSE only grows with the step
+
+        def exact_sum(a):
+            b = self._eval(np.array([a / d]), off, [qmin], [qmax], mode)[0]
+            return (b[0] + b[2]) + (b[1] + b[3])
+
+        # every grid's outermost level is at least (1 - 2^(1-b))·α: by top·(1 + 2^(2-b)) a level
+        # can sit on every sample and nothing is clipped
         hi = top * (1.0 + 2.0 ** (2 - bits))
         lo = top * 2.0 ** -(bits + 12)
-        grid_a = np.geomspace(lo, hi, n_grid)
         small = self.n <= 1 << 16
         if small and self.n * (qmax - qmin) <= _SWEEP_LIMIT:
-            # exact global minimum: sweep every threshold crossing in [lo, hi], polish the best
-            ss, _ = _kernels().sweep(self._xs, lo / d, hi / d, off, qmin, qmax, mode, 8)
-            cands = sorted(self._polish(float(v) * d, d, off, qmin, qmax, mode)[::-1] for v in ss[np.isfinite(ss)])
+            # exact global minimum: sweep every threshold crossing of (0, α_B], α_B from the
+            # max-calibration clip's error (no clip beyond α_B can beat it; see _clip_bound)
+            alpha_b = max(hi, self._clip_bound(grid, d, exact_sum(top)))
+            cands = self._sweep_global(d, off, qmin, qmax, mode, alpha_b)
+            # (the ends: max-calibration, and α_B, where a zero-level grid may reach its constant
+            # all-to-zero error; candidates, but reported as local minima only if they win)
+            ends = sorted((exact_sum(a), a) for a in (top, alpha_b))
+            if not cands or ends[0] < min(cands):
+                cands.append(ends[0])
         else:
-            vals = self.curve(grid_a, bits, grid, rounding, exact=small)
-            # local minima of the scan (plateaus count once), best first
-            left = np.r_[np.inf, vals[:-1]]
-            right = np.r_[vals[1:], np.inf]
-            idx = np.flatnonzero((vals <= left) & (vals < right) | (vals < left) & (vals <= right))
-            idx = idx[np.argsort(vals[idx], kind="stable")][:n_refine]
-            k = _kernels()
-            starts = [float(k.golden(*self._args(), float(grid_a[max(i - 1, 0)]), float(grid_a[min(i + 1, n_grid - 1)]),
-                                     d, off, qmin, qmax, mode, 1e-10)) for i in idx]
-            # The valley floor is finely rippled (samples cross thresholds): around each basin, an exact
-            # scan at a relative spacing of 1e-4 (±1.5% of the clip for a fully gathered tensor, whose
-            # ripples are coarse; narrower for a large one, whose bucket-approximate search is already
-            # accurate), then the exact polish from the best points of that scan.
-            # (large: at 10^7 samples the bucket-approximate optimum is within ~2e-4 relative at 8
-            # bits, 1e-4 at 4; the valley floor's ripples, and the distance, grow like 1/sqrt(N))
-            lw = _LARGE_WIDTH * max(1.0, 2.0 ** ((bits - 4) / 2)) * max(1.0, math.sqrt(1e7 / self.n))
-            lw = min(lw, 2e-3)
-            width, m = (1.5e-2, 301) if small else (lw, 2 * int(round(lw / 1e-4)) + 1)
-            if not small:
-                # basins whose approximate error is clearly worse than the best cannot hold the optimum
-                keep = vals[idx] <= vals[idx[0]] * (1.0 + _BASIN_TOL)
-                idx = idx[keep]
-                starts = [a for a, kp in zip(starts, keep, strict=True) if kp]
-                # every exact evaluation below stays in these windows: gather their straddling buckets
-                # in one pass (the polish gathers more only if it leaves them)
-                want = np.zeros(self._have.size, dtype=bool)
-                for a0 in starts:
-                    a_lo, a_hi = a0 * (1.0 - 2.0 * width), a0 * (1.0 + 2.0 * width)
-                    k.mark_window(want, self._bmin, self._bmax, self._cnt, *self._geo, a_lo / d, a_hi / d, off, qmin,
-                                  qmax)
-                self._gather(want)
-            local = np.concatenate([a * (1.0 + np.linspace(-width, width, m)) for a in starts])
-            lv = self.curve(local, bits, grid, rounding) * self.n  # (gathers what it needs, once)
-            cands, others = [], []
-            for j, (i, a0) in enumerate(zip(idx, starts, strict=True)):
-                seg = slice(j * m, (j + 1) * m)
-                seeds = list(dict.fromkeys([a0] + [float(v) for v in local[seg][np.argsort(lv[seg])[:3]]]))
-                box = (a0 * (1.0 - 2.0 * width), a0 * (1.0 + 2.0 * width)) if not small else (0.0, np.inf)
-                for a_start in seeds:
-                    alpha, tot = self._polish(a_start, d, off, qmin, qmax, mode, box=box)
-                    cands.append((tot, float(alpha)))
-                jbest = int(np.argmin(lv[seg]))
-                others.append((float(lv[seg][jbest]), float(local[seg][jbest])))
-                if small:  # (for a large tensor the scan value is approximate: not a candidate)
-                    others.append((vals[i] * self.n, float(grid_a[i])))
+            cands, others = self._search_large(lo, hi, bits, grid, rounding, d, off, qmin, qmax, mode, n_grid,
+                                               n_refine, small)
+            cands.sort()
+            f_best = min(cands[0][0], others[0][0] if small else np.inf)
+            # the range is provably wide enough: below α_L and above α_B no clip beats f_best
+            alpha_b = self._clip_bound(grid, d, f_best)
+            if alpha_b > hi:
+                c2, o2 = self._search_large(hi, alpha_b, bits, grid, rounding, d, off, qmin, qmax, mode,
+                                            max(16, n_grid // 4), n_refine, small, f_best)
+                cands, others = cands + c2, others + o2
+            alpha_l = self._low_bound(grid, d, f_best, lo)
+            if alpha_l is None or alpha_l < lo:
+                low = alpha_l if alpha_l is not None else lo * 2.0**-60
+                c2, o2 = self._search_large(low, lo, bits, grid, rounding, d, off, qmin, qmax, mode,
+                                            max(16, n_grid // 4), n_refine, small, f_best)
+                cands, others = cands + c2, others + o2
             cands.sort()
             others.sort()
             if others[0][0] < cands[0][0] * (1 - 1e-13):  # (a scan point beat every polished vertex)
                 cands.insert(0, others[0])
+        cands.sort()  # (equal errors: the smallest clip)
         alpha = cands[0][1]
-        q = Quantizer(bits, alpha, grid, rounding)
-        clip, rnd = self.mse_quantizer(q)
-        minima = np.unique(np.array([a for _, a in cands]))
-        scale = math.sqrt(self.var) if self.var > 0 else 1.0
-        return ClipResult(alpha, clip + rnd, clip, rnd, alpha / scale, bits, grid, "exact", minima)
+        b = self._eval(np.array([alpha / d]), off, [qmin], [qmax], mode)[0]
+        clip, rnd = float(b[0] + b[1]) / self.n, float(b[2] + b[3]) / self.n
+        minima = np.unique(np.array([a for _, a in cands])) * u
+        scale = math.sqrt(self._var) if self._var > 0 else self._amax
+        return ClipResult(alpha * u, u2(clip + rnd), u2(clip), u2(rnd), alpha / scale, bits, grid, "exact",
+                          minima)
 
 
 # ================================================================================ public functions
@@ -508,13 +723,26 @@ def empirical_mse(x, alpha, bits: int, *, grid: str = "midrise", rounding: str =
 
 def empirical_optimal_clip(x, bits: int, *, grid: str = "midrise", rounding: str = "half_even",
                            n_grid: int = 1024):
-    """The global MSE-optimal clip of a tensor, by exact empirical MSE.
+    """The global MSE-optimal clip of a tensor over every clip α > 0, by exact empirical MSE.
 
-    The search covers ``(0, max|x|·(1 + 2^(2−b))]``. For ``N·levels <= 10^6`` every threshold
-    crossing is swept (the true global minimum); otherwise a logarithmic scan of ``n_grid`` clips,
+    Proof of the range: let ``s = α/D`` be the step and ``θ = (1 − 10^-9)/2``. Every
+    round-to-nearest rule maps a sample with ``|x| < θs`` to the level nearest 0, so its error is
+    ``x²`` (grids with a zero level) or at least ``(θs − |x|)²`` (midrise), and no error is
+    negative: the error sum at ``s`` is at least ``LB(s) = Σ_{|x|<θs} x²`` (or
+    ``Σ_{|x|<θs} (θs − |x|)²``), which never decreases as ``s`` grows. So once ``LB`` reaches the
+    error of any evaluated clip (the max-calibration clip ``α = max|x|``), no larger clip can beat
+    it; on a zero-level grid every sample rounds to 0 once ``s > 2·max|x|/(1 − 10^-9)``, where the
+    error is constant. Below ``s_0 = min_{x≠0}|x| / (2(L + 1))`` (``L`` the outermost level in
+    steps) every sample stays on one level: one quadratic piece, whose vertex is taken, down to 0.
+    Between, the empirical MSE is piecewise quadratic with at most ``N·levels`` pieces.
+
+    For ``N <= 2^16`` and ``N·levels <= 10^6`` every piece is visited (a sweep over every
+    threshold crossing, then the exact polish): the true global minimum; among clips of equal MSE
+    the smallest. Otherwise a logarithmic scan of ``n_grid`` clips over the proven range,
     golden-section refinement of the best basins, an exact scan of each basin's floor and the exact
     polish (see the module docstring). The returned clip is a vertex of the piecewise-quadratic
-    empirical MSE, and its MSE is exact.
+    empirical MSE, and its MSE is exact. Samples that no clip reaches (all zero; unsigned: none
+    positive) get the clip ``0.0``, with the MSE every clip gives (midrise: its limit 0).
 
     Parameters
     ----------
@@ -584,6 +812,13 @@ def per_channel_optimal_clip(x, bits: int, axis: int = 0, grid: str = "midrise",
                              n_grid: int = 1024) -> PerChannelClips:
     """Exact empirical optimal clip of every channel of a weight tensor.
 
+    Channels with ``values·levels <= 10^6`` are solved in one parallel numba pass over all
+    channels (per channel: sort, the proven range of :func:`empirical_optimal_clip`, the sweep
+    over every piece, the exact polish): the same global optimum as
+    ``EmpiricalMSE(channel).optimal_clip``. Longer channels take that path one by one. float32
+    input is read as is. A channel no clip reaches (all zero; unsigned: none positive) has the
+    clip ``0.0`` (never NaN) and the MSE every clip gives.
+
     Parameters
     ----------
     x : array_like
@@ -613,7 +848,9 @@ def per_channel_optimal_clip(x, bits: int, axis: int = 0, grid: str = "midrise",
     ['channel', 'alpha', 'mse', 'clipping', 'rounding']
     """
     func = "per_channel_optimal_clip"
-    arr = check_samples(x, "x", func, ndim=None)
+    arr = np.asarray(x) if isinstance(x, np.ndarray) else None
+    if arr is None or arr.dtype.kind not in "biuf":
+        arr = check_samples(x, "x", func, ndim=None)
     if arr.ndim == 0:
         raise param_error("x", func, "an array with at least 1 dimension", "a scalar")
     ax = check_int(axis, "axis", func, -arr.ndim, arr.ndim - 1)
@@ -625,16 +862,35 @@ def per_channel_optimal_clip(x, bits: int, axis: int = 0, grid: str = "midrise",
     chans = np.moveaxis(arr, ax, 0).reshape(arr.shape[ax], -1)
     if chans.shape[1] == 0:
         raise param_error("x", func, "a tensor with at least one value per channel", f"array of shape {arr.shape}")
+    if chans.dtype not in (np.float32, np.float64):
+        chans = chans.astype(np.float64)
+    chans = np.ascontiguousarray(chans)
+    lo, hi = chans.min(), chans.max()  # (float32 read as is: no float64 copy)
+    if not (np.isfinite(lo) and np.isfinite(hi)):
+        bad = int(chans.size - np.count_nonzero(np.isfinite(chans)))
+        raise param_error("x", func, "a non-empty array of finite real numbers", f"array with {bad} non-finite value(s)")
     n = chans.shape[0]
     alpha, clip, rnd = np.empty(n), np.empty(n), np.empty(n)
+    # Every channel whose breakpoint sweep is small (values·levels <= _SWEEP_LIMIT) in one parallel
+    # numba pass (sort, proven range, sweep, exact polish: the same provably global optimum as
+    # EmpiricalMSE.optimal_clip); larger channels take EmpiricalMSE one by one. Float64 channels
+    # far from unit magnitude are normalised by a power of two first (exact; see EmpiricalMSE).
+    d, off, qmin, qmax = _denominator(grid, bits)
+    out = np.zeros((n, 4))
+    amax = max(-float(lo), float(hi))
+    unit = 1.0
+    if chans.dtype == np.float64 and amax > 0 and not 2.0**-100 <= amax <= 2.0**100:
+        unit = math.ldexp(1.0, math.frexp(amax)[1])
+    if chans.shape[1] * (qmax - qmin) <= _SWEEP_LIMIT and unit == 1.0:
+        k = _kernels()
+        # (a small job in one thread: starting the thread pool can cost more than the work)
+        kern = k.per_channel if n * chans.shape[1] * (qmax - qmin) >= 1 << 20 else k.per_channel_serial
+        kern(chans, d, off, qmin, qmax, ROUNDING_CODES[rounding], grid in ("unsigned", "uint"),
+                               grid == "midrise", _SWEEP_LIMIT, 1.0 + 2.0 ** (2 - bits), out)
     for c in range(n):
-        row = chans[c]
-        top = np.max(np.abs(row)) if grid in ("midrise", "int", "narrow") else np.max(row)
-        if top <= 0:  # an all-zero (or non-positive, unsigned) channel: any clip is exact for zeros
-            alpha[c] = np.nan
-            q_err = float(np.mean(np.minimum(row, 0.0) ** 2)) if top <= 0 and np.any(row) else 0.0
-            clip[c], rnd[c] = q_err, 0.0
+        if out[c, 3] == 1.0:
+            alpha[c], clip[c], rnd[c] = out[c, 0], out[c, 1], out[c, 2]
             continue
-        r = EmpiricalMSE(row, _func=func).optimal_clip(bits, grid=grid, rounding=rounding, n_grid=n_grid)
+        r = EmpiricalMSE(chans[c], _func=func).optimal_clip(bits, grid=grid, rounding=rounding, n_grid=n_grid)
         alpha[c], clip[c], rnd[c] = r.alpha, r.clipping, r.rounding
     return PerChannelClips(alpha, clip + rnd, ax, bits, grid, clip, rnd)

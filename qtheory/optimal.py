@@ -85,10 +85,10 @@ def optimal_clip(prior, bits: int, *, grid: str = "midrise", method: str = "exac
     -----
     Samples (a 1-D array or :class:`~qtheory.Empirical`) take the fast exact path of
     :mod:`qtheory.empirical`: one O(N) preparation, then O(levels) per clip, and the returned clip
-    is an exact vertex of the piecewise-quadratic empirical MSE. The search domain is
-    ``0 < α <= (1 + 2^(2−b))·max|x|``: beyond ``max|x|`` nothing is clipped and only the alignment
-    of the samples with a coarser lattice changes, so a larger "optimum" would fit the noise of that
-    alignment rather than the tensor. Priors with an infinite variance
+    is an exact vertex of the piecewise-quadratic empirical MSE, global over every ``α > 0``
+    (the proven search range is in :func:`qtheory.empirical.empirical_optimal_clip`; a small
+    tensor can gain from a clip beyond ``max|x|`` that puts levels on its values). float32 samples
+    are read without a copy; an all-zero tensor has the clip ``0.0``. Priors with an infinite variance
     (Cauchy, Student-t with ``df <= 2``) are rejected by :func:`qtheory.as_prior`.
 
     Continuous priors are searched at unit scale: the prior is divided by the power of two nearest
@@ -124,6 +124,8 @@ def optimal_clip(prior, bits: int, *, grid: str = "midrise", method: str = "exac
     bits = check_int(bits, "bits", func, 0 if method == "aciq" else MIN_BITS[grid], MAX_BITS)
     rng_kind = check_option(range, "range", func, ("symmetric", "asymmetric"))
     progress = check_bool(progress, "progress", func)
+    if isinstance(prior, np.ndarray) and prior.ndim == 1 and prior.dtype.kind in "biuf":
+        prior = Empirical(prior, _name="prior", _func=func)  # (samples: validated without a float64 copy)
     prior = as_prior(prior, func=func)
     if n_grid is not None:
         n_grid = check_int(n_grid, "n_grid", func, 4 if rng_kind == "asymmetric" else 16,
@@ -131,7 +133,7 @@ def optimal_clip(prior, bits: int, *, grid: str = "midrise", method: str = "exac
     # Standardise: search on X / 2^e (2^e near the prior's size, an exact scaling), scale back.
     mag = prior._magnitude()
     e = _pow2_exponent(mag) if mag > 0 else 0
-    if e == 0:
+    if e == 0 or isinstance(prior, Empirical):  # samples: EmpiricalMSE is exactly scale-equivariant, no copy
         return _optimal(prior, bits, grid, method, n_grid, rng_kind, progress, func)
     r = _optimal(prior._scaled(e), bits, grid, method, n_grid, rng_kind, progress, func)
     return dataclasses.replace(
@@ -156,7 +158,7 @@ def _optimal(prior, bits, grid, method, n_grid, rng_kind, progress, func) -> Cli
         n_grid = 1024 if n_grid is None else n_grid
         r = prepared_samples(prior).optimal_clip(bits, grid=grid, n_grid=n_grid)
         return ClipResult(r.alpha, r.mse, r.clipping, r.rounding, r.alpha / prior.scale, bits, grid, method,
-                          r.local_minima)
+                          r.local_minima)  # (Empirical.scale: no pass over the samples once prepared)
     quad = _is_quadrature(prior)
     if n_grid is None:
         n_grid = 96 if quad else 400
@@ -280,7 +282,6 @@ def _asymmetric(prior: Prior, bits: int, n_grid, func: str, progress: bool = Fal
     """
     from scipy.optimize import minimize_scalar
 
-    from .quantizer import Quantizer
 
     top = 2**bits - 1
     quad = _is_quadrature(prior)
@@ -288,10 +289,14 @@ def _asymmetric(prior: Prior, bits: int, n_grid, func: str, progress: bool = Fal
     if isinstance(prior, Empirical):
         lo_x, hi_x = float(prior._raw.min()), float(prior._raw.max())
         prep = prepared_samples(prior)
+        if not prep._have.all():  # (many exact evaluations at scattered cuts: gather every bucket once)
+            prep._gather(np.ones(prep._have.size, dtype=bool))
 
-        def mse_zs(z, ss):
-            qs = [Quantizer(bits, (top - z) * v, "affine", beta=-z * v) for v in np.atleast_1d(ss)]
-            return prep.error_sums(qs).sum(axis=1) / prep.n
+        def mse_zs(z, ss):  # (step ss, zero point z: the scale grid with levels (k - z)·s, k = 0..top)
+            ss = prep._to_unit(np.atleast_1d(np.asarray(ss, dtype=np.float64)))
+            m = ss.size
+            b = prep._eval(ss, 0.0, np.full(m, -z), np.full(m, top - z), 0)
+            return prep._from_unit2(((b[:, 0] + b[:, 2]) + (b[:, 1] + b[:, 3])) / prep.n)
     else:
         t = prior.abs_quantile(1.0 - 1e-12)
         lo_x, hi_x = (0.0 if prior.nonnegative else -t), t

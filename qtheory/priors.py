@@ -871,8 +871,17 @@ class Empirical(Prior):
     kind = "samples"
     name = "empirical"
 
-    def __init__(self, x):
-        x = check_samples(x, "samples", "Empirical")
+    def __init__(self, x, *, _name: str = "samples", _func: str = "Empirical"):
+        arr = np.asarray(x) if isinstance(x, np.ndarray) and x.dtype.kind in "biuf" else None
+        if arr is None or arr.ndim != 1 or arr.size == 0:
+            arr = check_samples(x, _name, _func)
+        # (float32/float64 arrays are kept as they are: validated with two reductions, no copy)
+        if arr.dtype not in (np.float32, np.float64):
+            arr = arr.astype(np.float64)
+        arr = np.ascontiguousarray(arr)
+        if not (np.isfinite(arr.min()) and np.isfinite(arr.max())):
+            check_samples(arr, _name, _func)  # (raises, counting the non-finite values)
+        x = arr
         self._raw = x
         self.n = x.size
         self._sorted = None
@@ -880,9 +889,9 @@ class Empirical(Prior):
 
     @property
     def x(self) -> np.ndarray:
-        """The samples in increasing order (sorted on first use)."""
+        """The samples in increasing order, float64 (sorted on first use)."""
         if self._sorted is None:
-            self._sorted = np.sort(self._raw)
+            self._sorted = np.sort(self._raw.astype(np.float64, copy=False))
         return self._sorted
 
     def __repr__(self):
@@ -890,11 +899,27 @@ class Empirical(Prior):
 
     @property
     def mean(self):
-        return float(np.mean(self._raw))
+        if self._prep is not None:
+            return float(self._prep.mean)
+        return float(np.mean(self._raw, dtype=np.float64))
 
     @property
     def var(self):
-        return float(np.var(self._raw))
+        if self._prep is not None:
+            return float(self._prep.var)
+        return float(np.var(self._raw, dtype=np.float64))
+
+    @property
+    def scale(self) -> float:
+        """The std of the samples; ``max|x|`` for constant samples, 1.0 for all-zero ones."""
+        if self._prep is not None:
+            p = self._prep
+            return p.std if p.std > 0 else (p.absmax if p.absmax > 0 else 1.0)
+        sd = float(np.std(self._raw, dtype=np.float64))
+        if sd > 0:
+            return sd
+        top = float(np.max(np.abs(self._raw)))
+        return top if top > 0 else 1.0
 
     @property
     def symmetric(self) -> bool:

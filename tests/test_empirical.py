@@ -213,7 +213,7 @@ def test_per_channel(rng):
     z = np.zeros((2, 10))
     z[1] = rng.normal(size=10)
     rz = per_channel_optimal_clip(z, 3, axis=0)
-    assert np.isnan(rz.alpha[0]) and rz.mse[0] == 0.0 and rz.alpha[1] > 0
+    assert rz.alpha[0] == 0.0 and rz.mse[0] == 0.0 and rz.alpha[1] > 0  # (a zero channel: clip 0.0, documented)
 
 
 def test_bucket_keys_agree_and_are_monotone(rng):
@@ -252,7 +252,6 @@ def test_bucket_keys_agree_and_are_monotone(rng):
         (lambda: empirical_mse([1.0, 2.0], 0.0, 4), "alpha"),
         (lambda: empirical_mse([1.0, 2.0], 1.0, 0), "bits"),
         (lambda: empirical_mse([1.0, 2.0], 1.0, 4, grid="log"), "grid"),
-        (lambda: empirical_optimal_clip([0.0, 0.0], 4), "x"),
         (lambda: empirical_optimal_clip([1.0, 2.0], 4, grid="affine"), "grid"),
         (lambda: empirical_optimal_clip([1.0, 2.0], 4, n_grid=3), "n_grid"),
         (lambda: per_channel_optimal_clip(np.ones((2, 3)), 4, axis=2), "axis"),

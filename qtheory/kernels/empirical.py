@@ -904,7 +904,7 @@ def golden(cnt, p1h, p1l, p2h, p2l, bmin, bmax, have, gstart, xs, g1h, g1l, g2h,
 
 
 @numba.njit(cache=True)
-def sweep(x, s_lo, s_hi, offset, qmin, qmax, mode, n_best):
+def sweep(x, s_lo, s_hi, offset, qmin, qmax, mode, n_best, s_floor):
     """Exact global minimisation over the step ``s in [s_lo, s_hi]`` by sweeping every breakpoint.
 
     As ``s`` grows, a sample crosses the decision thresholds one by one; between consecutive
@@ -912,7 +912,8 @@ def sweep(x, s_lo, s_hi, offset, qmin, qmax, mode, n_best):
     ``Σx² − 2s·B + s²·A`` (``A = Σc²``, ``B = Σc·x``, ``c = code + offset``), minimised at its
     vertex or at an end of the interval. Sorting all crossings (at most ``N·levels``) and updating
     ``A``, ``B`` at each gives every piece's minimum. Returns the ``n_best`` best steps (best first)
-    and their (approximate) error sums.
+    and their (approximate) error sums. The first piece's vertex is clamped to ``[s_floor, ·]``
+    (``s_floor < s_lo`` when the assignment at ``s_lo`` holds on all of ``(s_floor, s_lo]``).
     """
     n = x.shape[0]
     fqmin = float(qmin)
@@ -966,7 +967,7 @@ def sweep(x, s_lo, s_hi, offset, qmin, qmax, mode, n_best):
     order = np.argsort(ev_s)
     best_s = np.full(n_best, np.nan)
     best_v = np.full(n_best, np.inf)
-    s_prev = s_lo
+    s_prev = s_floor
     for e in range(n_ev + 1):
         s_next = s_hi if e == n_ev else ev_s[order[e]]
         if s_next > s_prev and a_sum > 0.0:
@@ -996,3 +997,240 @@ def sweep(x, s_lo, s_hi, offset, qmin, qmax, mode, n_best):
                 s_prev = ev_s[idx]
     o = np.argsort(best_v)
     return best_s[o], best_v[o]
+
+
+# ----------------------------------------------------------------------------- per channel
+
+
+@numba.njit(cache=True)
+def _direct_errs(xs, scale, offset, fqmin, fqmax, mode, out):
+    """Direct error sums of one channel (the reference quantizer's operations; Neumaier sums):
+    ``out = (clipping, rounding, Σc·x, Σc²)`` with ``c = code + offset``."""
+    lo = (fqmin + offset - 0.5) * scale
+    hi = (fqmax + offset + 0.5) * scale
+    cs = 0.0
+    cc = 0.0
+    rs = 0.0
+    rc = 0.0
+    scx = 0.0
+    scc = 0.0
+    for i in range(xs.shape[0]):
+        x = xs[i]
+        k = _code(x, scale, offset, fqmin, fqmax, mode)
+        c = k + offset
+        e = c * scale - x
+        e = e * e
+        if x < lo or x >= hi:
+            t = cs + e
+            cc += (cs - t) + e if abs(cs) >= e else (e - t) + cs
+            cs = t
+        else:
+            t = rs + e
+            rc += (rs - t) + e if abs(rs) >= e else (e - t) + rs
+            rs = t
+        scx += c * x
+        scc += c * c
+    out[0] = cs + cc
+    out[1] = rs + rc
+    out[2] = scx
+    out[3] = scc
+
+
+@numba.njit(cache=True)
+def _clip_bound_sorted(a, q, midrise, target):
+    """The proven step bound of ``EmpiricalMSE._clip_bound`` for per-sample groups (``a`` sorted)."""
+    theta = 0.5 * (1.0 - 1e-9)
+    m = a.shape[0]
+    cn = np.zeros(m + 1)
+    ca = np.zeros(m + 1)
+    ca2 = np.zeros(m + 1)
+    cq = np.zeros(m + 1)
+    for i in range(m):
+        cn[i + 1] = cn[i] + 1.0
+        ca[i + 1] = ca[i] + a[i]
+        ca2[i + 1] = ca2[i] + a[i] * a[i]
+        cq[i + 1] = cq[i] + q[i]
+    target = target * (1.0 + 1e-9) + 1e-300
+    amax = a[m - 1]
+    if midrise:
+        hi = 2.0 * (amax + math.sqrt(target / cn[m])) / theta
+    else:
+        hi = 2.0 * amax / theta * (1.0 + 1e-9)
+        j = np.searchsorted(a, theta * hi)
+        if cq[j] < target:
+            return hi
+    lo = 0.0
+    for _ in range(200):
+        mid = 0.5 * (lo + hi)
+        if not (lo < mid and mid < hi):
+            break
+        t = theta * mid
+        j = np.searchsorted(a, t)
+        if midrise:
+            v = t * t * cn[j] - 2.0 * t * ca[j] + ca2[j]
+        else:
+            v = cq[j]
+        if v >= target:
+            hi = mid
+        else:
+            lo = mid
+    return hi
+
+
+@numba.njit(cache=True)
+def _low_cut(a, neg2, target):
+    """The largest clip ``α_L`` (bisection) with ``Σ_{a>α_L} (a − α_L)² + neg2 >= target``: below
+    it every clip is at least that bad (samples beyond ``α`` are clipped to a level ``<= α``)."""
+    target = target * (1.0 + 1e-9) + 1e-300
+    lo = 0.0
+    hi = a[a.shape[0] - 1]
+    for _ in range(60):
+        mid = 0.5 * (lo + hi)
+        if not (lo < mid and mid < hi):
+            break
+        v = neg2
+        for i in range(a.shape[0] - 1, -1, -1):
+            if a[i] <= mid:
+                break
+            v += (a[i] - mid) * (a[i] - mid)
+        if v >= target:
+            lo = mid
+        else:
+            hi = mid
+    return lo
+
+
+@numba.njit(cache=True)
+def _candidates(xs, ss, d, offset, fqmin, fqmax, mode, best, buf):
+    """Exact errors of the sweep's candidate steps (a few exact polish steps each: the sweep's
+    piece values carry rounding); ``best = (error, alpha, clipping, rounding)`` is updated
+    (equal errors: the smaller clip)."""
+    for j in range(ss.shape[0]):
+        if not (ss[j] > 0.0):
+            continue
+        alpha = ss[j] * d
+        _direct_errs(xs, alpha / d, offset, fqmin, fqmax, mode, buf)
+        f = buf[0] + buf[1]
+        c0 = buf[0]
+        r0 = buf[1]
+        for _ in range(4):
+            if not buf[3] > 0.0:
+                break
+            g = buf[2] / buf[3] * d
+            if not g > 0.0 or g == alpha:
+                break
+            _direct_errs(xs, g / d, offset, fqmin, fqmax, mode, buf)
+            f2 = buf[0] + buf[1]
+            if f2 <= f:
+                done = f2 == f
+                alpha = g
+                f = f2
+                c0 = buf[0]
+                r0 = buf[1]
+                if done:
+                    break
+            else:
+                break
+        if f < best[0] or (f == best[0] and alpha < best[1]):
+            best[0] = f
+            best[1] = alpha
+            best[2] = c0
+            best[3] = r0
+
+
+@numba.njit(cache=True)
+def _channel(row, d, offset, qmin, qmax, mode, unsigned, midrise, limit, hi_fac, out):
+    """Exact global optimum of one channel by the breakpoint sweep (the optimum of
+    ``EmpiricalMSE.optimal_clip`` for a channel with ``n·levels <= limit``); ``out = (alpha,
+    clipping, rounding, status)``, status 1 done, 0 too large for the sweep.
+
+    The sweep covers ``[α_L, max(hi, α_B)]``: below ``α_L`` the clipping error alone exceeds the
+    max-calibration clip's error, beyond ``α_B`` the dead-zone bound of
+    ``EmpiricalMSE._clip_bound`` does, computed from the best error of the sweep up to ``hi``
+    (two phases, so the second covers only what that error cannot rule out)."""
+    n = row.shape[0]
+    fqmin = float(qmin)
+    fqmax = float(qmax)
+    xs = np.empty(n)
+    for i in range(n):
+        xs[i] = row[i]
+    xs.sort()
+    s2 = 0.0
+    for i in range(n):
+        s2 += xs[i] * xs[i]
+    top = xs[n - 1] if unsigned else max(xs[n - 1], -xs[0])
+    if top <= 0.0:  # (no sample a clip can reach: clip 0.0, see EmpiricalMSE.optimal_clip)
+        out[0] = 0.0
+        out[1] = s2 / n
+        out[2] = 0.0
+        out[3] = 1.0
+        return
+    if n * (qmax - qmin) > limit:
+        out[3] = 0.0
+        return
+    buf = np.empty(4)
+    best = np.empty(4)
+    _direct_errs(xs, top / d, offset, fqmin, fqmax, mode, buf)
+    best[0] = buf[0] + buf[1]
+    best[1] = top
+    best[2] = buf[0]
+    best[3] = buf[1]
+    # the magnitudes of the bounds, sorted
+    a = np.empty(n)
+    q = np.empty(n)
+    neg2 = 0.0
+    for i in range(n):
+        v = xs[i]
+        a[i] = (0.0 if v < 0.0 else v) if unsigned else abs(v)
+        q[i] = v * v
+        if unsigned and v < 0.0:
+            neg2 += v * v
+    o = np.argsort(a)
+    a = a[o]
+    q = q[o]
+    amin = np.inf
+    for i in range(n):
+        if xs[i] != 0.0 and abs(xs[i]) < amin:
+            amin = abs(xs[i])
+    ltop = max(abs(fqmin + offset), abs(fqmax + offset))
+    s0 = amin / (ltop + 1.0) * 0.5
+    s_low = _low_cut(a, neg2, best[0]) / d
+    floor = 0.0
+    if s_low > s0:
+        s0 = s_low
+        floor = s_low
+    hi = top * hi_fac / d
+    if hi > s0:
+        ss, _ = sweep(xs, s0, hi, offset, qmin, qmax, mode, 16, floor)
+        _candidates(xs, ss, d, offset, fqmin, fqmax, mode, best, buf)
+    else:
+        hi = s0
+    s_b = _clip_bound_sorted(a, q, midrise, best[0])
+    if s_b > hi:
+        ss, _ = sweep(xs, hi, s_b, offset, qmin, qmax, mode, 16, hi)
+        _candidates(xs, ss, d, offset, fqmin, fqmax, mode, best, buf)
+        _direct_errs(xs, s_b, offset, fqmin, fqmax, mode, buf)  # (a zero-level grid's all-to-zero plateau)
+        f = buf[0] + buf[1]
+        if f < best[0]:
+            best[0] = f
+            best[1] = s_b * d
+            best[2] = buf[0]
+            best[3] = buf[1]
+    out[0] = best[1]
+    out[1] = best[2] / n
+    out[2] = best[3] / n
+    out[3] = 1.0
+
+
+@numba.njit(cache=True, parallel=True)
+def per_channel(w, d, offset, qmin, qmax, mode, unsigned, midrise, limit, hi_fac, out):
+    """:func:`_channel` for every row of ``w`` (channels × values), in parallel over channels."""
+    for c in numba.prange(w.shape[0]):
+        _channel(w[c], d, offset, qmin, qmax, mode, unsigned, midrise, limit, hi_fac, out[c])
+
+
+@numba.njit(cache=True)
+def per_channel_serial(w, d, offset, qmin, qmax, mode, unsigned, midrise, limit, hi_fac, out):
+    """:func:`per_channel` in one thread (small jobs: no thread start-up)."""
+    for c in range(w.shape[0]):
+        _channel(w[c], d, offset, qmin, qmax, mode, unsigned, midrise, limit, hi_fac, out[c])
