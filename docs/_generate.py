@@ -156,6 +156,12 @@ def collect_api() -> Api:
     return api
 
 
+def _short(target: str, modname: str) -> str:
+    """autosummary wants names of the current module unqualified, others as ``~full.name``."""
+    mod, name = target.rsplit(".", 1)
+    return name if mod == modname else f"~{target}"
+
+
 _DIRECTIVE = {
     "function": ".. autofunction:: {name}\n",
     "data": ".. autodata:: {name}\n",
@@ -182,7 +188,7 @@ def write_api(api: Api, out: Path) -> set[Path]:
         if entries:
             heading = "Top-level names (``import qtheory``)" if modname == "qtheory" else "Public names"
             lines += ["", _title(heading, "-"), ".. autosummary::", ""]
-            lines += [f"   ~{api.canonical[e]}" for e in entries]
+            lines += [f"   {_short(api.canonical[e], modname)}" for e in entries]
             own = [api.canonical[e] for e in entries if api.canonical[e] == e]
             if own:
                 lines += ["", ".. toctree::", "   :hidden:", ""] + [f"   {e}" for e in own]

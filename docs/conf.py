@@ -92,3 +92,33 @@ html_theme_options = {
 html_static_path: list[str] = []
 html_last_updated_fmt = None
 html_show_sourcelink = False
+
+
+# Docstrings name objects by the path users type (``qtheory.optimal_clip``, ``qtheory.Quantizer``);
+# each object has one page, under the module that defines it. Resolve the public aliases (and
+# bare names that are unique among documented objects) to that page. References to internal
+# modules (``qtheory._io``, ``qtheory.kernels.*``) have no page and render as plain code.
+def _resolve_alias(app, env, node, contnode):
+    if node.get("refdomain") != "py":
+        return None
+    api = GENERATED["api"]
+    target = node.get("reftarget", "")
+    canonical = api.canonical.get(target)
+    if canonical is None and "." not in target:
+        hits = {c for f, c in api.canonical.items() if f.rsplit(".", 1)[1] == target}
+        canonical = hits.pop() if len(hits) == 1 else None
+    if canonical is None and "." in target:
+        owner, attr = target.rsplit(".", 1)  # a method or attribute of an aliased class
+        if owner in api.canonical:
+            canonical = f"{api.canonical[owner]}.{attr}"
+    if canonical is not None and canonical != target:
+        domain = env.get_domain("py")
+        return domain.resolve_any_xref(env, node["refdoc"], app.builder, canonical, node, contnode) and \
+            domain.resolve_xref(env, node["refdoc"], app.builder, node["reftype"], canonical, node, contnode)
+    if target.startswith(("qtheory._", "qtheory.kernels")):
+        return contnode
+    return None
+
+
+def setup(app):
+    app.connect("missing-reference", _resolve_alias)
