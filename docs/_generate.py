@@ -181,7 +181,7 @@ def write_api(api: Api, out: Path) -> set[Path]:
         put(out / f"{full}.rst", _title(full) + f"\n.. currentmodule:: {modname}\n\n"
             + _DIRECTIVE[kind].format(name=name))
 
-    for modname, mod in api.modules.items():
+    for modname, _mod in api.modules.items():
         lines = [_title(modname), f".. automodule:: {modname}\n"]
         entries = [(f"qtheory.{n}" if modname == "qtheory" else f"{modname}.{n}")
                    for n in (api.top_level if modname == "qtheory" else api.names[modname])]
@@ -373,8 +373,8 @@ def _format_section(root: Path) -> list[str]:
         return lines + ["The measured format tables (`paper_repro/formats/*.csv`) are absent from this",
                         "checkout, so this section has no numbers yet; `qtheory repro formats` writes them",
                         "once the formats reproduction is part of the package.", ""]
-    lines += [f"Measured by `qtheory repro formats`; every table of `paper_repro/formats/` as written "
-              f"(numbers to 3 significant digits)."]
+    lines += ["Measured by `qtheory repro formats`; every table of `paper_repro/formats/` as written "
+              "(numbers to 3 significant digits)."]
     if (folder / "REPORT.md").exists():
         lines += ["The [formats reproduction](repro/formats.md) explains each table."]
     lines.append("")
