@@ -195,7 +195,7 @@ def write_api(api: Api, out: Path) -> set[Path]:
         children = [m for m in api.modules if m.startswith(modname + ".") and "." not in m[len(modname) + 1:]]
         if children:
             lines += ["", _title("Modules", "-"), ".. autosummary::", ""]
-            lines += [f"   {m}" for m in children]
+            lines += [f"   {m.rsplit('.', 1)[1]}" for m in children]
             lines += ["", ".. toctree::", "   :hidden:", ""] + [f"   {m}" for m in children]
         put(out / f"{modname}.rst", "\n".join(lines) + "\n")
 
