@@ -159,7 +159,11 @@ def collect_api() -> Api:
 def _short(target: str, modname: str) -> str:
     """autosummary wants names of the current module unqualified, others as ``~full.name``."""
     mod, name = target.rsplit(".", 1)
-    return name if mod == modname else f"~{target}"
+    if mod == modname:
+        return name
+    if target.startswith(modname + "."):  # e.g. qtheory.priors.as_prior listed on the qtheory page
+        return "~" + target[len(modname) + 1:]
+    return f"~{target}"
 
 
 _DIRECTIVE = {
