@@ -1168,7 +1168,7 @@ def weight_report(w, mean_bits: int, configs: dict | None = None, *, x_mean: flo
     Returns
     -------
     summary : pandas.DataFrame
-        One row per configuration: weight MSE, worst channel, mean bits, |mean shift|, output MSE.
+        One row per configuration: weight MSE, worst channel, mean bits, ``|mean shift|``, output MSE.
     channels : pandas.DataFrame
         Per configuration and channel: bits, clip, MSE.
 

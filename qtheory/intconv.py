@@ -1195,7 +1195,7 @@ def predict_layer_error(x_prior, w_prior, x_quant: Quantizer, w_quant, n_terms: 
 
     Each output is ``y = Σ_{i<n} w_i x_i`` over ``n = C/groups · kh · kw`` products with
     independent ``x_i ~ x_prior`` and ``w_i ~ w_prior`` (per output channel when a list is
-    given). The quantized layer computes ``ŷ = Σ ŵ_i x̂_i``; with ``d = ŵx̂ − wx``
+    given). The quantized layer computes ``ŷ = Σ ŵ_i x̂_i``; with ``d = ŵx̂ − wx``::
 
         E[(ŷ − y)²] = n·E[d²] + n(n − 1)·E[d]²,
         E[d²] = E[ŵ²]E[x̂²] − 2E[wŵ]E[xx̂] + E[w²]E[x²]

@@ -28,7 +28,7 @@ Closed forms (σ the standard deviation of Gaussian latent weights, N the tensor
 
       Var[Ŵ] ≈ E[tanh² W] / tanh²(σ u_N),      u_N = Φ⁻¹(1 − 1/(2N))
 
-  ``u_N`` is the *characteristic largest value* of N draws of |Z| (``N·P(|Z| > u_N) = 1``).
+  ``u_N`` is the *characteristic largest value* of N draws of ``|Z|`` (``N·P(|Z| > u_N) = 1``).
   For small σ this is ≈ ``1/u_N²``, nearly independent of σ: 0.0412 (exact 0.0398) for a
   1280×1000 classifier with σ = 0.02, versus the ~1/1280 of a standard initialisation.
 - Clamp, exact (``method="exact"``): the expectation over the draws of ``(1/N) Σ Ŵ_i²``. Given
@@ -358,7 +358,7 @@ def _gauss_legendre(n_nodes: int):
 
 
 def _max_quadrature(n: int, n_nodes: int = 400):
-    """Nodes ``s`` (maximum of |Z| in σ units) and weights ``w·f_{N−1}(s)`` for the exact forms.
+    """Nodes ``s`` (maximum of ``|Z|`` in σ units) and weights ``w·f_{N−1}(s)`` for the exact forms.
 
     ``Σ weights · g(s) = N ∫ (2Φ(s)−1)^{N−2} 2φ(s) g(s) ds``, i.e. the expectation of ``g`` over
     the maximum divided by ``P(|Z| < s)``; its integral against ``2Φ(s)−1`` is 1.

@@ -247,7 +247,7 @@ def plot_gradient_flow(results: dict, ax=None, styles: dict | None = None):
 
 
 def plot_pact_error(table, ax=None):
-    """Calibrated-PACT in-range error term vs bits: Δ/4, exact E|e| per prior, Monte Carlo, |mean|.
+    """Calibrated-PACT in-range error term vs bits: Δ/4, exact E|e| per prior, Monte Carlo, ``|mean|``.
 
     ``table`` is :func:`qtheory.sat.pact_error_table`.
 

@@ -133,7 +133,7 @@ def small_sigma_clamp_limit():
 def extreme_value_correction():
     """First-order Gumbel correction of the extreme-value clamp variance.
 
-    The maximum of N draws of |Z| is ≈ ``u + G/u`` with G Gumbel (mean γ), so for small σ
+    The maximum of N draws of ``|Z|`` is ≈ ``u + G/u`` with G Gumbel (mean γ), so for small σ
     ``E[1/M²] ≈ (1/u²)(1 − 2γ/u²)``: the extreme-value form ``1/u²`` over-estimates by the
     relative amount ``2γ/u²`` to first order (the bound documented in :mod:`qtheory.sat`).
 
