@@ -18,7 +18,7 @@ On top of it, :func:`empirical_optimal_clip` finds the global optimum over every
 With the assignment of samples to levels fixed, the error is a quadratic in the step whose vertex
 is ``Σ c·x / Σ c²``; the empirical MSE is the lower envelope of those quadratics (finitely many
 pieces: each sample crosses each threshold once), and its local minima are vertices. The search
-range is proven sufficient (see :meth:`EmpiricalMSE._clip_bound`): beyond ``α_B`` every sample
+range is proven sufficient (see ``EmpiricalMSE._clip_bound``): beyond ``α_B`` every sample
 with ``|x| < α/(2D)`` alone costs more than a clip already evaluated, and below the smallest
 threshold crossing the assignment no longer changes (one quadratic piece down to ``α = 0``).
 

@@ -14,7 +14,7 @@ from .codebooks import level_set
 from .element import FORMATS
 
 __all__ = ["BlockFormat", "BLOCK_FORMATS", "BLOCK_RULES", "block_scale", "quantize_blocks", "tensor_mse",
-           "block_mse", "BlockMSEResult", "block_montecarlo"]
+           "block_mse", "BlockMSEResult", "block_montecarlo", "BlockMCResult"]
 
 #: Scale rules. MX (E8M0, power of two): "floor" (OCP MX v1.0: 2^(floor(log2 amax) − emax_elem)),
 #: "ceil" (smallest power of two with amax/scale <= max_elem: never saturates), "rne" (nearest
@@ -50,8 +50,8 @@ class BlockFormat:
     ----------
     name : str
     element : str
-        Element codebook name (:func:`qtheory.formats.level_set`, plus ``"mxint8"`` = k/64 for
-        |k| <= 127 and ``"int<b>_narrow"``).
+        Element codebook name (:func:`qtheory.formats.level_set`, plus ``"mxint8"`` = ``k/64`` for
+        ``|k| <= 127`` and ``"int<b>_narrow"``).
     block_size : int
     scale : {"e8m0", "e4m3", "fp16", "bf16", "fp32"}
         Storage format of the per-block scale (counts toward bits per element).

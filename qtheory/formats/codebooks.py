@@ -23,7 +23,7 @@ NF4_OFFSET = 0.9677083
 
 
 def int_levels(bits: int, narrow: bool = False) -> LevelSet:
-    """Two's-complement integers ``−2^(b−1) .. 2^(b−1)−1`` (``narrow``: symmetric, no ``−2^(b−1)``).
+    """Two's-complement integers ``−2^(b−1)`` to ``2^(b−1)−1`` (``narrow``: symmetric, no ``−2^(b−1)``).
 
     >>> int_levels(3).levels.tolist()
     [-4.0, -3.0, -2.0, -1.0, 0.0, 1.0, 2.0, 3.0]

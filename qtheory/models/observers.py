@@ -30,7 +30,7 @@ the largest distance from ``y_b`` to the bin's min or max. Hence the streamed op
 :func:`qtheory.optimal_clip` on ``U`` instead of the exact MSE — finds ``U``'s global minimum):
 its excess over the exact optimum is at most ``E(q*)``, which shrinks
 with the bin width (``D_b`` ≈ one step ``Δ``, and only bins within ``w`` of a threshold count:
-``E ≲ Δ²·p(threshold)·w·levels``). :attr:`Range.bound` reports ``E`` at the streamed optimum;
+``E ≲ Δ²·p(threshold)·w·levels``). ``Range.bound`` reports ``E`` at the streamed optimum;
 ``tests/test_models_observers.py`` checks the inequality against the in-memory optimum.
 
 Asymmetric ranges

@@ -1,7 +1,7 @@
 """Readers: named weight tensors with their role and channel axis from torch, ONNX, safetensors, npz.
 
 Every reader returns a list of :class:`NamedTensor`. A tensor's values are read on demand
-(:meth:`NamedTensor.array`): safetensors files are memory-mapped (a read-only ``numpy.memmap`` per
+(``NamedTensor.array()``): safetensors files are memory-mapped (a read-only ``numpy.memmap`` per
 tensor at the offsets of the file's header), ``.pt`` checkpoints are loaded with ``torch.load(weights_only=True)`` (never
 unpickling arbitrary objects; ``mmap=True`` when the file is in the zip format that allows it),
 stored (uncompressed) ``.npz`` members are memory-mapped at their offset in the file and
@@ -59,7 +59,7 @@ class NamedTensor:
         output name).
     shape : tuple of int
     dtype : str
-        Stored dtype (``float32``, ``bfloat16``, ...); :meth:`array` returns floats.
+        Stored dtype (``float32``, ``bfloat16``, ...); ``array()`` returns floats.
     role : str
         ``conv_weight``, ``linear_weight``, ``bias``, ``norm`` or ``other``.
     channel_axis : int or None
@@ -481,7 +481,7 @@ def fold_batchnorm(model):
 def read_safetensors(path, *, func: str = "read_safetensors") -> list[NamedTensor]:
     """Tensors of a ``.safetensors`` file, or of every shard listed by a ``*.safetensors.index.json``
     (or in a directory of shards). Memory-mapped: only the header is read here; each
-    :meth:`NamedTensor.array` is a read-only ``numpy.memmap`` of its bytes in the file (no copy;
+    ``NamedTensor.array()`` is a read-only ``numpy.memmap`` of its bytes in the file (no copy;
     bfloat16 is widened to float32, a copy of that tensor only).
 
     Examples
