@@ -23,9 +23,11 @@ sys.path.insert(0, str(DOCS))
 sys.path.insert(0, str(ROOT))  # document this checkout, not another installed copy
 
 # The notebook kernels inherit the environment: this checkout first, fast settings, no GUI.
+# Figures must reach the page, so the kernels use Jupyter's inline backend (a plain "Agg", as a
+# test runner may set, would draw them and show nothing).
 os.environ["PYTHONPATH"] = os.pathsep.join([str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])
 os.environ.setdefault("QTHEORY_NOTEBOOK_FAST", "1")
-os.environ["MPLBACKEND"] = "Agg"
+os.environ["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"
 
 import _generate  # noqa: E402  (docs/_generate.py, after sys.path is set)
 
