@@ -53,6 +53,17 @@ def _bits_one(text: str) -> int:
         raise argparse.ArgumentTypeError(f"must be an integer bit-width such as 4. Got {text!r} instead.") from None
 
 
+def _positive_int(text: str) -> int:
+    """A count such as ``qtheory repro --jobs 2``."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer such as 2. Got {text!r} instead.")
+    return value
+
+
 def _prior_arg(name: str):
     """``laplace``, ``gaussian``, or a scipy.stats spec such as ``t:5`` or ``logistic``."""
     from scipy import stats
@@ -193,7 +204,7 @@ def _cmd_table(args) -> int:
 def _cmd_repro(args) -> int:
     from qtheory import repro
 
-    repro.run(args.names, args.root)
+    repro.run(args.names, args.root, jobs=args.jobs)
     return 0
 
 
@@ -231,6 +242,9 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("repro", help="regenerate paper figures (figures/) and tables (paper_repro/)")
     r.add_argument("names", nargs="*", help="reproductions to run (default: all)")
     r.add_argument("--root", default=None, help="repository root (default: found from cwd)")
+    r.add_argument("--jobs", type=_positive_int, default=None,
+                   help="reproductions run at once, one process each (default: min(2, CPUs)); "
+                        "outputs do not depend on it")
     r.set_defaults(func=_cmd_repro)
 
     from qtheory.models.cli import add_report_parser

@@ -232,3 +232,65 @@ def test_cli_float32_samples_stay_float32(tmp_path, rng):
     assert load_samples(tmp_path / "w.npy").dtype == np.float32
     np.save(tmp_path / "h.npy", rng.normal(size=100).astype(np.float16))
     assert load_samples(tmp_path / "h.npy").dtype == np.float64
+
+
+def _two_toys(tmp_path, fail=False):
+    for name, body in (("toy", "def main(root):\n    return [write_text(root / 'figures' / 'toy' / 'a.txt', 'A')]\n"),
+                       ("toy2", "def main(root):\n    p = write_text(root / 'paper_repro' / 'toy2' / 'b.md', 'B')\n"
+                        + ("    raise RuntimeError('toy2 broke')\n" if fail else "    return [p]\n"))):
+        (tmp_path / "paper_repro" / name).mkdir(parents=True, exist_ok=True)
+        (tmp_path / "paper_repro" / name / "repro.py").write_text("from qtheory._io import write_text\n" + body)
+    return tmp_path
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_repro_in_parallel_processes_writes_the_same_set(tmp_path, jobs):
+    from qtheory import repro
+
+    root = _two_toys(tmp_path)
+    out = repro.run(None, root, jobs=jobs, verbose=False)
+    assert list(out) == ["toy", "toy2"]
+    assert out["toy"] == [root.resolve() / "figures/toy/a.txt"]
+    assert out["toy2"] == [root.resolve() / "paper_repro/toy2/b.md"]
+    assert [p.read_text() for p in out["toy"] + out["toy2"]] == ["A", "B"]
+    assert not [q for q in root.rglob("*") if q.name.startswith(".")]
+
+
+def test_a_failing_parallel_reproduction_leaves_previous_outputs(tmp_path):
+    from qtheory import repro
+
+    root = _two_toys(tmp_path, fail=True)
+    _io.write_text(root / "figures" / "toy" / "a.txt", "old")
+    with pytest.raises(RuntimeError, match="'toy2' failed"):
+        repro.run(None, root, jobs=2, verbose=False)
+    assert (root / "figures" / "toy" / "a.txt").read_text() == "old"
+    assert not (root / "paper_repro" / "toy2" / "b.md").exists()
+    assert not [q for q in root.rglob("*") if q.name.startswith(".")]
+
+
+def test_repro_jobs_must_be_positive(tmp_path):
+    from qtheory import repro
+
+    with pytest.raises(ValueError, match="jobs"):
+        repro.run(None, _two_toys(tmp_path), jobs=0, verbose=False)
+    r = subprocess.run([sys.executable, "-m", "qtheory.cli", "repro", "--jobs", "0", "--root", str(tmp_path)],
+                       capture_output=True, text=True)
+    assert r.returncode == 2 and "--jobs" in r.stderr and "positive integer" in r.stderr
+
+
+def test_sigterm_stops_parallel_reproductions_and_keeps_old_outputs(tmp_path):
+    root = _two_toys(tmp_path)
+    (root / "paper_repro" / "toy" / "repro.py").write_text(
+        "import time\nfrom qtheory._io import write_text\n"
+        "def main(root):\n    write_text(root / 'figures' / 'toy' / 'a.txt', 'new')\n"
+        "    print('ready', flush=True)\n    time.sleep(120)\n")
+    _io.write_text(root / "figures" / "toy" / "a.txt", "old")
+    with subprocess.Popen([sys.executable, "-m", "qtheory.cli", "repro", "--jobs", "2", "--root", str(root)],
+                          stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True) as p:
+        assert p.stdout.readline().strip() == "ready"
+        p.send_signal(signal.SIGTERM)
+        p.wait(timeout=60)  # the sleeping child is terminated, not waited for
+    assert p.returncode == 128 + signal.SIGTERM
+    assert (root / "figures" / "toy" / "a.txt").read_text() == "old"
+    assert not (root / "paper_repro" / "toy2" / "b.md").exists()
+    assert not [q for q in root.rglob("*") if q.name.startswith(".")]
