@@ -16,20 +16,11 @@ Usage: ``python benchmarks/bench_activation_range.py [--sizes 1e7,2e7] [--repeat
 from __future__ import annotations
 
 import argparse
-import time
 
 import numpy as np
+from _timing import best_of
 
 import qtheory
-
-
-def _best_of(f, repeat):
-    best, out = np.inf, None
-    for _ in range(repeat):
-        t = time.perf_counter()
-        out = f()
-        best = min(best, time.perf_counter() - t)
-    return best, out
 
 
 def activations(n, seed=0):
@@ -58,8 +49,8 @@ def main(argv=None):
             for name, f in (("asymmetric", lambda b=bits, x=x: qtheory.optimal_clip(x, b, grid="affine",
                                                                                     range="asymmetric")),
                             ("unsigned", lambda b=bits, xr=xr: qtheory.optimal_clip(xr, b, grid="unsigned"))):
-                t, r = _best_of(f, args.repeat)
-                t_s, _ = _best_of(lambda x=x: np.sort(x), 1)
+                t, r = best_of(f, args.repeat)
+                t_s, _ = best_of(lambda x=x: np.sort(x), 1)
                 beta = 0.0 if r.beta is None else r.beta
                 print(f"{n:6.0e} {name:>10} {bits:4d} {t:8.3f} {t_s:7.3f} {t / t_s:7.2f} {r.alpha:9.4f} {beta:9.4f}")
 

@@ -16,21 +16,12 @@ Usage: ``python benchmarks/bench_optimal_clip.py [--n N] [--repeat R] [--threads
 from __future__ import annotations
 
 import argparse
-import time
 
 import numpy as np
+from _timing import best_of
 
 import qtheory
 from qtheory import Quantizer
-
-
-def _best_of(f, repeat):
-    best, out = np.inf, None
-    for _ in range(repeat):
-        t = time.perf_counter()
-        out = f()
-        best = min(best, time.perf_counter() - t)
-    return best, out
 
 
 def brute_sweep(x, bits, n_cand, grid):
@@ -63,13 +54,13 @@ def main(argv=None):
     x = np.random.default_rng(0).laplace(size=args.n).astype(np.float32)
     for b in (2, 4, 8):  # (compile or load the kernels outside the timing)
         qtheory.optimal_clip(x[: 1 << 20], b)
-    t_sort, _ = _best_of(lambda: np.sort(np.abs(x)), args.repeat)
+    t_sort, _ = best_of(lambda: np.sort(np.abs(x)), args.repeat)
     print(f"N = {args.n:.0e} float32 Laplace; np.sort(np.abs(x)) {t_sort:.3f} s")
     print(f"{'grid':>8} {'bits':>4} {'optimal_clip s':>15} {'/ sort':>7} {'mse / sweep100 mse':>19}")
     for grid in args.grids.split(","):
         for bits in (2, 4, 8):
-            t, r = _best_of(lambda b=bits, g=grid: qtheory.optimal_clip(x, b, grid=g), args.repeat)
-            t_s, _ = _best_of(lambda: np.sort(np.abs(x)), 1)  # (side by side: the load of the moment)
+            t, r = best_of(lambda b=bits, g=grid: qtheory.optimal_clip(x, b, grid=g), args.repeat)
+            t_s, _ = best_of(lambda: np.sort(np.abs(x)), 1)  # (side by side: the load of the moment)
             ref = min(t_sort, t_s)
             a_sw = brute_sweep(x[:1_000_000], bits, 100, grid) if args.n > 1_000_000 else brute_sweep(x, bits, 100, grid)
             m_sw = qtheory.clipping_mse(x, a_sw, bits, grid=grid).mse

@@ -24,18 +24,10 @@ import os
 import time
 
 import numpy as np
+from _timing import best_of
 
 from qtheory.calibrate import calibrate
 from qtheory.empirical import per_channel_optimal_clip
-
-
-def _best_of(f, repeat):
-    best, out = np.inf, None
-    for _ in range(repeat):
-        t = time.perf_counter()
-        out = f()
-        best = min(best, time.perf_counter() - t)
-    return best, out
 
 
 def detector_channels():
@@ -102,9 +94,9 @@ def main(argv=None):
     for name, groups in sets.items():
         nch = sum(g.shape[0] for g in groups.values())
         for bits in (int(b) for b in args.bits.split(",")):
-            t, _ = _best_of(lambda b=bits, gs=groups: [per_channel_optimal_clip(g, b, axis=0, grid="narrow")
+            t, _ = best_of(lambda b=bits, gs=groups: [per_channel_optimal_clip(g, b, axis=0, grid="narrow")
                                                        for g in gs.values()], args.repeat)
-            t_s, _ = _best_of(lambda gs=groups: [np.sort(np.abs(g), axis=1) for g in gs.values()], args.repeat)
+            t_s, _ = best_of(lambda gs=groups: [np.sort(np.abs(g), axis=1) for g in gs.values()], args.repeat)
             # per-channel mse_sweep on a sample of channels, scaled to all of them
             flat = [g[i] for g in groups.values() for i in range(g.shape[0])]
             pick = np.random.default_rng(1).choice(len(flat), size=min(args.sweep_channels, len(flat)), replace=False)

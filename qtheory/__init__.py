@@ -38,7 +38,7 @@ qtheory.formats      FP8/FP6/FP4, NF4, MX, NVFP4, group-wise INT: exact MSE and 
 
 import lazy_loader as _lazy
 
-__version__ = "0.1.0"
+__version__ = "0.2.0.dev0"
 
 __getattr__, __dir__, __all__ = _lazy.attach(
     __name__,

@@ -225,3 +225,11 @@ def test_every_reproduction_has_a_main():
     assert "aciq" in names
     for n in names:
         assert callable(repro._load(ROOT, n).main)
+
+
+def test_version_and_typing_marker_match_the_package_metadata():
+    tomllib = pytest.importorskip("tomllib")  # Python >= 3.11
+    meta = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    assert qtheory.__version__ == meta["project"]["version"]
+    assert (Path(qtheory.__file__).parent / "py.typed").is_file()  # PEP 561 marker
+    assert "py.typed" in meta["tool"]["setuptools"]["package-data"]["qtheory"]

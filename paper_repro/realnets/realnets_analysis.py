@@ -196,17 +196,9 @@ def qtheory_ranges(x, bits: int = 8, methods=ACT_METHODS) -> dict:
     return out
 
 
-def ort_ranges(model, tensors, batches, methods=ORT_METHODS) -> dict:
-    """{method: {tensor: (lo, hi)}} from onnxruntime.quantization.calibrate's calibrators (defaults)."""
-    import contextlib
-    import io
-
-    import onnx
-    from onnxruntime.quantization.calibrate import (
-        CalibrationDataReader,
-        CalibrationMethod,
-        create_calibrator,
-    )
+def _reader(batches):
+    """An ONNX Runtime CalibrationDataReader feeding each batch as the input ``x``."""
+    from onnxruntime.quantization import CalibrationDataReader
 
     class Reader(CalibrationDataReader):
         def __init__(self):
@@ -215,6 +207,17 @@ def ort_ranges(model, tensors, batches, methods=ORT_METHODS) -> dict:
         def get_next(self):
             b = next(self.it, None)
             return None if b is None else {"x": b}
+
+    return Reader()
+
+
+def ort_ranges(model, tensors, batches, methods=ORT_METHODS) -> dict:
+    """{method: {tensor: (lo, hi)}} from onnxruntime.quantization.calibrate's calibrators (defaults)."""
+    import contextlib
+    import io
+
+    import onnx
+    from onnxruntime.quantization.calibrate import CalibrationMethod, create_calibrator
 
     out = {}
     with tempfile.TemporaryDirectory() as d:
@@ -225,7 +228,7 @@ def ort_ranges(model, tensors, batches, methods=ORT_METHODS) -> dict:
                 cal = create_calibrator(str(path), ["Conv"], augmented_model_path=str(Path(d) / f"aug_{m}.onnx"),
                                         calibrate_method=getattr(CalibrationMethod, m),
                                         extra_options={"symmetric": False} if m == "MinMax" else {})
-                cal.collect_data(Reader())
+                cal.collect_data(_reader(batches))
                 td = cal.compute_data()
             out[m] = {t: tuple(float(np.ravel(v)[0]) for v in td[t].range_value) for t in tensors if t in td.data}
     return out
@@ -303,21 +306,7 @@ def quantize_ort(model, batches, method: str = "MinMax", fmt: str = "QDQ", overr
     import io
 
     import onnx
-    from onnxruntime.quantization import (
-        CalibrationDataReader,
-        CalibrationMethod,
-        QuantFormat,
-        QuantType,
-        quantize_static,
-    )
-
-    class Reader(CalibrationDataReader):
-        def __init__(self):
-            self.it = iter(batches)
-
-        def get_next(self):
-            b = next(self.it, None)
-            return None if b is None else {"x": b}
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
     extra = {"ActivationSymmetric": False, "WeightSymmetric": True}
     if overrides:
@@ -327,7 +316,7 @@ def quantize_ort(model, batches, method: str = "MinMax", fmt: str = "QDQ", overr
         src, dst = Path(d) / "f.onnx", Path(d) / "q.onnx"
         onnx.save(model, str(src))
         with contextlib.redirect_stdout(io.StringIO()):
-            quantize_static(str(src), str(dst), Reader(), quant_format=getattr(QuantFormat, fmt),
+            quantize_static(str(src), str(dst), _reader(batches), quant_format=getattr(QuantFormat, fmt),
                             op_types_to_quantize=["Conv"], per_channel=per_channel,
                             activation_type=QuantType.QUInt8, weight_type=getattr(QuantType, weight_type),
                             calibrate_method=getattr(CalibrationMethod, method), extra_options=extra,
