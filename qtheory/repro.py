@@ -147,9 +147,9 @@ def run(names: list[str] | None = None, root: str | os.PathLike | None = None, *
     FileNotFoundError
         If ``root`` is given and holds no ``paper_repro/`` folder.
     """
-    from ._validation import check_int
-
     import matplotlib
+
+    from ._validation import check_int
 
     matplotlib.use("Agg")
     root = find_root(root)
