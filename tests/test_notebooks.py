@@ -112,6 +112,7 @@ def _stdout(cell):
                    and o.get("name") == "stdout")
 
 
+@pytest.mark.slow   # 8-50 s per notebook: the only test that runs the notebooks and their explorers
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
 def test_notebook_executes_and_explorer_responds(path, tmp_path, monkeypatch):
     monkeypatch.setenv("MPLBACKEND", "Agg")
