@@ -73,6 +73,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ._results import ResultMixin
 from ._validation import check_int, check_option, check_real, check_samples, param_error
 from .quantizer import MAX_BITS, MIN_BITS, Quantizer
 
@@ -165,7 +166,7 @@ def _round(x, rounding: str) -> np.ndarray:
 
 # ==================================================================================== results
 @dataclass(frozen=True)
-class AllocationResult:
+class AllocationResult(ResultMixin):
     """Bits per channel and what they cost.
 
     Attributes

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ._results import ResultMixin
 from ._validation import (
     check_int,
     check_option,
@@ -45,7 +46,7 @@ METHODS = ("exact", "aciq", "montecarlo")
 
 
 @dataclass(frozen=True)
-class MSEResult:
+class MSEResult(ResultMixin):
     """Mean squared quantization error and its parts.
 
     Attributes

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ._results import ResultMixin
 from ._validation import check_bool, check_int, check_option, param_error
 from .mse import METHODS, aciq_tail_mean, clipping_mse, mse_slope, prepared_samples
 from .priors import Empirical, Gaussian, Laplace, Prior, Rectified, _ldexp, _pow2_exponent, as_prior
@@ -25,7 +26,7 @@ __all__ = ["optimal_clip", "optimal_clip_table", "ClipResult"]
 
 
 @dataclass(frozen=True)
-class ClipResult:
+class ClipResult(ResultMixin):
     """An optimal clip.
 
     Attributes
