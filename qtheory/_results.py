@@ -131,8 +131,9 @@ def sqnr_db_value(stored, signal_power, mse, name: str):
 
 
 def unit_db(power_u, mse_u, shift: int = 0):
-    """``10·log10(power_u / mse_u) + 20·log10(2)·shift`` for values at a common unit scale
-    (``shift``: the power is at ``2^shift`` times the MSE's unit); ``inf`` for a zero MSE."""
+    """``10·log10(power_u·4^shift / mse_u)``: the SQNR from a signal power computed for ``X / 2^e0``
+    and an MSE computed for ``X / 2^e`` (``shift = e0 − e``; 0 when both are at one unit scale).
+    ``inf`` for a zero MSE, NaN for a zero signal power."""
     p = float(power_u)
     m = np.asarray(mse_u, dtype=float)
     with np.errstate(divide="ignore", invalid="ignore"):

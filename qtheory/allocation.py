@@ -382,7 +382,7 @@ def channel_costs(bits, *, alphas=None, priors=None, scales=None, objective: str
             if alphas is None:
                 out[i, k] = optimal_clip(p, int(m), grid=grid, method="exact").mse
             else:
-                out[i, k] = float(clipping_mse(p, alphas[i], int(m), grid=grid, method="exact").mse)
+                out[i, k] = float(clipping_mse(p, alphas[i], int(m), grid=grid, method="exact", _power=False).mse)
     return out
 
 
