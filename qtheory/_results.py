@@ -6,6 +6,7 @@ import dataclasses
 import html
 import math
 import numbers
+import re
 
 import numpy as np
 
@@ -47,8 +48,11 @@ def _short(v) -> str:
     v = _scalar(v)
     if isinstance(v, float):
         return f"{v:.4g}"
-    s = repr(v)
+    s = _LONG_FLOAT.sub(lambda m: f"{float(m.group()):.4g}", repr(v))  # (e.g. a nested prior's repr)
     return s if len(s) <= 60 else s[:57] + "..."
+
+
+_LONG_FLOAT = re.compile(r"(?<![\w.])\d+\.\d{5,}(?:e[+-]?\d+)?")
 
 
 class ResultMixin:
