@@ -155,7 +155,7 @@ def test_repr_html_is_compact_and_rounded(result):
     for name in result.to_dict():
         assert f">{name}</th>" in h
     assert not re.search(r"\d\.\d{7,}", h), "no long floats: values are shown to 4 significant digits"
-    for name, v in result.to_dict().items():
+    for v in result.to_dict().values():
         if isinstance(v, np.ndarray) and v.ndim > 0:
             assert f"array{tuple(v.shape)}" in h
 
@@ -230,7 +230,7 @@ def test_clip_quantizer_affine_uses_beta(rng):
 def test_clip_quantizer_cases_without_a_quantizer():
     r = optimal_clip("laplace", 4)
     with pytest.raises(TypeError, match="codebook"):
-        dataclasses.replace(r, grid="codebook").quantizer
+        _ = dataclasses.replace(r, grid="codebook").quantizer
     zero = optimal_clip(np.zeros(16), 4)
     assert zero.alpha == 0.0
     with pytest.raises(TypeError, match="all-zero"):
@@ -276,10 +276,10 @@ def test_sqnr_db_montecarlo(rng):
 def test_sqnr_db_unknown_signal_power_raises():
     r = ClipResult(1.0, 0.1, 0.05, 0.05, 1.0, 4, "midrise", "exact")
     with pytest.raises(ValueError, match="signal power"):
-        r.sqnr_db
+        _ = r.sqnr_db
     m = MSEResult(0.1, 0.05, 0.05, "exact")
     with pytest.raises(ValueError, match="signal power"):
-        m.sqnr_db
+        _ = m.sqnr_db
     # a signal power given by hand is used
     assert dataclasses.replace(m, signal_power=10.0).sqnr_db == pytest.approx(20.0)
 
