@@ -18,7 +18,15 @@ import numpy as np
 
 from ._results import ResultMixin, sqnr_db_value, unit_db
 from ._validation import check_bool, check_int, check_option, param_error
-from .mse import METHODS, _unit_power, aciq_tail_mean, clipping_mse, mse_slope, prepared_samples
+from .mse import (
+    METHODS,
+    _exact_parts_unit,
+    _unit_power,
+    aciq_tail_mean,
+    clipping_mse,
+    mse_slope,
+    prepared_samples,
+)
 from .priors import Empirical, Gaussian, Laplace, Prior, Rectified, _ldexp, _pow2_exponent, as_prior
 from .quantizer import GRIDS, MAX_BITS, MIN_BITS, Quantizer
 
@@ -229,8 +237,19 @@ def _optimal_at(prior, bits, grid, method, n_grid, rng_kind, progress, func) -> 
     if isinstance(prior, Empirical) and grid in ("midrise", "int", "narrow", "unsigned", "uint"):
         n_grid = 1024 if n_grid is None else n_grid
         r = prepared_samples(prior).optimal_clip(bits, grid=grid, n_grid=n_grid)
+        # (Empirical.scale: no pass over the samples once prepared)
         return ClipResult(r.alpha, r.mse, r.clipping, r.rounding, r.alpha / prior.scale, bits, grid, method,
-                          r.local_minima, signal_power=r.signal_power, _sqnr_db=r._sqnr_db)  # (Empirical.scale: no pass over the samples once prepared)
+                          r.local_minima, signal_power=r.signal_power, _sqnr_db=r._sqnr_db)
+    if isinstance(prior, Empirical):  # the symmetric affine grid: searched in the samples' unit (no overflow)
+        u = prepared_samples(prior)._unit
+        fu = lambda a: math.fsum(_exact_parts_unit(prior, bits, grid, "half_even", a * u, None)[:2])  # noqa: E731
+        lo, hi = _search_range(prior, bits)
+        alpha_u, minima_u = _global_min(fu, (lo / u, hi / u), 400 if n_grid is None else n_grid,
+                                        cap=hi / u * 2.0**bits)
+        alpha = alpha_u * u
+        r = clipping_mse(prior, alpha, bits, grid=grid)
+        return ClipResult(alpha, r.mse, r.clipping, r.rounding, alpha / prior.scale, bits, grid, method, minima_u * u,
+                          signal_power=r.signal_power, _sqnr_db=unit_db(_unit_power(prior)[0], fu(alpha_u)))
     quad = _is_quadrature(prior)
     if n_grid is None:
         n_grid = 96 if quad else 400

@@ -320,9 +320,14 @@ def test_sqnr_db_is_scale_invariant(c):
 
 
 @pytest.mark.parametrize("c", [1e-300, 1e300])
-def test_asymmetric_clip_of_samples_is_scale_equivariant(c):
+def test_affine_clip_of_samples_is_scale_equivariant(c):
     x = np.random.default_rng(1).standard_normal(1000)
     r1 = optimal_clip(x, 3, grid="affine", range="asymmetric")
     rc = optimal_clip(x * c, 3, grid="affine", range="asymmetric")
     assert rc.alpha / c == pytest.approx(r1.alpha, rel=1e-9)
     assert rc.beta / c == pytest.approx(r1.beta, rel=1e-9)
+    s1, sc = optimal_clip(x, 3, grid="affine"), optimal_clip(x * c, 3, grid="affine")  # the symmetric range
+    assert sc.alpha / c == pytest.approx(s1.alpha, rel=1e-9)
+    assert sc.sqnr_db == pytest.approx(s1.sqnr_db, abs=1e-9)
+    direct = float(np.mean((s1.quantize(x) - x) ** 2))
+    assert s1.sqnr_db == pytest.approx(10 * math.log10(float(np.mean(x**2)) / direct), abs=1e-9)
