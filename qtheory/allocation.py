@@ -73,6 +73,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ._results import ResultMixin
 from ._validation import check_int, check_option, check_real, check_samples, param_error
 from .quantizer import MAX_BITS, MIN_BITS, Quantizer
 
@@ -165,7 +166,7 @@ def _round(x, rounding: str) -> np.ndarray:
 
 # ==================================================================================== results
 @dataclass(frozen=True)
-class AllocationResult:
+class AllocationResult(ResultMixin):
     """Bits per channel and what they cost.
 
     Attributes
@@ -381,7 +382,7 @@ def channel_costs(bits, *, alphas=None, priors=None, scales=None, objective: str
             if alphas is None:
                 out[i, k] = optimal_clip(p, int(m), grid=grid, method="exact").mse
             else:
-                out[i, k] = float(clipping_mse(p, alphas[i], int(m), grid=grid, method="exact").mse)
+                out[i, k] = float(clipping_mse(p, alphas[i], int(m), grid=grid, method="exact", _power=False).mse)
     return out
 
 

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ._results import ResultMixin
 from ._validation import check_int, check_option, check_real, param_error
 from .priors import Empirical, Gaussian, Laplace, Mixture, Prior, Rectified, ScipyPrior, as_prior
 from .quantizer import GRIDS, MAX_BITS, MIN_BITS
@@ -38,7 +39,7 @@ __all__ = ["LloydMaxResult", "lloyd_max", "panter_dite", "RateDistortion", "rate
 
 # ============================================================================ Lloyd–Max
 @dataclass(frozen=True)
-class LloydMaxResult:
+class LloydMaxResult(ResultMixin):
     """An optimal non-uniform quantizer.
 
     Attributes

@@ -61,6 +61,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ._results import unit_db
 from ._validation import check_bool, check_int, check_option, check_samples, param_error
 from .quantizer import GRIDS, MAX_BITS, MIN_BITS, ROUNDING_CODES, ROUNDINGS, Quantizer
 
@@ -328,6 +329,10 @@ class EmpiricalMSE:
     # ------------------------------------------------------------------------------------ sums
     def error_sums(self, quantizers) -> np.ndarray:
         """``(len(quantizers), 2)`` array of ``(clipping, rounding)`` error *sums* (not means)."""
+        return self._from_unit2(self._error_sums_unit(quantizers))
+
+    def _error_sums_unit(self, quantizers) -> np.ndarray:
+        """:meth:`error_sums` at the samples' unit scale (divided by the unit squared)."""
         qs = [quantizers] if isinstance(quantizers, Quantizer) else list(quantizers)
         out = np.empty((len(qs), 2))
         groups = {}
@@ -338,7 +343,7 @@ class EmpiricalMSE:
                              [qs[i].qmax for i in idx], ROUNDING_CODES[rnd])
             out[idx, 0] = buf[:, 0] + buf[:, 1]
             out[idx, 1] = buf[:, 2] + buf[:, 3]
-        return self._from_unit2(out)
+        return out
 
     def _from_unit2(self, v):
         """Error sums or MSEs back in the samples' units (times the unit squared; beyond the
@@ -633,8 +638,10 @@ class EmpiricalMSE:
             # same for every clip (zeros are exact on a zero-level grid; negative samples clip to
             # 0 on the unsigned ones) or, on midrise, (α/2^b)² -> 0 as α -> 0. By definition the
             # clip is then 0.0 (the range of the data, as max-calibration gives) with that MSE.
-            s2 = u2(float(self._pref[2][-1] + self._pref[3][-1]) / self.n)
-            return ClipResult(0.0, s2, s2, 0.0, 0.0, bits, grid, "exact", np.array([0.0]))
+            p2 = float(self._pref[2][-1] + self._pref[3][-1]) / self.n
+            s2 = u2(p2)
+            return ClipResult(0.0, s2, s2, 0.0, 0.0, bits, grid, "exact", np.array([0.0]), signal_power=s2,
+                              _sqnr_db=unit_db(p2, p2))
         d, off, qmin, qmax = _denominator(grid, bits)
         mode = ROUNDING_CODES[rounding]
 
@@ -684,8 +691,9 @@ class EmpiricalMSE:
         clip, rnd = float(b[0] + b[1]) / self.n, float(b[2] + b[3]) / self.n
         minima = np.unique(np.array([a for _, a in cands])) * u
         scale = math.sqrt(self._var) if self._var > 0 else self._amax
+        p2 = float(self._pref[2][-1] + self._pref[3][-1]) / self.n  # E[X²] at the unit scale
         return ClipResult(alpha * u, u2(clip + rnd), u2(clip), u2(rnd), alpha / scale, bits, grid, "exact",
-                          minima)
+                          minima, signal_power=u2(p2), _sqnr_db=unit_db(p2, clip + rnd))
 
 
 # ================================================================================ public functions

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ._results import ResultMixin
 from ._validation import check_option, check_samples, param_error
 from .mse import clipping_mse
 from .optimal import optimal_clip
@@ -16,7 +17,7 @@ __all__ = ["fit_prior", "FitResult"]
 
 
 @dataclass(frozen=True)
-class FitResult:
+class FitResult(ResultMixin):
     """A Laplace/Gaussian prior fitted to a tensor.
 
     Attributes

@@ -24,10 +24,11 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
+from ._results import ResultMixin, sqnr_db_value, unit_db
 from ._validation import (
     check_int,
     check_option,
@@ -45,7 +46,7 @@ METHODS = ("exact", "aciq", "montecarlo")
 
 
 @dataclass(frozen=True)
-class MSEResult:
+class MSEResult(ResultMixin):
     """Mean squared quantization error and its parts.
 
     Attributes
@@ -59,6 +60,27 @@ class MSEResult:
     stderr, clipping_stderr, rounding_stderr : float, ndarray or None
         Standard errors (``"montecarlo"`` only; ``None`` for deterministic methods).
     method : str
+    signal_power : float or None
+        ``E[X²]`` of the prior or samples (the SQNR convention of :func:`qtheory.models.layer_report`
+        and :func:`qtheory.formats.block_mse`), ``None`` when unknown. Like ``mse`` it is ``inf`` or
+        ``0`` only outside the float64 range; not shown by ``repr`` and not compared by ``==``.
+
+    Notes
+    -----
+    ``sqnr_db`` (``10·log10(E[X²] / mse)``, an array for an array of clips) is computed at unit
+    scale when :func:`clipping_mse` builds the result, so it is the same for ``c·X`` and ``c·alpha``
+    at any ``c`` from 1e-300 to 1e300, even where ``mse`` and ``signal_power`` over- or underflow.
+
+    Examples
+    --------
+    >>> import math
+    >>> from qtheory import Gaussian, clipping_mse
+    >>> r = clipping_mse("gaussian", 2.5, 4)
+    >>> round(r.sqnr_db, 3), math.isclose(r.sqnr_db, 10 * math.log10(1.0 / r.mse))  # E[X²] = σ²
+    (19.212, True)
+    >>> big = clipping_mse(Gaussian(sigma=1e300), 2.5e300, 4)   # mse and E[X²] overflow; the ratio does not
+    >>> big.mse, round(big.sqnr_db, 3)
+    (inf, 19.212)
     """
 
     mse: float | np.ndarray
@@ -68,6 +90,19 @@ class MSEResult:
     stderr: float | np.ndarray | None = None
     clipping_stderr: float | np.ndarray | None = None
     rounding_stderr: float | np.ndarray | None = None
+    signal_power: float | None = field(default=None, repr=False, compare=False)
+    _sqnr_db: float | np.ndarray | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def sqnr_db(self) -> float | np.ndarray:
+        """``10·log10(E[X²] / mse)`` in dB, scale-invariant (see Notes).
+
+        Raises
+        ------
+        ValueError
+            When the signal power is unknown (a result built without ``signal_power``).
+        """
+        return sqnr_db_value(self._sqnr_db, self.signal_power, self.mse, "MSEResult")
 
     def __float__(self) -> float:
         return float(self.mse)
@@ -84,6 +119,7 @@ def clipping_mse(
     beta=None,
     n_samples: int = 1_000_000,
     rng=None,
+    _power: bool = True,
 ) -> MSEResult:
     """Mean squared error of clipping to ``alpha`` and quantizing to ``bits`` under ``prior``.
 
@@ -146,7 +182,16 @@ def clipping_mse(
             raise param_error("grid", func, "'midrise' with method='aciq' (the paper models 2^M bins of "
                               "width 2α/2^M, the midrise step)", grid)
         clip, rnd = aciq_terms(prior, alphas, bits, func=func)
-        return _result(clip, rnd, "aciq", scalar)
+        if not _power:  # (internal searches: the MSE only, no signal power)
+            return _result(clip, rnd, "aciq", scalar)
+        power_u, e = _unit_power(prior)
+        if e:  # (the closed form again at unit scale, for an SQNR that cannot over- or underflow)
+            with np.errstate(under="ignore", over="ignore"):
+                cu, ru = aciq_terms(prior._scaled(e), np.ldexp(alphas, -e), bits, func=func)
+        else:
+            cu, ru = clip, rnd
+        return dataclasses.replace(_result(clip, rnd, "aciq", scalar), signal_power=float(_ldexp(power_u, 2 * e)),
+                                   _sqnr_db=_out(unit_db(power_u, np.asarray(cu) + np.asarray(ru)), scalar))
 
     if method == "montecarlo":
         from . import montecarlo
@@ -163,13 +208,22 @@ def clipping_mse(
                                 None if b is None else math.ldexp(float(b), -e))
                       for a, b in zip(alphas, betas, strict=True)]
         r = montecarlo.mse(p, quantizers, n_samples=n_samples, rng=rng, _scalar=scalar)
+        power_u, e0 = _unit_power(prior)
+        power = {"signal_power": float(_ldexp(power_u, 2 * e0)),
+                 "_sqnr_db": _out(unit_db(power_u, r.mse, e0 - e), scalar)}
         if e == 0:
-            return r
+            return dataclasses.replace(r, **power)
         fields = ("mse", "clipping", "rounding", "stderr", "clipping_stderr", "rounding_stderr")
-        return dataclasses.replace(r, **{k: _back(getattr(r, k), e, scalar) for k in fields})
-    parts = np.array([_exact_parts_scaled(prior, bits, grid, rounding, float(a), None if b is None else float(b))
+        return dataclasses.replace(r, **{k: _back(getattr(r, k), e, scalar) for k in fields}, **power)
+    parts = np.array([_exact_parts_unit(prior, bits, grid, rounding, float(a), None if b is None else float(b))
                       for a, b in zip(alphas, betas, strict=True)])
-    return _result(parts[:, 0], parts[:, 1], "exact", scalar)
+    es = parts[:, 2].astype(int)
+    if not _power:
+        return _result(_ldexp(parts[:, 0], 2 * es), _ldexp(parts[:, 1], 2 * es), "exact", scalar)
+    power_u, e0 = _unit_power(prior)
+    sq = unit_db(power_u, parts[:, 0] + parts[:, 1], e0 - es)
+    return dataclasses.replace(_result(_ldexp(parts[:, 0], 2 * es), _ldexp(parts[:, 1], 2 * es), "exact", scalar),
+                               signal_power=float(_ldexp(power_u, 2 * e0)), _sqnr_db=_out(sq, scalar))
 
 
 # ----------------------------------------------------------------------------- exact
@@ -200,6 +254,19 @@ def prepared_samples(prior: Empirical):
     return prior._prep
 
 
+def _unit_power(prior: Prior) -> tuple[float, int]:
+    """``(E[X²] of X / 2^e, e)``: the signal power at the unit scale the MSE code works at
+    (``e`` from the prior's magnitude; for samples, the exponent of their power-of-two unit)."""
+    if isinstance(prior, Empirical):
+        prep = prepared_samples(prior)
+        e = math.frexp(prep._unit)[1] - 1
+        return float(prep._pref[2][-1] + prep._pref[3][-1]) / prep.n, e
+    mag = prior._magnitude()
+    e = _pow2_exponent(mag) if mag > 0 else 0
+    p = prior._scaled(e) if e else prior
+    return float(p.var + p.mean**2), e
+
+
 def _exact_parts_scaled(prior: Prior, bits, grid, rounding, alpha, beta) -> tuple[float, float]:
     """Exact (clipping, rounding) MSE, computed on ``X / 2^e`` with ``2^e`` near the prior's size.
 
@@ -208,16 +275,29 @@ def _exact_parts_scaled(prior: Prior, bits, grid, rounding, alpha, beta) -> tupl
     arithmetic happens at unit scale whatever the units of ``X`` (1e-300 .. 1e300). The result
     underflows to 0 or overflows to inf only where the true MSE is outside the float64 range.
     """
+    clip, rnd, e = _exact_parts_unit(prior, bits, grid, rounding, alpha, beta)
+    return float(_ldexp(clip, 2 * e)), float(_ldexp(rnd, 2 * e))
+
+
+def _exact_parts_unit(prior: Prior, bits, grid, rounding, alpha, beta) -> tuple[float, float, int]:
+    """``(clipping, rounding, e)``: the exact parts of :func:`_exact_parts_scaled` before the
+    scaling back, i.e. the MSE of ``X / 2^e`` (samples: of their own power-of-two unit ``2^e``)."""
     mag = prior._magnitude()
-    if mag == 0.0:  # samples: their own exact path
-        return _exact_parts(prior, Quantizer(bits, alpha, grid, rounding, beta))
+    if mag == 0.0:  # samples: their own exact path (EmpiricalMSE works at its own unit scale)
+        q = Quantizer(bits, alpha, grid, rounding, beta)
+        if isinstance(prior, Empirical):
+            prep = prepared_samples(prior)
+            s = prep._error_sums_unit([q])[0]
+            return float(s[0] / prep.n), float(s[1] / prep.n), math.frexp(prep._unit)[1] - 1
+        clip, rnd = _exact_parts(prior, q)
+        return clip, rnd, 0
     e = _pow2_exponent(mag)
     if _pow2_exponent(alpha) - e > 400:  # a clip far beyond the prior: work at the clip's scale
         e = _pow2_exponent(alpha)
     p = prior._scaled(e) if e else prior
     q = Quantizer(bits, math.ldexp(alpha, -e), grid, rounding, None if beta is None else math.ldexp(beta, -e))
     clip, rnd = _exact_parts(p, q)
-    return float(_ldexp(clip, 2 * e)), float(_ldexp(rnd, 2 * e))
+    return clip, rnd, e
 
 
 def _back(v, e, scalar):
@@ -335,6 +415,11 @@ def _check_betas(beta, grid, alphas, func):
         raise param_error("beta", func, f"a number or an array with one value per alpha ({alphas.size})",
                           f"array of shape {b.shape}")
     return list(np.broadcast_to(b, alphas.shape))
+
+
+def _out(v, scalar):
+    v = np.asarray(v, dtype=float)
+    return float(v.reshape(-1)[0]) if scalar else v
 
 
 def _result(clip, rnd, method, scalar, stderr=None, cs=None, rs=None):

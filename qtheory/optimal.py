@@ -16,8 +16,17 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ._results import ResultMixin, sqnr_db_value, unit_db
 from ._validation import check_bool, check_int, check_option, param_error
-from .mse import METHODS, aciq_tail_mean, clipping_mse, mse_slope, prepared_samples
+from .mse import (
+    METHODS,
+    _exact_parts_unit,
+    _unit_power,
+    aciq_tail_mean,
+    clipping_mse,
+    mse_slope,
+    prepared_samples,
+)
 from .priors import Empirical, Gaussian, Laplace, Prior, Rectified, _ldexp, _pow2_exponent, as_prior
 from .quantizer import GRIDS, MAX_BITS, MIN_BITS, Quantizer
 
@@ -25,7 +34,7 @@ __all__ = ["optimal_clip", "optimal_clip_table", "ClipResult"]
 
 
 @dataclass(frozen=True)
-class ClipResult:
+class ClipResult(ResultMixin):
     """An optimal clip.
 
     Attributes
@@ -41,6 +50,29 @@ class ClipResult:
         Clips of all local minima found (``"exact"``), in increasing order.
     beta : float or None
         Lower clip of an asymmetric affine range (``range="asymmetric"``), else ``None``.
+    signal_power : float or None
+        ``E[X²]`` of the prior or samples the clip was optimised for (the SQNR convention of
+        :func:`qtheory.models.layer_report` and :func:`qtheory.formats.block_mse`), ``None`` when
+        unknown. Like ``mse`` it is ``inf`` or ``0`` only outside the float64 range; not shown by
+        ``repr`` and not compared by ``==``.
+
+    Notes
+    -----
+    ``sqnr_db`` is computed at unit scale (the prior divided by a power of two) when
+    :func:`optimal_clip` builds the result, so it is the same for ``c·X`` at any ``c`` from
+    1e-300 to 1e300, even where ``mse`` and ``signal_power`` over- or underflow.
+
+    Examples
+    --------
+    >>> from qtheory import optimal_clip
+    >>> r = optimal_clip("laplace", 4, grid="int")
+    >>> r.quantizer
+    Quantizer(bits=4, alpha=5.2908..., grid='int', rounding='half_even', beta=None)
+    >>> r.quantize([0.1, -9.0])      # rounded to the grid, clipped at -alpha
+    array([ 0.    , -5.2908...])
+    >>> import math
+    >>> round(r.sqnr_db, 2), math.isclose(r.sqnr_db, 10 * math.log10(2.0 / r.mse))  # E[X²] = 2b²
+    (15.98, True)
     """
 
     alpha: float
@@ -53,6 +85,44 @@ class ClipResult:
     method: str
     local_minima: np.ndarray = field(default_factory=lambda: np.empty(0), repr=False)
     beta: float | None = None
+    signal_power: float | None = field(default=None, repr=False, compare=False)
+    _sqnr_db: float | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def quantizer(self) -> Quantizer:
+        """The :class:`qtheory.Quantizer` of this clip: ``Quantizer(bits, alpha, grid, beta=beta)``.
+
+        ``method="aciq"`` results give the midrise grid, whose step equals ACIQ's modelled step.
+
+        Raises
+        ------
+        TypeError
+            For a clip of ``0.0`` (all-zero samples), which no quantizer has, or a grid that is not
+            one of :data:`qtheory.GRIDS` (a codebook needs its level set: see
+            :func:`qtheory.formats.optimal_scale`, whose ``alpha`` is the codebook's clip).
+        """
+        if self.grid not in GRIDS:
+            raise TypeError(f"ClipResult.quantizer: the grid {self.grid!r} is not one of {GRIDS}; a codebook "
+                            "grid needs its level set: build Quantizer(bits, alpha, 'codebook', codebook=...).")
+        if not self.alpha > 0.0:
+            raise TypeError(f"ClipResult.quantizer: a clip of {self.alpha!r} (all-zero samples) has no "
+                            "Quantizer; every value quantizes to 0.")
+        return Quantizer(self.bits, self.alpha, self.grid, beta=self.beta if self.grid == "affine" else None)
+
+    def quantize(self, x) -> np.ndarray:
+        """``self.quantizer.quantize(x)``: ``x`` clipped and rounded to this clip's grid."""
+        return self.quantizer.quantize(x)
+
+    @property
+    def sqnr_db(self) -> float:
+        """``10·log10(E[X²] / mse)`` in dB, scale-invariant (see Notes).
+
+        Raises
+        ------
+        ValueError
+            When the signal power is unknown (a result built by hand without ``signal_power``).
+        """
+        return sqnr_db_value(self._sqnr_db, self.signal_power, self.mse, "ClipResult")
 
 
 def optimal_clip(prior, bits: int, *, grid: str = "midrise", method: str = "exact",
@@ -139,10 +209,20 @@ def optimal_clip(prior, bits: int, *, grid: str = "midrise", method: str = "exac
     return dataclasses.replace(
         r, alpha=math.ldexp(r.alpha, e), mse=float(_ldexp(r.mse, 2 * e)), clipping=float(_ldexp(r.clipping, 2 * e)),
         rounding=float(_ldexp(r.rounding, 2 * e)), local_minima=_ldexp(r.local_minima, e),
-        beta=None if r.beta is None else math.ldexp(r.beta, e))
+        beta=None if r.beta is None else math.ldexp(r.beta, e),
+        signal_power=float(_ldexp(r.signal_power, 2 * e)))  # (sqnr_db: kept from the unit scale)
 
 
 def _optimal(prior, bits, grid, method, n_grid, rng_kind, progress, func) -> ClipResult:
+    r = _optimal_at(prior, bits, grid, method, n_grid, rng_kind, progress, func)
+    if r._sqnr_db is not None:  # (samples: EmpiricalMSE fills it at its own unit scale)
+        return r
+    power_u, e = _unit_power(prior)  # (e = 0 for a standardised prior)
+    sq = unit_db(power_u, float(_ldexp(r.mse, -2 * e))) if 0.0 < r.mse < math.inf else None
+    return dataclasses.replace(r, signal_power=float(_ldexp(power_u, 2 * e)), _sqnr_db=sq)
+
+
+def _optimal_at(prior, bits, grid, method, n_grid, rng_kind, progress, func) -> ClipResult:
     if rng_kind == "asymmetric":
         if grid != "affine" or method != "exact":
             raise param_error("grid", func, "'affine' (with method='exact') when range='asymmetric'", grid)
@@ -157,12 +237,23 @@ def _optimal(prior, bits, grid, method, n_grid, rng_kind, progress, func) -> Cli
     if isinstance(prior, Empirical) and grid in ("midrise", "int", "narrow", "unsigned", "uint"):
         n_grid = 1024 if n_grid is None else n_grid
         r = prepared_samples(prior).optimal_clip(bits, grid=grid, n_grid=n_grid)
+        # (Empirical.scale: no pass over the samples once prepared)
         return ClipResult(r.alpha, r.mse, r.clipping, r.rounding, r.alpha / prior.scale, bits, grid, method,
-                          r.local_minima)  # (Empirical.scale: no pass over the samples once prepared)
+                          r.local_minima, signal_power=r.signal_power, _sqnr_db=r._sqnr_db)
+    if isinstance(prior, Empirical):  # the symmetric affine grid: searched in the samples' unit (no overflow)
+        u = prepared_samples(prior)._unit
+        fu = lambda a: math.fsum(_exact_parts_unit(prior, bits, grid, "half_even", a * u, None)[:2])  # noqa: E731
+        lo, hi = _search_range(prior, bits)
+        alpha_u, minima_u = _global_min(fu, (lo / u, hi / u), 400 if n_grid is None else n_grid,
+                                        cap=hi / u * 2.0**bits)
+        alpha = alpha_u * u
+        r = clipping_mse(prior, alpha, bits, grid=grid)
+        return ClipResult(alpha, r.mse, r.clipping, r.rounding, alpha / prior.scale, bits, grid, method, minima_u * u,
+                          signal_power=r.signal_power, _sqnr_db=unit_db(_unit_power(prior)[0], fu(alpha_u)))
     quad = _is_quadrature(prior)
     if n_grid is None:
         n_grid = 96 if quad else 400
-    f = lambda a: clipping_mse(prior, a, bits, grid=grid).mse  # noqa: E731
+    f = lambda a: clipping_mse(prior, a, bits, grid=grid, _power=False).mse  # noqa: E731
     slope = lambda a: mse_slope(prior, Quantizer(bits, a, grid))  # noqa: E731
     lo, hi = _search_range(prior, bits)
     cap = hi * 2.0**bits  # no basin lies beyond 2^b·hi: there even the smallest non-zero level is beyond the mass
@@ -296,14 +387,16 @@ def _asymmetric(prior: Prior, bits: int, n_grid, func: str, progress: bool = Fal
             ss = prep._to_unit(np.atleast_1d(np.asarray(ss, dtype=np.float64)))
             m = ss.size
             b = prep._eval(ss, 0.0, np.full(m, -z), np.full(m, top - z), 0)
-            return prep._from_unit2(((b[:, 0] + b[:, 2]) + (b[:, 1] + b[:, 3])) / prep.n)
+            # (at the samples' unit scale: proportional to the MSE, never over- or underflowing)
+            return ((b[:, 0] + b[:, 2]) + (b[:, 1] + b[:, 3])) / prep.n
     else:
         t = prior.abs_quantile(1.0 - 1e-12)
         lo_x, hi_x = (0.0 if prior.nonnegative else -t), t
 
         def mse_zs(z, ss):
             ss = np.atleast_1d(ss)
-            return np.array([clipping_mse(prior, (top - z) * v, bits, grid="affine", beta=-z * v).mse for v in ss])
+            return np.array([clipping_mse(prior, (top - z) * v, bits, grid="affine", beta=-z * v,
+                                          _power=False).mse for v in ss])
 
     if hi_x <= 0:
         raise param_error("prior", func, "a prior with positive values for range='asymmetric'", repr(prior))
@@ -355,19 +448,24 @@ def _asymmetric(prior: Prior, bits: int, n_grid, func: str, progress: bool = Fal
     cands = [pattern(z, scan[z][1]) for z in starts]
     _, s0, z0 = min(cands)
     final = []
+    u = prep._unit if isinstance(prior, Empirical) else 1.0  # (Brent works in the samples' unit: no overflow)
     for z in (z0 - 1, z0, z0 + 1):
         if 0 <= z <= z_max:
-            a, b = s0 * (1 - 1e-5), s0 * (1 + 1e-5)
-            res = minimize_scalar(lambda v, z=z: f(z, float(v)), bounds=(a, b), method="bounded",
+            a, b = s0 / u * (1 - 1e-5), s0 / u * (1 + 1e-5)
+            res = minimize_scalar(lambda v, z=z: f(z, float(v) * u), bounds=(a, b), method="bounded",
                                   options={"xatol": 1e-13 * b, "maxiter": 200})
             v0 = f(z, s0)
-            final.append((float(res.fun), float(res.x), z) if res.fun <= v0 else (v0, s0, z))
+            final.append((float(res.fun), float(res.x) * u, z) if res.fun <= v0 else (v0, s0, z))
     final.sort()
     _, step_s, z = final[0]
     alpha, beta = (top - z) * step_s, -z * step_s + 0.0
     r = clipping_mse(prior, alpha, bits, grid="affine", beta=beta)
+    sq = None
+    if isinstance(prior, Empirical):  # sqnr_db from unit-scale values (the MSE may be beyond float64)
+        power_u, _ = _unit_power(prior)
+        sq = unit_db(power_u, f(z, step_s))
     return ClipResult(alpha, r.mse, r.clipping, r.rounding, alpha / prior.scale, bits, "affine", "exact",
-                      np.array([alpha]), beta=beta)
+                      np.array([alpha]), beta=beta, signal_power=r.signal_power, _sqnr_db=sq)
 
 
 def _search_range(prior: Prior, bits: int) -> tuple[float, float]:

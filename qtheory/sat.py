@@ -80,6 +80,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import integrate, special, stats
 
+from ._results import ResultMixin
 from ._validation import check_bool, check_int, check_option, check_real, check_samples, param_error
 from .quantizer import Quantizer
 
@@ -135,7 +136,7 @@ _EULER_GAMMA = 0.5772156649015329
 
 # ----------------------------------------------------------------------------- results
 @dataclass(frozen=True)
-class VarianceResult:
+class VarianceResult(ResultMixin):
     """Variance of DoReFa-clamped weights ``Ŵ`` (mean of ``(1/N) Σ Ŵ²`` over draws).
 
     Attributes
@@ -154,7 +155,7 @@ class VarianceResult:
 
 
 @dataclass(frozen=True)
-class QuantizedVarianceResult:
+class QuantizedVarianceResult(ResultMixin):
     """Variance of DoReFa-quantized weights ``Q`` and of the clamped weights ``Ŵ``.
 
     Attributes
@@ -180,7 +181,7 @@ class QuantizedVarianceResult:
 
 
 @dataclass(frozen=True)
-class NetworkResult:
+class NetworkResult(ResultMixin):
     """Forward and backward statistics of one synthetic network (see :func:`synthetic_network`).
 
     Attributes
@@ -214,7 +215,7 @@ class NetworkResult:
 
 
 @dataclass(frozen=True)
-class PactErrorResult:
+class PactErrorResult(ResultMixin):
     """Size of the in-range error term of gradient-calibrated PACT (see :func:`pact_error_term`).
 
     Attributes

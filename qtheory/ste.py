@@ -61,6 +61,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ._results import ResultMixin
 from ._validation import check_bool, check_int, check_option, check_real, check_samples, param_error
 from .quantizer import MAX_BITS, ROUNDINGS, Quantizer
 
@@ -1130,7 +1131,7 @@ def pow2_equilibrium(prior, bits: int, *, signed: bool = True) -> Pow2Equilibriu
 
 # ====================================================================== training simulator
 @dataclass(frozen=True)
-class TrainResult:
+class TrainResult(ResultMixin):
     """Trajectory of one trained quantizer threshold (``steps + 1`` entries, index 0 = init).
 
     Attributes

@@ -8,6 +8,7 @@ from functools import cached_property
 
 import numpy as np
 
+from .._results import ResultMixin
 from .._validation import check_int, check_option, check_real, check_samples, param_error
 from ..quantizer import LevelSet
 from .codebooks import level_set
@@ -265,7 +266,7 @@ def tensor_mse(x, fmt, *, axis: int = -1, tensor_amax: float | None = None) -> f
 
 # ----------------------------------------------------------------------------- exact under a prior
 @dataclass(frozen=True)
-class BlockMSEResult:
+class BlockMSEResult(ResultMixin):
     """Expected per-element MSE of a block format under a prior.
 
     Attributes
@@ -420,7 +421,7 @@ def _scale_breakpoints(bf: BlockFormat, lo: float, hi: float, ta) -> np.ndarray:
 
 
 @dataclass(frozen=True)
-class BlockMCResult:
+class BlockMCResult(ResultMixin):
     """Monte-Carlo per-element MSE of a block format (i.i.d. blocks), with its standard error."""
 
     format: str

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .._results import ResultMixin
 from .._validation import check_int, check_option, check_real, param_error
 from ..priors import Empirical, Gaussian, Laplace, Prior, ScipyPrior, as_prior
 from ..quantizer import CODEBOOK, LevelSet, Quantizer
@@ -301,7 +302,7 @@ def level_set_mse(prior, quantizer: Quantizer, *, method: str = "exact", n_sampl
 
 
 @dataclass(frozen=True)
-class ScaleResult:
+class ScaleResult(ResultMixin):
     """The MSE-optimal per-tensor scale of a codebook: ``scale``, ``alpha = scale·amax``, ``mse``, ``sqnr_db``."""
 
     codebook: str
