@@ -343,7 +343,9 @@ class EmpiricalMSE:
                              [qs[i].qmax for i in idx], ROUNDING_CODES[rnd])
             out[idx, 0] = buf[:, 0] + buf[:, 1]
             out[idx, 1] = buf[:, 2] + buf[:, 3]
-        return out
+        # each sum is a difference of moments (Σx² − 2qΣx + q²n per bucket): where the true error is
+        # 0 or ~ulp², rounding can leave it a few ulp below 0; an error sum is never negative
+        return np.maximum(out, 0.0)
 
     def _from_unit2(self, v):
         """Error sums or MSEs back in the samples' units (times the unit squared; beyond the
@@ -407,7 +409,7 @@ class EmpiricalMSE:
         d, off, qmin, qmax = _denominator(grid, bits)
         m = alphas.size
         buf = self._eval(alphas / d, off, np.full(m, qmin), np.full(m, qmax), ROUNDING_CODES[rounding], exact)
-        return ((buf[:, 0] + buf[:, 2]) + (buf[:, 1] + buf[:, 3])) / self.n
+        return np.maximum((buf[:, 0] + buf[:, 2]) + (buf[:, 1] + buf[:, 3]), 0.0) / self.n  # (see error_sums)
 
     def _polish(self, alpha, d, off, qmin, qmax, mode, max_iter=100, box=(0.0, np.inf)):
         """Exact polish from ``alpha``: assign, move to the vertex ``g(α) = D·Σc·x/Σc²`` of that
@@ -688,7 +690,7 @@ class EmpiricalMSE:
         cands.sort()  # (equal errors: the smallest clip)
         alpha = cands[0][1]
         b = self._eval(np.array([alpha / d]), off, [qmin], [qmax], mode)[0]
-        clip, rnd = float(b[0] + b[1]) / self.n, float(b[2] + b[3]) / self.n
+        clip, rnd = max(float(b[0] + b[1]), 0.0) / self.n, max(float(b[2] + b[3]), 0.0) / self.n  # (error_sums)
         minima = np.unique(np.array([a for _, a in cands])) * u
         scale = math.sqrt(self._var) if self._var > 0 else self._amax
         p2 = float(self._pref[2][-1] + self._pref[3][-1]) / self.n  # E[X²] at the unit scale

@@ -261,6 +261,7 @@ def test_per_channel_fast_path_equals_slow_exact_path(c, n, bits, grid, dtype, k
         # term dominates when a channel's few nonzero values sit almost on levels; MSEs of
         # ~ulp(x)² are 0). 4·eps and 1e-28 ≈ 2·eps² leave a factor 2 over that bound.
         p = float(np.mean(np.asarray(w[i], float) ** 2))
+        assert m >= 0 and r.mse[i] >= 0
         tiny = 4 * np.finfo(float).eps * np.sqrt(m * p) + 1e-28 * p + 1e-300
         assert r.mse[i] == pytest.approx(m, rel=1e-12, abs=tiny)
         if m > tiny and r.alpha[i] != pytest.approx(a, rel=1e-12):  # (else: tied optima, e.g. a level
@@ -271,3 +272,19 @@ def test_per_channel_fast_path_equals_slow_exact_path(c, n, bits, grid, dtype, k
         if r.alpha[i] > 0:
             q = Quantizer(bits, float(r.alpha[i]), grid, rounding)
             assert r.mse[i] == pytest.approx(direct_mse(w[i], q), rel=1e-12, abs=tiny)
+
+
+@pytest.mark.parametrize("grid", ["unsigned", "uint", "int", "narrow", "midrise"])
+def test_error_sums_of_a_constant_channel_are_never_negative(grid):
+    """A constant channel whose value sits on a level: the moment differences behind the error sums
+    rounded to -2.2e-30 (a negative MSE) before they were clamped at 0."""
+    import qtheory
+
+    w = np.full(106, 1.7722244222894705)
+    e = EmpiricalMSE(w)
+    r = e.optimal_clip(4, grid=grid)
+    assert r.mse >= 0 and r.clipping >= 0 and r.rounding >= 0
+    assert r.mse == pytest.approx(direct_mse(w, Quantizer(4, r.alpha, grid)), abs=1e-28)
+    assert (e.curve(np.array([0.5, 1.0, 1.7722244222894705, 3.0]), 4, grid=grid) >= 0).all()
+    assert qtheory.optimal_clip(w, 4, grid=grid).mse >= 0
+    assert per_channel_optimal_clip(w[None, :], 4, axis=0, grid=grid).mse[0] >= 0
