@@ -24,16 +24,21 @@ def fast(monkeypatch):
     monkeypatch.setenv("MPLBACKEND", "Agg")
 
 
+def _run(name: str, root: Path) -> tuple[Path, str]:
+    """Run one reproduction into ``root``; its table folder and report text."""
+    out = repro._load(ROOT, name).main(root)
+    assert out and all(p.exists() for p in out)
+    tabs = root / "paper_repro" / name
+    return tabs, (tabs / "REPORT.md").read_text()
+
+
 @pytest.mark.slow
 @pytest.mark.torch
 def test_qat_fast_run_writes_a_report_from_its_tables(fast, tmp_path):
     pytest.importorskip("torch")
     pytest.importorskip("sklearn")
-    out = repro._load(ROOT, "qat").main(tmp_path)
-    assert out and all(p.exists() for p in out)
-    tabs = tmp_path / "paper_repro" / "qat"
+    tabs, report = _run("qat", tmp_path)
     acc = pd.read_csv(tabs / "accuracy.csv")
-    report = (tabs / "REPORT.md").read_text()
     flt = 100 * acc[acc.method == "float"].test_accuracy.mean()
     assert f"The float network reaches {flt:.1f} %" in report
     assert flt > 90  # digits: a small CNN in float is far above chance (10 %)
@@ -44,13 +49,10 @@ def test_qat_fast_run_writes_a_report_from_its_tables(fast, tmp_path):
 @pytest.mark.slow
 def test_realnets_fast_run_writes_a_report_from_its_tables(fast, tmp_path):
     pytest.importorskip("onnxruntime")
-    out = repro._load(ROOT, "realnets").main(tmp_path)
-    assert out and all(p.exists() for p in out)
-    tabs = tmp_path / "paper_repro" / "realnets"
+    tabs, report = _run("realnets", tmp_path)
     fits = pd.read_csv(tabs / "weights_fit.csv")
-    report = (tabs / "REPORT.md").read_text()
-    n_sub = int(fits[fits.net == "det"].subnormal.sum()) if "det" in set(fits.net) else None
-    if n_sub is not None:
-        assert f"The detector stores {n_sub} float32 subnormal weights" in report
+    assert {"cls", "det", "mtcnn"} <= set(fits.net)
+    n_sub = int(fits[fits.net == "det"].subnormal.sum())
+    assert f"The detector stores {n_sub} float32 subnormal weights" in report
     ic = pd.read_csv(tabs / "intconv_qlinearconv.csv")
     assert len(ic) and re.search(r"QLinearConv", report)
