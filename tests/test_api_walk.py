@@ -273,6 +273,7 @@ def _weights():
 #: ``name: tmp_path -> (args, kwargs)``, a small input each
 PROGRESS_CALLS = {
     "optimal_clip": lambda tmp: (("gaussian", 4), {}),
+    "optimal_clip_table": lambda tmp: ((), {"bits": [2, 4]}),
     "format_table": lambda tmp: (("gaussian", ["int8", "mxfp4"]), {}),
     "layer_report": lambda tmp: ((_weights(),), {"bits": [4], "methods": ["max", "exact"]}),
     "distributed_report": lambda tmp: ((_weights(),), {"bits": [4], "methods": ["max", "exact"]}),
