@@ -277,11 +277,12 @@ def _optimal_at(prior, bits, grid, method, n_grid, rng_kind, progress, func) -> 
 
 
 def optimal_clip_table(priors: Iterable = ("laplace", "gaussian"), bits: Iterable[int] = range(1, 9), *,
-                       methods: Iterable[str] = ("aciq", "exact"), grid: str = "midrise"):
+                       methods: Iterable[str] = ("aciq", "exact"), grid: str = "midrise", progress: bool = True):
     """A long-format pandas DataFrame of optimal clips over priors, bit-widths and methods.
 
     Columns: ``prior, bits, method, grid, alpha, ratio, mse``. Priors may be given as a
-    ``{label: prior}`` mapping; otherwise labels are the names.
+    ``{label: prior}`` mapping; otherwise labels are the names. ``progress`` is passed to
+    :func:`optimal_clip` (its tqdm bar appears only for searches over 2 s; ``False``: none).
 
     Examples
     --------
@@ -297,6 +298,7 @@ def optimal_clip_table(priors: Iterable = ("laplace", "gaussian"), bits: Iterabl
     import pandas as pd
 
     grid = check_option(grid, "grid", "optimal_clip_table", GRIDS)
+    progress = check_bool(progress, "progress", "optimal_clip_table")
     # a bare string (or a single prior object) is one item, not a sequence of characters
     if isinstance(priors, (str, Prior, np.ndarray)) or hasattr(priors, "dist"):
         priors = [priors]
@@ -311,7 +313,7 @@ def optimal_clip_table(priors: Iterable = ("laplace", "gaussian"), bits: Iterabl
             for b in bits:
                 if m == "exact" and b < MIN_BITS[grid]:
                     continue
-                r = optimal_clip(p, b, grid=grid, method=m)
+                r = optimal_clip(p, b, grid=grid, method=m, progress=progress)
                 rows.append({"prior": label, "bits": b, "method": m, "grid": grid, "alpha": r.alpha,
                              "ratio": r.ratio, "mse": r.mse})
     return pd.DataFrame(rows)

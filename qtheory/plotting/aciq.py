@@ -5,17 +5,12 @@ from __future__ import annotations
 import numpy as np
 
 from ..quantizer import GRIDS, Quantizer
+from ._common import _ax
+
+__all__ = ["plot_grids", "plot_mse_vs_alpha"]
 
 
-def _ax(ax):
-    if ax is None:
-        import matplotlib.pyplot as plt
-
-        _, ax = plt.subplots(figsize=(6, 4))
-    return ax
-
-
-def plot_grids(bits: int = 3, alpha: float = 1.0, grids=GRIDS, ax=None, beta: float = -0.5):
+def plot_grids(bits: int = 3, alpha: float = 1.0, grids=GRIDS, *, ax=None, beta: float = -0.5):
     """Where each grid puts its levels (dots), thresholds (ticks) and overload points (brackets) relative to ±α.
 
     Examples
@@ -45,7 +40,8 @@ def plot_grids(bits: int = 3, alpha: float = 1.0, grids=GRIDS, ax=None, beta: fl
     return ax
 
 
-def plot_mse_vs_alpha(alphas, curves: dict, ax=None, mc: dict | None = None, logy: bool = True):
+def plot_mse_vs_alpha(alphas, curves: dict, *, ax=None, mc: dict | None = None,
+                      logy: bool = True):
     """MSE curves ``{label: MSEResult or array}`` against the clip; optional Monte-Carlo points
     ``{label: (alphas, MSEResult)}`` drawn with ±2 standard-error bars."""
     ax = _ax(ax)

@@ -8,17 +8,14 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._common import _ax
+
 __all__ = ["plot_two_channel", "plot_allocation_mse", "plot_bias_correction", "plot_layer_channels"]
 
 _COLORS = ("tab:blue", "tab:red", "tab:green", "tab:purple", "tab:orange", "tab:brown", "tab:gray")
 
 
-def _ax(ax):
-    if ax is None:
-        import matplotlib.pyplot as plt
-
-        _, ax = plt.subplots(figsize=(6.4, 4.4))
-    return ax
+_FIGSIZE = (6.4, 4.4)
 
 
 def plot_two_channel(experiments, *, ax=None, exact: bool = False, title: str | None = None):
@@ -28,7 +25,7 @@ def plot_two_channel(experiments, *, ax=None, exact: bool = False, title: str | 
     the integer splits (``exact=True``, a solid line through them) and the model optimum
     ``p* = r/(1+r)`` as a dotted vertical line.
     """
-    ax = _ax(ax)
+    ax = _ax(ax, _FIGSIZE)
     for e, col in zip(experiments, _COLORS, strict=False):
         a1, a2 = e.alphas
         r = (a1 / a2) ** (2.0 / 3.0)
@@ -71,7 +68,7 @@ def plot_allocation_mse(df, *, ax=None, relative_to: str | None = "uniform", tit
     Lines are the exact MSE, markers with error bars the Monte-Carlo estimates. With
     ``relative_to`` the values are divided by that method's exact MSE at the same target.
     """
-    ax = _ax(ax)
+    ax = _ax(ax, _FIGSIZE)
     ref = None
     if relative_to is not None:
         ref = df[df["method"] == relative_to].set_index("target_bits")["mse"]
@@ -106,7 +103,7 @@ def plot_bias_correction(df, *, quantity: str = "mse", relative: bool = False, a
     values are lines, Monte-Carlo values markers with 1.96·stderr error bars. With ``relative``
     everything is divided by the analytic value without correction at the same bit-width.
     """
-    ax = _ax(ax)
+    ax = _ax(ax, _FIGSIZE)
     ref = df[df["mode"] == "none"].set_index("bits")[quantity]
     for (mode, d), col in zip(df.groupby("mode", sort=False), _COLORS, strict=False):
         d = d.sort_values("bits")
@@ -138,7 +135,7 @@ def plot_layer_channels(channels, configs, *, ax=None, title: str | None = None)
     not a function of the std alone (it depends on each channel's sample), so a line through
     them sorted by std would suggest a curve that does not exist.
     """
-    ax = _ax(ax)
+    ax = _ax(ax, _FIGSIZE)
     for name, col, mk in zip(configs, _COLORS, "os^vD", strict=False):
         d = channels[channels["config"] == name]
         ax.plot(d["std"], d["mse"] / d["std"] ** 2, mk, ls="none", ms=3.5, mfc="none", color=col, label=name)

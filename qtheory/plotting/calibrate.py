@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._common import _ax
+
 __all__ = ["plot_calibrator_excess", "plot_calibrator_grid", "plot_mse_curve", "CALIBRATOR_STYLE", "EXCESS_FLOOR_PCT"]
 
 #: colour / marker per calibrator (qtheory's exact optimum is the black reference)
@@ -22,14 +24,6 @@ CALIBRATOR_STYLE = {
     "aciq_auto": ("tab:olive", "P"),
     "qtheory": ("black", "*"),
 }
-
-
-def _ax(ax):
-    if ax is None:
-        import matplotlib.pyplot as plt
-
-        _, ax = plt.subplots(figsize=(6, 4))
-    return ax
 
 
 #: excess MSE below this (percent) is drawn at this floor (the exact optimum itself is 0)
@@ -63,13 +57,37 @@ def plot_calibrator_excess(table, distribution: str, *, ax=None, legend: bool = 
     return ax
 
 
-def plot_calibrator_grid(table, *, ncols: int = 4):
-    """All distributions of a calibrator table, one panel each; returns the array of Axes."""
-    import matplotlib.pyplot as plt
+def plot_calibrator_grid(table, *, ncols: int = 4, axes=None):
+    """All distributions of a calibrator table, one panel each, and a legend panel.
 
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        A :func:`qtheory.calibrate.calibrator_table`.
+    ncols : int
+        Panels per row of the new figure (ignored when ``axes`` is given).
+    axes : array of Axes, optional
+        At least one more Axes than there are distributions (the last used one holds the legend;
+        any further ones are switched off). New ones, sharing y, when ``None``.
+
+    Returns
+    -------
+    numpy.ndarray of Axes
+        2-D, as from ``plt.subplots(..., squeeze=False)`` (``axes`` as given otherwise); the Figure
+        is ``axes.flat[0].figure``.
+    """
     dists = list(dict.fromkeys(table["distribution"]))
-    nrows = -(-(len(dists) + 1) // ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(4.2 * ncols, 3.4 * nrows), squeeze=False, sharey=True)
+    if axes is None:
+        import matplotlib.pyplot as plt
+
+        nrows = -(-(len(dists) + 1) // ncols)
+        fig, axes = plt.subplots(nrows, ncols, figsize=(4.2 * ncols, 3.4 * nrows), squeeze=False, sharey=True)
+    else:
+        axes = np.asarray(axes, dtype=object)
+        if axes.size < len(dists) + 1:
+            raise ValueError(f"The 'axes' parameter of plot_calibrator_grid must hold at least {len(dists) + 1} "
+                             f"Axes (one per distribution and one for the legend). Got {axes.size} instead.")
+        fig = axes.flat[0].figure
     for ax, d in zip(axes.flat, dists, strict=False):
         plot_calibrator_excess(table, d, ax=ax, legend=False)
     for ax in axes.flat[len(dists):]:

@@ -5,6 +5,8 @@ Functions take computed results and an optional ``ax``; they return the Axes.
 
 from __future__ import annotations
 
+from ._common import _ax
+
 __all__ = ["plot_distortion_ladder", "RD_KIND_TEXT"]
 
 _RUNGS = [
@@ -31,10 +33,7 @@ def plot_distortion_ladder(table, *, ax=None, title: str | None = None, relative
     """
     import numpy as np
 
-    if ax is None:
-        import matplotlib.pyplot as plt
-
-        _, ax = plt.subplots(figsize=(6, 4.2))
+    ax = _ax(ax, (6, 4.2))
     b = table["bits"].to_numpy()
     ref = table["lloyd_max"].to_numpy()
     for col, label, color, marker, ls in _RUNGS:

@@ -4,16 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._common import _ax
 
-def _ax(ax):
-    if ax is None:
-        import matplotlib.pyplot as plt
-
-        _, ax = plt.subplots(figsize=(6, 4))
-    return ax
+__all__ = ["plot_sqnr_vs_clip", "plot_sqnr_gap"]
 
 
-def plot_sqnr_vs_clip(df, ax=None, title: str | None = None, legend: bool = True):
+def plot_sqnr_vs_clip(df, *, ax=None, title: str | None = None, legend: bool = True):
     """Predicted (lines) and measured (markers) output SQNR against the clip ratio, one colour per
     bit-width, from a :func:`qtheory.intconv.sqnr_sweep` table.
 
@@ -41,7 +37,7 @@ def plot_sqnr_vs_clip(df, ax=None, title: str | None = None, legend: bool = True
     return ax
 
 
-def plot_sqnr_gap(df, ax=None, title: str | None = None, tol: float = 0.5):
+def plot_sqnr_gap(df, *, ax=None, title: str | None = None, tol: float = 0.5):
     """Measured minus predicted SQNR (dB) against the clip ratio, one colour per bit-width,
     with the ``±tol`` band.
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._common import _ax
+
 __all__ = [
     "plot_clamped_variance",
     "plot_clamp_error",
@@ -21,15 +23,10 @@ __all__ = [
 _VERSION = "SAT arXiv v1 rules"
 
 
-def _ax(ax, figsize=(6.4, 4.2)):
-    if ax is None:
-        import matplotlib.pyplot as plt
-
-        _, ax = plt.subplots(figsize=figsize)
-    return ax
+_FIGSIZE = (6.4, 4.2)
 
 
-def plot_clamped_variance(table, ax=None):
+def plot_clamped_variance(table, *, ax=None):
     """``Var[Ŵ]`` vs N (log–log): exact (lines), extreme-value (dashed), Monte Carlo (±2 SE).
 
     ``table`` is :func:`qtheory.sat.clamp_variance_table`.
@@ -43,7 +40,7 @@ def plot_clamped_variance(table, ax=None):
     'log'
     >>> import matplotlib.pyplot as plt; plt.close(ax.figure)
     """
-    ax = _ax(ax)
+    ax = _ax(ax, _FIGSIZE)
     for i, (s, g) in enumerate(table.groupby("sigma", sort=True)):
         c = f"C{i}"
         ax.plot(g.n, g.exact, "-", color=c, label=f"σ = {s:g}: exact")
@@ -62,7 +59,7 @@ def plot_clamped_variance(table, ax=None):
     return ax
 
 
-def plot_clamp_error(table, ax=None):
+def plot_clamp_error(table, *, ax=None):
     """Relative error of the extreme-value clamp variance vs N, with the bound ``2γ/u_N²``.
 
     ``table`` is :func:`qtheory.sat.clamp_variance_table`.
@@ -76,7 +73,7 @@ def plot_clamp_error(table, ax=None):
     'log'
     >>> import matplotlib.pyplot as plt; plt.close(ax.figure)
     """
-    ax = _ax(ax)
+    ax = _ax(ax, _FIGSIZE)
     for i, (s, g) in enumerate(table.groupby("sigma", sort=True)):
         ax.plot(g.n, 100 * g.rel_error, "-o", ms=3, color=f"C{i}", label=f"σ = {s:g}")
     b = table.drop_duplicates("n").sort_values("n")
@@ -92,7 +89,7 @@ def plot_clamp_error(table, ax=None):
     return ax
 
 
-def plot_variance_ratio(table, ax=None):
+def plot_variance_ratio(table, *, ax=None):
     """``Var[Q]/Var[Ŵ]`` vs bits per classifier shape: exact, extreme value, Monte Carlo, notes.
 
     ``table`` is :func:`qtheory.sat.variance_ratio_table`.
@@ -106,7 +103,7 @@ def plot_variance_ratio(table, ax=None):
     'log'
     >>> import matplotlib.pyplot as plt; plt.close(ax.figure)
     """
-    ax = _ax(ax)
+    ax = _ax(ax, _FIGSIZE)
     for i, (name, g) in enumerate(table.groupby("model", sort=False)):
         c = f"C{i}"
         n = int(g.n.iloc[0])
@@ -130,7 +127,7 @@ def plot_variance_ratio(table, ax=None):
     return ax
 
 
-def plot_logit_vs_bits(table, metric: str = "logit_var", ax=None):
+def plot_logit_vs_bits(table, metric: str = "logit_var", *, ax=None):
     """A network statistic vs weight bits, one line per classifier and SAT mode.
 
     ``table`` is a concatenation of :func:`qtheory.sat.network_experiment` tables (with a
@@ -146,7 +143,7 @@ def plot_logit_vs_bits(table, metric: str = "logit_var", ax=None):
     'mean max softmax probability'
     >>> import matplotlib.pyplot as plt; plt.close(ax.figure)
     """
-    ax = _ax(ax)
+    ax = _ax(ax, _FIGSIZE)
     labels = {"logit_var": "logit variance", "max_prob": "mean max softmax probability",
               "entropy_ratio": "softmax entropy / log(classes)", "grad_cls": "gradient RMS at classifier input"}
     bits = sorted(b for b in table.bits.unique() if b > 0)
@@ -177,7 +174,7 @@ def plot_logit_vs_bits(table, metric: str = "logit_var", ax=None):
     return ax
 
 
-def plot_depth(table, metric: str = "logit_var", ax=None, weights: str = "dorefa", bits: int = 2):
+def plot_depth(table, metric: str = "logit_var", *, ax=None, weights: str = "dorefa", bits: int = 2):
     """A network statistic vs depth for one weight mode, with and without SAT, BN and no BN.
 
     ``table`` is a concatenation of :func:`qtheory.sat.depth_experiment` tables.
@@ -191,7 +188,7 @@ def plot_depth(table, metric: str = "logit_var", ax=None, weights: str = "dorefa
     'hidden layers'
     >>> import matplotlib.pyplot as plt; plt.close(ax.figure)
     """
-    ax = _ax(ax)
+    ax = _ax(ax, _FIGSIZE)
     sel = table[(table.weights == weights) & ((table.bits == bits) if weights == "dorefa" else True)]
     i = 0
     for (bn, sat_mode), g in sel.groupby(["bn", "sat"], sort=False):
@@ -215,7 +212,7 @@ def plot_depth(table, metric: str = "logit_var", ax=None, weights: str = "dorefa
     return ax
 
 
-def plot_gradient_flow(results: dict, ax=None, styles: dict | None = None):
+def plot_gradient_flow(results: dict, *, ax=None, styles: dict | None = None):
     """Per-layer gradient RMS (input of layer l) for labelled :class:`qtheory.sat.NetworkResult`.
 
     ``styles`` maps a label to matplotlib keyword arguments (``color``, ``ls``, ``marker``), so
@@ -231,7 +228,7 @@ def plot_gradient_flow(results: dict, ax=None, styles: dict | None = None):
     'log'
     >>> import matplotlib.pyplot as plt; plt.close(ax.figure)
     """
-    ax = _ax(ax)
+    ax = _ax(ax, _FIGSIZE)
     styles = styles or {}
     for i, (label, r) in enumerate(results.items()):
         g = np.asarray(r.grad_rms)
@@ -246,7 +243,7 @@ def plot_gradient_flow(results: dict, ax=None, styles: dict | None = None):
     return ax
 
 
-def plot_pact_error(table, ax=None):
+def plot_pact_error(table, *, ax=None):
     """Calibrated-PACT in-range error term vs bits: Δ/4, exact E|e| per prior, Monte Carlo, ``|mean|``.
 
     ``table`` is :func:`qtheory.sat.pact_error_table`.
@@ -259,7 +256,7 @@ def plot_pact_error(table, ax=None):
     'log'
     >>> import matplotlib.pyplot as plt; plt.close(ax.figure)
     """
-    ax = _ax(ax)
+    ax = _ax(ax, _FIGSIZE)
     u = table.drop_duplicates("bits").sort_values("bits")
     ax.plot(u.bits, u.uniform_mean_abs, "k-", lw=1.5, label="Δ/4 (uniform within a bin)")
     for i, (name, g) in enumerate(table.groupby("prior", sort=False)):

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._common import _ax
+
 __all__ = ["plot_forward_backward", "plot_expected", "plot_training", "plot_stationary_ratio"]
 
 _PARAM_TEX = {"theta": "θ", "s": "s", "alpha": "α"}
@@ -100,10 +102,7 @@ def plot_expected(theta, curves: dict, *, kind: str = "grad", marks: dict | None
     'E[∂L/∂θ] / max|E[∂L/∂θ]|'
     >>> import matplotlib.pyplot as plt; plt.close("all")
     """
-    if ax is None:
-        import matplotlib.pyplot as plt
-
-        _, ax = plt.subplots(figsize=(6, 4))
+    ax = _ax(ax, (6, 4))
     theta = np.asarray(theta, float)
     for i, (label, vals) in enumerate(curves.items()):
         vals = np.asarray(vals, float)
@@ -148,10 +147,7 @@ def plot_training(results: dict, *, y: str = "param", offset: dict | None = None
     'step'
     >>> import matplotlib.pyplot as plt; plt.close("all")
     """
-    if ax is None:
-        import matplotlib.pyplot as plt
-
-        _, ax = plt.subplots(figsize=(6, 4))
+    ax = _ax(ax, (6, 4))
     for i, (label, res) in enumerate(results.items()):
         vals = np.asarray(getattr(res, y), float)
         if offset and label in offset:
@@ -178,10 +174,7 @@ def plot_stationary_ratio(table, *, ax=None):
     'stationary clip / MSE-optimal clip'
     >>> import matplotlib.pyplot as plt; plt.close("all")
     """
-    if ax is None:
-        import matplotlib.pyplot as plt
-
-        _, ax = plt.subplots(figsize=(6, 4))
+    ax = _ax(ax, (6, 4))
     markers = {"tqt": "o", "lsq": "s", "pact": "x", "calibrated_pact": "^"}
     priors = list(dict.fromkeys(table["prior"]))
     for (prior, est), sub in table.groupby(["prior", "estimator"], sort=False):
