@@ -899,7 +899,7 @@ def expected_output_error(prior, bits: int, alpha: float, n_inputs: int, x_mean:
     Examples
     --------
     >>> from qtheory import Laplace
-    >>> r = expected_output_error(Laplace(1.0, 0.5), 3, 3.9, 576, 0.4, 0.58)
+    >>> r = expected_output_error(Laplace(1.0, loc=0.5), 3, 3.9, 576, 0.4, 0.58)
     >>> round(r.mse_none / r.mse_mean, 2)
     2.01
     """
@@ -1439,7 +1439,7 @@ def bias_correction_experiment(bits=(2, 3, 4, 5, 6, 7, 8), *, prior=None, n_inpu
     from .priors import Gaussian, Laplace, Rectified, as_prior
 
     func = "bias_correction_experiment"
-    p = Laplace(1.0, 0.5) if prior is None else as_prior(prior, name="prior", func=func)
+    p = Laplace(1.0, loc=0.5) if prior is None else as_prior(prior, name="prior", func=func)
     xp = Rectified(Gaussian(1.0)) if x_prior is None else as_prior(x_prior, name="x_prior", func=func)
     n = check_int(n_inputs, "n_inputs", func, 2)
     t = check_int(n_channels, "n_channels", func, 2)

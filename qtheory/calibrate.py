@@ -506,7 +506,7 @@ def calibrator_suite(grid: str = "narrow") -> dict:
         "student-t5": (ScipyPrior(stats.t(5, scale=math.sqrt(3.0 / 5.0))), grid),
         "logistic": (ScipyPrior(stats.logistic(scale=math.sqrt(3.0) / math.pi)), grid),
         "uniform": (ScipyPrior(stats.uniform(-math.sqrt(3.0), 2 * math.sqrt(3.0))), grid),
-        "bimodal": (Mixture([0.5, 0.5], [Gaussian(0.5, -2.0), Gaussian(0.5, 2.0)]), grid),
+        "bimodal": (Mixture([0.5, 0.5], [Gaussian(0.5, loc=-2.0), Gaussian(0.5, loc=2.0)]), grid),
         "relu-gaussian": (Rectified(Gaussian(1.0)), "unsigned"),
     }
 

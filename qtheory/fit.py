@@ -71,7 +71,7 @@ def fit_prior(x, family: str = "laplace", bits: int | None = None, grid: str = "
     mu = math.ldexp(mu_u, e)
     if b == 0.0 or sigma == 0.0:
         raise param_error("x", func, "a tensor with non-zero spread", "a constant tensor")
-    cands = {"laplace": Laplace(b, mu), "gaussian": Gaussian(sigma, mu)}
+    cands = {"laplace": Laplace(b, loc=mu), "gaussian": Gaussian(sigma, loc=mu)}
     mse = {}
     if family == "auto":
         if bits is None:

@@ -1260,7 +1260,7 @@ def predict_layer_error(x_prior, w_prior, x_quant: Quantizer, w_quant, n_terms: 
             var_hat = max(n * (mw.q2 * mx.q2 - (mw.q1 * mx.q1) ** 2), 0.0)
             o = 0.0
             if out_quant is not None and var_hat > 0:
-                o = quantizer_moments(Gaussian(math.sqrt(var_hat), mean_hat), out_quant).mse
+                o = quantizer_moments(Gaussian(math.sqrt(var_hat), loc=mean_hat), out_quant).mse
             cache[key] = (s, a, o, var_hat + mean_hat**2)
         sig[k], acc[k], outn[k], rms2[k] = cache[key]
     noise_k = acc + outn
@@ -1323,7 +1323,7 @@ def predict_layer_error_given_weights(x_prior, w, x_quant: Quantizer, w_quant, *
     if out_quant is not None:
         for k in range(K):
             if var_hat[k] > 0:
-                outn[k] = quantizer_moments(Gaussian(math.sqrt(var_hat[k]), mean_hat[k]), out_quant).mse
+                outn[k] = quantizer_moments(Gaussian(math.sqrt(var_hat[k]), loc=mean_hat[k]), out_quant).mse
             else:
                 outn[k] = float((out_quant.quantize(mean_hat[k]) - mean_hat[k]) ** 2)
     noise_k = acc + outn

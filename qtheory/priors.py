@@ -26,11 +26,11 @@ Laplace(b=1.0, loc=0.0)
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
-from ._validation import check_real, check_samples, param_error
+from ._validation import check_real, check_real_array, check_samples, param_error
 
 __all__ = [
     "Prior",
@@ -137,6 +137,49 @@ class Prior:
         """A value ``t`` with ``P(|X| <= t) >= q`` (used to bracket clip searches)."""
         raise NotImplementedError
 
+    def ppf(self, q):
+        """Inverse CDF (quantile function), vectorised over ``q``.
+
+        Returns the generalised inverse ``inf{x : F(x) >= q}`` for ``0 < q <= 1`` and the lower
+        end of the support for ``q = 0`` (``-inf`` for an unbounded prior, as in ``scipy.stats``).
+        For a continuous prior this is the ordinary inverse, so ``cdf(ppf(q)) == q``; at an atom
+        or between samples ``cdf(ppf(q)) >= q``.
+
+        Parameters
+        ----------
+        q : float or array_like
+            Probabilities in ``[0, 1]`` (no NaN).
+
+        Returns
+        -------
+        float or numpy.ndarray
+            ``x`` with the shape of ``q`` (a numpy float for a scalar ``q``).
+
+        Raises
+        ------
+        ValueError
+            If any ``q`` lies outside ``[0, 1]`` or is NaN.
+
+        Examples
+        --------
+        >>> from qtheory import Gaussian, Laplace
+        >>> float(Gaussian(2.0, loc=1.0).ppf(0.5))
+        1.0
+        >>> Laplace(1.0).ppf([0.0, 0.5, 1.0]).tolist()
+        [-inf, 0.0, inf]
+        >>> Gaussian().ppf(1.5)
+        Traceback (most recent call last):
+        ...
+        ValueError: The 'q' parameter of Gaussian.ppf must be a non-empty array of finite real numbers (each in the range [0.0, 1.0]). Got 'array with 1 value(s) out of range, e.g. 1.5' instead.
+        """
+        q = check_real_array(q, "q", f"{type(self).__name__}.ppf", 0.0, 1.0, ndim=None)
+        out = np.asarray(self._ppf(q), dtype=np.float64).reshape(q.shape)
+        return out[()] if out.ndim == 0 else out
+
+    def _ppf(self, q: np.ndarray) -> np.ndarray:
+        """``ppf`` on a validated float64 array ``q`` in ``[0, 1]``."""
+        raise NotImplementedError(f"{type(self).__name__} has no ppf")
+
     def rvs(self, size, rng=None) -> np.ndarray:
         """Draw samples with an explicit generator (``None``/int/``np.random.Generator``)."""
         raise NotImplementedError
@@ -151,10 +194,21 @@ class Prior:
         return False
 
 
+def _one_positional(cls, scale: str, args) -> None:
+    """Reject ``Gaussian(a, b)``: scipy's ``norm(loc, scale)`` order would be silently misread."""
+    if len(args) > 1:
+        name = cls.__name__
+        raise TypeError(f"{name} takes the scale as its only positional argument; pass loc as a keyword: "
+                        f"{name}({scale}, loc=...). Got {len(args)} positional arguments {args!r} instead.")
+
+
 # ================================================================================ closed forms
 @dataclass(frozen=True, repr=False)
 class Laplace(Prior):
     """Laplace prior with density ``exp(-|x - loc| / b) / (2 b)``.
+
+    The scale ``b`` is the only positional argument; ``loc`` is keyword-only, so that a
+    ``scipy.stats`` habit (``laplace(loc, scale)``) cannot silently swap them.
 
     Examples
     --------
@@ -166,8 +220,12 @@ class Laplace(Prior):
     """
 
     b: float = 1.0
-    loc: float = 0.0
+    loc: float = field(default=0.0, kw_only=True)
     name = "laplace"
+
+    def __new__(cls, *args, **kwargs):
+        _one_positional(cls, "b", args)
+        return super().__new__(cls)
 
     def __post_init__(self):
         object.__setattr__(self, "b", check_real(self.b, "b", "Laplace", 0.0, low_open=True))
@@ -196,7 +254,7 @@ class Laplace(Prior):
         return max(self.b, abs(self.loc))
 
     def _scaled(self, e: int) -> Laplace:
-        return Laplace(_checked_ldexp(self.b, -e, self), math.ldexp(self.loc, -e))
+        return Laplace(_checked_ldexp(self.b, -e, self), loc=math.ldexp(self.loc, -e))
 
     def pdf(self, x):
         return np.exp(-np.abs(np.asarray(x, float) - self.loc) / self.b) / (2 * self.b)
@@ -210,6 +268,13 @@ class Laplace(Prior):
 
     def abs_quantile(self, q):
         return abs(self.loc) + self.b * -math.log1p(-q)
+
+    def _ppf(self, q):
+        # loc + b·log(2q) below the median, loc − b·log(2(1 − q)) above (no cancellation either side)
+        with np.errstate(divide="ignore"):
+            z = np.where(q < 0.5, np.log(2.0 * q), -np.log(2.0 * (1.0 - q)))
+        with np.errstate(over="ignore"):
+            return self.loc + self.b * z
 
     def rvs(self, size, rng=None):
         return np.random.default_rng(rng).laplace(self.loc, self.b, size)
@@ -343,6 +408,9 @@ def _sqrt_phi(z):
 class Gaussian(Prior):
     """Gaussian prior ``N(loc, sigma²)``.
 
+    The scale ``sigma`` is the only positional argument; ``loc`` is keyword-only, so that a
+    ``scipy.stats`` habit (``norm(loc, scale)``) cannot silently swap them.
+
     Examples
     --------
     >>> p = Gaussian(sigma=3.0)
@@ -353,8 +421,12 @@ class Gaussian(Prior):
     """
 
     sigma: float = 1.0
-    loc: float = 0.0
+    loc: float = field(default=0.0, kw_only=True)
     name = "gaussian"
+
+    def __new__(cls, *args, **kwargs):
+        _one_positional(cls, "sigma", args)
+        return super().__new__(cls)
 
     def __post_init__(self):
         object.__setattr__(self, "sigma", check_real(self.sigma, "sigma", "Gaussian", 0.0, low_open=True))
@@ -383,7 +455,7 @@ class Gaussian(Prior):
         return max(self.sigma, abs(self.loc))
 
     def _scaled(self, e: int) -> Gaussian:
-        return Gaussian(_checked_ldexp(self.sigma, -e, self), math.ldexp(self.loc, -e))
+        return Gaussian(_checked_ldexp(self.sigma, -e, self), loc=math.ldexp(self.loc, -e))
 
     def pdf(self, x):
         z = (np.asarray(x, float) - self.loc) / self.sigma
@@ -403,6 +475,12 @@ class Gaussian(Prior):
         from scipy.special import ndtri
 
         return abs(self.loc) + self.sigma * float(ndtri(0.5 + 0.5 * q))
+
+    def _ppf(self, q):
+        from scipy.special import ndtri
+
+        with np.errstate(over="ignore"):
+            return self.loc + self.sigma * ndtri(q)
 
     def rvs(self, size, rng=None):
         return np.random.default_rng(rng).normal(self.loc, self.sigma, size)
@@ -598,6 +676,9 @@ class ScipyPrior(Prior):
         t = (1.0 - q) / 2.0
         z = np.array([self._sdist.ppf(t), self._sdist.isf(t)])
         return float(np.max(np.abs(self._loc + self._scale * z)))
+
+    def _ppf(self, q):
+        return self.dist.ppf(q)
 
     def rvs(self, size, rng=None):
         return self.dist.rvs(size=size, random_state=np.random.default_rng(rng))
@@ -857,13 +938,17 @@ def _hist_zint(hist, a, b, w, j):
 class Empirical(Prior):
     """The empirical distribution of a 1-D array of samples (each with mass 1/N).
 
-    Intervals are half-open ``[a, b)``. MSEs are exact sums over the samples.
+    Intervals are half-open ``[a, b)``. MSEs are exact sums over the samples. ``cdf(x)`` is the
+    fraction of samples ``<= x`` and ``ppf`` its generalised inverse: the k-th smallest sample for
+    ``(k − 1)/N < q <= k/N`` (numpy's ``quantile(..., method="inverted_cdf")``), the smallest at 0.
 
     Examples
     --------
     >>> p = Empirical([0.0, 1.0, 2.0, 3.0])
     >>> p.mean, p.var
     (1.5, 1.25)
+    >>> p.ppf([0.0, 0.25, 0.3, 1.0]).tolist()
+    [0.0, 0.0, 1.0, 3.0]
     >>> float(p.prob(1.0, 3.0))
     0.5
     """
@@ -935,6 +1020,17 @@ class Empirical(Prior):
     def abs_quantile(self, q):
         return float(np.quantile(np.abs(self.x), q))
 
+    def _ppf(self, q):
+        # The generalised inverse of cdf (a step function, F(x) = #{x_i <= x} / n): the k-th
+        # smallest sample (k = 1..n) for (k − 1)/n < q <= k/n, the smallest sample at q = 0.
+        # k is ceil(q n), corrected so that the comparison uses the very values k / n that cdf returns.
+        n = self.n
+        with np.errstate(over="ignore", invalid="ignore"):
+            k = np.clip(np.ceil(q * n), 1, n).astype(np.int64)
+        k = np.where((k > 1) & ((k - 1) / n >= q), k - 1, k)
+        k = np.where((k < n) & (k / n < q), k + 1, k)
+        return self.x[k - 1]
+
     def rvs(self, size, rng=None):
         return np.random.default_rng(rng).choice(self._raw, size=size, replace=True)
 
@@ -970,6 +1066,8 @@ class Rectified(Prior):
     0.5
     >>> round(p.mean, 6)   # E[max(Z, 0)] = 1/sqrt(2 pi)
     0.398942
+    >>> p.ppf([0.25, 0.5, 0.75]).round(6).tolist()   # every q up to the atom maps to 0
+    [0.0, 0.0, 0.67449]
     """
 
     kind = "mixed"
@@ -999,6 +1097,10 @@ class Rectified(Prior):
 
     def abs_quantile(self, q):
         return max(self.base.abs_quantile(q), 0.0)
+
+    def _ppf(self, q):
+        # the atom P(X <= 0) sits at 0: every q up to it maps to 0 (the lower end of the support)
+        return np.where(q <= self.atom, 0.0, self.base._ppf(np.where(q <= self.atom, 0.5, q)))
 
     def rvs(self, size, rng=None):
         return np.maximum(self.base.rvs(size, rng), 0.0)
@@ -1036,9 +1138,11 @@ class Mixture(Prior):
 
     Examples
     --------
-    >>> bimodal = Mixture([0.5, 0.5], [Gaussian(0.5, -3.0), Gaussian(0.5, 3.0)])
+    >>> bimodal = Mixture([0.5, 0.5], [Gaussian(0.5, loc=-3.0), Gaussian(0.5, loc=3.0)])
     >>> bimodal.mean, bimodal.var
     (0.0, 9.25)
+    >>> float(bimodal.ppf(0.5)), round(float(bimodal.ppf(0.25)), 12)   # ppf by bisection on the cdf
+    (0.0, -3.0)
     """
 
     def __init__(self, weights, components):
@@ -1075,6 +1179,31 @@ class Mixture(Prior):
     def abs_quantile(self, q):
         return max(c.abs_quantile(1 - (1 - q) / len(self.components)) for c in self.components)
 
+    def _ppf(self, q):
+        # inf{x : F(x) >= q} by bisection over the float64 numbers themselves (at most 64 halvings,
+        # exact to one ulp of float arithmetic): F = Σ w_i F_i lies between the components, so the
+        # answer lies in [min_i ppf_i(q), max_i ppf_i(q)].
+        qs = [np.asarray(c._ppf(q), dtype=np.float64) for c in self.components]
+        lo_x, hi_x = np.minimum.reduce(qs), np.maximum.reduce(qs)
+        inner = (q > 0) & (q < 1)
+        out = np.where(q == 0, lo_x, hi_x)
+        if not inner.any():
+            return out
+        qi, lo_x, hi_x = q[inner], lo_x[inner], hi_x[inner]
+        done = self.cdf(lo_x) >= qi
+        hi_x = np.where(self.cdf(hi_x) >= qi, hi_x, np.inf)  # (guards a rounded-down F at the bracket)
+        lo, hi = _float_key(lo_x), _float_key(hi_x)
+        for _ in range(66):
+            mid = (lo >> 1) + (hi >> 1) + (lo & hi & 1)  # floor((lo + hi) / 2) without int64 overflow
+            todo = mid > lo  # (hi - lo could overflow)
+            if not todo.any():
+                break
+            up = self.cdf(_key_float(mid)) >= qi
+            hi = np.where(todo & up, mid, hi)
+            lo = np.where(todo & ~up, mid, lo)
+        out[inner] = np.where(done, lo_x, _key_float(hi))
+        return out
+
     def rvs(self, size, rng=None):
         rng = np.random.default_rng(rng)
         n = int(np.prod(size))
@@ -1104,6 +1233,22 @@ class Mixture(Prior):
 
     def _scaled(self, e: int) -> Mixture:
         return Mixture(self.weights, [c._scaled(e) for c in self.components])
+
+
+_SIGN = np.uint64(1 << 63)
+
+
+def _float_key(x):
+    """float64 -> int64 in the same order (−0.0 and +0.0 both map to 0; ±inf at the ends)."""
+    u = np.asarray(x, dtype=np.float64).view(np.int64)
+    return np.where(u >= 0, u, -(u & np.int64(0x7FFFFFFFFFFFFFFF)))
+
+
+def _key_float(k):
+    """The inverse of :func:`_float_key`."""
+    k = np.asarray(k, dtype=np.int64)
+    mag = np.abs(k).astype(np.uint64)
+    return np.where(k >= 0, mag, mag | _SIGN).view(np.float64)
 
 
 # ================================================================================ coercion
@@ -1149,7 +1294,7 @@ def as_prior(obj, *, name: str = "prior", func: str = "as_prior") -> Prior:
         dname = _dist_name(obj)
         if dname in ("norm", "laplace") and not obj.args[2:] and set(obj.kwds) <= {"loc", "scale"}:
             loc, scale = _loc_scale(obj)
-            return Gaussian(scale, loc) if dname == "norm" else Laplace(scale, loc)
+            return Gaussian(scale, loc=loc) if dname == "norm" else Laplace(scale, loc=loc)
         return ScipyPrior(obj)
     if isinstance(obj, (list, tuple, np.ndarray)) or hasattr(obj, "__array__"):
         return Empirical(check_samples(obj, name, func))

@@ -626,9 +626,9 @@ def _standardise(pr):
 
     def rescale(q):
         if isinstance(q, Gaussian):
-            return Gaussian(q.sigma / c, q.loc / c)
+            return Gaussian(q.sigma / c, loc=q.loc / c)
         if isinstance(q, Laplace):
-            return Laplace(q.b / c, q.loc / c)
+            return Laplace(q.b / c, loc=q.loc / c)
         if isinstance(q, Empirical):
             return Empirical(q.x / c)
         if isinstance(q, Rectified):

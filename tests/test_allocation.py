@@ -271,7 +271,7 @@ def test_bias_correction_keeps_shape_and_handles_constant_channels():
 
 def test_error_moments_against_monte_carlo(seed):
     rng = np.random.default_rng(seed)
-    prior = Laplace(1.0, 0.4)
+    prior = Laplace(1.0, loc=0.4)
     q = Quantizer(3, 3.9)
     em = error_moments(prior, 3, 3.9)
     x = prior.rvs(400_000, rng)
@@ -286,7 +286,7 @@ def test_expected_output_error_against_monte_carlo(seed):
     # n·s²·V[e] slip by 33 %, far outside K standard errors (≈ 2 % here; with n = 64 and 20 000
     # draws the band was 5 % and the slip 1.6 %, so the test could not see it)
     rng = np.random.default_rng(seed)
-    prior, bits, alpha, n = Laplace(1.0, 0.5), 3, 3.9, 4
+    prior, bits, alpha, n = Laplace(1.0, loc=0.5), 3, 3.9, 4
     m, s = 0.4, 0.6
     th = expected_output_error(prior, bits, alpha, n, m, s)
     t = 200_000

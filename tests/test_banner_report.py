@@ -45,7 +45,7 @@ def test_bias_correction_sentence():
     n = 576
     m = 1 / math.sqrt(2 * math.pi)            # post-ReLU N(0, 1): mean and variance
     s2 = 0.5 - 1 / (2 * math.pi)
-    alpha = optimal_clip(Laplace(1.0, 0.5), 4, grid="midrise").alpha
+    alpha = optimal_clip(Laplace(1.0, loc=0.5), 4, grid="midrise").alpha
     ee, ee2 = _laplace_error_moments(1.0, 0.5, alpha, 4)
     ve = ee2 - ee**2
     # E[(Σ e_i x_i)²] = n·E[e²]·E[x²] + n(n−1)·E[e]²·m²;   mean-corrected: (n − 1)·s²·V[e]

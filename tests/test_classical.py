@@ -17,7 +17,7 @@ from qtheory.classical import (
     rate_distortion,
 )
 
-BIMODAL = Mixture([0.5, 0.5], [Gaussian(0.5, -2.0), Gaussian(0.5, 2.0)])
+BIMODAL = Mixture([0.5, 0.5], [Gaussian(0.5, loc=-2.0), Gaussian(0.5, loc=2.0)])
 
 
 # Max (1960), Table I, unit-variance Gaussian: positive levels and MSE.

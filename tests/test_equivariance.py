@@ -47,13 +47,13 @@ def _priors(c: float):
     """The prior zoo scaled by c (each a distinct code path)."""
     return {
         "laplace": Laplace(c),
-        "gaussian": Gaussian(2.0 * c, 0.3 * c),
+        "gaussian": Gaussian(2.0 * c, loc=0.3 * c),
         "logistic": ScipyPrior(stats.logistic(scale=c)),
         "t5-loc": ScipyPrior(stats.t(5, loc=0.5 * c, scale=c)),
         "gamma-shifted": ScipyPrior(stats.gamma(2.0, loc=-1.0 * c, scale=c)),
         "histogram": ScipyPrior(stats.rv_histogram((np.array([1.0, 3.0, 2.0]), np.array([-2.0, -0.5, 1.0, 2.5]) * c))),
         "relu-gauss": Rectified(Gaussian(c)),
-        "mixture": Mixture([0.6, 0.4], [Gaussian(0.5 * c, -2.0 * c), Laplace(c, 1.0 * c)]),
+        "mixture": Mixture([0.6, 0.4], [Gaussian(0.5 * c, loc=-2.0 * c), Laplace(c, loc=1.0 * c)]),
     }
 
 

@@ -10,7 +10,7 @@ def test_bimodal_second_basin_is_found_not_the_end_of_the_scan():
     """The bimodal cell of notebooks/custom_distributions.ipynb printed [4. 10.411]: 10.411 was the
     end of the scan, where the MSE was still falling. The second basin (inner levels ±α/4 on the
     modes ±3) is at α = 12."""
-    p = Mixture([0.5, 0.5], [Gaussian(0.25, -3.0), Gaussian(0.25, 3.0)])
+    p = Mixture([0.5, 0.5], [Gaussian(0.25, loc=-3.0), Gaussian(0.25, loc=3.0)])
     r = optimal_clip(p, 2)
     assert r.local_minima.size == 2
     np.testing.assert_allclose(r.local_minima, [4.0, 12.0], atol=1e-3)

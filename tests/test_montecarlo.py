@@ -63,10 +63,10 @@ def test_fdlibm_transforms_against_libm(rng):
 
 PRIORS = {
     "laplace": Laplace(1.0),
-    "laplace-shifted": Laplace(0.3, 2.0),
+    "laplace-shifted": Laplace(0.3, loc=2.0),
     "gaussian": Gaussian(1.0),
-    "gaussian-wide": Gaussian(25.0, -7.0),
-    "relu-laplace": Rectified(Laplace(1.5, 0.5)),
+    "gaussian-wide": Gaussian(25.0, loc=-7.0),
+    "relu-laplace": Rectified(Laplace(1.5, loc=0.5)),
     "relu-gaussian": Rectified(Gaussian()),
 }
 # 6 priors x 4 quantizers x 3 parts: Bonferroni bound at a total false-alarm rate of 1e-4

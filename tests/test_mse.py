@@ -229,7 +229,7 @@ def test_rectified_exact_matches_montecarlo(seed):
 
 
 def test_mixture_is_weighted_sum():
-    a, b = qtheory.Gaussian(0.5, -2.0), qtheory.Laplace(1.0, 1.0)
+    a, b = qtheory.Gaussian(0.5, loc=-2.0), qtheory.Laplace(1.0, loc=1.0)
     mix = qtheory.Mixture([1, 3], [a, b])
     r = clipping_mse(mix, 3.0, 4).mse
     assert r == pytest.approx(0.25 * clipping_mse(a, 3.0, 4).mse + 0.75 * clipping_mse(b, 3.0, 4).mse, rel=1e-13)
@@ -257,7 +257,7 @@ def test_scipy_norm_and_laplace_map_to_closed_forms():
     assert qtheory.as_prior(stats.laplace(scale=3.0)) == qtheory.Laplace(3.0)
 
 
-@pytest.mark.parametrize("prior", [qtheory.Laplace(1.3, 0.2), qtheory.Gaussian(0.7, -0.1)])
+@pytest.mark.parametrize("prior", [qtheory.Laplace(1.3, loc=0.2), qtheory.Gaussian(0.7, loc=-0.1)])
 def test_closed_form_partial_moments_match_scipy_quadrature(prior):
     dist = stats.laplace(0.2, 1.3) if isinstance(prior, qtheory.Laplace) else stats.norm(-0.1, 0.7)
     quad = qtheory.ScipyPrior(dist)

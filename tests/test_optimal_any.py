@@ -21,12 +21,12 @@ def _dense(prior, bits, hi, grid="midrise", n=4000):
     "prior, bits, hi, expect",
     [
         # modes at ±3, 2 bits: levels ±1, ±3 (α ≈ 4) or ±3, ±9 (α = 12): the smaller one wins
-        (Mixture([0.5, 0.5], [Gaussian(0.3, -3.0), Gaussian(0.3, 3.0)]), 2, 16.0, 4.0),
+        (Mixture([0.5, 0.5], [Gaussian(0.3, loc=-3.0), Gaussian(0.3, loc=3.0)]), 2, 16.0, 4.0),
         # with mass at ±9 the larger one wins; its basin lies beyond the data's bulk
-        (Mixture([0.4, 0.4, 0.1, 0.1], [Gaussian(0.3, -3.0), Gaussian(0.3, 3.0), Gaussian(0.3, -9.0),
-                                        Gaussian(0.3, 9.0)]), 2, 16.0, 12.0),
+        (Mixture([0.4, 0.4, 0.1, 0.1], [Gaussian(0.3, loc=-3.0), Gaussian(0.3, loc=3.0), Gaussian(0.3, loc=-9.0),
+                                        Gaussian(0.3, loc=9.0)]), 2, 16.0, 12.0),
         # three modes, 3 bits: three local minima
-        (Mixture([0.45, 0.1, 0.45], [Gaussian(0.1, -3.0), Gaussian(0.1, 0.0), Gaussian(0.1, 3.0)]), 3, 16.0, 3.42),
+        (Mixture([0.45, 0.1, 0.45], [Gaussian(0.1, loc=-3.0), Gaussian(0.1, loc=0.0), Gaussian(0.1, loc=3.0)]), 3, 16.0, 3.42),
     ],
 )
 def test_multimodal_prior_gets_the_global_minimum(prior, bits, hi, expect):
@@ -40,7 +40,7 @@ def test_multimodal_prior_gets_the_global_minimum(prior, bits, hi, expect):
 
 
 def test_a_mixture_with_two_local_minima_exists_and_the_global_one_is_returned():
-    p = Mixture([0.5, 0.5], [Gaussian(0.3, -3.0), Gaussian(0.3, 3.0)])
+    p = Mixture([0.5, 0.5], [Gaussian(0.3, loc=-3.0), Gaussian(0.3, loc=3.0)])
     a, v, minima = _dense(p, 2, 16.0)
     assert len(minima) >= 2  # the curve really has two basins
     r = optimal_clip(p, 2)
@@ -75,7 +75,7 @@ def test_infinite_variance_is_a_clear_error(dist):
 def test_asymmetric_affine_range():
     # a shifted Gaussian: the asymmetric range beats the symmetric one and matches the centred
     # optimum (the grid slides by whole steps through the zero point)
-    p = Gaussian(1.0, 0.7)
+    p = Gaussian(1.0, loc=0.7)
     sym = optimal_clip(p, 4, grid="affine")
     asym = optimal_clip(p, 4, grid="affine", range="asymmetric")
     assert asym.beta < 0 < asym.alpha

@@ -141,7 +141,7 @@ def main(root: Path) -> list[Path]:
     priors = {
         "laplace": (Laplace(1 / np.sqrt(2)), "midrise"),
         "gaussian": (Gaussian(1.0), "midrise"),
-        "bimodal": (Mixture([0.5, 0.5], [Gaussian(0.5, -2.0), Gaussian(0.5, 2.0)]), "midrise"),
+        "bimodal": (Mixture([0.5, 0.5], [Gaussian(0.5, loc=-2.0), Gaussian(0.5, loc=2.0)]), "midrise"),
         "relu-gaussian": (Rectified(Gaussian(1.0)), "unsigned"),
     }
     ladders = {}

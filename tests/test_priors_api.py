@@ -1,0 +1,182 @@
+"""Prior constructors that a scipy habit cannot misread, and ``ppf`` for every prior kind.
+
+References: ``scipy.stats`` (laplace, norm, t) for the closed forms and ScipyPrior; the defining
+property of the generalised inverse, ``F(ppf(q)) >= q > F(x)`` for every ``x < ppf(q)``, for the
+priors with atoms or steps; exact power-of-two scaling for scale equivariance.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import pickle
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from qtheory import Empirical, Gaussian, Laplace, Mixture, Rectified, ScipyPrior, as_prior
+
+Q = np.array([1e-300, 1e-200, 1e-20, 1e-9, 1e-4, 0.01, 0.1, 0.25, 0.3, 0.5, 0.7, 0.75, 0.9, 0.99, 1 - 1e-9,
+              1 - 2**-52])
+
+
+# ------------------------------------------------------------------------------ keyword-only loc
+@pytest.mark.parametrize("cls, scale", [(Gaussian, "sigma"), (Laplace, "b")])
+def test_two_positionals_raise_and_name_loc(cls, scale):
+    with pytest.raises(TypeError, match=rf"{cls.__name__}\({scale}, loc=\.\.\.\)") as e:
+        cls(0.5, 2.0)
+    assert "only positional argument" in str(e.value)
+    with pytest.raises(TypeError, match="loc"):
+        cls(0.5, 2.0, 3.0)
+
+
+@pytest.mark.parametrize("cls, scale, dist", [(Gaussian, "sigma", stats.norm), (Laplace, "b", stats.laplace)])
+def test_keyword_loc_keeps_the_old_meaning(cls, scale, dist):
+    p = cls(0.5, loc=2.0)
+    assert (getattr(p, scale), p.loc) == (0.5, 2.0)
+    assert p == cls(**{scale: 0.5, "loc": 2.0}) == as_prior(dist(loc=2.0, scale=0.5))
+    assert p.mean == 2.0 and p.scale == 0.5
+    assert cls(2.0) == cls(**{scale: 2.0}) and cls(2.0).loc == 0.0
+    # still a frozen, hashable, picklable dataclass with the loc field keyword-only
+    assert pickle.loads(pickle.dumps(p)) == p and hash(p) == hash(cls(0.5, loc=2.0))
+    assert dataclasses.replace(p, loc=-1.0) == cls(0.5, loc=-1.0)
+    assert [f.kw_only for f in dataclasses.fields(cls)] == [False, True]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        p.loc = 1.0
+    # the validation messages are unchanged
+    with pytest.raises(ValueError, match=f"The '{scale}' parameter of {cls.__name__}"):
+        cls(-1.0)
+    with pytest.raises(ValueError, match=f"The 'loc' parameter of {cls.__name__}"):
+        cls(1.0, loc=float("nan"))
+
+
+# ------------------------------------------------------------------------------ ppf vs scipy
+@pytest.mark.parametrize("prior, ref", [
+    (Laplace(1.0), stats.laplace()),
+    (Laplace(2.5, loc=-1.0), stats.laplace(loc=-1.0, scale=2.5)),
+    (Gaussian(1.0), stats.norm()),
+    (Gaussian(0.3, loc=4.0), stats.norm(loc=4.0, scale=0.3)),
+    (ScipyPrior(stats.t(5, loc=0.5, scale=2.0)), stats.t(5, loc=0.5, scale=2.0)),
+    (ScipyPrior(stats.logistic()), stats.logistic()),
+])
+def test_ppf_matches_scipy(prior, ref):
+    got, want = prior.ppf(Q), ref.ppf(Q)
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=0)
+    assert prior.ppf(0.0) == -np.inf and prior.ppf(1.0) == np.inf
+    assert np.isscalar(prior.ppf(0.3)) and prior.ppf(np.full((2, 3), 0.3)).shape == (2, 3)
+
+
+def _kinds():
+    return {
+        "laplace": Laplace(1.3, loc=0.2),
+        "gaussian": Gaussian(0.7, loc=-0.1),
+        "t": ScipyPrior(stats.t(4)),
+        "uniform": ScipyPrior(stats.uniform(-1.0, 2.0)),
+        "relu-gauss": Rectified(Gaussian(1.0, loc=0.3)),
+        "relu-laplace": Rectified(Laplace(2.0)),
+        "mixture": Mixture([0.3, 0.7], [Gaussian(0.5, loc=-2.0), Laplace(1.0, loc=1.0)]),
+        "mixture-far": Mixture([0.5, 0.5], [Gaussian(0.01, loc=-30.0), Gaussian(0.01, loc=30.0)]),
+        "samples": Empirical([3.0, -1.0, 2.0, 2.0, 5.0, 0.5, -4.0]),
+        "mixed-mixture": Mixture([0.5, 0.5], [Rectified(Gaussian()), Gaussian(1.0, loc=1.0)]),
+    }
+
+
+@pytest.mark.parametrize("kind", list(_kinds()))
+def test_ppf_is_the_generalised_inverse_of_cdf(kind):
+    p = _kinds()[kind]
+    q = np.concatenate([Q, np.linspace(0.0, 1.0, 101)[1:-1]])
+    x = p.ppf(q)
+    F = p.cdf(x)
+    below = p.cdf(np.nextafter(x, -np.inf))
+    if p.kind == "continuous":  # (a probability far below one ulp of x cannot round-trip: absolute tolerance)
+        np.testing.assert_allclose(F, q, rtol=1e-12, atol=1e-15)
+    # F(ppf(q)) >= q > F(x) for x < ppf(q); exact for steps, to the cdf's rounding where it is continuous
+    tol = 0.0 if p.kind == "samples" else 1e-12
+    assert np.all(F >= q * (1 - tol) - tol * 1e-3) and np.all(below < q * (1 + tol) + tol * 1e-3)
+    assert np.all(np.diff(x[np.argsort(q)]) >= 0)
+
+
+def test_rectified_atom_and_ends():
+    p = Rectified(Gaussian(1.0, loc=0.3))
+    atom = stats.norm.cdf(-0.3)
+    q = np.array([0.0, 1e-12, 0.5 * atom, atom, np.nextafter(atom, 1.0), 0.9, 1.0])
+    x = p.ppf(q)
+    assert np.all(x[:4] == 0.0)
+    np.testing.assert_allclose(x[4:], stats.norm(0.3).ppf(q[4:]), rtol=1e-12)
+    assert x[-1] == np.inf
+    assert p.cdf(0.0) == pytest.approx(atom, rel=1e-15)
+
+
+def test_samples_ppf_convention():
+    # sorted samples -4, -1, 0.5, 2, 2, 3, 5 with F = k/7 at the k-th: ppf(q) is the k-th for (k-1)/7 < q <= k/7
+    p = Empirical([3.0, -1.0, 2.0, 2.0, 5.0, 0.5, -4.0])
+    srt = np.sort(p.x)
+    k = np.arange(1, 8)
+    assert p.ppf(k / 7).tolist() == srt.tolist()
+    assert p.ppf(np.nextafter(k / 7, 1.0)[:-1]).tolist() == srt[1:].tolist()
+    assert p.ppf(0.0) == -4.0 and p.ppf(1.0) == 5.0
+    np.testing.assert_array_equal(p.cdf(p.ppf(k / 7)), [1 / 7, 2 / 7, 3 / 7, 5 / 7, 5 / 7, 6 / 7, 1.0])
+    # the same convention as numpy's "inverted_cdf" quantile
+    q = np.linspace(0.0, 1.0, 57)[1:]
+    np.testing.assert_array_equal(p.ppf(q), np.quantile(p.x, q, method="inverted_cdf"))
+
+
+def test_mixture_ends_and_scipy_reference():
+    m = Mixture([0.25, 0.75], [ScipyPrior(stats.uniform(0.0, 1.0)), ScipyPrior(stats.uniform(2.0, 3.0))])
+    assert m.ppf(0.0) == 0.0 and m.ppf(1.0) == 5.0
+    # piecewise linear inverse: F = q/4... on [0, 1], flat on [1, 2], then 0.25 + 0.75 (x − 2)/3
+    q = np.array([0.01, 0.1, 0.2, 0.25, 0.3, 0.6, 0.99])
+    want = np.where(q <= 0.25, 4 * q, 2.0 + (q - 0.25) * 4.0)
+    np.testing.assert_allclose(m.ppf(q), want, rtol=1e-12)
+    g = Mixture([0.5, 0.5], [Gaussian(2.0), Gaussian(2.0)])
+    np.testing.assert_allclose(g.ppf(Q), stats.norm(scale=2.0).ppf(Q), rtol=1e-12)
+
+
+@pytest.mark.parametrize("bad", [-0.1, 1.0000001, float("nan"), [0.5, float("nan")], float("inf"), [0.2, 2.0]])
+@pytest.mark.parametrize("kind", ["laplace", "gaussian", "t", "relu-gauss", "mixture", "samples"])
+def test_ppf_rejects_bad_q(kind, bad):
+    p = _kinds()[kind]
+    with pytest.raises(ValueError, match=rf"The 'q' parameter of {type(p).__name__}\.ppf must be .*\[0\.0, 1\.0\]"):
+        p.ppf(bad)
+    with pytest.raises(TypeError, match="'q'"):
+        p.ppf("0.5")
+
+
+def _scaled(kind: str, c: float):
+    return {
+        "laplace": Laplace(1.3 * c, loc=0.2 * c),
+        "gaussian": Gaussian(0.7 * c, loc=-0.1 * c),
+        "t": ScipyPrior(stats.t(4, loc=0.5 * c, scale=c)),
+        "relu-gauss": Rectified(Gaussian(c, loc=0.3 * c)),
+        "mixture": Mixture([0.3, 0.7], [Gaussian(0.5 * c, loc=-2.0 * c), Laplace(c, loc=c)]),
+        "samples": Empirical(np.array([3.0, -1.0, 2.0, 2.0, 5.0, 0.5, -4.0]) * c),
+    }[kind]
+
+
+@pytest.mark.parametrize("e", [-996, -500, -1, 7, 500, 996])
+@pytest.mark.parametrize("kind", ["laplace", "gaussian", "t", "relu-gauss", "mixture", "samples"])
+def test_ppf_scale_equivariance_power_of_two_is_exact(kind, e):
+    c = math.ldexp(1.0, e)  # 2^±996 ≈ 1.5e∓300: every step is exact, so the answers are bit for bit c·x
+    q = np.concatenate([[0.0, 1.0], Q[2:]])
+    ref = _scaled(kind, 1.0).ppf(q)
+    np.testing.assert_array_equal(_scaled(kind, c).ppf(q), ref * c)
+
+
+@pytest.mark.parametrize("c", [1e-300, 3e-7, 7.1e150, 1e300])
+@pytest.mark.parametrize("kind", ["laplace", "gaussian", "t", "relu-gauss", "mixture", "samples"])
+def test_ppf_scale_equivariance_any_factor(kind, c):
+    q = Q[2:]
+    np.testing.assert_allclose(_scaled(kind, c).ppf(q) / c, _scaled(kind, 1.0).ppf(q), rtol=1e-12, atol=0)
+
+
+def test_other_priors_take_no_misreadable_positionals():
+    # ScipyPrior and Empirical take one positional; Rectified one; Mixture's two cannot be swapped silently
+    with pytest.raises(TypeError):
+        ScipyPrior(stats.t(4), 1e-10)
+    with pytest.raises(TypeError):
+        Empirical([1.0, 2.0], "samples")
+    with pytest.raises(TypeError):
+        Rectified(Gaussian(), 0.5)
+    with pytest.raises((TypeError, ValueError)):
+        Mixture([Gaussian(), Laplace()], [0.5, 0.5])
