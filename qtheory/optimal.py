@@ -458,6 +458,17 @@ def _asymmetric(prior: Prior, bits: int, n_grid, func: str, progress: bool = Fal
                                   options={"xatol": 1e-13 * b, "maxiter": 200})
             v0 = f(z, s0)
             final.append((float(res.fun), float(res.x) * u, z) if res.fun <= v0 else (v0, s0, z))
+    from .empirical import _SWEEP_LIMIT
+
+    if isinstance(prior, Empirical) and prep.n <= 1 << 16 and prep.n * top * (z_max + 1) <= _SWEEP_LIMIT:
+        # few samples: the exact global optimum. For each zero point z the error is piecewise
+        # quadratic in the step; EmpiricalMSE's sweep visits every threshold crossing (the proof
+        # of the symmetric case) up to s = 2·max|x|, beyond which every sample rounds to the
+        # level 0 and the error no longer changes.
+        s_hi = 2.0 * prep._amax * (1.0 + 1e-9)
+        for z in range(z_max + 1):
+            for tot, a in prep._sweep_global(1.0, 0.0, -z, top - z, 0, s_hi):
+                final.append((float(tot) / prep.n, float(a) * u, z))
     final.sort()
     _, step_s, z = final[0]
     alpha, beta = (top - z) * step_s, -z * step_s + 0.0
