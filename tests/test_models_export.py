@@ -1,11 +1,10 @@
 """Export against the runtimes themselves: ONNX Runtime's compute_scale_zp, its calibration cache,
 quantize_static's QDQ scales on a real model, and torch.ao's observers."""
 
-import importlib.util
-from pathlib import Path
 
 import numpy as np
 import pytest
+from _fixtures import ocr_model
 
 from qtheory import Quantizer
 from qtheory.models import export
@@ -13,14 +12,7 @@ from qtheory.models import export
 pytest.importorskip("onnxruntime")
 
 
-def _ocr(name):
-    spec = importlib.util.find_spec("rapidocr_onnxruntime")
-    if spec is None or spec.origin is None:
-        pytest.skip("fixture package 'rapidocr_onnxruntime' is not installed (pip install --no-deps)")
-    p = Path(spec.origin).parent / "models" / name
-    if not p.is_file():
-        pytest.skip(f"fixture file {p} is missing")
-    return p
+_ocr = ocr_model
 
 
 def _ranges(rng, n=400):

@@ -1,11 +1,10 @@
 """Observers: batches equal the in-memory optimum, the streamed bound holds, hooks agree with
 ONNX Runtime's own MinMax calibrator."""
 
-import importlib.util
-from pathlib import Path
 
 import numpy as np
 import pytest
+from _fixtures import ocr_model
 
 from qtheory import optimal_clip
 from qtheory.empirical import EmpiricalMSE
@@ -162,14 +161,7 @@ def test_torch_hooks_see_the_module_outputs():
     assert ins["2"].range("max").alpha == r.alpha
 
 
-def _ocr(name):
-    spec = importlib.util.find_spec("rapidocr_onnxruntime")
-    if spec is None or spec.origin is None:
-        pytest.skip("fixture package 'rapidocr_onnxruntime' is not installed (pip install --no-deps)")
-    p = Path(spec.origin).parent / "models" / name
-    if not p.is_file():
-        pytest.skip(f"fixture file {p} is missing")
-    return p
+_ocr = ocr_model
 
 
 def test_onnx_observers_equal_onnxruntime_minmax_calibrator(tmp_path):

@@ -1,32 +1,18 @@
 """Readers on the real fixtures: ONNX Constant-node weights, BN folding in ONNX Runtime, torch
 state dicts (weights_only), safetensors memory maps, npz size checks."""
 
-import importlib.util
 import os
 import pickle
 import zipfile
 from collections import Counter
-from pathlib import Path
 
 import numpy as np
 import pytest
+from _fixtures import data_file, ocr_model
 
 from qtheory.models import readers
 
-
-def _data(package: str, *parts: str) -> Path:
-    """A data file shipped in an installed package, found without importing the package."""
-    spec = importlib.util.find_spec(package)
-    if spec is None or spec.origin is None:
-        pytest.skip(f"fixture package {package!r} is not installed (pip install --no-deps {package})")
-    path = Path(spec.origin).parent.joinpath(*parts)
-    if not path.is_file():
-        pytest.skip(f"fixture file {path} is missing")
-    return path
-
-
-def _ocr(name):
-    return _data("rapidocr_onnxruntime", "models", name)
+_data, _ocr = data_file, ocr_model
 
 
 CLS = "ch_ppocr_mobile_v2.0_cls_infer.onnx"

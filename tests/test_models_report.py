@@ -1,7 +1,6 @@
 """layer_report and ``qtheory report`` on the real fixtures: SQNR recomputed by hand, the exact
 clip never beaten, per-channel never worse, the CSV contract, bad files exit 2."""
 
-import importlib.util
 import json
 import math
 import subprocess
@@ -11,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from _fixtures import data_file
 
 from qtheory import optimal_clip
 from qtheory.models import layer_report, read_tensors
@@ -19,14 +19,7 @@ from qtheory.models.observers import METHODS, quantizer_for
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _data(package, *parts):
-    spec = importlib.util.find_spec(package)
-    if spec is None or spec.origin is None:
-        pytest.skip(f"fixture package {package!r} is not installed (pip install --no-deps {package})")
-    p = Path(spec.origin).parent.joinpath(*parts)
-    if not p.is_file():
-        pytest.skip(f"fixture file {p} is missing")
-    return p
+_data = data_file
 
 
 def _sqnr(x, beta, alpha, bits, grid):
