@@ -409,7 +409,12 @@ class EmpiricalMSE:
         d, off, qmin, qmax = _denominator(grid, bits)
         m = alphas.size
         buf = self._eval(alphas / d, off, np.full(m, qmin), np.full(m, qmax), ROUNDING_CODES[rounding], exact)
-        return np.maximum((buf[:, 0] + buf[:, 2]) + (buf[:, 1] + buf[:, 3]), 0.0) / self.n  # (see error_sums)
+        return self._mse_of(buf)
+
+    def _mse_of(self, buf):
+        """Unit-scale MSEs from :meth:`_eval`'s sums (hi + lo pairs of the clipping and rounding
+        errors), never below 0 (see :meth:`error_sums`)."""
+        return np.maximum((buf[:, 0] + buf[:, 2]) + (buf[:, 1] + buf[:, 3]), 0.0) / self.n
 
     def _polish(self, alpha, d, off, qmin, qmax, mode, max_iter=100, box=(0.0, np.inf)):
         """Exact polish from ``alpha``: assign, move to the vertex ``g(α) = D·Σc·x/Σc²`` of that

@@ -388,9 +388,8 @@ def _asymmetric(prior: Prior, bits: int, n_grid, func: str, progress: bool = Fal
         def mse_zs(z, ss):  # (step ss, zero point z: the scale grid with levels (k - z)·s, k = 0..top)
             ss = prep._to_unit(np.atleast_1d(np.asarray(ss, dtype=np.float64)))
             m = ss.size
-            b = prep._eval(ss, 0.0, np.full(m, -z), np.full(m, top - z), 0)
             # (at the samples' unit scale: proportional to the MSE, never over- or underflowing)
-            return ((b[:, 0] + b[:, 2]) + (b[:, 1] + b[:, 3])) / prep.n
+            return prep._mse_of(prep._eval(ss, 0.0, np.full(m, -z), np.full(m, top - z), 0))
     else:
         t = prior.abs_quantile(1.0 - 1e-12)
         lo_x, hi_x = (0.0 if prior.nonnegative else -t), t

@@ -147,11 +147,8 @@ def run(names: list[str] | None = None, root: str | os.PathLike | None = None, *
     FileNotFoundError
         If ``root`` is given and holds no ``paper_repro/`` folder.
     """
-    import matplotlib
-
     from ._validation import check_int
 
-    matplotlib.use("Agg")
     root = find_root(root)
     names_all = available(root)
     names = list(names) if names else names_all
