@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ._results import ResultMixin, sqnr_db_value, unit_db
-from ._validation import check_bool, check_int, check_option, param_error
+from ._validation import check_bool, check_int, check_option, check_samples, param_error
 from .mse import (
     METHODS,
     _exact_parts_unit,
@@ -127,7 +127,7 @@ class ClipResult(ResultMixin):
 
 def optimal_clip(prior, bits: int, *, grid: str = "midrise", method: str = "exact",
                  n_grid: int | None = None, range: str = "symmetric",  # noqa: A002
-                 progress: bool = True) -> ClipResult:
+                 axis: int | None = None, progress: bool = True):
     """The clip that minimises the clipping MSE (globally, for ``method="exact"``).
 
     Parameters
@@ -148,6 +148,12 @@ def optimal_clip(prior, bits: int, *, grid: str = "midrise", method: str = "exac
         (``β <= 0 < α``, zero point ``round((2^b − 1)·(−β)/(α − β))``, ties up): a 2-D scan over
         (zero point, step), a pattern search from the best scan points and a Brent polish of the
         step, ``O(log 2^b)`` evaluations (see ``_asymmetric``); the result's ``beta`` holds ``β``.
+    axis : int, optional
+        For a tensor (an array of any shape): ``None`` (default) gives one clip for the whole
+        tensor (its values flattened, no copy for a contiguous array); an int gives one exact clip
+        per channel, every slice along ``axis`` being one channel
+        (:func:`qtheory.empirical.per_channel_optimal_clip`; symmetric and unsigned grids,
+        ``method="exact"``). Priors take no ``axis``.
     progress : bool
         Show a tqdm progress bar when a search lasts more than 2 s (quadrature priors at many bits).
 
@@ -171,7 +177,8 @@ def optimal_clip(prior, bits: int, *, grid: str = "midrise", method: str = "exac
 
     Returns
     -------
-    ClipResult
+    ClipResult or qtheory.empirical.PerChannelClips
+        A :class:`~qtheory.empirical.PerChannelClips` when ``axis`` is an int.
 
     Examples
     --------
@@ -187,6 +194,15 @@ def optimal_clip(prior, bits: int, *, grid: str = "midrise", method: str = "exac
     >>> r = optimal_clip(Rectified("gaussian"), 4, grid="affine", range="asymmetric")
     >>> r.beta, round(r.alpha, 3)        # post-ReLU: the range starts at 0 (= the unsigned grid)
     (0.0, 2.899)
+
+    A weight tensor, one clip per output channel (axis 0) or one for the whole tensor:
+
+    >>> import numpy as np
+    >>> w = np.random.default_rng(0).laplace(size=(8, 3, 3, 3)).astype(np.float32)
+    >>> optimal_clip(w, 4, grid="narrow", axis=0).alpha.shape
+    (8,)
+    >>> optimal_clip(w, 4, grid="narrow").alpha == optimal_clip(w.ravel(), 4, grid="narrow").alpha
+    True
     """
     func = "optimal_clip"
     method = check_option(method, "method", func, tuple(m for m in METHODS if m != "montecarlo"))
@@ -194,6 +210,10 @@ def optimal_clip(prior, bits: int, *, grid: str = "midrise", method: str = "exac
     bits = check_int(bits, "bits", func, 0 if method == "aciq" else MIN_BITS[grid], MAX_BITS)
     rng_kind = check_option(range, "range", func, ("symmetric", "asymmetric"))
     progress = check_bool(progress, "progress", func)
+    if axis is not None:
+        return _per_channel(prior, bits, grid, method, rng_kind, axis, func)
+    if isinstance(prior, np.ndarray) and prior.ndim > 1 and prior.dtype.kind in "biuf":
+        prior = prior.reshape(-1)  # (a tensor, one clip: its values, flattened without a copy when contiguous)
     if isinstance(prior, np.ndarray) and prior.ndim == 1 and prior.dtype.kind in "biuf":
         prior = Empirical(prior, _name="prior", _func=func)  # (samples: validated without a float64 copy)
     prior = as_prior(prior, func=func)
@@ -211,6 +231,29 @@ def optimal_clip(prior, bits: int, *, grid: str = "midrise", method: str = "exac
         rounding=float(_ldexp(r.rounding, 2 * e)), local_minima=_ldexp(r.local_minima, e),
         beta=None if r.beta is None else math.ldexp(r.beta, e),
         signal_power=float(_ldexp(r.signal_power, 2 * e)))  # (sqnr_db: kept from the unit scale)
+
+
+def _per_channel(x, bits, grid, method, rng_kind, axis, func):
+    """``optimal_clip(x, ..., axis=k)``: one exact clip per channel of a tensor."""
+    from .empirical import _SCALE_GRIDS, per_channel_optimal_clip
+
+    if isinstance(x, Prior) or isinstance(x, str):
+        raise param_error("axis", func, "None for a prior (axis selects the channels of a tensor)", axis)
+    if method != "exact":
+        raise param_error("method", func, "'exact' with axis (per-channel clips are exact optima)", method)
+    if rng_kind != "symmetric":
+        raise param_error("range", func, "'symmetric' with axis (per-channel ranges are symmetric or unsigned)",
+                          rng_kind)
+    if grid not in _SCALE_GRIDS:
+        raise param_error("grid", func, f"one of {_SCALE_GRIDS} with axis", grid)
+    if not (isinstance(x, np.ndarray) and x.dtype.kind in "biuf"):
+        if isinstance(x, Empirical):
+            raise param_error("axis", func, "None for Empirical samples (they have no channels)", axis)
+        x = check_samples(x, "prior", func, ndim=None)
+    if x.ndim == 0:
+        raise param_error("prior", func, "an array with at least 1 dimension with axis", "a scalar")
+    axis = check_int(axis, "axis", func, -x.ndim, x.ndim - 1)
+    return per_channel_optimal_clip(x, bits, axis=axis, grid=grid)
 
 
 def _optimal(prior, bits, grid, method, n_grid, rng_kind, progress, func) -> ClipResult:
