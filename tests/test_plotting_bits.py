@@ -126,6 +126,7 @@ def test_older_calls_draw_the_given_curve():
     (lambda: plot_mse_curve("gaussian", bits=3, optimum=qtheory.optimal_clip("gaussian", 3)), TypeError,
      "'optimum' parameter"),
     (lambda: plot_mse_curve(), TypeError, "needs a prior"),
+    (lambda: plot_mse_curve(np.zeros(10), bits=3), ValueError, "'prior' parameter of plot_mse_curve"),
     (lambda: plot_mse_vs_alpha("gaussian", bits=3, grid="narrow"), ValueError, "'grid' parameter"),
     (lambda: plot_mse_vs_alpha("gaussian", bits=[2, 17]), ValueError, "'bits' parameter of plot_mse_vs_alpha"),
     (lambda: plot_mse_vs_alpha("gaussian", bits=3, methods=()), ValueError, "'methods' parameter"),
@@ -134,3 +135,13 @@ def test_older_calls_draw_the_given_curve():
 def test_bad_input_is_named(call, exc, match):
     with pytest.raises(exc, match=match):
         call()
+
+
+def test_the_new_form_draws_into_the_given_ax():
+    import matplotlib.pyplot as plt
+
+    for draw in (plot_mse_curve, plot_mse_vs_alpha):
+        plt.close("all")
+        fig, ax = plt.subplots()
+        assert draw("gaussian", bits=[2, 3], ax=ax) is ax
+        assert plt.get_fignums() == [fig.number] and len(_optima(ax)) >= 2

@@ -76,6 +76,9 @@ def _curves(prior, bits, alphas, grid: str, methods, func: str):
     bits = _bits_list(bits, func, MIN_BITS[grid])
     prior = as_prior(prior, name="prior", func=func)
     optima = {(b, m): optimal_clip(prior, b, grid=grid, method=m, progress=False) for b in bits for m in methods}
+    if alphas is None and not max(o.alpha for o in optima.values()) > 0.0:
+        raise param_error("prior", func, "a prior with some spread when 'alphas' is not given (its optimal "
+                          "clips set the range)", "a prior whose every optimal clip is 0")
     alphas = _auto_alphas(optima.values()) if alphas is None else _check_alphas(alphas, func)
     return alphas, {(b, m): (clipping_mse(prior, alphas, b, grid=grid, method=m), opt)
                     for (b, m), opt in optima.items()}
