@@ -34,6 +34,15 @@ qtheory.ste          STE threshold gradients: TQT, LSQ, PACT, calibrated PACT
 qtheory.sat          SAT variance rules
 qtheory.intconv      integer-only conv2d reference
 qtheory.formats      FP8/FP6/FP4, NF4, MX, NVFP4, group-wise INT: exact MSE and block scaling
+
+Progress bars
+-------------
+Functions that can run for seconds take ``progress``. ``None`` (the default) shows a tqdm bar
+once the work has lasted 2 s, and only where someone watches: in a Jupyter kernel or when stderr
+is a terminal (logs, pipes, doctests and tests stay silent). ``True`` shows it from the first
+step wherever stderr goes; ``False`` never. The first call in a process that compiles numba
+kernels (a cold cache: a new install, a new numba) says so in one line on stderr; later calls
+load the compiled kernels from the cache.
 """
 
 import lazy_loader as _lazy

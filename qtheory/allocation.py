@@ -73,6 +73,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ._progress import check_progress, progress_bar
 from ._results import ResultMixin
 from ._validation import check_int, check_option, check_real, check_samples, param_error
 from .quantizer import MAX_BITS, MIN_BITS, Quantizer
@@ -1148,7 +1149,7 @@ def quantize_channels(w, mean_bits: int, *, granularity: str = "channel", clip: 
 
 
 def weight_report(w, mean_bits: int, configs: dict | None = None, *, x_mean: float | None = None,
-                  x_var: float | None = None, grid: str | None = None):
+                  x_var: float | None = None, grid: str | None = None, progress: bool | None = None):
     """Compare quantization configurations on one weight tensor.
 
     Parameters
@@ -1165,6 +1166,9 @@ def weight_report(w, mean_bits: int, configs: dict | None = None, *, x_mean: flo
         is reported too.
     grid : str, optional
         Quantizer grid for every configuration that does not set its own.
+    progress : bool or None
+        A tqdm bar over the configurations (``None``: only after 2 s, in a terminal or notebook;
+        ``True``: always; ``False``: never).
 
     Returns
     -------
@@ -1186,6 +1190,7 @@ def weight_report(w, mean_bits: int, configs: dict | None = None, *, x_mean: flo
     func = "weight_report"
     arr = check_samples(w, "w", func, ndim=None)
     rows = _as_channels(arr, "w", func)
+    progress = check_progress(progress, func)
     if configs is None:
         configs = default_configs()
     if not isinstance(configs, dict) or not configs:
@@ -1193,7 +1198,7 @@ def weight_report(w, mean_bits: int, configs: dict | None = None, *, x_mean: flo
                           type(configs).__name__, TypeError)
     summary, chans = [], []
     memo: dict = {}
-    for name, kw in configs.items():
+    for name, kw in progress_bar(list(configs.items()), progress, func):
         if grid is not None and "grid" not in kw:
             kw = {**kw, "grid": grid}
         r = quantize_channels(arr, mean_bits, **kw, _memo=memo)
@@ -1292,14 +1297,17 @@ def _scaled_prior(prior: str, s: float):
 
 
 def two_channel_experiment(spreads, total_bins: int = 32, *, prior: str = "uniform", clip_ratio: float = 1.0,
-                           ks=None, n_samples: int = 20_000, rng=None) -> TwoChannelExperiment:
+                           ks=None, n_samples: int = 20_000, rng=None,
+                           progress: bool | None = None) -> TwoChannelExperiment:
     """Total MSE of two channels vs the share ``p`` of bins given to channel 1: model, exact and MC.
 
     Channel ``i`` has values ``spreads[i]·X`` (``X`` uniform on [−1, 1], standard Gaussian or unit
     Laplace) and clip ``α_i = clip_ratio·spreads[i]``; channel 1 gets ``k`` of the ``total_bins``
     equal bins, channel 2 the rest. The model curve is :func:`two_channel_mse` (continuous ``p``),
     the exact points :func:`bins_mse` and the Monte-Carlo points :func:`simulate_bins_mse` at
-    ``p = k/total_bins``; ``p_star`` is the model optimum ``r/(1+r)``.
+    ``p = k/total_bins``; ``p_star`` is the model optimum ``r/(1+r)``. ``progress``: a tqdm bar
+    over the splits ``k`` (``None``: only after 2 s, in a terminal or notebook; ``True``: always;
+    ``False``: never).
 
     Examples
     --------
@@ -1315,6 +1323,7 @@ def two_channel_experiment(spreads, total_bins: int = 32, *, prior: str = "unifo
     prior = check_option(prior, "prior", func, ("uniform", "gaussian", "laplace"))
     clip_ratio = check_real(clip_ratio, "clip_ratio", func, 0.0, low_open=True)
     n_samples = check_int(n_samples, "n_samples", func, 2)
+    progress = check_progress(progress, func)
     g = np.random.default_rng(rng)
     ks = np.arange(max(1, round(0.15 * total_bins)), min(total_bins - 1, round(0.85 * total_bins)) + 1) \
         if ks is None else np.asarray(ks, dtype=np.int64)
@@ -1324,23 +1333,22 @@ def two_channel_experiment(spreads, total_bins: int = 32, *, prior: str = "unifo
     pr = [_scaled_prior(prior, float(s)) for s in sp]
     p_curve = np.linspace(ks.min() / total_bins, ks.max() / total_bins, 200)
     model = two_channel_mse(alphas, p_curve, total_bins)
-    exact = np.array([bins_mse(pr[0], alphas[0], int(k)) + bins_mse(pr[1], alphas[1], int(total_bins - k))
-                      for k in ks])
-    mc, se = [], []
-    for k in ks:
+    exact, mc, se = [], [], []
+    for k in progress_bar(ks, progress, func):
+        exact.append(bins_mse(pr[0], alphas[0], int(k)) + bins_mse(pr[1], alphas[1], int(total_bins - k)))
         m1, s1 = simulate_bins_mse(pr[0], alphas[0], int(k), n_samples, g)
         m2, s2 = simulate_bins_mse(pr[1], alphas[1], int(total_bins - k), n_samples, g)
         mc.append(m1 + m2)
         se.append(math.hypot(s1, s2))
     return TwoChannelExperiment(tuple(sp.tolist()), tuple(alphas.tolist()), total_bins, prior, p_curve, model,
-                                ks / total_bins, exact, np.array(mc), np.array(se),
+                                ks / total_bins, np.array(exact), np.array(mc), np.array(se),
                                 two_channel_optimum(alphas[0], alphas[1]))
 
 
 def allocation_experiment(scales, mean_bits=(2, 3, 4, 5, 6), *, prior: str = "laplace",
                           methods=("uniform", "closed_form_bins", "closed_form_bits", "official", "optimal"),
                           n_samples: int = 2000, min_bits: int = 1, max_bits: int = 8, grid: str = "midrise",
-                          rng=None):
+                          rng=None, progress: bool | None = None):
     """MSE vs average bit-width of several allocations for channels ``scales[i]·X``.
 
     Every channel is quantized at its exact MSE-optimal clip for the bit-width it is given; the
@@ -1349,7 +1357,9 @@ def allocation_experiment(scales, mean_bits=(2, 3, 4, 5, 6), *, prior: str = "la
     ``uniform``; ``closed_form_bins`` (paper, ``α_i ∝ scales``); ``closed_form_bits``
     (``2^M ∝ α``); ``official`` (iterated, spreads ``∝ scales``); ``optimal`` (exact integer
     optimum of the exact MSE under the bits budget). Rounded allocations are clamped to
-    ``[min_bits, max_bits]``, so their average bit-width can differ from the target.
+    ``[min_bits, max_bits]``, so their average bit-width can differ from the target. ``progress``:
+    a tqdm bar over the (target, method) cells (``None``: only after 2 s, in a terminal or
+    notebook; ``True``: always; ``False``: never).
 
     Returns
     -------
@@ -1378,40 +1388,41 @@ def allocation_experiment(scales, mean_bits=(2, 3, 4, 5, 6), *, prior: str = "la
     min_bits = check_int(min_bits, "min_bits", func, MIN_BITS[grid], MAX_BITS)
     max_bits = check_int(max_bits, "max_bits", func, min_bits, MAX_BITS)
     n_samples = check_int(n_samples, "n_samples", func, 2)
+    progress = check_progress(progress, func)
+    mean_bits = [_check_mean_bits(mb, func, max_bits) for mb in mean_bits]
     g = np.random.default_rng(rng)
     unit = as_prior(prior)
     bits = np.arange(min_bits, max_bits + 1)
-    unit_clip = {int(m): optimal_clip(unit, int(m), grid=grid).alpha for m in bits}
+    unit_clip = {int(m): optimal_clip(unit, int(m), grid=grid, progress=False).alpha for m in bits}
     costs = channel_costs(bits, priors=unit, scales=s, objective="exact", grid=grid)
     c = s.size
     rows = []
-    for mb in mean_bits:
-        mb = _check_mean_bits(mb, func, max_bits)
-        for meth in methods:
-            if meth == "uniform":
-                b = np.full(c, int(mb), dtype=np.int64)
-            elif meth == "closed_form_bins":
-                b = closed_form_allocation(s, mb, budget="bins", min_bits=min_bits, max_bits=max_bits).bits
-            elif meth == "closed_form_bits":
-                b = closed_form_allocation(s, mb, budget="bits", min_bits=min_bits, max_bits=max_bits).bits
-            elif meth == "official":
-                b = np.clip(official_allocation(s, mb).bits, min_bits, max_bits)
-            else:
-                b = optimal_allocation(costs, int(math.floor(c * mb + 1e-9)), min_bits=min_bits).bits
-            mse = allocation_cost(costs, b, min_bits=min_bits)
-            x = unit.rvs((c, n_samples), g) * s[:, None]
-            e2 = np.empty_like(x)
-            for i in range(c):
-                e2[i] = (x[i] - Quantizer(int(b[i]), s[i] * unit_clip[int(b[i])], grid).quantize(x[i])) ** 2
-            per = e2.mean(axis=1)
-            se = math.sqrt(np.sum(e2.var(axis=1, ddof=1) / n_samples)) / c
-            rows.append({"method": meth, "target_bits": mb, "mean_bits": float(b.mean()), "mse": mse,
-                         "mc_mse": float(per.mean()), "mc_stderr": se})
+    for mb, meth in progress_bar([(mb, meth) for mb in mean_bits for meth in methods], progress, func):
+        if meth == "uniform":
+            b = np.full(c, int(mb), dtype=np.int64)
+        elif meth == "closed_form_bins":
+            b = closed_form_allocation(s, mb, budget="bins", min_bits=min_bits, max_bits=max_bits).bits
+        elif meth == "closed_form_bits":
+            b = closed_form_allocation(s, mb, budget="bits", min_bits=min_bits, max_bits=max_bits).bits
+        elif meth == "official":
+            b = np.clip(official_allocation(s, mb).bits, min_bits, max_bits)
+        else:
+            b = optimal_allocation(costs, int(math.floor(c * mb + 1e-9)), min_bits=min_bits).bits
+        mse = allocation_cost(costs, b, min_bits=min_bits)
+        x = unit.rvs((c, n_samples), g) * s[:, None]
+        e2 = np.empty_like(x)
+        for i in range(c):
+            e2[i] = (x[i] - Quantizer(int(b[i]), s[i] * unit_clip[int(b[i])], grid).quantize(x[i])) ** 2
+        per = e2.mean(axis=1)
+        se = math.sqrt(np.sum(e2.var(axis=1, ddof=1) / n_samples)) / c
+        rows.append({"method": meth, "target_bits": mb, "mean_bits": float(b.mean()), "mse": mse,
+                     "mc_mse": float(per.mean()), "mc_stderr": se})
     return pd.DataFrame(rows)
 
 
 def bias_correction_experiment(bits=(2, 3, 4, 5, 6, 7, 8), *, prior=None, n_inputs: int = 576,
-                               x_prior=None, n_channels: int = 2000, grid: str = "midrise", rng=None):
+                               x_prior=None, n_channels: int = 2000, grid: str = "midrise", rng=None,
+                               progress: bool | None = None):
     """Output error of a linear layer's channel vs bit-width, with each bias-correction mode.
 
     Weights of a channel: ``n_inputs`` i.i.d. draws of ``prior`` (default ``Laplace(1, loc=0.5)``:
@@ -1419,7 +1430,8 @@ def bias_correction_experiment(bits=(2, 3, 4, 5, 6, 7, 8), *, prior=None, n_inpu
     optimal clip; inputs i.i.d. from ``x_prior`` (default a rectified standard Gaussian, i.e.
     post-ReLU activations). The analytic columns (modes ``none`` and ``mean``) come from
     :func:`expected_output_error`; the Monte-Carlo columns from ``n_channels`` simulated channels
-    (each with its own inputs) for every mode.
+    (each with its own inputs) for every mode. ``progress``: a tqdm bar over the bit-widths
+    (``None``: only after 2 s, in a terminal or notebook; ``True``: always; ``False``: never).
 
     Returns
     -------
@@ -1443,12 +1455,13 @@ def bias_correction_experiment(bits=(2, 3, 4, 5, 6, 7, 8), *, prior=None, n_inpu
     xp = Rectified(Gaussian(1.0)) if x_prior is None else as_prior(x_prior, name="x_prior", func=func)
     n = check_int(n_inputs, "n_inputs", func, 2)
     t = check_int(n_channels, "n_channels", func, 2)
+    progress = check_progress(progress, func)
+    bits = [check_int(b, "bits", func, MIN_BITS[grid], MAX_BITS) for b in bits]
     g = np.random.default_rng(rng)
     m, v = xp.mean, xp.var
     rows = []
-    for b in bits:
-        b = check_int(b, "bits", func, MIN_BITS[grid], MAX_BITS)
-        alpha = optimal_clip(p, b, grid=grid).alpha
+    for b in progress_bar(bits, progress, func):
+        alpha = optimal_clip(p, b, grid=grid, progress=False).alpha
         th = expected_output_error(p, b, alpha, n, m, math.sqrt(v), grid=grid)
         w = np.asarray(p.rvs((t, n), g), dtype=np.float64)
         wq = Quantizer(b, alpha, grid).quantize(w)

@@ -512,7 +512,7 @@ def calibrator_suite(grid: str = "narrow") -> dict:
 
 
 def calibrator_table(priors: dict | None = None, bits=range(2, 9), *, methods=CALIBRATORS, grid: str = "narrow",
-                     n_samples: int = 1 << 18, rng=0):
+                     n_samples: int = 1 << 18, rng=0, progress: bool | None = None):
     """All calibrators on the same samples of each distribution, against the exact optimum.
 
     For each distribution, ``n_samples`` values are drawn once (``rng``); every calibrator picks
@@ -531,6 +531,9 @@ def calibrator_table(priors: dict | None = None, bits=range(2, 9), *, methods=CA
         TensorRT and pytorch-quantization).
     n_samples : int
     rng : None, int or numpy.random.Generator
+    progress : bool or None
+        A tqdm bar over the distributions (``None``: only after 2 s, in a terminal or notebook;
+        ``True``: always; ``False``: never).
 
     Returns
     -------
@@ -547,10 +550,12 @@ def calibrator_table(priors: dict | None = None, bits=range(2, 9), *, methods=CA
     """
     import pandas as pd
 
+    from ._progress import check_progress, progress_bar
     from .empirical import EmpiricalMSE
     from .priors import as_prior
 
     func = "calibrator_table"
+    progress = check_progress(progress, func)
     grid = check_option(grid, "grid", func, tuple(g for g in GRIDS if g != "affine"))
     methods = [check_option(m, "methods", func, CALIBRATORS) for m in methods]
     bits = [check_int(b, "bits", func, MIN_BITS[grid], MAX_BITS) for b in bits]
@@ -558,7 +563,7 @@ def calibrator_table(priors: dict | None = None, bits=range(2, 9), *, methods=CA
     rng = np.random.default_rng(rng)
     items = calibrator_suite(grid) if priors is None else priors
     rows = []
-    for label, spec in items.items():
+    for label, spec in progress_bar(list(items.items()), progress, func):
         prior, g = spec if isinstance(spec, tuple) else (spec, grid)
         prior = as_prior(prior, name="priors", func=func)
         x = np.asarray(prior.rvs(n_samples, rng), dtype=np.float64)

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ._progress import check_progress, progress_bar
 from ._results import ResultMixin
 from ._validation import check_int, check_option, check_real, param_error
 from .priors import Empirical, Gaussian, Laplace, Mixture, Prior, Rectified, ScipyPrior, as_prior
@@ -379,7 +380,8 @@ def aciq_prior_clip(prior, bits: int) -> float:
     return float(optimal_clip(p, bits, method="aciq").alpha)
 
 
-def distortion_ladder(prior, bits=range(1, 9), *, grid: str = "midrise", n_max: float = 1e6):
+def distortion_ladder(prior, bits=range(1, 9), *, grid: str = "midrise", n_max: float = 1e6,
+                      progress: bool | None = None):
     """MSE vs bits for one prior: the rungs from Shannon's bound to no clipping.
 
     Columns: ``bits``, ``rate_distortion`` (exact for Gaussian, else the Shannon lower bound;
@@ -388,6 +390,9 @@ def distortion_ladder(prior, bits=range(1, 9), *, grid: str = "midrise", n_max: 
     ``max`` (exact MSE at the clip ``max|x|`` of ``n_max`` samples, i.e. the ``1 − 1/n_max``
     quantile of ``|X|``; the support's edge for bounded priors), plus the clips
     ``alpha_optimal``, ``alpha_aciq``, ``alpha_max``.
+
+    ``progress``: a tqdm bar over the bit-widths (``None``: only after 2 s, in a terminal or
+    notebook; ``True``: always; ``False``: never).
 
     Examples
     --------
@@ -405,6 +410,7 @@ def distortion_ladder(prior, bits=range(1, 9), *, grid: str = "midrise", n_max: 
     bits = [check_int(b, "bits", func, MIN_BITS[grid], min(MAX_BITS, 12)) for b in bits]
     prior = as_prior(prior, func=func)
     n_max = check_real(n_max, "n_max", func, 2.0)
+    progress = check_progress(progress, func)
     try:
         rd = rate_distortion(prior, np.array(bits, dtype=float))
         rdv, rdk = rd.distortion, rd.kind
@@ -418,9 +424,9 @@ def distortion_ladder(prior, bits=range(1, 9), *, grid: str = "midrise", n_max: 
     if isinstance(prior, ScipyPrior) and np.all(np.isfinite(prior._support)):
         a_max = float(np.max(np.abs(prior._support)))
     rows = []
-    for i, b in enumerate(bits):
+    for i, b in progress_bar(list(enumerate(bits)), progress, func):
         lm = lloyd_max(prior, 2**b, tol=1e-10, max_iter=20000)
-        opt = optimal_clip(prior, b, grid=grid)
+        opt = optimal_clip(prior, b, grid=grid, progress=False)
         a_aciq = aciq_prior_clip(prior, b)
         rows.append({
             "bits": b, "rate_distortion": float(rdv[i]), "rd_kind": rdk, "panter_dite": float(pd_v[i]),

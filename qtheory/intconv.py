@@ -107,6 +107,7 @@ from fractions import Fraction
 
 import numpy as np
 
+from ._progress import check_progress, progress_bar
 from ._validation import check_bool, check_int, check_option, check_real, check_samples, param_error
 from .quantizer import ROUNDING_CODES, Quantizer, round_with
 
@@ -1379,7 +1380,7 @@ def measure_layer_error(x, w, *, x_quant: Quantizer, w_quant, out_quant: Quantiz
 def sqnr_sweep(x_prior, w_prior, *, bits=(4, 5, 6, 7, 8), clip_ratios=(1.0, 2.0, 3.0, 4.0, 6.0, 8.0),
                shape=(2, 32, 18, 18, 64, 3, 3), x_grid: str = "unsigned", w_grid: str = "narrow",
                out_bits: int | None = 8, out_clip: float = 4.0, requant: str = "tflite",
-               weight_model: str = "tensor", weights=None, rng=None):
+               weight_model: str = "tensor", weights=None, rng=None, progress: bool | None = None):
     """Predicted vs measured output SQNR of a quantized conv over bits and clip ratios.
 
     For every bit-width ``b`` (activations and weights alike) and clip ratio ``r``, the
@@ -1394,6 +1395,9 @@ def sqnr_sweep(x_prior, w_prior, *, bits=(4, 5, 6, 7, 8), clip_ratios=(1.0, 2.0,
     ``"prior"`` predicts with ``w_prior`` itself, i.e. the average over weight draws — a
     single drawn tensor then differs from it by the sampling error of its few clipped
     weights, which at large clip ratios is of the order of a dB.
+
+    ``progress``: a tqdm bar over the (bits, clip ratio) cells (``None``: only after 2 s, in a
+    terminal or notebook; ``True``: always; ``False``: never).
 
     Returns
     -------
@@ -1422,6 +1426,7 @@ def sqnr_sweep(x_prior, w_prior, *, bits=(4, 5, 6, 7, 8), clip_ratios=(1.0, 2.0,
     if out_bits is not None:
         out_bits = check_int(out_bits, "out_bits", func, 2, 8)
     out_clip = check_real(out_clip, "out_clip", func, 0.0, low_open=True)
+    progress = check_progress(progress, func)
     if len(shape) != 7:
         raise param_error("shape", func, "a tuple (N, C, H, W, K, kh, kw)", shape)
     N, C, H, W, K, kh, kw = (check_int(v, "shape", func, 1) for v in shape)
@@ -1438,27 +1443,26 @@ def sqnr_sweep(x_prior, w_prior, *, bits=(4, 5, 6, 7, 8), clip_ratios=(1.0, 2.0,
             raise param_error("weights", func, f"an array of shape {(K, C, kh, kw)}", f"shape {w.shape}")
     n = C * kh * kw
     rows = []
-    for b in bits:
-        for r in ratios:
-            xq = Quantizer(b, r * xp.scale, grid=x_grid)
-            if per_ch:
-                wq = per_channel(b, [r * p.scale for p in wps], grid=w_grid)
-            else:
-                wq = Quantizer(b, r * wps[0].scale, grid=w_grid)
-            if weight_model == "tensor":
-                def predict(oq, xq=xq, wq=wq):
-                    return predict_layer_error_given_weights(xp, w, xq, wq, out_quant=oq)
-            else:
-                def predict(oq, xq=xq, wq=wq):
-                    return predict_layer_error(xp, wps if per_ch else wps[0], xq, wq, n, out_quant=oq)
-            pre = predict(None)
-            oq = None
-            if out_bits is not None:
-                oq = Quantizer(out_bits, out_clip * float(pre.rms_k.max()), grid="int")
-                pre = predict(oq)
-            mea = measure_layer_error(x, w, x_quant=xq, w_quant=wq, out_quant=oq, requant=requant)
-            rows.append({"bits": b, "clip_ratio": r, "predicted_db": pre.sqnr_db, "measured_db": mea.sqnr_db,
-                         "gap_db": mea.sqnr_db - pre.sqnr_db,
-                         "predicted_acc_db": _db(pre.signal, pre.accumulation),
-                         "measured_acc_db": _db(mea.signal, mea.accumulation)})
+    for b, r in progress_bar([(b, r) for b in bits for r in ratios], progress, func):
+        xq = Quantizer(b, r * xp.scale, grid=x_grid)
+        if per_ch:
+            wq = per_channel(b, [r * p.scale for p in wps], grid=w_grid)
+        else:
+            wq = Quantizer(b, r * wps[0].scale, grid=w_grid)
+        if weight_model == "tensor":
+            def predict(oq, xq=xq, wq=wq):
+                return predict_layer_error_given_weights(xp, w, xq, wq, out_quant=oq)
+        else:
+            def predict(oq, xq=xq, wq=wq):
+                return predict_layer_error(xp, wps if per_ch else wps[0], xq, wq, n, out_quant=oq)
+        pre = predict(None)
+        oq = None
+        if out_bits is not None:
+            oq = Quantizer(out_bits, out_clip * float(pre.rms_k.max()), grid="int")
+            pre = predict(oq)
+        mea = measure_layer_error(x, w, x_quant=xq, w_quant=wq, out_quant=oq, requant=requant)
+        rows.append({"bits": b, "clip_ratio": r, "predicted_db": pre.sqnr_db, "measured_db": mea.sqnr_db,
+                     "gap_db": mea.sqnr_db - pre.sqnr_db,
+                     "predicted_acc_db": _db(pre.signal, pre.accumulation),
+                     "measured_acc_db": _db(mea.signal, mea.accumulation)})
     return pd.DataFrame(rows)

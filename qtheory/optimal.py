@@ -16,8 +16,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ._progress import check_progress, progress_bar
 from ._results import ResultMixin, sqnr_db_value, unit_db
-from ._validation import check_bool, check_int, check_option, check_samples, param_error
+from ._validation import check_int, check_option, check_samples, param_error
 from .mse import (
     METHODS,
     _exact_parts_unit,
@@ -127,7 +128,7 @@ class ClipResult(ResultMixin):
 
 def optimal_clip(prior, bits: int, *, grid: str = "midrise", method: str = "exact",
                  n_grid: int | None = None, range: str = "symmetric",  # noqa: A002
-                 axis: int | None = None, progress: bool = True):
+                 axis: int | None = None, progress: bool | None = None):
     """The clip that minimises the clipping MSE (globally, for ``method="exact"``).
 
     Parameters
@@ -154,8 +155,11 @@ def optimal_clip(prior, bits: int, *, grid: str = "midrise", method: str = "exac
         per channel, every slice along ``axis`` being one channel
         (:func:`qtheory.empirical.per_channel_optimal_clip`; symmetric and unsigned grids,
         ``method="exact"``). Priors take no ``axis``.
-    progress : bool
-        Show a tqdm progress bar when a search lasts more than 2 s (quadrature priors at many bits).
+    progress : bool or None
+        A tqdm bar over the scan of a long search (quadrature priors at many bits, the asymmetric
+        scan). ``None``: only when the search lasts over 2 s and someone watches (a terminal or a
+        notebook); ``True``: always; ``False``: never (the policy of every ``progress`` in qtheory,
+        stated in the ``qtheory`` package docstring).
 
     Notes
     -----
@@ -209,7 +213,7 @@ def optimal_clip(prior, bits: int, *, grid: str = "midrise", method: str = "exac
     grid = check_option(grid, "grid", func, GRIDS)
     bits = check_int(bits, "bits", func, 0 if method == "aciq" else MIN_BITS[grid], MAX_BITS)
     rng_kind = check_option(range, "range", func, ("symmetric", "asymmetric"))
-    progress = check_bool(progress, "progress", func)
+    progress = check_progress(progress, func)
     if axis is not None:
         return _per_channel(prior, bits, grid, method, rng_kind, axis, func)
     if isinstance(prior, np.ndarray) and prior.ndim > 1 and prior.dtype.kind in "biuf":
@@ -320,12 +324,14 @@ def _optimal_at(prior, bits, grid, method, n_grid, rng_kind, progress, func) -> 
 
 
 def optimal_clip_table(priors: Iterable = ("laplace", "gaussian"), bits: Iterable[int] = range(1, 9), *,
-                       methods: Iterable[str] = ("aciq", "exact"), grid: str = "midrise", progress: bool = True):
+                       methods: Iterable[str] = ("aciq", "exact"), grid: str = "midrise",
+                       progress: bool | None = None):
     """A long-format pandas DataFrame of optimal clips over priors, bit-widths and methods.
 
     Columns: ``prior, bits, method, grid, alpha, ratio, mse``. Priors may be given as a
-    ``{label: prior}`` mapping; otherwise labels are the names. ``progress`` is passed to
-    :func:`optimal_clip` (its tqdm bar appears only for searches over 2 s; ``False``: none).
+    ``{label: prior}`` mapping; otherwise labels are the names. ``progress``: a tqdm bar over the
+    table's cells (``None``: only after 2 s and where someone watches; ``True``: always;
+    ``False``: never).
 
     Examples
     --------
@@ -341,7 +347,7 @@ def optimal_clip_table(priors: Iterable = ("laplace", "gaussian"), bits: Iterabl
     import pandas as pd
 
     grid = check_option(grid, "grid", "optimal_clip_table", GRIDS)
-    progress = check_bool(progress, "progress", "optimal_clip_table")
+    progress = check_progress(progress, "optimal_clip_table")
     # a bare string (or a single prior object) is one item, not a sequence of characters
     if isinstance(priors, (str, Prior, np.ndarray)) or hasattr(priors, "dist"):
         priors = [priors]
@@ -350,26 +356,20 @@ def optimal_clip_table(priors: Iterable = ("laplace", "gaussian"), bits: Iterabl
     if isinstance(methods, str):
         methods = [methods]
     items = priors.items() if isinstance(priors, dict) else ((_label(p), p) for p in priors)
+    cells = [(label, p, m, b) for label, p in items for m in methods for b in bits
+             if not (m == "exact" and b < MIN_BITS[grid])]
     rows = []
-    for label, p in items:
-        for m in methods:
-            for b in bits:
-                if m == "exact" and b < MIN_BITS[grid]:
-                    continue
-                r = optimal_clip(p, b, grid=grid, method=m, progress=progress)
-                rows.append({"prior": label, "bits": b, "method": m, "grid": grid, "alpha": r.alpha,
-                             "ratio": r.ratio, "mse": r.mse})
+    for label, p, m, b in _bar(cells, progress, "optimal_clip_table", leave=True):
+        r = optimal_clip(p, b, grid=grid, method=m, progress=False)
+        rows.append({"prior": label, "bits": b, "method": m, "grid": grid, "alpha": r.alpha,
+                     "ratio": r.ratio, "mse": r.mse})
     return pd.DataFrame(rows)
 
 
 # ----------------------------------------------------------------------------- internals
-def _bar(it, progress: bool, desc: str):
-    """A tqdm bar over ``it`` that appears only if the work lasts over 2 s (``progress=False``: none)."""
-    if not progress:
-        return it
-    from tqdm import tqdm
-
-    return tqdm(it, desc=desc, delay=2.0, leave=False)
+def _bar(it, progress: bool | None, desc: str, leave: bool = False):
+    """``it`` in a tqdm bar by qtheory's progress policy (:func:`qtheory._progress.progress_bar`)."""
+    return progress_bar(it, progress, desc, leave=leave)
 
 
 def _label(p):

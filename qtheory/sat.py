@@ -80,6 +80,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import integrate, special, stats
 
+from ._progress import check_progress, progress_bar
 from ._results import ResultMixin
 from ._validation import check_bool, check_int, check_option, check_real, check_samples, param_error
 from .quantizer import Quantizer
@@ -759,7 +760,7 @@ def relu_pool_mean_square(k_pool: int) -> float:
 
 
 def classifier_table(bits: Sequence[int] = (1, 2, 3, 4, 8), *, classifiers: dict | None = None,
-                     method: str = "exact"):
+                     method: str = "exact", progress: bool | None = None):
     """Rule I for the classifier shapes of :data:`CLASSIFIERS` (or ``classifiers``).
 
     **Assumption:** latent weights are Gaussian with the *variance* of PyTorch's default
@@ -769,7 +770,9 @@ def classifier_table(bits: Sequence[int] = (1, 2, 3, 4, 8), *, classifiers: dict
     ``"clamp"`` row. For each shape and weight mode (full precision, DoReFa clamp, DoReFa
     at each bit-width, and each with SAT) the table gives ``Var[Ξ]``, the Rule I ratio
     (:func:`rule1_ratio`), the logit variance with ``E[ȳ²]`` from :func:`relu_pool_mean_square`,
-    and the gradient factor ``n_out Var[Ξ]``.
+    and the gradient factor ``n_out Var[Ξ]``. ``progress``: a tqdm bar over the classifiers
+    (``None``: only after 2 s, in a terminal or notebook;
+    ``True``: always; ``False``: never).
 
     Returns
     -------
@@ -788,8 +791,9 @@ def classifier_table(bits: Sequence[int] = (1, 2, 3, 4, 8), *, classifiers: dict
     method = check_option(method, "method", func, ("exact", "extreme"))
     bits = [check_int(b, "bits", func, 1, 16) for b in bits]
     classifiers = CLASSIFIERS if classifiers is None else classifiers
+    progress = check_progress(progress, func)
     rows = []
-    for name, (n_in, n_out, k_pool) in classifiers.items():
+    for name, (n_in, n_out, k_pool) in progress_bar(list(classifiers.items()), progress, func):
         n = n_in * n_out
         sigma = 1.0 / math.sqrt(3.0 * n_in)
         ysq = relu_pool_mean_square(k_pool)
@@ -977,12 +981,14 @@ def synthetic_network(widths: Sequence[int] = (256, 256, 1280), n_classes: int =
 def network_experiment(widths: Sequence[int] = (256, 256, 1280), n_classes: int = 1000, *,
                        bits: Sequence[int] = (1, 2, 3, 4, 5, 6, 7, 8),
                        sat: Sequence[str] = ("none", "last"), bn: bool = True, pool: int = 1,
-                       batch: int = 256, n_nets: int = 2, rng=None):
+                       batch: int = 256, n_nets: int = 2, rng=None, progress: bool | None = None):
     """Sweep weight modes × bit-widths × SAT on the same random networks (paired draws).
 
     Every row averages :func:`synthetic_network` statistics over ``n_nets`` networks; each
     network's latent weights, inputs and labels are shared by all modes so that differences are
-    due to the weight transformation only.
+    due to the weight transformation only. ``progress``: a tqdm bar over the networks × weight
+    modes (``None``: only after 2 s, in a terminal or notebook;
+    ``True``: always; ``False``: never).
 
     Returns
     -------
@@ -1009,18 +1015,24 @@ def network_experiment(widths: Sequence[int] = (256, 256, 1280), n_classes: int 
         raise param_error("sat", func, "a sequence of 'none', 'last', 'all'", sat, TypeError)
     sat = [check_option(s, "sat", func, SAT_MODES) for s in sat]
     n_nets = check_int(n_nets, "n_nets", func, 1, 10_000)
+    progress = check_progress(progress, func)
     gen = _rng(rng)
     configs = [("fp", 0), ("clamp", 0)] + [("dorefa", b) for b in bits]
+
+    def cells():  # draws each network when its first cell is due (the draw order of a plain loop)
+        for _ in range(n_nets):
+            latent = _latent_weights(widths, n_classes, gen)
+            x = gen.standard_normal((batch, pool * pool, widths[0]))
+            labels = gen.integers(0, n_classes, size=batch)
+            for mode, b in configs:
+                yield latent, x, labels, mode, b
+
     acc: dict = {}
-    for _ in range(n_nets):
-        latent = _latent_weights(widths, n_classes, gen)
-        x = gen.standard_normal((batch, pool * pool, widths[0]))
-        labels = gen.integers(0, n_classes, size=batch)
-        for mode, b in configs:
-            qs = [_effective(w, mode, max(b, 1)) for w in latent]
-            for s in sat:
-                r = _forward_backward(latent, x, labels, mode, max(b, 1), s, bn, qs=qs)
-                acc.setdefault((mode, b, s), []).append(r)
+    for latent, x, labels, mode, b in progress_bar(cells(), progress, func, total=n_nets * len(configs)):
+        qs = [_effective(w, mode, max(b, 1)) for w in latent]
+        for s in sat:
+            r = _forward_backward(latent, x, labels, mode, max(b, 1), s, bn, qs=qs)
+            acc.setdefault((mode, b, s), []).append(r)
     rows = []
     for (mode, b, s), rs in acc.items():
         g = np.mean([r.grad_rms for r in rs], axis=0)
@@ -1142,10 +1154,12 @@ def pact_error_term(bits: int, *, prior="gaussian", alpha: float = 3.0, method: 
 # ----------------------------------------------------------------------------- experiment tables
 def clamp_variance_table(ns: Sequence[int] = (16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1_280_000),
                          sigmas: Sequence[float] = (0.01, 0.1, 1.0), *, mc_elements: int = 4_000_000,
-                         max_draws: int = 2000, rng=None):
+                         max_draws: int = 2000, rng=None, progress: bool | None = None):
     """``Var[Ŵ]`` vs tensor size N and σ: exact, extreme-value, and Monte Carlo.
 
     Each Monte-Carlo estimate draws ``min(max_draws, mc_elements // N)`` tensors (at least 10).
+    ``progress``: a tqdm bar over the (σ, N) cells (``None``: only after 2 s, in a terminal or notebook;
+    ``True``: always; ``False``: never).
 
     Returns
     -------
@@ -1168,22 +1182,22 @@ def clamp_variance_table(ns: Sequence[int] = (16, 64, 256, 1024, 4096, 16384, 65
     sigmas = [check_real(s, "sigmas", func, 0.0, _MAX_SIGMA, low_open=True) for s in sigmas]
     mc_elements = check_int(mc_elements, "mc_elements", func, 0, _MC_MAX_WORK)
     max_draws = check_int(max_draws, "max_draws", func, 10)
+    progress = check_progress(progress, func)
     gen = _rng(rng)
     rows = []
-    for s in sigmas:
-        for n in ns:
-            ex = clamped_variance(n, s).variance
-            ap = clamped_variance(n, s, method="extreme").variance
-            u = float(stats.norm.isf(0.5 / n))
-            row = {"n": n, "sigma": s, "u_n": u, "exact": ex, "extreme": ap, "rel_error": ap / ex - 1.0,
-                   "bound": 2.0 * _EULER_GAMMA / u**2, "mc": np.nan, "mc_stderr": np.nan, "mc_draws": 0,
-                   "z": np.nan}
-            draws = min(max_draws, mc_elements // n) if mc_elements else 0
-            if draws >= 10 and n <= _MC_MAX_N:
-                mc = clamped_variance(n, s, method="montecarlo", n_draws=draws, rng=gen)
-                row.update(mc=mc.variance, mc_stderr=mc.stderr, mc_draws=draws,
-                           z=(mc.variance - ex) / mc.stderr)
-            rows.append(row)
+    for s, n in progress_bar([(s, n) for s in sigmas for n in ns], progress, func):
+        ex = clamped_variance(n, s).variance
+        ap = clamped_variance(n, s, method="extreme").variance
+        u = float(stats.norm.isf(0.5 / n))
+        row = {"n": n, "sigma": s, "u_n": u, "exact": ex, "extreme": ap, "rel_error": ap / ex - 1.0,
+               "bound": 2.0 * _EULER_GAMMA / u**2, "mc": np.nan, "mc_stderr": np.nan, "mc_draws": 0,
+               "z": np.nan}
+        draws = min(max_draws, mc_elements // n) if mc_elements else 0
+        if draws >= 10 and n <= _MC_MAX_N:
+            mc = clamped_variance(n, s, method="montecarlo", n_draws=draws, rng=gen)
+            row.update(mc=mc.variance, mc_stderr=mc.stderr, mc_draws=draws,
+                       z=(mc.variance - ex) / mc.stderr)
+        rows.append(row)
     return pd.DataFrame(rows)
 
 
@@ -1193,12 +1207,15 @@ NOTES_RATIO = {1: 23.5, 2: 2.63, 3: 1.16, 4: 1.034, 5: 1.008}
 
 
 def variance_ratio_table(bits: Sequence[int] = tuple(range(1, 9)), *, classifiers: dict | None = None,
-                         mc_elements: int = 8_000_000, max_draws: int = 2000, rng=None):
+                         mc_elements: int = 8_000_000, max_draws: int = 2000, rng=None,
+                         progress: bool | None = None):
     """``Var[Q]``, ``Var[Ŵ]`` and their ratio vs bits for each classifier shape (σ² = 1/(3 n_in)).
 
     Exact (bin probabilities averaged over the maximum), extreme-value (clamp at σ u_N) and
     Monte Carlo (``min(max_draws, mc_elements // N)`` tensors, at least 10), beside the values
-    quoted in the notes (:data:`NOTES_RATIO`).
+    quoted in the notes (:data:`NOTES_RATIO`). ``progress``: a tqdm bar over the classifiers
+    (``None``: only after 2 s, in a terminal or notebook;
+    ``True``: always; ``False``: never).
 
     Examples
     --------
@@ -1214,9 +1231,10 @@ def variance_ratio_table(bits: Sequence[int] = tuple(range(1, 9)), *, classifier
     mc_elements = check_int(mc_elements, "mc_elements", func, 0, _MC_MAX_WORK)
     max_draws = check_int(max_draws, "max_draws", func, 10)
     classifiers = CLASSIFIERS if classifiers is None else classifiers
+    progress = check_progress(progress, func)
     gen = _rng(rng)
     rows = []
-    for name, (n_in, n_out, _k) in classifiers.items():
+    for name, (n_in, n_out, _k) in progress_bar(list(classifiers.items()), progress, func):
         n = n_in * n_out
         sigma = 1.0 / math.sqrt(3.0 * n_in)
         draws = min(max_draws, mc_elements // n) if mc_elements else 0
@@ -1238,11 +1256,13 @@ def variance_ratio_table(bits: Sequence[int] = tuple(range(1, 9)), *, classifier
 
 
 def pact_error_table(bits: Sequence[int] = tuple(range(1, 9)), *, priors: dict | None = None,
-                     n_samples: int = 200_000, rng=None):
+                     n_samples: int = 200_000, rng=None, progress: bool | None = None):
     """Calibrated-PACT in-range error term vs bits: uniform form, exact and Monte Carlo per prior.
 
     ``priors`` maps a label to ``(prior, alpha)``; the default is a standard Gaussian with α = 3
-    and a rectified Gaussian (post-ReLU) with α = 2.
+    and a rectified Gaussian (post-ReLU) with α = 2. ``progress``: a tqdm bar over the (prior,
+    bits) cells (``None``: only after 2 s, in a terminal or notebook;
+    ``True``: always; ``False``: never).
 
     Examples
     --------
@@ -1259,33 +1279,37 @@ def pact_error_table(bits: Sequence[int] = tuple(range(1, 9)), *, priors: dict |
     n_samples = check_int(n_samples, "n_samples", func, 2)
     priors = {"N(0,1), α=3": ("gaussian", 3.0), "ReLU(N(0,1)), α=2": (Rectified("gaussian"), 2.0)} \
         if priors is None else priors
+    progress = check_progress(progress, func)
     gen = _rng(rng)
     rows = []
-    for label, (prior, alpha) in priors.items():
-        for b in bits:
-            u = pact_error_term(b, method="uniform")
-            ex = pact_error_term(b, prior=prior, alpha=alpha)
-            mc = pact_error_term(b, prior=prior, alpha=alpha, method="montecarlo", n_samples=n_samples,
-                                 rng=gen)
-            rows.append({"prior": label, "alpha": alpha, "bits": b, "delta": 1.0 / (2**b - 1),
-                         "uniform_mean_abs": u.mean_abs, "uniform_rms": u.rms,
-                         "exact_mean_abs": ex.mean_abs, "exact_rms": ex.rms, "exact_mean": ex.mean,
-                         "mc_mean_abs": mc.mean_abs, "mc_mean_abs_stderr": mc.stderr_mean_abs,
-                         "mc_mean": mc.mean, "mc_mean_stderr": mc.stderr_mean,
-                         "p_above_alpha": ex.pact_grad, "p_in_range": ex.p_in_range,
-                         "in_range_abs_total": ex.p_in_range * ex.mean_abs,
-                         "in_range_mean_total": ex.p_in_range * ex.mean,
-                         "abs_total_over_pact": ex.p_in_range * ex.mean_abs / ex.pact_grad})
+    cells = [(label, prior, alpha, b) for label, (prior, alpha) in priors.items() for b in bits]
+    for label, prior, alpha, b in progress_bar(cells, progress, func):
+        u = pact_error_term(b, method="uniform")
+        ex = pact_error_term(b, prior=prior, alpha=alpha)
+        mc = pact_error_term(b, prior=prior, alpha=alpha, method="montecarlo", n_samples=n_samples,
+                             rng=gen)
+        rows.append({"prior": label, "alpha": alpha, "bits": b, "delta": 1.0 / (2**b - 1),
+                     "uniform_mean_abs": u.mean_abs, "uniform_rms": u.rms,
+                     "exact_mean_abs": ex.mean_abs, "exact_rms": ex.rms, "exact_mean": ex.mean,
+                     "mc_mean_abs": mc.mean_abs, "mc_mean_abs_stderr": mc.stderr_mean_abs,
+                     "mc_mean": mc.mean, "mc_mean_stderr": mc.stderr_mean,
+                     "p_above_alpha": ex.pact_grad, "p_in_range": ex.p_in_range,
+                     "in_range_abs_total": ex.p_in_range * ex.mean_abs,
+                     "in_range_mean_total": ex.p_in_range * ex.mean,
+                     "abs_total_over_pact": ex.p_in_range * ex.mean_abs / ex.pact_grad})
     return pd.DataFrame(rows)
 
 
 def depth_experiment(depths: Sequence[int] = (1, 2, 4, 8, 16), *, width: int = 256, n_in: int = 1280,
                      n_classes: int = 1000, bits: Sequence[int] = (2, 4, 8), bn: bool = True,
-                     sat: Sequence[str] = ("none", "last"), batch: int = 128, n_nets: int = 1, rng=None):
+                     sat: Sequence[str] = ("none", "last"), batch: int = 128, n_nets: int = 1, rng=None,
+                     progress: bool | None = None):
     """:func:`network_experiment` for networks of increasing depth.
 
     The network is ``width → width (× depth − 1) → n_in → n_classes`` (``depth`` hidden layers,
-    the last one of width ``n_in``, the classifier input).
+    the last one of width ``n_in``, the classifier input). ``progress``: a tqdm bar over the depths
+    (``None``: only after 2 s, in a terminal or notebook;
+    ``True``: always; ``False``: never).
 
     Examples
     --------
@@ -1299,10 +1323,11 @@ def depth_experiment(depths: Sequence[int] = (1, 2, 4, 8, 16), *, width: int = 2
     depths = [check_int(d, "depths", func, 1, 200) for d in depths]
     width = check_int(width, "width", func, 1, 100_000)
     n_in = check_int(n_in, "n_in", func, 1, 100_000)
+    progress = check_progress(progress, func)
     gen = _rng(rng)
     frames = []
-    for d in depths:
+    for d in progress_bar(depths, progress, func):
         widths = (width,) * d + (n_in,)
         frames.append(network_experiment(widths, n_classes, bits=bits, sat=sat, bn=bn, batch=batch,
-                                         n_nets=n_nets, rng=gen))
+                                         n_nets=n_nets, rng=gen, progress=False))
     return pd.concat(frames, ignore_index=True)

@@ -61,6 +61,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ._progress import check_progress, progress_bar
 from ._results import ResultMixin
 from ._validation import check_bool, check_int, check_option, check_real, check_samples, param_error
 from .quantizer import MAX_BITS, ROUNDINGS, Quantizer
@@ -1033,11 +1034,13 @@ def stationary_threshold(estimator: str, prior, bits: int, *, signed: bool = Tru
 
 
 def stationary_table(priors=("gaussian", "laplace"), bits=(2, 3, 4, 5, 6, 7, 8), *,
-                     estimators=None, signed: bool = True):
+                     estimators=None, signed: bool = True, progress: bool | None = None):
     """A pandas table of :func:`stationary_threshold` over priors × bits × estimators.
 
     ``priors`` is a sequence of priors or a dict ``{label: prior}``. ``estimators`` defaults to
-    TQT and LSQ for a signed grid and all four for an unsigned one.
+    TQT and LSQ for a signed grid and all four for an unsigned one. ``progress``: a tqdm bar over
+    the table's cells (``None``: only after 2 s, in a terminal or notebook; ``True``: always;
+    ``False``: never).
 
     Examples
     --------
@@ -1049,20 +1052,20 @@ def stationary_table(priors=("gaussian", "laplace"), bits=(2, 3, 4, 5, 6, 7, 8),
 
     func = "stationary_table"
     signed = check_bool(signed, "signed", func)
+    progress = check_progress(progress, func)
     if estimators is None:
         estimators = ("tqt", "lsq") if signed else ESTIMATORS
     items = priors.items() if isinstance(priors, dict) else [(str(p) if isinstance(p, str) else repr(p), p)
                                                               for p in priors]
+    cells = [(label, pr, b, est) for label, pr in ((lab, _prior(p, func)) for lab, p in items)
+             for b in bits for est in estimators]
     rows = []
-    for label, prior in items:
-        pr = _prior(prior, func)
-        for b in bits:
-            for est in estimators:
-                r = stationary_threshold(est, pr, b, signed=signed)
-                rows.append({"prior": label, "bits": b, "estimator": est, "grid": estimator_grid(est, r.signed),
-                             "param": r.param, "scale": r.scale, "clip": r.clip, "mse": r.mse,
-                             "mse_opt_clip": r.mse_opt_clip, "mse_opt": r.mse_opt,
-                             "clip_ratio": r.clip / r.mse_opt_clip, "mse_excess": r.mse / r.mse_opt - 1.0})
+    for label, pr, b, est in progress_bar(cells, progress, func):
+        r = stationary_threshold(est, pr, b, signed=signed)
+        rows.append({"prior": label, "bits": b, "estimator": est, "grid": estimator_grid(est, r.signed),
+                     "param": r.param, "scale": r.scale, "clip": r.clip, "mse": r.mse,
+                     "mse_opt_clip": r.mse_opt_clip, "mse_opt": r.mse_opt,
+                     "clip_ratio": r.clip / r.mse_opt_clip, "mse_excess": r.mse / r.mse_opt - 1.0})
     return pd.DataFrame(rows)
 
 

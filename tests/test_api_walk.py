@@ -6,9 +6,12 @@
   there fails ``test_every_plotting_function_has_inputs``.
 * Progress bars: every public function of qtheory (``qtheory.__all__``, the ``__all__`` of each
   public subpackage and of its modules) with a ``progress`` parameter accepts ``progress=False`` and
-  then writes nothing to stderr on a small input. The functions covered are the ones
-  ``_progress_functions()`` finds (the test ids name them); each needs an entry in ``PROGRESS_CALLS``
-  or, with a reason, in ``PROGRESS_SKIP``.
+  then writes nothing to stderr on a small input, and with ``progress=True`` draws a tqdm bar on
+  stderr (unless ``PROGRESS_TRUE_QUIET`` says why it has no steps to show there). The functions
+  covered are the ones ``_progress_functions()`` finds (the test ids name them); each needs an entry
+  in ``PROGRESS_CALLS`` or, with a reason, in ``PROGRESS_SKIP``. The once-per-process numba notice
+  (:mod:`qtheory.kernels`) is not a progress bar and is switched off here (tests/test_progress.py
+  covers it).
 * Results: every dataclass named ``*Result`` in those modules has the ResultMixin views
   (``_repr_html_``, ``to_dict``, ``to_frame``), and the repr of an instance (from the public call in
   tests/test_results_api.py) prints no number with more than 17 significant digits.
@@ -270,8 +273,42 @@ def _weights():
     return {f"l{i}.weight": rng.laplace(size=(8, 16)).astype(np.float32) for i in range(2)}
 
 
+def _sat_call(**kw):
+    def make(tmp):
+        return (), kw
+    return make
+
+
+def _sqnr_sweep(tmp):
+    from qtheory import Gaussian, Laplace, Rectified
+
+    return (Rectified(Gaussian()), Laplace(0.05)), dict(bits=(6,), clip_ratios=(3.0,), shape=(1, 4, 6, 6, 4, 3, 3),
+                                                          rng=0)
+
+
+def _weight_report(tmp):
+    from qtheory.allocation import synthetic_conv_weights
+
+    return (synthetic_conv_weights(8, 4, rng=1), 4, {"tensor max": dict(granularity="tensor", clip="max")}), {}
+
+
 #: ``name: tmp_path -> (args, kwargs)``, a small input each
 PROGRESS_CALLS = {
+    "calibrator_table": lambda tmp: (({"laplace": qtheory.Laplace()},), dict(bits=[4], methods=["max"], n_samples=2000)),
+    "distortion_ladder": lambda tmp: (("gaussian",), {"bits": [2]}),
+    "stationary_table": lambda tmp: ((["gaussian"], [2]), {"estimators": ["tqt"]}),
+    "sqnr_sweep": _sqnr_sweep,
+    "two_channel_experiment": lambda tmp: (((2.0, 1.0), 8), dict(n_samples=200, rng=0)),
+    "allocation_experiment": lambda tmp: ((np.exp(np.linspace(-1, 1, 4)), (3,)), dict(n_samples=100, max_bits=4,
+                                                                                       rng=0)),
+    "bias_correction_experiment": lambda tmp: (((4,),), dict(n_inputs=16, n_channels=50, rng=0)),
+    "weight_report": _weight_report,
+    "classifier_table": _sat_call(bits=(2,), classifiers={"c": (64, 10, 8)}),
+    "clamp_variance_table": lambda tmp: (((64, 640), (0.05,)), {"mc_elements": 0}),
+    "variance_ratio_table": lambda tmp: (((1, 2),), dict(classifiers={"c": (64, 10, 8)}, mc_elements=0)),
+    "pact_error_table": lambda tmp: (((2,),), dict(n_samples=1000, rng=0)),
+    "network_experiment": lambda tmp: (((16, 64), 100), dict(bits=(2,), batch=16, n_nets=1, rng=0)),
+    "depth_experiment": lambda tmp: (((1,),), dict(width=16, n_in=32, n_classes=100, bits=(2,), batch=16, rng=0)),
     "optimal_clip": lambda tmp: (("gaussian", 4), {}),
     "optimal_clip_table": lambda tmp: ((), {"bits": [2, 4]}),
     "format_table": lambda tmp: (("gaussian", ["int8", "mxfp4"]), {}),
@@ -286,6 +323,13 @@ PROGRESS_SKIP = {
     "run_grid": "trains the QAT networks (minutes even at FAST_CONFIG); tests/test_qat.py runs it",
 }
 
+#: functions in ``PROGRESS_CALLS`` whose ``progress=True`` draws nothing on the small input, and why
+PROGRESS_TRUE_QUIET = {
+    "optimal_clip": "a closed-form prior is solved without a scan; only quadrature priors and the asymmetric "
+                    "scan have a bar (tests/test_progress.py draws that one)",
+    "distributed_report": "its progress is dask's, shown for distributed clients only",
+}
+
 
 def test_every_progress_function_is_covered():
     found = set(_progress_functions())
@@ -295,14 +339,40 @@ def test_every_progress_function_is_covered():
                               f"entries for functions that are gone: {sorted(covered - found)}")
 
 
+@pytest.fixture
+def _no_compile_notice(monkeypatch):
+    """The numba notice (once per process, on a cold cache) is not a progress bar: off here."""
+    from qtheory import kernels
+
+    monkeypatch.setattr(kernels, "_announced", True)
+
+
 @pytest.mark.parametrize("name", sorted(PROGRESS_CALLS))
-def test_progress_false_writes_nothing_to_stderr(name, tmp_path, capfd):
+def test_progress_false_writes_nothing_to_stderr(name, tmp_path, capfd, _no_compile_notice):
     func = _progress_functions()[name]
     args, kwargs = PROGRESS_CALLS[name](tmp_path)
     capfd.readouterr()
     func(*args, **kwargs, progress=False)
     err = capfd.readouterr().err
     assert err == "", f"{name}(progress=False) wrote to stderr: {err[:200]!r}"
+
+
+@pytest.mark.parametrize("name", sorted(set(PROGRESS_CALLS) - set(PROGRESS_TRUE_QUIET)))
+def test_progress_true_draws_a_bar_on_stderr(name, tmp_path, capfd, _no_compile_notice):
+    func = _progress_functions()[name]
+    args, kwargs = PROGRESS_CALLS[name](tmp_path)
+    capfd.readouterr()
+    func(*args, **kwargs, progress=True)
+    err = capfd.readouterr().err
+    assert "100%|" in err, f"{name}(progress=True) drew no finished tqdm bar on stderr: {err[:200]!r}"
+
+
+def test_progress_default_is_the_shared_policy():
+    """The functions of this package's policy (qtheory._progress) default to ``progress=None``."""
+    own = set(PROGRESS_CALLS) - {"format_table", "layer_report", "distributed_report", "torch_observers",
+                                 "onnx_observers"}
+    funcs = _progress_functions()
+    assert {n for n in own if inspect.signature(funcs[n]).parameters["progress"].default is not None} == set()
 
 
 # -------------------------------------------------------------------------------------------- results

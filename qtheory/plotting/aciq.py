@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..quantizer import GRIDS, Quantizer
-from ._common import _ax
+from ._common import _ax, _curves, _mark_optimum
 
 __all__ = ["plot_grids", "plot_mse_vs_alpha"]
 
@@ -40,10 +40,85 @@ def plot_grids(bits: int = 3, alpha: float = 1.0, grids=GRIDS, *, ax=None, beta:
     return ax
 
 
-def plot_mse_vs_alpha(alphas, curves: dict, *, ax=None, mc: dict | None = None,
-                      logy: bool = True):
-    """MSE curves ``{label: MSEResult or array}`` against the clip; optional Monte-Carlo points
-    ``{label: (alphas, MSEResult)}`` drawn with ±2 standard-error bars."""
+def plot_mse_vs_alpha(prior=None, curves: dict | None = None, *, bits=None, methods=("exact", "aciq"),
+                      alphas=None, grid: str = "midrise", ax=None, mc: dict | None = None, logy: bool = True):
+    """MSE against the clip for several bit-widths and methods, each optimum marked; or given curves.
+
+    Two call forms:
+
+    * ``plot_mse_vs_alpha(prior, bits=[2, 3, 4], methods=("exact", "aciq"))`` computes
+      :func:`qtheory.clipping_mse` per bit-width (one colour each) and method (solid, dashed,
+      dotted in the order given) and marks each optimum (:func:`qtheory.optimal_clip` of that
+      bit-width and method) with a dot. Without ``alphas`` the range is ``(0, 2·max α*]``.
+    * ``plot_mse_vs_alpha(alphas, curves)`` draws computed curves ``{label: MSEResult or array}``
+      at the clips ``alphas``, with optional Monte-Carlo points ``mc = {label: (alphas,
+      MSEResult)}`` drawn with ±2 standard-error bars.
+
+    Parameters
+    ----------
+    prior : prior-like
+        See :func:`qtheory.as_prior` (first form). In the second form the first argument is the
+        clips of ``curves`` (or pass ``alphas=``).
+    curves : dict, optional
+        Second form: ``{label: MSEResult or array}``.
+    bits : int or sequence of int
+        First form: the bit-widths.
+    methods : sequence of {"exact", "aciq"}
+        First form: the MSE of each line style (``"aciq"`` needs ``grid="midrise"``).
+    alphas : array_like, optional
+        The clips (first form: chosen automatically when omitted).
+    grid : str
+        First form: the quantizer grid.
+    ax : matplotlib Axes, optional
+    mc : dict, optional
+        Second form: Monte-Carlo points.
+    logy : bool
+        Logarithmic MSE axis.
+
+    Returns
+    -------
+    matplotlib Axes
+
+    Examples
+    --------
+    >>> ax = plot_mse_vs_alpha("laplace", bits=[2, 4])
+    >>> sorted(round(float(line.get_xdata()[0]), 2) for line in ax.lines if line.get_gid() == "optimum")
+    [2.83, 3.08, 5.03, 5.22]
+    >>> import matplotlib.pyplot as plt; plt.close(ax.figure)
+    """
+    func = "plot_mse_vs_alpha"
+    if curves is not None:
+        if prior is not None and alphas is not None:
+            raise TypeError(f"{func} takes the clips of given curves once: as its first argument or as "
+                            "'alphas', not both.")
+        return _draw_curves(alphas if alphas is not None else prior, curves, ax, mc, logy)
+    if mc is not None:
+        raise TypeError(f"The 'mc' parameter of {func} is for given curves (with 'curves'). Got it with a prior instead.")
+    if prior is None:
+        raise TypeError(f"{func} needs a prior (with 'bits') or clips and 'curves'. Got neither instead.")
+    alphas, computed = _curves(prior, bits, alphas, grid, methods, func)
+    ax = _ax(ax)
+    bit_list = list(dict.fromkeys(b for b, _ in computed))
+    meth_list = list(dict.fromkeys(m for _, m in computed))
+    styles = ("-", "--", ":")
+    names = {"exact": "exact", "aciq": "ACIQ model"}
+    for (b, m), (r, opt) in computed.items():
+        c = f"C{bit_list.index(b) % 10}"
+        k = meth_list.index(m)
+        ax.plot(alphas, r.mse, color=c, ls=styles[k % 3], lw=1.5,
+                label=f"{b} bits, {names[m]}: α*={opt.alpha:.3g}")
+        _mark_optimum(ax, opt, c, text=False)
+    if logy:
+        ax.set_yscale("log")
+    ax.set_xlim(0.0, float(alphas.max()))
+    ax.set_xlabel("clip α")
+    ax.set_ylabel("MSE")
+    ax.legend(fontsize=7)
+    return ax
+
+
+def _draw_curves(alphas, curves: dict, ax, mc, logy):
+    """The second form of :func:`plot_mse_vs_alpha` (given curves), drawn as it always was."""
     ax = _ax(ax)
     for i, (label, r) in enumerate(curves.items()):
         y = getattr(r, "mse", r)

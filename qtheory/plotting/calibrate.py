@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._common import _ax
+from ._common import _ax, _curves, _mark_optimum
 
 __all__ = ["plot_calibrator_excess", "plot_calibrator_grid", "plot_mse_curve", "CALIBRATOR_STYLE", "EXCESS_FLOOR_PCT"]
 
@@ -100,19 +100,97 @@ def plot_calibrator_grid(table, *, ncols: int = 4, axes=None):
     return axes
 
 
-def plot_mse_curve(alphas, result, *, optimum=None, picks: dict | None = None, ax=None, title: str | None = None):
-    """An MSE curve with its clipping and rounding parts, the optimum and calibrators' picks.
+def plot_mse_curve(prior=None, result=None, *, bits=None, alphas=None, grid: str = "midrise",
+                   method: str = "exact", parts: bool | None = None, optimum=None, picks: dict | None = None,
+                   ax=None, title: str | None = None):
+    """MSE curves against the clip with their optima; or one computed curve with its parts and picks.
+
+    Two call forms:
+
+    * ``plot_mse_curve(prior, bits=[2, 3, 4])`` computes and draws one MSE curve per bit-width
+      (:func:`qtheory.clipping_mse`) and marks each optimum (:func:`qtheory.optimal_clip`) with a
+      dot and its α*. Without ``alphas`` the range is ``(0, 2·max α*]``, so every optimum lies
+      inside it.
+    * ``plot_mse_curve(alphas, result, optimum=..., picks=...)`` draws a curve computed by the
+      caller (e.g. an :class:`~qtheory.empirical.EmpiricalMSE` curve), its optimum as a star.
 
     Parameters
     ----------
-    alphas : array_like
-        Clips of the curve.
-    result : qtheory.MSEResult
-        ``clipping_mse`` (or ``EmpiricalMSE.mse``) at ``alphas``.
+    prior : prior-like
+        See :func:`qtheory.as_prior` (first form). In the second form the first argument is the
+        clips of ``result`` (or pass ``alphas=``).
+    result : qtheory.MSEResult, optional
+        The computed curve at ``alphas`` (second form).
+    bits : int or sequence of int
+        Bit-widths, one curve each (first form).
+    alphas : array_like, optional
+        Clips of the curves (first form: chosen automatically when omitted).
+    grid : str
+        Quantizer grid (first form), one of :data:`qtheory.GRIDS`.
+    method : {"exact", "aciq"}
+        MSE and optimum of the first form (``"aciq"``: ACIQ's model and its optimum).
+    parts : bool, optional
+        Also draw the clipping and rounding parts (dashed, dotted). Default: with one bit-width
+        (always in the second form).
     optimum : qtheory.ClipResult, optional
+        Second form: the optimum to mark.
     picks : dict, optional
         ``{calibrator: alpha}``; drawn as vertical lines.
+    ax : matplotlib Axes, optional
+    title : str, optional
+
+    Returns
+    -------
+    matplotlib Axes
+
+    Examples
+    --------
+    >>> ax = plot_mse_curve("gaussian", bits=[2, 3, 4])
+    >>> [round(float(line.get_xdata()[0]), 3) for line in ax.lines if line.get_gid() == "optimum"]
+    [1.991, 2.344, 2.682]
+    >>> import matplotlib.pyplot as plt; plt.close(ax.figure)
     """
+    func = "plot_mse_curve"
+    if result is not None:
+        if prior is not None and alphas is not None:
+            raise TypeError(f"{func} takes the clips of a given result once: as its first argument or as "
+                            "'alphas', not both.")
+        return _draw_curve(alphas if alphas is not None else prior, result, optimum, picks, ax, title)
+    if optimum is not None:
+        raise TypeError(f"The 'optimum' parameter of {func} is for a given curve (with 'result'); "
+                        "with a prior every optimum is computed. Got both instead.")
+    if prior is None:
+        raise TypeError(f"{func} needs a prior (with 'bits') or clips and a 'result'. Got neither instead.")
+    alphas, curves = _curves(prior, bits, alphas, grid, [method], func)
+    ax = _ax(ax)
+    show_parts = len(curves) == 1 if parts is None else bool(parts)
+    tot = []
+    for i, ((b, _), (r, opt)) in enumerate(curves.items()):
+        c = f"C{i % 10}"
+        ax.plot(alphas, r.mse, color=c, lw=2, label=f"{b} bits: α*={opt.alpha:.3g}, MSE={opt.mse:.3g}")
+        if show_parts:
+            ax.plot(alphas, r.clipping, color=c, lw=1, ls="--", label=f"{b} bits: clipping part")
+            ax.plot(alphas, r.rounding, color=c, lw=1, ls=":", label=f"{b} bits: rounding part")
+        _mark_optimum(ax, opt, c)
+        tot.append(np.asarray(r.mse, dtype=float))
+    for name, alpha in (picks or {}).items():
+        color, _ = CALIBRATOR_STYLE.get(name, ("tab:gray", None))
+        ax.axvline(alpha, color=color, lw=1, alpha=0.8, label=f"{name} {alpha:.3g}")
+    tot = np.concatenate(tot)
+    ax.set_yscale("log")
+    ax.set_ylim(np.nanmin(tot) * (0.05 if show_parts else 0.3), np.nanmax(tot) * 2.0)
+    ax.set_xlim(0.0, float(alphas.max()))
+    ax.set_xlabel("clip α")
+    ax.set_ylabel("mean squared error")
+    if title:
+        ax.set_title(title)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=7)
+    return ax
+
+
+def _draw_curve(alphas, result, optimum, picks, ax, title):
+    """The second form of :func:`plot_mse_curve` (a computed curve), drawn as it always was."""
     ax = _ax(ax)
     a = np.asarray(alphas)
     ax.plot(a, result.mse, color="black", lw=2, label="MSE")
