@@ -162,16 +162,32 @@ def _draw_spec(prior):
 
 
 def _chunk_states(rng: np.random.Generator, n_chunks: int) -> np.ndarray:
-    """``(n_chunks, 4, 8)`` xoshiro256** lane states: SeedSequence(256 bits of ``rng``).spawn(n_chunks)."""
-    from .kernels.mc_draw import LANES
+    """``(n_chunks, 4, 8)`` xoshiro256** lane states: SeedSequence(256 bits of ``rng``).spawn(n_chunks).
 
-    root = np.random.SeedSequence(rng.integers(0, 2**64, 4, dtype=np.uint64))
+    The children's ``generate_state`` words are computed by one numba kernel
+    (:func:`qtheory.kernels.mc_draw.spawn_states`, equal to numpy's ``SeedSequence``) instead of
+    ``n_chunks`` Python objects.
+    """
+    from .kernels.mc_draw import LANES, spawn_states
+
+    root = rng.integers(0, 2**64, 4, dtype=np.uint64)
     states = np.empty((n_chunks, 4, LANES), dtype=np.uint64)
-    for c, child in enumerate(root.spawn(n_chunks)):
-        states[c] = child.generate_state(4 * LANES, np.uint64).reshape(LANES, 4).T
+    spawn_states(_entropy_words(root), states)
     bad = ~states.any(axis=1)  # an all-zero xoshiro state never leaves 0 (probability 2^-256)
     states[:, 0][bad] = 1
     return states
+
+
+def _entropy_words(values) -> np.ndarray:
+    """SeedSequence's assembly of non-negative ints into 32-bit words (lowest first; 0 is one word)."""
+    words = []
+    for v in map(int, values):
+        words.append(v & 0xFFFFFFFF)
+        v >>= 32
+        while v:
+            words.append(v & 0xFFFFFFFF)
+            v >>= 32
+    return np.array(words, dtype=np.uint64)
 
 
 def _mse_sums_numba(spec, qs, n_samples, chunk, n_chunks, rng) -> np.ndarray:

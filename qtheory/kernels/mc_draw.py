@@ -24,6 +24,9 @@ from numba.extending import intrinsic
 
 LANES = 8
 BATCH = 1024
+#: LLVM fast-math flags of the transforms: only ``contract`` (fused multiply-add; no reassociation,
+#: no finite-math assumptions), so each polynomial step rounds once instead of twice.
+_FM = {"contract"}
 
 _LN2_HI = 6.93147180369123816490e-01
 _LN2_LO = 1.90821492927058770002e-10
@@ -50,14 +53,14 @@ _TWO_PI = 6.283185307179586
 _SQRT2 = 1.4142135623730951
 
 
-@numba.njit(cache=True, error_model="numpy")
+@numba.njit(cache=True, fastmath=_FM, error_model="numpy")
 def fdlibm_log(x, out):  # pragma: no cover - compiled
     """``out[i] = log(x[i])`` for positive finite ``x`` (fdlibm reduction, vectorises)."""
     for i in range(x.shape[0]):
         out[i] = _log_bits(x[i], _bits_of(x[i]))
 
 
-@numba.njit(cache=True, inline="always", error_model="numpy")
+@numba.njit(cache=True, inline="always", fastmath=_FM, error_model="numpy")
 def _log_bits(x, bits):
     """fdlibm log of a positive normal double ``x`` with IEEE bits ``bits``."""
     e = np.int64(bits >> np.uint64(52)) - 1023
@@ -96,7 +99,7 @@ def _bits_of(typingctx, x):
     return types.uint64(types.float64), codegen
 
 
-@numba.njit(cache=True, inline="always", error_model="numpy")
+@numba.njit(cache=True, inline="always", fastmath=_FM, error_model="numpy")
 def _sincos_turn(u):
     """``(cos 2πu, sin 2πu)`` for ``u ∈ [0, 1)`` (quadrant reduction, fdlibm kernels)."""
     qi = np.int64(4.0 * u + 0.5)  # nearest quarter turn, 0..4 (truncation = floor: non-negative)
@@ -114,7 +117,7 @@ def _sincos_turn(u):
     return c, s
 
 
-@numba.njit(cache=True, error_model="numpy")
+@numba.njit(cache=True, fastmath=_FM, error_model="numpy")
 def sincos_turn(u, c, s):  # pragma: no cover - compiled
     """``c[i], s[i] = cos(2π u[i]), sin(2π u[i])`` (for tests)."""
     for i in range(u.shape[0]):
@@ -191,6 +194,68 @@ def xoshiro_fill(state, out):  # pragma: no cover - compiled
     _xoshiro_fill(state, out)
 
 
+_M32 = np.uint64(0xFFFFFFFF)
+_SS_INIT_A = np.uint64(0x43B0D7E5)
+_SS_MULT_A = np.uint64(0x931E8875)
+_SS_INIT_B = np.uint64(0x8B51F9DD)
+_SS_MULT_B = np.uint64(0x58F38DED)
+_SS_MIX_L = np.uint64(0xCA01F9DD)
+_SS_MIX_R = np.uint64(0x4973F715)
+
+
+@numba.njit(cache=True, inline="always")
+def _ss_hash(value, h, mult):
+    """SeedSequence's ``hashmix`` step on 32-bit words held in uint64: ``(hashed value, next constant)``."""
+    v = value ^ h
+    h = (h * mult) & _M32
+    v = (v * h) & _M32
+    return v ^ (v >> np.uint64(16)), h
+
+
+@numba.njit(cache=True, inline="always")
+def _ss_mix(x, y):
+    """SeedSequence's ``mix`` of two 32-bit words (wrapping arithmetic, then masked to 32 bits)."""
+    r = (_SS_MIX_L * x - _SS_MIX_R * y) & _M32
+    return r ^ (r >> np.uint64(16))
+
+
+@numba.njit(cache=True)
+def spawn_states(entropy, out):  # pragma: no cover - compiled
+    """The xoshiro256** lane states of ``SeedSequence(entropy).spawn(n)``, without Python objects.
+
+    ``entropy`` is the root entropy as numpy's SeedSequence assembles it (uint32 words in uint64,
+    at least 4 of them); chunk ``c`` is the child with ``spawn_key = (c,)``, and ``out[c, w, l]`` is
+    word ``4·l + w`` of its ``generate_state(4·LANES, uint64)`` (O'Neill's ``seed_seq`` mixing with a
+    pool of 4 words, as in ``numpy.random.SeedSequence``; tested equal to it).
+    """
+    n_ent = entropy.shape[0]
+    pool = np.empty(4, dtype=np.uint64)
+    for c in range(out.shape[0]):
+        h = _SS_INIT_A
+        for i in range(4):
+            pool[i], h = _ss_hash(entropy[i], h, _SS_MULT_A)
+        for src in range(4):
+            for dst in range(4):
+                if src != dst:
+                    v, h = _ss_hash(pool[src], h, _SS_MULT_A)
+                    pool[dst] = _ss_mix(pool[dst], v)
+        for src in range(4, n_ent + 1):
+            word = entropy[src] if src < n_ent else np.uint64(c)
+            for dst in range(4):
+                v, h = _ss_hash(word, h, _SS_MULT_A)
+                pool[dst] = _ss_mix(pool[dst], v)
+        h = _SS_INIT_B
+        for k in range(8 * LANES):
+            v, h = _ss_hash(pool[k & 3], h, _SS_MULT_B)
+            j = k >> 1
+            w = j & 3
+            ln = j >> 2
+            if k & 1:
+                out[c, w, ln] |= v << np.uint64(32)
+            else:
+                out[c, w, ln] = v
+
+
 @numba.njit(cache=True, inline="always", error_model="numpy")
 def _round(u, mode):
     if mode == 0:
@@ -201,7 +266,7 @@ def _round(u, mode):
     return np.floor(u + 0.5)
 
 
-@numba.njit(cache=True, fastmath={"reassoc"}, error_model="numpy")
+@numba.njit(cache=True, fastmath={"reassoc", "contract"}, error_model="numpy")
 def _accumulate(x, m, sc, off, lo_k, hi_k, mode, lo, hi, acc):  # pragma: no cover - compiled
     """Add ``Σ e², Σ e⁴`` of the clipped and of the granular samples ``x[:m]`` to ``acc[0..3, 0]``.
 
@@ -242,7 +307,7 @@ def _accumulate(x, m, sc, off, lo_k, hi_k, mode, lo, hi, acc):  # pragma: no cov
     acc[3, 0] += g4
 
 
-@numba.njit(cache=True, parallel=True, error_model="numpy")
+@numba.njit(cache=True, parallel=True, fastmath=_FM, error_model="numpy")
 def mse_chunks(states, n_samples, chunk, dist, loc, scale, rectify,
                qscale, qoffset, qmin, qmax, qmode, qlo, qhi, out):  # pragma: no cover - compiled
     """Per-chunk sums ``out[ch, i] = [Σ_clip e², Σ_clip e⁴, Σ_gran e², Σ_gran e⁴]`` of quantizer ``i``.
