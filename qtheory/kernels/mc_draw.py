@@ -307,17 +307,66 @@ def _accumulate(x, m, sc, off, lo_k, hi_k, mode, lo, hi, acc):  # pragma: no cov
     acc[3, 0] += g4
 
 
+@numba.njit(cache=True, inline="always", fastmath=_FM, error_model="numpy")
+def _draw_batch(state, rb, x, dist, loc, scale, rectify):
+    """Advance the lanes ``state`` once per ``LANES`` outputs and write ``BATCH`` draws to ``x``.
+
+    ``u = (top 53 bits + 1/2) / 2^53`` lies in (0, 1), never 0 or 1. Laplace (``dist`` 0): one
+    64-bit output per draw, ``loc ± scale·(−log u)`` with the sign from its lowest bit. Gaussian
+    (``dist`` 1): Box–Muller on outputs ``i`` and ``i + BATCH/2``, ``r = √(−2 log u1)``,
+    ``x[i] = loc + scale·r·cos 2πu2``, ``x[i + BATCH/2] = loc + scale·r·sin 2πu2`` (``u2 = top 53
+    bits / 2^53``, in [0, 1)). ``rectify`` then applies ``max(x, 0)``.
+    """
+    _xoshiro_fill(state, rb)
+    if dist == 0:
+        for i in range(BATCH):
+            b = rb[i]
+            u = (np.float64(b >> np.uint64(11)) + 0.5) * 1.1102230246251565e-16
+            ex = -_log_bits(u, _bits_of(u))
+            x[i] = loc + (scale * ex if (b & np.uint64(1)) else -scale * ex)
+    else:
+        h = BATCH // 2
+        for i in range(h):
+            b1 = rb[i]
+            b2 = rb[i + h]
+            u1 = (np.float64(b1 >> np.uint64(11)) + 0.5) * 1.1102230246251565e-16
+            u2 = np.float64(b2 >> np.uint64(11)) * 1.1102230246251565e-16
+            r = np.sqrt(-2.0 * _log_bits(u1, _bits_of(u1)))
+            c, s = _sincos_turn(u2)
+            x[i] = loc + scale * (r * c)
+            x[i + h] = loc + scale * (r * s)
+    if rectify:
+        for i in range(BATCH):
+            x[i] = max(x[i], 0.0)
+
+
+@numba.njit(cache=True, fastmath=_FM, error_model="numpy")
+def draw_chunks(states, n_samples, chunk, dist, loc, scale, rectify, out):  # pragma: no cover - compiled
+    """The draws :func:`mse_chunks` measures, ``out[:n_samples]`` in sample order (for tests)."""
+    rb = np.empty(BATCH, dtype=np.uint64)
+    x = np.empty(BATCH, dtype=np.float64)
+    for ch in range(states.shape[0]):
+        state = states[ch].copy()
+        m_total = min(chunk, n_samples - ch * chunk)
+        done = 0
+        while done < m_total:
+            _draw_batch(state, rb, x, dist, loc, scale, rectify)
+            m = min(BATCH, m_total - done)
+            out[ch * chunk + done:ch * chunk + done + m] = x[:m]
+            done += m
+
+
 @numba.njit(cache=True, parallel=True, fastmath=_FM, error_model="numpy")
 def mse_chunks(states, n_samples, chunk, dist, loc, scale, rectify,
                qscale, qoffset, qmin, qmax, qmode, qlo, qhi, out):  # pragma: no cover - compiled
     """Per-chunk sums ``out[ch, i] = [Σ_clip e², Σ_clip e⁴, Σ_gran e², Σ_gran e⁴]`` of quantizer ``i``.
 
     ``states`` is ``(n_chunks, 4, LANES)`` uint64 (xoshiro256** words per lane), ``dist`` 0 for
-    Laplace, 1 for Gaussian; chunk ``ch`` holds samples ``[ch·chunk, min((ch+1)·chunk, n_samples))``.
+    Laplace, 1 for Gaussian; chunk ``ch`` holds samples ``[ch·chunk, min((ch+1)·chunk, n_samples))``,
+    drawn by :func:`_draw_batch` ``BATCH`` at a time (the last batch's surplus is discarded).
     """
     nch = states.shape[0]
     nq = qscale.shape[0]
-    U1 = np.uint64(1)
     for ch in numba.prange(nch):
         state = states[ch].copy()
         rb = np.empty(BATCH, dtype=np.uint64)
@@ -326,28 +375,7 @@ def mse_chunks(states, n_samples, chunk, dist, loc, scale, rectify,
         m_total = min(chunk, n_samples - ch * chunk)
         done = 0
         while done < m_total:
-            _xoshiro_fill(state, rb)
-            # transform: u = (top 53 bits + 1/2) / 2^53 in (0, 1), never 0 or 1
-            if dist == 0:
-                for i in range(BATCH):
-                    b = rb[i]
-                    u = (np.float64(b >> np.uint64(11)) + 0.5) * 1.1102230246251565e-16
-                    ex = -_log_bits(u, _bits_of(u))
-                    x[i] = loc + (scale * ex if (b & U1) else -scale * ex)
-            else:
-                h = BATCH // 2
-                for i in range(h):
-                    b1 = rb[i]
-                    b2 = rb[i + h]
-                    u1 = (np.float64(b1 >> np.uint64(11)) + 0.5) * 1.1102230246251565e-16
-                    u2 = np.float64(b2 >> np.uint64(11)) * 1.1102230246251565e-16
-                    r = np.sqrt(-2.0 * _log_bits(u1, _bits_of(u1)))
-                    c, s = _sincos_turn(u2)
-                    x[i] = loc + scale * (r * c)
-                    x[i + h] = loc + scale * (r * s)
-            if rectify:
-                for i in range(BATCH):
-                    x[i] = max(x[i], 0.0)
+            _draw_batch(state, rb, x, dist, loc, scale, rectify)
             m = min(BATCH, m_total - done)
             for qi in range(nq):
                 _accumulate(x, m, qscale[qi], qoffset[qi], np.float64(qmin[qi]), np.float64(qmax[qi]), qmode[qi],
