@@ -16,13 +16,20 @@ inside numba (:mod:`qtheory.kernels.mc_draw`), in parallel over chunks of ``chun
 2. ``SeedSequence.spawn(n_chunks)`` gives one child per chunk, ``n_chunks = ceil(n_samples /
    chunk)``; chunk ``c`` holds samples ``[c·chunk, (c+1)·chunk)``.
 3. Each child's ``generate_state(32, uint64)`` seeds 8 xoshiro256** lanes (4 words each) that
-   draw that chunk's samples.
-4. Each chunk writes its own partial sums; they are added in chunk order.
+   draw that chunk's samples: word ``4·l + w`` is word ``w`` of lane ``l``. (These words are
+   computed by a numba kernel, :func:`qtheory.kernels.mc_draw.spawn_states`, that equals numpy's
+   ``SeedSequence`` word for word; no Python object is made per chunk.)
+4. Lane outputs become draws ``BATCH`` = 1024 at a time (Laplace: one 64-bit output per draw;
+   Gaussian: Box–Muller on outputs ``i`` and ``i + 512`` of a batch; see
+   :mod:`qtheory.kernels.mc_draw`). Each chunk writes its own partial sums; they are added in
+   chunk order.
 
 The result therefore depends on the seed, ``n_samples`` and ``chunk`` only: it is the same for
 any number of threads (``numba.set_num_threads``) and on any machine with the same numba build
-of the transforms (an fdlibm ``log``/``sin``/``cos``, within an ulp of libm). Other priors are
-drawn by numpy (``prior.rvs``) from ``default_rng(rng)``, chunk after chunk.
+and the same CPU features (the transforms, an fdlibm ``log``/``sin``/``cos`` within an ulp of
+libm, use fused multiply-adds where the CPU has them, and the sums are split over its SIMD
+width). Other priors are drawn by numpy (``prior.rvs``) from ``default_rng(rng)``, chunk after
+chunk.
 
 Examples
 --------
