@@ -16,13 +16,20 @@ inside numba (:mod:`qtheory.kernels.mc_draw`), in parallel over chunks of ``chun
 2. ``SeedSequence.spawn(n_chunks)`` gives one child per chunk, ``n_chunks = ceil(n_samples /
    chunk)``; chunk ``c`` holds samples ``[c·chunk, (c+1)·chunk)``.
 3. Each child's ``generate_state(32, uint64)`` seeds 8 xoshiro256** lanes (4 words each) that
-   draw that chunk's samples.
-4. Each chunk writes its own partial sums; they are added in chunk order.
+   draw that chunk's samples: word ``4·l + w`` is word ``w`` of lane ``l``. (These words are
+   computed by a numba kernel, :func:`qtheory.kernels.mc_draw.spawn_states`, that equals numpy's
+   ``SeedSequence`` word for word; no Python object is made per chunk.)
+4. Lane outputs become draws ``BATCH`` = 1024 at a time (Laplace: one 64-bit output per draw;
+   Gaussian: Box–Muller on outputs ``i`` and ``i + 512`` of a batch; see
+   :mod:`qtheory.kernels.mc_draw`). Each chunk writes its own partial sums; they are added in
+   chunk order.
 
 The result therefore depends on the seed, ``n_samples`` and ``chunk`` only: it is the same for
 any number of threads (``numba.set_num_threads``) and on any machine with the same numba build
-of the transforms (an fdlibm ``log``/``sin``/``cos``, within an ulp of libm). Other priors are
-drawn by numpy (``prior.rvs``) from ``default_rng(rng)``, chunk after chunk.
+and the same CPU features (the transforms, an fdlibm ``log``/``sin``/``cos`` within an ulp of
+libm, use fused multiply-adds where the CPU has them, and the sums are split over its SIMD
+width). Other priors are drawn by numpy (``prior.rvs``) from ``default_rng(rng)``, chunk after
+chunk.
 
 Examples
 --------
@@ -162,16 +169,32 @@ def _draw_spec(prior):
 
 
 def _chunk_states(rng: np.random.Generator, n_chunks: int) -> np.ndarray:
-    """``(n_chunks, 4, 8)`` xoshiro256** lane states: SeedSequence(256 bits of ``rng``).spawn(n_chunks)."""
-    from .kernels.mc_draw import LANES
+    """``(n_chunks, 4, 8)`` xoshiro256** lane states: SeedSequence(256 bits of ``rng``).spawn(n_chunks).
 
-    root = np.random.SeedSequence(rng.integers(0, 2**64, 4, dtype=np.uint64))
+    The children's ``generate_state`` words are computed by one numba kernel
+    (:func:`qtheory.kernels.mc_draw.spawn_states`, equal to numpy's ``SeedSequence``) instead of
+    ``n_chunks`` Python objects.
+    """
+    from .kernels.mc_draw import LANES, spawn_states
+
+    root = rng.integers(0, 2**64, 4, dtype=np.uint64)
     states = np.empty((n_chunks, 4, LANES), dtype=np.uint64)
-    for c, child in enumerate(root.spawn(n_chunks)):
-        states[c] = child.generate_state(4 * LANES, np.uint64).reshape(LANES, 4).T
+    spawn_states(_entropy_words(root), states)
     bad = ~states.any(axis=1)  # an all-zero xoshiro state never leaves 0 (probability 2^-256)
     states[:, 0][bad] = 1
     return states
+
+
+def _entropy_words(values) -> np.ndarray:
+    """SeedSequence's assembly of non-negative ints into 32-bit words (lowest first; 0 is one word)."""
+    words = []
+    for v in map(int, values):
+        words.append(v & 0xFFFFFFFF)
+        v >>= 32
+        while v:
+            words.append(v & 0xFFFFFFFF)
+            v >>= 32
+    return np.array(words, dtype=np.uint64)
 
 
 def _mse_sums_numba(spec, qs, n_samples, chunk, n_chunks, rng) -> np.ndarray:

@@ -4,6 +4,8 @@ thread count), and the Monte-Carlo MSE against the exact MSE within k standard e
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 from scipy import stats
@@ -59,6 +61,100 @@ def test_fdlibm_transforms_against_libm(rng):
     np.testing.assert_allclose(c, np.cos(2 * np.pi * u), rtol=0, atol=2e-15)
     np.testing.assert_allclose(s, np.sin(2 * np.pi * u), rtol=0, atol=2e-15)
     np.testing.assert_array_equal(np.abs(c[-64:][::16]), [1.0, 0.0, 1.0, 0.0])  # exact at quarter turns
+
+
+def test_spawn_states_equal_numpy_seedsequence(rng):
+    """The numba seeding kernel gives the words of numpy's SeedSequence(root).spawn(n)[c].generate_state."""
+    from qtheory.kernels.mc_draw import LANES, spawn_states
+    from qtheory.montecarlo import _chunk_states, _entropy_words
+
+    for trial in range(6):
+        root = rng.integers(0, 2**64, 4, dtype=np.uint64)
+        if trial == 1:
+            root[[0, 2]] = [0, 12345]  # words of 0 and of a value below 2^32 take one uint32 each
+        n = int(rng.integers(1, 200))
+        want = np.stack([c.generate_state(4 * LANES, np.uint64).reshape(LANES, 4).T
+                         for c in np.random.SeedSequence(root).spawn(n)])
+        got = np.empty((n, 4, LANES), dtype=np.uint64)
+        spawn_states(_entropy_words(root), got)
+        np.testing.assert_array_equal(got, want)
+    # and _chunk_states draws the root entropy as documented (four uint64 from default_rng(seed))
+    seed = int(rng.integers(0, 2**32))
+    root = np.random.default_rng(seed).integers(0, 2**64, 4, dtype=np.uint64)
+    want = np.stack([c.generate_state(4 * LANES, np.uint64).reshape(LANES, 4).T
+                     for c in np.random.SeedSequence(root).spawn(3)])
+    np.testing.assert_array_equal(_chunk_states(np.random.default_rng(seed), 3), want)
+
+
+def _draws(dist, loc, scale, seed, n=2_000_003, chunk=50_000, rectify=False):
+    from qtheory.kernels.mc_draw import draw_chunks
+    from qtheory.montecarlo import _chunk_states
+
+    states = _chunk_states(np.random.default_rng(seed), -(-n // chunk))
+    out = np.empty(n)
+    draw_chunks(states, n, chunk, {"laplace": 0, "gaussian": 1}[dist], loc, scale, rectify, out)
+    return out
+
+
+# each distribution test makes 9 comparisons: Bonferroni at a false-alarm rate of 1e-6 per test
+K_DRAW = float(stats.norm.isf(0.5e-6 / 9))
+
+
+@pytest.mark.parametrize(("dist", "loc", "scale"), [("gaussian", 0.0, 1.0), ("gaussian", -7.0, 25.0),
+                                                    ("laplace", 0.0, 1.0), ("laplace", 2.0, 0.3)])
+def test_draws_follow_their_distribution(dist, loc, scale, seed):
+    """The in-numba draws against scipy: moments 1-4, a far tail, 256 equiprobable bins (chi-square),
+    Kolmogorov-Smirnov, and (Box-Muller) independence of the two draws made from one pair of uniforms."""
+    x = _draws(dist, loc, scale, seed)
+    n = x.size
+    ref = stats.norm() if dist == "gaussian" else stats.laplace()
+    z = (x - loc) / scale
+    def raw(k):  # E z^k: (k-1)!! for the standard normal, k! for the standard Laplace, 0 for odd k
+        return 0.0 if k % 2 else float(math.prod(range(k - 1, 0, -2)) if dist == "gaussian" else math.factorial(k))
+
+    for k in (1, 2, 3, 4):
+        mean, var = raw(k), raw(2 * k) - raw(k) ** 2
+        assert abs(np.mean(z**k) - mean) < K_DRAW * np.sqrt(var / n), (k, np.mean(z**k), mean)
+    t = 4.0 if dist == "gaussian" else 8.0
+    p = 2 * ref.sf(t)
+    assert abs(np.mean(np.abs(z) > t) - p) < K_DRAW * np.sqrt(p * (1 - p) / n)
+    counts = np.bincount(np.minimum((ref.cdf(z) * 256).astype(np.int64), 255), minlength=256)
+    chi2 = float(np.sum((counts - n / 256) ** 2 / (n / 256)))
+    assert chi2 < stats.chi2.isf(1e-6 / 9, 255), chi2
+    assert stats.kstest(z, ref.cdf).pvalue > 1e-6 / 9
+    if dist == "gaussian":
+        # x[i] = r cos, x[i + 512] = r sin of one pair: uncorrelated, and so are their squares
+        from qtheory.kernels.mc_draw import BATCH
+
+        b = z[: (n // BATCH) * BATCH].reshape(-1, 2, BATCH // 2)
+        c, s = b[:, 0].ravel(), b[:, 1].ravel()
+        m = c.size
+        assert abs(np.mean(c * s)) < K_DRAW / np.sqrt(m)  # var(cs) = 1
+        assert abs(np.mean((c * c - 1) * (s * s - 1))) < K_DRAW * 2 / np.sqrt(m)  # var = 2 * 2
+        angle = np.arctan2(s, c) / (2 * np.pi) % 1.0
+        assert stats.kstest(angle, "uniform").pvalue > 1e-6 / 9
+
+
+def test_kernel_measures_exactly_its_draws(seed):
+    """mse_chunks accumulates the draws draw_chunks writes (also rectified): equal sums to rounding."""
+    from qtheory.kernels.mc_draw import mse_chunks
+    from qtheory.montecarlo import _chunk_states
+
+    q = Quantizer(3, 2.0)
+    (sc, off, qmin, qmax, mode), (lo, hi) = q.kernel_params, q.overload
+    n, chunk = 30_001, 4096
+    for dist, rectify in (("gaussian", False), ("laplace", False), ("gaussian", True)):
+        x = _draws(dist, 0.2, 1.1, seed, n=n, chunk=chunk, rectify=rectify)
+        assert (x >= 0).all() if rectify else (x < 0).any()
+        e2 = (np.clip(np.rint(x / sc - off), qmin, qmax) + off) * sc - x
+        e2 = e2 * e2
+        clip = (x < lo) | (x >= hi)
+        want = [e2[clip].sum(), (e2[clip] ** 2).sum(), e2[~clip].sum(), (e2[~clip] ** 2).sum()]
+        out = np.zeros((-(-n // chunk), 1, 4))
+        mse_chunks(_chunk_states(np.random.default_rng(seed), out.shape[0]), n, chunk, {"laplace": 0, "gaussian": 1}[dist],
+                   0.2, 1.1, rectify, np.array([sc]), np.array([off]), np.array([qmin]), np.array([qmax]),
+                   np.array([mode]), np.array([lo]), np.array([hi]), out)
+        np.testing.assert_allclose(out.sum(axis=0)[0], want, rtol=1e-12)
 
 
 PRIORS = {

@@ -7,11 +7,21 @@ uint64). Each chunk of ``chunk`` samples has its own 8 lane states, given by the
 per-chunk sums are written to their own row and summed in chunk order by the caller, and the
 result is the same for any number of threads.
 
-Transforms (vectorisable, no libm calls): ``log`` is fdlibm's ``__ieee754_log`` reduction
+Chunk states: :func:`spawn_states` computes the words of ``numpy.random.SeedSequence(root)
+.spawn(n)[c].generate_state(32, uint64)`` for all chunks in one call (O'Neill's mixing, the same
+words as numpy's; tested), so seeding costs microseconds instead of one Python object per chunk.
+
+Transforms (vectorisable, no libm calls, compiled with the ``contract`` fast-math flag only, so
+multiply-adds are fused): ``log`` is fdlibm's ``__ieee754_log`` reduction
 (``m·2^e``, ``m ∈ [√2/2, √2)``, ``s = f/(2+f)``, the degree-14 odd polynomial of ``Lg1..Lg7``),
 within an ulp; ``sin``/``cos`` are fdlibm's kernels on ``[−π/4, π/4]`` after an exact reduction of
 the turn ``u ∈ [0, 1)`` by quadrants. Laplace: ``loc ± b·(−log u)`` with an independent sign bit;
-Gaussian: Box–Muller, ``√(−2 log u1)·(cos, sin)(2π u2)``; ``rectify`` applies ``max(x, 0)``.
+Gaussian: Box–Muller, ``√(−2 log u1)·(cos, sin)(2π u2)`` (both outputs used; one 64-bit output per
+draw, as for Laplace); ``rectify`` applies ``max(x, 0)``. Box–Muller stays: with this generator
+(AVX-512, one thread) its draws cost ~1.4 ns each and the fast path alone of a vectorised
+256-layer ziggurat ~1.1 ns (its table lookups are gathers), before the ~1.5% of draws that fall to
+a scalar wedge/tail step with ``exp`` and extra random words: too little gain for a sampler whose
+use of random words depends on the data.
 """
 
 from __future__ import annotations
@@ -24,6 +34,9 @@ from numba.extending import intrinsic
 
 LANES = 8
 BATCH = 1024
+#: LLVM fast-math flags of the transforms: only ``contract`` (fused multiply-add; no reassociation,
+#: no finite-math assumptions), so each polynomial step rounds once instead of twice.
+_FM = {"contract"}
 
 _LN2_HI = 6.93147180369123816490e-01
 _LN2_LO = 1.90821492927058770002e-10
@@ -50,14 +63,14 @@ _TWO_PI = 6.283185307179586
 _SQRT2 = 1.4142135623730951
 
 
-@numba.njit(cache=True, error_model="numpy")
+@numba.njit(cache=True, fastmath=_FM, error_model="numpy")
 def fdlibm_log(x, out):  # pragma: no cover - compiled
     """``out[i] = log(x[i])`` for positive finite ``x`` (fdlibm reduction, vectorises)."""
     for i in range(x.shape[0]):
         out[i] = _log_bits(x[i], _bits_of(x[i]))
 
 
-@numba.njit(cache=True, inline="always", error_model="numpy")
+@numba.njit(cache=True, inline="always", fastmath=_FM, error_model="numpy")
 def _log_bits(x, bits):
     """fdlibm log of a positive normal double ``x`` with IEEE bits ``bits``."""
     e = np.int64(bits >> np.uint64(52)) - 1023
@@ -96,7 +109,7 @@ def _bits_of(typingctx, x):
     return types.uint64(types.float64), codegen
 
 
-@numba.njit(cache=True, inline="always", error_model="numpy")
+@numba.njit(cache=True, inline="always", fastmath=_FM, error_model="numpy")
 def _sincos_turn(u):
     """``(cos 2πu, sin 2πu)`` for ``u ∈ [0, 1)`` (quadrant reduction, fdlibm kernels)."""
     qi = np.int64(4.0 * u + 0.5)  # nearest quarter turn, 0..4 (truncation = floor: non-negative)
@@ -114,7 +127,7 @@ def _sincos_turn(u):
     return c, s
 
 
-@numba.njit(cache=True, error_model="numpy")
+@numba.njit(cache=True, fastmath=_FM, error_model="numpy")
 def sincos_turn(u, c, s):  # pragma: no cover - compiled
     """``c[i], s[i] = cos(2π u[i]), sin(2π u[i])`` (for tests)."""
     for i in range(u.shape[0]):
@@ -191,6 +204,68 @@ def xoshiro_fill(state, out):  # pragma: no cover - compiled
     _xoshiro_fill(state, out)
 
 
+_M32 = np.uint64(0xFFFFFFFF)
+_SS_INIT_A = np.uint64(0x43B0D7E5)
+_SS_MULT_A = np.uint64(0x931E8875)
+_SS_INIT_B = np.uint64(0x8B51F9DD)
+_SS_MULT_B = np.uint64(0x58F38DED)
+_SS_MIX_L = np.uint64(0xCA01F9DD)
+_SS_MIX_R = np.uint64(0x4973F715)
+
+
+@numba.njit(cache=True, inline="always")
+def _ss_hash(value, h, mult):
+    """SeedSequence's ``hashmix`` step on 32-bit words held in uint64: ``(hashed value, next constant)``."""
+    v = value ^ h
+    h = (h * mult) & _M32
+    v = (v * h) & _M32
+    return v ^ (v >> np.uint64(16)), h
+
+
+@numba.njit(cache=True, inline="always")
+def _ss_mix(x, y):
+    """SeedSequence's ``mix`` of two 32-bit words (wrapping arithmetic, then masked to 32 bits)."""
+    r = (_SS_MIX_L * x - _SS_MIX_R * y) & _M32
+    return r ^ (r >> np.uint64(16))
+
+
+@numba.njit(cache=True)
+def spawn_states(entropy, out):  # pragma: no cover - compiled
+    """The xoshiro256** lane states of ``SeedSequence(entropy).spawn(n)``, without Python objects.
+
+    ``entropy`` is the root entropy as numpy's SeedSequence assembles it (uint32 words in uint64,
+    at least 4 of them); chunk ``c`` is the child with ``spawn_key = (c,)``, and ``out[c, w, l]`` is
+    word ``4·l + w`` of its ``generate_state(4·LANES, uint64)`` (O'Neill's ``seed_seq`` mixing with a
+    pool of 4 words, as in ``numpy.random.SeedSequence``; tested equal to it).
+    """
+    n_ent = entropy.shape[0]
+    pool = np.empty(4, dtype=np.uint64)
+    for c in range(out.shape[0]):
+        h = _SS_INIT_A
+        for i in range(4):
+            pool[i], h = _ss_hash(entropy[i], h, _SS_MULT_A)
+        for src in range(4):
+            for dst in range(4):
+                if src != dst:
+                    v, h = _ss_hash(pool[src], h, _SS_MULT_A)
+                    pool[dst] = _ss_mix(pool[dst], v)
+        for src in range(4, n_ent + 1):
+            word = entropy[src] if src < n_ent else np.uint64(c)
+            for dst in range(4):
+                v, h = _ss_hash(word, h, _SS_MULT_A)
+                pool[dst] = _ss_mix(pool[dst], v)
+        h = _SS_INIT_B
+        for k in range(8 * LANES):
+            v, h = _ss_hash(pool[k & 3], h, _SS_MULT_B)
+            j = k >> 1
+            w = j & 3
+            ln = j >> 2
+            if k & 1:
+                out[c, w, ln] |= v << np.uint64(32)
+            else:
+                out[c, w, ln] = v
+
+
 @numba.njit(cache=True, inline="always", error_model="numpy")
 def _round(u, mode):
     if mode == 0:
@@ -201,7 +276,7 @@ def _round(u, mode):
     return np.floor(u + 0.5)
 
 
-@numba.njit(cache=True, fastmath={"reassoc"}, error_model="numpy")
+@numba.njit(cache=True, fastmath={"reassoc", "contract"}, error_model="numpy")
 def _accumulate(x, m, sc, off, lo_k, hi_k, mode, lo, hi, acc):  # pragma: no cover - compiled
     """Add ``Σ e², Σ e⁴`` of the clipped and of the granular samples ``x[:m]`` to ``acc[0..3, 0]``.
 
@@ -242,17 +317,66 @@ def _accumulate(x, m, sc, off, lo_k, hi_k, mode, lo, hi, acc):  # pragma: no cov
     acc[3, 0] += g4
 
 
-@numba.njit(cache=True, parallel=True, error_model="numpy")
+@numba.njit(cache=True, inline="always", fastmath=_FM, error_model="numpy")
+def _draw_batch(state, rb, x, dist, loc, scale, rectify):
+    """Advance the lanes ``state`` once per ``LANES`` outputs and write ``BATCH`` draws to ``x``.
+
+    ``u = (top 53 bits + 1/2) / 2^53`` lies in (0, 1), never 0 or 1. Laplace (``dist`` 0): one
+    64-bit output per draw, ``loc ± scale·(−log u)`` with the sign from its lowest bit. Gaussian
+    (``dist`` 1): Box–Muller on outputs ``i`` and ``i + BATCH/2``, ``r = √(−2 log u1)``,
+    ``x[i] = loc + scale·r·cos 2πu2``, ``x[i + BATCH/2] = loc + scale·r·sin 2πu2`` (``u2 = top 53
+    bits / 2^53``, in [0, 1)). ``rectify`` then applies ``max(x, 0)``.
+    """
+    _xoshiro_fill(state, rb)
+    if dist == 0:
+        for i in range(BATCH):
+            b = rb[i]
+            u = (np.float64(b >> np.uint64(11)) + 0.5) * 1.1102230246251565e-16
+            ex = -_log_bits(u, _bits_of(u))
+            x[i] = loc + (scale * ex if (b & np.uint64(1)) else -scale * ex)
+    else:
+        h = BATCH // 2
+        for i in range(h):
+            b1 = rb[i]
+            b2 = rb[i + h]
+            u1 = (np.float64(b1 >> np.uint64(11)) + 0.5) * 1.1102230246251565e-16
+            u2 = np.float64(b2 >> np.uint64(11)) * 1.1102230246251565e-16
+            r = np.sqrt(-2.0 * _log_bits(u1, _bits_of(u1)))
+            c, s = _sincos_turn(u2)
+            x[i] = loc + scale * (r * c)
+            x[i + h] = loc + scale * (r * s)
+    if rectify:
+        for i in range(BATCH):
+            x[i] = max(x[i], 0.0)
+
+
+@numba.njit(cache=True, fastmath=_FM, error_model="numpy")
+def draw_chunks(states, n_samples, chunk, dist, loc, scale, rectify, out):  # pragma: no cover - compiled
+    """The draws :func:`mse_chunks` measures, ``out[:n_samples]`` in sample order (for tests)."""
+    rb = np.empty(BATCH, dtype=np.uint64)
+    x = np.empty(BATCH, dtype=np.float64)
+    for ch in range(states.shape[0]):
+        state = states[ch].copy()
+        m_total = min(chunk, n_samples - ch * chunk)
+        done = 0
+        while done < m_total:
+            _draw_batch(state, rb, x, dist, loc, scale, rectify)
+            m = min(BATCH, m_total - done)
+            out[ch * chunk + done:ch * chunk + done + m] = x[:m]
+            done += m
+
+
+@numba.njit(cache=True, parallel=True, fastmath=_FM, error_model="numpy")
 def mse_chunks(states, n_samples, chunk, dist, loc, scale, rectify,
                qscale, qoffset, qmin, qmax, qmode, qlo, qhi, out):  # pragma: no cover - compiled
     """Per-chunk sums ``out[ch, i] = [Σ_clip e², Σ_clip e⁴, Σ_gran e², Σ_gran e⁴]`` of quantizer ``i``.
 
     ``states`` is ``(n_chunks, 4, LANES)`` uint64 (xoshiro256** words per lane), ``dist`` 0 for
-    Laplace, 1 for Gaussian; chunk ``ch`` holds samples ``[ch·chunk, min((ch+1)·chunk, n_samples))``.
+    Laplace, 1 for Gaussian; chunk ``ch`` holds samples ``[ch·chunk, min((ch+1)·chunk, n_samples))``,
+    drawn by :func:`_draw_batch` ``BATCH`` at a time (the last batch's surplus is discarded).
     """
     nch = states.shape[0]
     nq = qscale.shape[0]
-    U1 = np.uint64(1)
     for ch in numba.prange(nch):
         state = states[ch].copy()
         rb = np.empty(BATCH, dtype=np.uint64)
@@ -261,28 +385,7 @@ def mse_chunks(states, n_samples, chunk, dist, loc, scale, rectify,
         m_total = min(chunk, n_samples - ch * chunk)
         done = 0
         while done < m_total:
-            _xoshiro_fill(state, rb)
-            # transform: u = (top 53 bits + 1/2) / 2^53 in (0, 1), never 0 or 1
-            if dist == 0:
-                for i in range(BATCH):
-                    b = rb[i]
-                    u = (np.float64(b >> np.uint64(11)) + 0.5) * 1.1102230246251565e-16
-                    ex = -_log_bits(u, _bits_of(u))
-                    x[i] = loc + (scale * ex if (b & U1) else -scale * ex)
-            else:
-                h = BATCH // 2
-                for i in range(h):
-                    b1 = rb[i]
-                    b2 = rb[i + h]
-                    u1 = (np.float64(b1 >> np.uint64(11)) + 0.5) * 1.1102230246251565e-16
-                    u2 = np.float64(b2 >> np.uint64(11)) * 1.1102230246251565e-16
-                    r = np.sqrt(-2.0 * _log_bits(u1, _bits_of(u1)))
-                    c, s = _sincos_turn(u2)
-                    x[i] = loc + scale * (r * c)
-                    x[i + h] = loc + scale * (r * s)
-            if rectify:
-                for i in range(BATCH):
-                    x[i] = max(x[i], 0.0)
+            _draw_batch(state, rb, x, dist, loc, scale, rectify)
             m = min(BATCH, m_total - done)
             for qi in range(nq):
                 _accumulate(x, m, qscale[qi], qoffset[qi], np.float64(qmin[qi]), np.float64(qmax[qi]), qmode[qi],
