@@ -14,10 +14,9 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 import numpy as np
-from numpy.typing import ArrayLike
 
 if TYPE_CHECKING:  # qtheory._typing imports qtheory.priors, which imports this module
-    from ._typing import RNGLike
+    from ._typing import ArrayLike, RNGLike
 
 __all__ = [
     "check_int",

@@ -30,7 +30,7 @@ from .._validation import check_bool, check_option, check_real, param_error
 if TYPE_CHECKING:
     import onnx
     import torch
-    from torch.ao.quantization import FakeQuantize
+    import torch.ao.quantization
 
 __all__ = ["ort_qparams", "ort_range", "QTYPES", "write_ort_calibration_cache", "tensor_quant_overrides",
            "quantize_onnx", "prepare_for_ort", "ort_calibration_tensors", "qdq_tensors", "qdq_scales", "torch_qparams", "torch_fake_quant"]
@@ -445,7 +445,7 @@ def torch_qparams(beta: ArrayLike, alpha: ArrayLike, dtype: str = "quint8", *, a
 
 
 def torch_fake_quant(beta: ArrayLike, alpha: ArrayLike, dtype: str = "quint8", *, axis: int | None = None,
-                     symmetric: bool = False, reduce_range: bool = False) -> FakeQuantize:
+                     symmetric: bool = False, reduce_range: bool = False) -> torch.ao.quantization.FakeQuantize:
     """A ``torch.ao.quantization.FakeQuantize`` holding the range's scale and zero point, with its
     observer disabled (the range stays fixed when data flows through it).
 
