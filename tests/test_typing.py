@@ -45,12 +45,20 @@ def _pending(modname: str) -> bool:
     return any(modname == p or modname.startswith(p + ".") for p in PENDING_MODULES)
 
 
+#: optional packages: a module that needs one that is not installed is not walked (qtheory.qat: torch)
+_OPTIONAL = {"torch", "onnx", "onnxruntime", "safetensors", "dask", "distributed", "sklearn", "ml_dtypes"}
+
+
 def _modules() -> list[types.ModuleType]:
     out = [qtheory]
-    for info in pkgutil.walk_packages(qtheory.__path__, "qtheory."):
+    for info in pkgutil.walk_packages(qtheory.__path__, "qtheory.", onerror=lambda name: None):
         if any(info.name == s or info.name.startswith(s + ".") for s in _SKIP):
             continue
-        out.append(importlib.import_module(info.name))
+        try:
+            out.append(importlib.import_module(info.name))
+        except ImportError as exc:
+            if (exc.name or "").split(".")[0] not in _OPTIONAL:
+                raise
     return out
 
 
