@@ -23,6 +23,9 @@ INTERNAL = ("qtheory.kernels",)
 #: Optional third-party packages: a module that needs one of them and cannot import it is left
 #: out of the API pages (and listed on the API index), never silently half-documented.
 OPTIONAL = ("torch", "sklearn", "onnx", "onnxruntime", "ml_dtypes", "safetensors", "torchvision")
+#: The type aliases of the public signatures (``PriorLike``, ``RNGLike``, ...): a private module,
+#: documented on one page so that the names in signatures link somewhere.
+TYPING = "qtheory._typing"
 
 
 def write_if_changed(path: Path, text: str) -> None:
@@ -63,6 +66,7 @@ class Api:
     pages: dict[str, str] = field(default_factory=dict)  # documented full name -> kind
     skipped: dict[str, str] = field(default_factory=dict)  # module -> reason
     top_level: list[str] = field(default_factory=list)  # qtheory.__all__ attributes (not modules)
+    aliases: list[str] = field(default_factory=list)  # names defined in TYPING (all on one page)
 
 
 def _missing_optional(exc: ImportError) -> str | None:
@@ -153,7 +157,49 @@ def collect_api() -> Api:
             api.pages[target] = "class" if inspect.isclass(obj) else (
                 "function" if inspect.isroutine(obj) else "data")
         api.canonical[f"qtheory.{n}"] = target
+    api.aliases = [f"{TYPING}.{n}" for n in _defined_names(importlib.import_module(TYPING))]
     return api
+
+
+def _defined_names(mod: types.ModuleType) -> list[str]:
+    """Names in ``mod.__all__`` that the module defines itself (classes and assignments), in source
+    order: not the ones it re-exports (``qtheory._typing``'s ``ArrayLike`` is numpy's)."""
+    own = []
+    for node in ast.parse(inspect.getsource(mod)).body:
+        if isinstance(node, ast.ClassDef):
+            own.append(node.name)
+        elif isinstance(node, (ast.Assign, ast.AnnAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            own += [t.id for t in targets if isinstance(t, ast.Name)]
+    return [n for n in own if n in getattr(mod, "__all__", ())]
+
+
+def _annotation_text(tp: object) -> str:
+    """A type alias's value as Sphinx parses it in ``:canonical:``, with public dotted names
+    (``numpy.random.Generator``, not ``numpy.random._generator.Generator``)."""
+    import typing
+
+    import numpy.typing as npt
+
+    for n in dir(npt):  # numpy.typing's own aliases (ArrayLike is a union of private protocols)
+        if getattr(npt, n) is tp:
+            return f"numpy.typing.{n}"
+    if tp is None or tp is type(None):
+        return "None"
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        return " | ".join(_annotation_text(a) for a in typing.get_args(tp))
+    if isinstance(tp, type) and not typing.get_args(tp):
+        if tp.__module__ == "builtins":
+            return tp.__qualname__
+        parts = tp.__module__.split(".")
+        for k in range(1, len(parts) + 1):  # the shortest module path that exposes it
+            mod = importlib.import_module(".".join(parts[:k]))
+            if getattr(mod, tp.__qualname__, None) is tp:
+                return f"{mod.__name__}.{tp.__qualname__}"
+        return f"{tp.__module__}.{tp.__qualname__}"
+    if getattr(tp, "__module__", None) and getattr(tp, "__name__", None) and not typing.get_args(tp):
+        return f"{tp.__module__}.{tp.__name__}"  # another alias (TypeAliasType)
+    return repr(tp)
 
 
 def _short(target: str, modname: str) -> str:
@@ -210,6 +256,24 @@ def write_api(api: Api, out: Path) -> set[Path]:
            "validation, called only through the public wrappers) is internal and not listed.", "",
            ".. toctree::", "   :maxdepth: 1", "", "   qtheory"]
     idx += [f"   {m}" for m in api.modules if m.count(".") == 1]
+    if api.aliases:
+        from sphinx.pycode import ModuleAnalyzer
+
+        typing_mod = importlib.import_module(TYPING)
+        comments = ModuleAnalyzer.for_module(TYPING).find_attr_docs()
+        lines = [_title("Type aliases"), f".. automodule:: {TYPING}\n",
+                 "The names that public signatures use for the types they accept, defined in",
+                 f"``{TYPING}``.", ""]
+        for full in api.aliases:
+            name = full.rsplit(".", 1)[1]
+            obj = getattr(typing_mod, name)
+            if inspect.isclass(obj):
+                lines.append(f".. autoclass:: {full}\n")
+                continue
+            lines += [f".. py:type:: {name}", f"   :canonical: {_annotation_text(obj.__value__)}", ""]
+            lines += [f"   {line}".rstrip() for line in comments.get(("", name), [])] + [""]
+        put(out / f"{TYPING}.rst", "\n".join(lines))
+        idx.append(f"   {TYPING}")
     if api.skipped:
         idx += ["", _title("Not documented in this build", "-")]
         idx += [f"- ``{m}``: {why}." for m, why in api.skipped.items()]

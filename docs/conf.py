@@ -98,7 +98,8 @@ html_show_sourcelink = False
 
 # Docstrings name objects by the path users type (``qtheory.optimal_clip``, ``qtheory.Quantizer``);
 # each object has one page, under the module that defines it. Resolve the public aliases (and
-# bare names that are unique among documented objects) to that page. References to internal
+# bare names that are unique among documented objects) to that page. Type aliases
+# (``PriorLike``, ...) of qtheory._typing share the "Type aliases" page. References to internal
 # modules (``qtheory._io``, ``qtheory.kernels.*``) have no page and render as plain code.
 def _resolve_alias(app, env, node, contnode):
     if node.get("refdomain") != "py":
@@ -109,6 +110,8 @@ def _resolve_alias(app, env, node, contnode):
     if canonical is None and "." not in target:
         hits = {c for f, c in api.canonical.items() if f.rsplit(".", 1)[1] == target}
         canonical = hits.pop() if len(hits) == 1 else None
+    if canonical is None and "." not in target:  # a type alias by its bare name (a string annotation)
+        canonical = next((a for a in api.aliases if a.rsplit(".", 1)[1] == target), None)
     if canonical is None and "." in target:
         owner, attr = target.rsplit(".", 1)  # a method or attribute of an aliased class
         if owner in api.canonical:

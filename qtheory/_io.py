@@ -18,8 +18,13 @@ import threading
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from matplotlib.figure import Figure
 
 __all__ = ["atomic_path", "write_text", "write_table", "save_figure", "staged_outputs",
            "terminate_as_exit", "load_npz", "MAX_LOAD_BYTES"]
@@ -80,7 +85,7 @@ def write_text(path: str | os.PathLike, text: str) -> Path:
     return Path(path)
 
 
-def write_table(df, path: str | os.PathLike, *, float_format: str = ".6g", markdown: bool = True) -> list[Path]:
+def write_table(df: pd.DataFrame, path: str | os.PathLike, *, float_format: str = ".6g", markdown: bool = True) -> list[Path]:
     """Write a pandas DataFrame as CSV (and, by default, a Markdown twin) atomically.
 
     Returns the paths written. The Markdown twin is what a person reads on the
@@ -96,7 +101,7 @@ def write_table(df, path: str | os.PathLike, *, float_format: str = ".6g", markd
     return out
 
 
-def save_figure(fig, path: str | os.PathLike, **kwargs) -> Path:
+def save_figure(fig: Figure, path: str | os.PathLike, **kwargs: Any) -> Path:
     """Save a matplotlib figure atomically (PNG by default at 120 dpi)."""
     path = Path(path)
     kwargs.setdefault("dpi", 120)

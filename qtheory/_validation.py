@@ -11,8 +11,12 @@ from __future__ import annotations
 
 import numbers
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:  # qtheory._typing imports qtheory.priors, which imports this module
+    from ._typing import ArrayLike, RNGLike
 
 __all__ = [
     "check_int",
@@ -26,18 +30,19 @@ __all__ = [
 ]
 
 
-def param_error(name: str, func: str, allowed: str, got: object, exc=ValueError) -> Exception:
+def param_error(name: str, func: str, allowed: str, got: object,
+                exc: type[Exception] = ValueError) -> Exception:
     """Build the standard error for parameter ``name`` of ``func``."""
     return exc(f"The '{name}' parameter of {func} must be {allowed}. Got {got!r} instead.")
 
 
-def check_bool(value, name: str, func: str) -> bool:
+def check_bool(value: object, name: str, func: str) -> bool:
     if isinstance(value, (bool, np.bool_)):
         return bool(value)
     raise param_error(name, func, "a bool", value, TypeError)
 
 
-def check_int(value, name: str, func: str, low: int | None = None, high: int | None = None) -> int:
+def check_int(value: object, name: str, func: str, low: int | None = None, high: int | None = None) -> int:
     """Return ``value`` as a Python int, or raise.
 
     Floats that happen to be integral (``4.0``) are rejected: a bit-width given
@@ -53,7 +58,7 @@ def check_int(value, name: str, func: str, low: int | None = None, high: int | N
 
 
 def check_real(
-    value,
+    value: object,
     name: str,
     func: str,
     low: float | None = None,
@@ -81,7 +86,7 @@ def check_real(
 
 
 def check_real_array(
-    value,
+    value: ArrayLike,
     name: str,
     func: str,
     low: float | None = None,
@@ -122,7 +127,7 @@ def check_real_array(
     return arr
 
 
-def check_rng(value, name: str = "rng", func: str = "?"):
+def check_rng(value: RNGLike, name: str = "rng", func: str = "?") -> np.random.Generator:
     """Return ``np.random.default_rng(value)`` for ``None``, an int >= 0 or a Generator, or raise."""
     allowed = "None, an int >= 0 or a numpy.random.Generator"
     if value is None or isinstance(value, (np.random.Generator, np.random.SeedSequence, np.random.BitGenerator)):
@@ -134,7 +139,7 @@ def check_rng(value, name: str = "rng", func: str = "?"):
     return np.random.default_rng(int(value))
 
 
-def check_option(value, name: str, func: str, options: Iterable[str]) -> str:
+def check_option(value: object, name: str, func: str, options: Iterable[str]) -> str:
     opts = list(options)
     allowed = "one of " + ", ".join(repr(o) for o in opts)
     if not isinstance(value, str):
@@ -144,7 +149,7 @@ def check_option(value, name: str, func: str, options: Iterable[str]) -> str:
     return value
 
 
-def check_samples(x, name: str, func: str, *, ndim: int | None = 1, min_size: int = 1) -> np.ndarray:
+def check_samples(x: ArrayLike, name: str, func: str, *, ndim: int | None = 1, min_size: int = 1) -> np.ndarray:
     """Return a float64 array of finite samples, or raise.
 
     ``ndim=None`` accepts any dimensionality (e.g. weight tensors).

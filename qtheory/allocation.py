@@ -68,15 +68,20 @@ from __future__ import annotations
 import heapq
 import itertools
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ._progress import check_progress, progress_bar
 from ._results import ResultMixin
+from ._typing import ArrayLike, PriorLike, RNGLike
 from ._validation import check_int, check_option, check_real, check_samples, param_error
 from .quantizer import MAX_BITS, MIN_BITS, Quantizer
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = [
     "AllocationResult",
@@ -213,7 +218,7 @@ def _approx_cost(alphas, bits) -> np.ndarray:
 
 
 # ==================================================================================== closed forms
-def closed_form_allocation(alphas, mean_bits: float, *, budget: str = "bins", rounding: str = "round",
+def closed_form_allocation(alphas: ArrayLike, mean_bits: float, *, budget: str = "bins", rounding: str = "round",
                            min_bits: int = 1, max_bits: int = 8) -> AllocationResult:
     """The paper's closed-form allocation (budget on bins) or its bits-budget twin.
 
@@ -269,7 +274,7 @@ def closed_form_allocation(alphas, mean_bits: float, *, budget: str = "bins", ro
                             float(np.mean(_approx_cost(alphas, m))), _approx_cost(alphas, m))
 
 
-def official_allocation(spreads, mean_bits: float, *, rounding: str = "round", max_iter: int = 10,
+def official_allocation(spreads: ArrayLike, mean_bits: float, *, rounding: str = "round", max_iter: int = 10,
                         eps: float = 0.01) -> AllocationResult:
     """The official code's iterative allocation (``get_bits_alloc_fixed_target``).
 
@@ -305,8 +310,9 @@ def official_allocation(spreads, mean_bits: float, *, rounding: str = "round", m
 
 
 # ==================================================================================== costs
-def channel_costs(bits, *, alphas=None, priors=None, scales=None, objective: str = "approx",
-                  grid: str = "midrise") -> np.ndarray:
+def channel_costs(bits: Iterable[int], *, alphas: ArrayLike | None = None,
+                  priors: PriorLike | Sequence[PriorLike] | None = None, scales: ArrayLike | None = None,
+                  objective: str = "approx", grid: str = "midrise") -> np.ndarray:
     """Per-channel MSE at each bit-width: the cost matrix of the allocation problem.
 
     Parameters
@@ -427,7 +433,7 @@ def _budget_setup(costs, total, budget, min_bits, func):
     return total, bits, weight
 
 
-def optimal_allocation(costs, total: int, *, budget: str = "bits", min_bits: int = 1,
+def optimal_allocation(costs: ArrayLike, total: int, *, budget: str = "bits", min_bits: int = 1,
                        method: str = "auto") -> AllocationResult:
     """Exact integer allocation minimising ``Σ_i costs[i, M_i − min_bits]`` under a budget.
 
@@ -475,7 +481,7 @@ def optimal_allocation(costs, total: int, *, budget: str = "bits", min_bits: int
     return _result_from_index(costs, k, bits, budget, total, method)
 
 
-def greedy_allocation(costs, total: int, *, budget: str = "bits", min_bits: int = 1) -> AllocationResult:
+def greedy_allocation(costs: ArrayLike, total: int, *, budget: str = "bits", min_bits: int = 1) -> AllocationResult:
     """Greedy marginal-gain allocation (``optimal_allocation(method="greedy")``).
 
     Each step raises by one bit the channel with the largest gain per unit of budget
@@ -488,7 +494,7 @@ def greedy_allocation(costs, total: int, *, budget: str = "bits", min_bits: int 
     return optimal_allocation(costs, total, budget=budget, min_bits=min_bits, method="greedy")
 
 
-def brute_force_allocation(costs, total: int, *, budget: str = "bits", min_bits: int = 1) -> AllocationResult:
+def brute_force_allocation(costs: ArrayLike, total: int, *, budget: str = "bits", min_bits: int = 1) -> AllocationResult:
     """Exhaustive search over all allocations (small cases only: at most 2·10⁶ of them).
 
     >>> brute_force_allocation(channel_costs(range(1, 9), alphas=[1.0, 4.0]), 8).bits
@@ -510,7 +516,7 @@ def brute_force_allocation(costs, total: int, *, budget: str = "bits", min_bits:
     return _result_from_index(costs, grid[best], bits, budget, total, "brute_force")
 
 
-def allocation_cost(costs, bits, *, min_bits: int = 1) -> float:
+def allocation_cost(costs: ArrayLike, bits: ArrayLike, *, min_bits: int = 1) -> float:
     """Mean over channels of ``costs[i, bits[i] − min_bits]``.
 
     >>> allocation_cost([[4.0, 1.0], [9.0, 2.0]], [2, 1])
@@ -598,8 +604,8 @@ def _result_from_index(costs, k, bits, budget, total, method):
 
 
 # ==================================================================================== one entry point
-def allocate_bits(alphas, mean_bits: float, *, method: str = "optimal", budget: str = "bits",
-                  objective: str = "approx", priors=None, min_bits: int = 1, max_bits: int = 8,
+def allocate_bits(alphas: ArrayLike, mean_bits: float, *, method: str = "optimal", budget: str = "bits",
+                  objective: str = "approx", priors: PriorLike | Sequence[PriorLike] | None = None, min_bits: int = 1, max_bits: int = 8,
                   grid: str = "midrise") -> AllocationResult:
     """Allocate bits to channels with any of the methods, scored by one objective.
 
@@ -667,7 +673,7 @@ def allocate_bits(alphas, mean_bits: float, *, method: str = "optimal", budget: 
 
 
 # ==================================================================================== two channels
-def two_channel_mse(alphas, p, total_bins: float) -> np.ndarray:
+def two_channel_mse(alphas: ArrayLike, p: ArrayLike, total_bins: float) -> np.ndarray | float:
     """Model MSE (sum over the two channels) when a share ``p`` of ``total_bins`` goes to channel 1.
 
     ``α_1²/(3·(pB)²) + α_2²/(3·((1−p)B)²)`` — the uniform-noise model with ``N = 2^M`` bins.
@@ -705,7 +711,7 @@ def _bins_grid(alpha, n_bins):
     return levels, thr, step
 
 
-def bins_mse(prior, alpha: float, n_bins: int) -> float:
+def bins_mse(prior: PriorLike, alpha: float, n_bins: int) -> float:
     """Exact MSE of a uniform quantizer with ``n_bins`` equal bins on ``[−α, α]`` (any integer
     number of bins, not only powers of two); values beyond ``±α`` are clipped to the outer levels.
 
@@ -727,7 +733,8 @@ def bins_mse(prior, alpha: float, n_bins: int) -> float:
     return float(np.sum(p.interval_sq_error(a, b, levels)))
 
 
-def simulate_bins_mse(prior, alpha: float, n_bins: int, n_samples: int = 100_000, rng=None):
+def simulate_bins_mse(prior: PriorLike, alpha: float, n_bins: int, n_samples: int = 100_000,
+                      rng: RNGLike = None) -> tuple[float, float]:
     """Monte-Carlo MSE of the ``n_bins`` quantizer of :func:`bins_mse`: ``(mse, stderr)``.
 
     >>> m, se = simulate_bins_mse("gaussian", 3.0, 8, 200_000, rng=0)
@@ -757,7 +764,7 @@ def _as_channels(w, name, func):
     return arr.reshape(arr.shape[0], -1)
 
 
-def correction_terms(w, w_q):
+def correction_terms(w: ArrayLike, w_q: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
     """Per-output-channel terms of eq. 12: ``μ_c = E[W_c] − E[W_q,c]`` and
     ``ξ_c = ‖W_c − E W_c‖₂ / ‖W_q,c − E W_q,c‖₂`` (``ξ_c = 1`` where the quantized channel is
     constant).
@@ -779,7 +786,7 @@ def correction_terms(w, w_q):
     return mu, xi
 
 
-def bias_correct(w, w_q, mode: str = "mean") -> np.ndarray:
+def bias_correct(w: ArrayLike, w_q: ArrayLike, mode: str = "mean") -> np.ndarray:
     """Correct quantized weights per output channel (axis 0).
 
     Parameters
@@ -846,7 +853,7 @@ class ErrorMoments:
         return max(self.mse - self.mean**2, 0.0)
 
 
-def error_moments(prior, bits: int, alpha: float, *, grid: str = "midrise") -> ErrorMoments:
+def error_moments(prior: PriorLike, bits: int, alpha: float, *, grid: str = "midrise") -> ErrorMoments:
     """Exact ``E[X − Q(X)]`` and ``E[(X − Q(X))²]`` for ``X ~ prior`` (per-bin integration).
 
     >>> from qtheory import Laplace
@@ -886,7 +893,7 @@ class OutputError:
     error: ErrorMoments
 
 
-def expected_output_error(prior, bits: int, alpha: float, n_inputs: int, x_mean: float, x_std: float, *,
+def expected_output_error(prior: PriorLike, bits: int, alpha: float, n_inputs: int, x_mean: float, x_std: float, *,
                           grid: str = "midrise") -> OutputError:
     """Analytic output error of a linear layer's output channel, without and with mean correction.
 
@@ -913,7 +920,8 @@ def expected_output_error(prior, bits: int, alpha: float, n_inputs: int, x_mean:
     return OutputError(shift2, n * s * s * em.mse + shift2, 0.0, (n - 1) * s * s * em.var, em)
 
 
-def linear_output_error(w, w_q, x_mean, x_var):
+def linear_output_error(w: ArrayLike, w_q: ArrayLike, x_mean: ArrayLike,
+                        x_var: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
     """Output shift and MSE per output channel of ``y = W x`` for independent inputs.
 
     ``shift_c = Σ_i (W − W_q)_ci·m_i`` and ``mse_c = shift_c² + Σ_i (W − W_q)_ci²·v_i`` for inputs
@@ -950,7 +958,8 @@ def _input_moment(x, n, name, func):
     return arr
 
 
-def simulate_output_error(w, w_q, x_samples):
+def simulate_output_error(w: ArrayLike, w_q: ArrayLike,
+                          x_samples: ArrayLike) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Monte-Carlo output error: per output channel, ``(mean shift, mse, stderr of mse)`` of
     ``(W − W_q) x`` over the rows of ``x_samples`` (shape ``(N, n_inputs)``).
 
@@ -1057,7 +1066,7 @@ def _quantize_rows(rows, bits, alphas, grid):
     return out
 
 
-def quantize_channels(w, mean_bits: int, *, granularity: str = "channel", clip: str = "laplace",
+def quantize_channels(w: ArrayLike, mean_bits: int, *, granularity: str = "channel", clip: str = "laplace",
                       allocation: str = "uniform", budget: str = "bits", correction: str = "none",
                       grid: str = "midrise", min_bits: int = 1, max_bits: int = 8,
                       _memo: dict | None = None) -> ChannelQuantization:
@@ -1148,8 +1157,9 @@ def quantize_channels(w, mean_bits: int, *, granularity: str = "channel", clip: 
     return ChannelQuantization(q.reshape(arr.shape), bits, alphas, ch, float(ch.mean()))
 
 
-def weight_report(w, mean_bits: int, configs: dict | None = None, *, x_mean: float | None = None,
-                  x_var: float | None = None, grid: str | None = None, progress: bool | None = None):
+def weight_report(w: ArrayLike, mean_bits: int, configs: dict | None = None, *, x_mean: float | None = None,
+                  x_var: float | None = None, grid: str | None = None,
+                  progress: bool | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Compare quantization configurations on one weight tensor.
 
     Parameters
@@ -1233,7 +1243,7 @@ def default_configs() -> dict:
 
 def synthetic_conv_weights(out_channels: int = 64, in_channels: int = 64, kernel: int = 3, *,
                            median_std: float = 0.02, log_sd: float = 0.5, mean_ratio: float = 0.2,
-                           rng=None) -> np.ndarray:
+                           rng: RNGLike = None) -> np.ndarray:
     """A conv weight tensor ``(out, in, k, k)`` with per-output-channel statistics of a trained layer.
 
     Generated, not downloaded. Channel ``c`` has standard deviation ``σ_c`` log-normal with median
@@ -1296,9 +1306,9 @@ def _scaled_prior(prior: str, s: float):
     return Gaussian(s) if prior == "gaussian" else Laplace(s)
 
 
-def two_channel_experiment(spreads, total_bins: int = 32, *, prior: str = "uniform", clip_ratio: float = 1.0,
-                           ks=None, n_samples: int = 20_000, rng=None,
-                           progress: bool | None = None) -> TwoChannelExperiment:
+def two_channel_experiment(spreads: ArrayLike, total_bins: int = 32, *, prior: str = "uniform",
+                           clip_ratio: float = 1.0, ks: ArrayLike | None = None, n_samples: int = 20_000,
+                           rng: RNGLike = None, progress: bool | None = None) -> TwoChannelExperiment:
     """Total MSE of two channels vs the share ``p`` of bins given to channel 1: model, exact and MC.
 
     Channel ``i`` has values ``spreads[i]·X`` (``X`` uniform on [−1, 1], standard Gaussian or unit
@@ -1345,10 +1355,12 @@ def two_channel_experiment(spreads, total_bins: int = 32, *, prior: str = "unifo
                                 two_channel_optimum(alphas[0], alphas[1]))
 
 
-def allocation_experiment(scales, mean_bits=(2, 3, 4, 5, 6), *, prior: str = "laplace",
-                          methods=("uniform", "closed_form_bins", "closed_form_bits", "official", "optimal"),
+def allocation_experiment(scales: ArrayLike, mean_bits: Iterable[float] = (2, 3, 4, 5, 6), *,
+                          prior: str = "laplace",
+                          methods: Sequence[str] = ("uniform", "closed_form_bins", "closed_form_bits",
+                                                    "official", "optimal"),
                           n_samples: int = 2000, min_bits: int = 1, max_bits: int = 8, grid: str = "midrise",
-                          rng=None, progress: bool | None = None):
+                          rng: RNGLike = None, progress: bool | None = None) -> pd.DataFrame:
     """MSE vs average bit-width of several allocations for channels ``scales[i]·X``.
 
     Every channel is quantized at its exact MSE-optimal clip for the bit-width it is given; the
@@ -1420,9 +1432,10 @@ def allocation_experiment(scales, mean_bits=(2, 3, 4, 5, 6), *, prior: str = "la
     return pd.DataFrame(rows)
 
 
-def bias_correction_experiment(bits=(2, 3, 4, 5, 6, 7, 8), *, prior=None, n_inputs: int = 576,
-                               x_prior=None, n_channels: int = 2000, grid: str = "midrise", rng=None,
-                               progress: bool | None = None):
+def bias_correction_experiment(bits: Iterable[int] = (2, 3, 4, 5, 6, 7, 8), *, prior: PriorLike | None = None,
+                               n_inputs: int = 576, x_prior: PriorLike | None = None, n_channels: int = 2000,
+                               grid: str = "midrise", rng: RNGLike = None,
+                               progress: bool | None = None) -> pd.DataFrame:
     """Output error of a linear layer's channel vs bit-width, with each bias-correction mode.
 
     Weights of a channel: ``n_inputs`` i.i.d. draws of ``prior`` (default ``Laplace(1, loc=0.5)``:

@@ -24,15 +24,21 @@ Examples
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ._progress import check_progress, progress_bar
 from ._results import ResultMixin
+from ._typing import ArrayLike, PriorLike
 from ._validation import check_int, check_option, check_real, param_error
 from .priors import Empirical, Gaussian, Laplace, Mixture, Prior, Rectified, ScipyPrior, as_prior
 from .quantizer import GRIDS, MAX_BITS, MIN_BITS
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["LloydMaxResult", "lloyd_max", "panter_dite", "RateDistortion", "rate_distortion",
            "differential_entropy", "distortion_ladder"]
@@ -102,7 +108,8 @@ def _density(prior: Prior):
     return None
 
 
-def lloyd_max(prior, n_levels: int, *, tol: float = 1e-12, max_iter: int = 100_000, init=None) -> LloydMaxResult:
+def lloyd_max(prior: PriorLike, n_levels: int, *, tol: float = 1e-12, max_iter: int = 100_000,
+              init: ArrayLike | None = None) -> LloydMaxResult:
     """The Lloyd–Max quantizer with ``n_levels`` levels for ``prior``.
 
     The fixed point of Lloyd's map (thresholds at mid-points, levels at the centroids
@@ -255,7 +262,7 @@ def _cbrt_integral(prior: Prior) -> float:
     return total
 
 
-def panter_dite(prior, bits) -> np.ndarray | float:
+def panter_dite(prior: PriorLike, bits: ArrayLike) -> np.ndarray | float:
     """Panter–Dite high-rate MSE of the optimal non-uniform quantizer: ``(1/12)(∫p^(1/3))³·4^(−R)``.
 
     Examples
@@ -294,7 +301,7 @@ class RateDistortion:
     entropy: float
 
 
-def differential_entropy(prior) -> float:
+def differential_entropy(prior: PriorLike) -> float:
     """Differential entropy ``h = −∫ p log p`` in nats (closed forms for Laplace / Gaussian).
 
     >>> round(differential_entropy("gaussian"), 6)   # ½ log(2πe)
@@ -322,7 +329,7 @@ def differential_entropy(prior) -> float:
                       repr(prior))
 
 
-def rate_distortion(prior, rate) -> RateDistortion:
+def rate_distortion(prior: PriorLike, rate: ArrayLike) -> RateDistortion:
     """Distortion–rate function ``D(R)`` for squared error.
 
     Exact for a Gaussian, ``σ²·4^(−R)``; for any other continuous prior the Shannon lower bound
@@ -380,8 +387,8 @@ def aciq_prior_clip(prior, bits: int) -> float:
     return float(optimal_clip(p, bits, method="aciq").alpha)
 
 
-def distortion_ladder(prior, bits=range(1, 9), *, grid: str = "midrise", n_max: float = 1e6,
-                      progress: bool | None = None):
+def distortion_ladder(prior: PriorLike, bits: Iterable[int] = range(1, 9), *, grid: str = "midrise",
+                      n_max: float = 1e6, progress: bool | None = None) -> pd.DataFrame:
     """MSE vs bits for one prior: the rungs from Shannon's bound to no clipping.
 
     Columns: ``bits``, ``rate_distortion`` (exact for Gaussian, else the Shannon lower bound;

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ._results import ResultMixin
+from ._typing import ArrayLike
 from ._validation import check_option, check_samples, param_error
 from .mse import clipping_mse
 from .optimal import optimal_clip
@@ -39,7 +40,7 @@ class FitResult(ResultMixin):
     mse: dict
 
 
-def fit_prior(x, family: str = "laplace", bits: int | None = None, grid: str = "midrise") -> FitResult:
+def fit_prior(x: ArrayLike, family: str = "laplace", bits: int | None = None, grid: str = "midrise") -> FitResult:
     """Fit a Laplace or Gaussian prior to a tensor, as the ACIQ code does.
 
     ``b = mean|x − mean x|`` (the Laplace maximum-likelihood scale about the mean) and

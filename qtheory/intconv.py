@@ -104,12 +104,17 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ._progress import check_progress, progress_bar
+from ._typing import ArrayLike, DTypeLike, PriorLike, RNGLike
 from ._validation import check_bool, check_int, check_option, check_real, check_samples, param_error
 from .quantizer import ROUNDING_CODES, Quantizer, round_with
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = [
     "REQUANT_MODES",
@@ -172,7 +177,7 @@ def _check_quantizer(q, name, func, grids=ACTIVATION_GRIDS) -> Quantizer:
     return q
 
 
-def storage_zero_point(quant: Quantizer, dtype=None) -> int:
+def storage_zero_point(quant: Quantizer, dtype: DTypeLike | None = None) -> int:
     """Stored integer that represents the real value 0 (``stored = code + zero point``).
 
     The codes ``quant.qmin .. quant.qmax`` are stored unchanged when they fit ``dtype``;
@@ -215,7 +220,8 @@ def _as_quantizers(quant, name, func, grids) -> tuple[Quantizer, ...]:
                       type(quant).__name__, TypeError)
 
 
-def quantize(x, quant, *, dtype=None, axis: int = 0) -> np.ndarray:
+def quantize(x: ArrayLike, quant: Quantizer | Sequence[Quantizer], *, dtype: DTypeLike | None = None,
+             axis: int = 0) -> np.ndarray:
     """Quantize a float tensor to stored integers (``uint8``/``int8``).
 
     Parameters
@@ -258,7 +264,7 @@ def quantize(x, quant, *, dtype=None, axis: int = 0) -> np.ndarray:
     return out
 
 
-def dequantize(q, quant, *, axis: int = 0) -> np.ndarray:
+def dequantize(q: ArrayLike, quant: Quantizer | Sequence[Quantizer], *, axis: int = 0) -> np.ndarray:
     """Real values (float64) of stored integers ``q`` (the inverse of :func:`quantize` on levels).
 
     >>> from qtheory import Quantizer
@@ -284,7 +290,7 @@ def dequantize(q, quant, *, axis: int = 0) -> np.ndarray:
     return out
 
 
-def per_channel(bits: int, alphas, grid: str = "narrow", rounding: str = "half_even") -> tuple[Quantizer, ...]:
+def per_channel(bits: int, alphas: ArrayLike, grid: str = "narrow", rounding: str = "half_even") -> tuple[Quantizer, ...]:
     """One symmetric weight quantizer per output channel, with clips ``alphas``.
 
     >>> [q.scale for q in per_channel(8, [1.27, 2.54])]
@@ -580,9 +586,11 @@ def _multipliers(p: _Plan, func: str) -> dict:
 
 
 # ============================================================================ fast path
-def conv2d(x, w, bias=None, *, x_quant: Quantizer, w_quant, out_quant: Quantizer | None = None,
-           stride=1, padding=0, dilation=1, groups: int = 1, requant: str = "tflite",
-           relu: bool = False, out_dtype=None) -> np.ndarray:
+def conv2d(x: np.ndarray, w: np.ndarray, bias: ArrayLike | None = None, *, x_quant: Quantizer,
+           w_quant: Quantizer | Sequence[Quantizer], out_quant: Quantizer | None = None,
+           stride: int | tuple[int, int] = 1, padding: int | tuple[int, int] = 0,
+           dilation: int | tuple[int, int] = 1, groups: int = 1, requant: str = "tflite",
+           relu: bool = False, out_dtype: DTypeLike | None = None) -> np.ndarray:
     """Integer-only 2-D convolution (NCHW) with exact int32 accumulation and requantisation.
 
     Parameters
@@ -927,9 +935,11 @@ def _round_fraction(a: int, b: int, rounding: str) -> int:
 
 
 # ============================================================================ reference path
-def conv2d_reference(x, w, bias=None, *, x_quant: Quantizer, w_quant, out_quant: Quantizer | None = None,
-                     stride=1, padding=0, dilation=1, groups: int = 1, requant: str = "tflite",
-                     relu: bool = False, out_dtype=None) -> np.ndarray:
+def conv2d_reference(x: np.ndarray, w: np.ndarray, bias: ArrayLike | None = None, *, x_quant: Quantizer,
+                     w_quant: Quantizer | Sequence[Quantizer], out_quant: Quantizer | None = None,
+                     stride: int | tuple[int, int] = 1, padding: int | tuple[int, int] = 0,
+                     dilation: int | tuple[int, int] = 1, groups: int = 1, requant: str = "tflite",
+                     relu: bool = False, out_dtype: DTypeLike | None = None) -> np.ndarray:
     """Plain int64 numpy version of :func:`conv2d` (same parameters, same result).
 
     Independent code: taps summed with ``einsum`` in int64, requantisation written out
@@ -1031,7 +1041,9 @@ def accumulator_bound(x_quant: Quantizer, w_quant: Quantizer, reduction: int) ->
 
 
 # ============================================================================ float conv
-def conv2d_float(x, w, bias=None, *, stride=1, padding=0, dilation=1, groups: int = 1) -> np.ndarray:
+def conv2d_float(x: ArrayLike, w: ArrayLike, bias: ArrayLike | None = None, *, stride: int | tuple[int, int] = 1,
+                 padding: int | tuple[int, int] = 0, dilation: int | tuple[int, int] = 1,
+                 groups: int = 1) -> np.ndarray:
     """Float64 convolution (NCHW) with the same geometry conventions, in numpy.
 
     >>> conv2d_float(np.ones((1, 1, 3, 3)), np.ones((1, 1, 2, 2)))
@@ -1108,7 +1120,7 @@ class QuantizerMoments:
         return self.xq - self.x2
 
 
-def quantizer_moments(prior, quant: Quantizer) -> QuantizerMoments:
+def quantizer_moments(prior: PriorLike, quant: Quantizer) -> QuantizerMoments:
     """``E[X], E[X²], E[Q], E[Q²], E[XQ]`` of ``quant`` under ``prior``, bin by bin.
 
     Exact for closed-form priors (sums of the prior's partial moments over the quantizer's
@@ -1190,7 +1202,8 @@ def _prior_list(prior, n, name, func):
     return [as_prior(prior, name=name, func=func)] * n
 
 
-def predict_layer_error(x_prior, w_prior, x_quant: Quantizer, w_quant, n_terms: int, *,
+def predict_layer_error(x_prior: PriorLike | Sequence[PriorLike], w_prior: PriorLike | Sequence[PriorLike],
+                        x_quant: Quantizer, w_quant: Quantizer | Sequence[Quantizer], n_terms: int, *,
                         out_quant: Quantizer | None = None) -> LayerError:
     """Predict the output error of a quantized convolution from priors, clips and bits.
 
@@ -1270,7 +1283,8 @@ def predict_layer_error(x_prior, w_prior, x_quant: Quantizer, w_quant, n_terms: 
                       np.sqrt(rms2))
 
 
-def predict_layer_error_given_weights(x_prior, w, x_quant: Quantizer, w_quant, *,
+def predict_layer_error_given_weights(x_prior: PriorLike, w: ArrayLike, x_quant: Quantizer,
+                                      w_quant: Quantizer | Sequence[Quantizer], *,
                                       out_quant: Quantizer | None = None) -> LayerError:
     """Predict the output error of a conv whose float weights ``w`` are known.
 
@@ -1333,9 +1347,10 @@ def predict_layer_error_given_weights(x_prior, w, x_quant: Quantizer, w_quant, *
                       np.sqrt(var_hat + mean_hat**2))
 
 
-def measure_layer_error(x, w, *, x_quant: Quantizer, w_quant, out_quant: Quantizer | None = None,
-                        stride=1, padding=0, dilation=1, groups: int = 1, requant: str = "tflite",
-                        x_dtype=None) -> LayerError:
+def measure_layer_error(x: ArrayLike, w: ArrayLike, *, x_quant: Quantizer, w_quant: Quantizer | Sequence[Quantizer],
+                        out_quant: Quantizer | None = None, stride: int | tuple[int, int] = 1,
+                        padding: int | tuple[int, int] = 0, dilation: int | tuple[int, int] = 1,
+                        groups: int = 1, requant: str = "tflite", x_dtype: DTypeLike | None = None) -> LayerError:
     """Measure the output error of the integer convolution on float tensors ``x``, ``w``.
 
     ``x`` and ``w`` are quantized with the given quantizers, convolved by :func:`conv2d`
@@ -1377,10 +1392,13 @@ def measure_layer_error(x, w, *, x_quant: Quantizer, w_quant, out_quant: Quantiz
                       sig, noise, np.sqrt(np.mean(yhat**2, axis=axes)))
 
 
-def sqnr_sweep(x_prior, w_prior, *, bits=(4, 5, 6, 7, 8), clip_ratios=(1.0, 2.0, 3.0, 4.0, 6.0, 8.0),
-               shape=(2, 32, 18, 18, 64, 3, 3), x_grid: str = "unsigned", w_grid: str = "narrow",
+def sqnr_sweep(x_prior: PriorLike | Sequence[PriorLike], w_prior: PriorLike | Sequence[PriorLike], *,
+               bits: int | Sequence[int] = (4, 5, 6, 7, 8),
+               clip_ratios: float | Sequence[float] = (1.0, 2.0, 3.0, 4.0, 6.0, 8.0),
+               shape: Sequence[int] = (2, 32, 18, 18, 64, 3, 3), x_grid: str = "unsigned", w_grid: str = "narrow",
                out_bits: int | None = 8, out_clip: float = 4.0, requant: str = "tflite",
-               weight_model: str = "tensor", weights=None, rng=None, progress: bool | None = None):
+               weight_model: str = "tensor", weights: ArrayLike | None = None,
+               rng: RNGLike = None, progress: bool | None = None) -> pd.DataFrame:
     """Predicted vs measured output SQNR of a quantized conv over bits and clip ratios.
 
     For every bit-width ``b`` (activations and weights alike) and clip ratio ``r``, the

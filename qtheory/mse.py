@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ._results import ResultMixin, sqnr_db_value, unit_db
+from ._typing import ArrayLike, PriorLike, RNGLike
 from ._validation import (
     check_int,
     check_option,
@@ -109,16 +110,16 @@ class MSEResult(ResultMixin):
 
 
 def clipping_mse(
-    prior,
-    alpha,
+    prior: PriorLike,
+    alpha: ArrayLike,
     bits: int,
     *,
     grid: str = "midrise",
     method: str = "exact",
     rounding: str = "half_even",
-    beta=None,
+    beta: ArrayLike | None = None,
     n_samples: int = 1_000_000,
-    rng=None,
+    rng: RNGLike = None,
     _power: bool = True,
 ) -> MSEResult:
     """Mean squared error of clipping to ``alpha`` and quantizing to ``bits`` under ``prior``.
@@ -331,7 +332,7 @@ def mse_slope(prior: Prior, q: Quantizer) -> float:
 
 
 # ----------------------------------------------------------------------------- aciq
-def aciq_tail_mean(prior: Prior, alpha):
+def aciq_tail_mean(prior: Prior, alpha: ArrayLike) -> np.ndarray | float:
     """``E[(|X| − α)_+]`` for zero-mean Laplace/Gaussian priors (minus half the slope of the clipping term)."""
     alpha = np.asarray(alpha, dtype=float)
     if isinstance(prior, Laplace):
@@ -342,7 +343,8 @@ def aciq_tail_mean(prior: Prior, alpha):
     return math.sqrt(2.0 / math.pi) * s * np.exp(-0.5 * (alpha / s) ** 2) - alpha * erfc(alpha / (math.sqrt(2.0) * s))
 
 
-def aciq_terms(prior: Prior, alpha, bits: int, *, func: str = "aciq_terms"):
+def aciq_terms(prior: Prior, alpha: ArrayLike, bits: int, *,
+               func: str = "aciq_terms") -> tuple[np.ndarray | float, np.ndarray | float]:
     """ACIQ's (clipping term, noise term) for Laplace/Gaussian (or their rectified) priors.
 
     Laplace(0, b): ``2 b² e^{−α/b}``; Gaussian(0, σ²):

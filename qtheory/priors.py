@@ -27,10 +27,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ._validation import check_real, check_real_array, check_samples, param_error
+
+if TYPE_CHECKING:  # qtheory._typing imports this module
+    from ._typing import PriorLike
 
 __all__ = [
     "Prior",
@@ -1255,7 +1259,7 @@ def _key_float(k):
 _NAMES = {"laplace": Laplace, "gaussian": Gaussian, "normal": Gaussian}
 
 
-def as_prior(obj, *, name: str = "prior", func: str = "as_prior") -> Prior:
+def as_prior(obj: PriorLike, *, name: str = "prior", func: str = "as_prior") -> Prior:
     """Coerce ``obj`` to a :class:`Prior`.
 
     Parameters

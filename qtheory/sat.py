@@ -76,14 +76,19 @@ import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 from scipy import integrate, special, stats
 
 from ._progress import check_progress, progress_bar
 from ._results import ResultMixin
+from ._typing import ArrayLike, PriorLike, RNGLike
 from ._validation import check_bool, check_int, check_option, check_real, check_samples, param_error
 from .quantizer import Quantizer
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = [
     "CLASSIFIERS",
@@ -250,7 +255,7 @@ class PactErrorResult(ResultMixin):
 
 
 # ----------------------------------------------------------------------------- DoReFa
-def dorefa_clamp(w) -> np.ndarray:
+def dorefa_clamp(w: ArrayLike) -> np.ndarray:
     """DoReFa's clamped weights ``Ŵ = tanh(W) / max|tanh(W)|`` (max over the whole tensor).
 
     Parameters
@@ -286,7 +291,7 @@ def dorefa_levels(bits: int) -> np.ndarray:
     return 2.0 * Quantizer(bits, 1.0, grid="unsigned").levels - 1.0
 
 
-def dorefa_quantize(w, bits: int) -> np.ndarray:
+def dorefa_quantize(w: ArrayLike, bits: int) -> np.ndarray:
     """DoReFa weight quantization ``Q = 2 q_k((Ŵ + 1)/2) − 1`` of latent weights ``w``.
 
     ``q_k`` is :class:`qtheory.Quantizer` with ``grid="unsigned"``, ``alpha=1`` (round half to
@@ -452,7 +457,7 @@ def _ratio_stats(q2: np.ndarray, w2: np.ndarray):
 
 
 def clamped_variance(n: int, sigma: float, *, method: str = "exact", n_draws: int = 200,
-                     rng=None) -> VarianceResult:
+                     rng: RNGLike = None) -> VarianceResult:
     """Variance of DoReFa-clamped weights ``Ŵ = tanh(W)/max|tanh W|``, W ~ N(0, σ²), N of them.
 
     The variance is the expectation over the draws of ``(1/N) Σ Ŵ_i²`` (the mean is 0 by
@@ -557,7 +562,7 @@ def clamped_variance_uniform(n: int, bound: float) -> float:
 
 
 def quantized_variance(n: int, sigma: float, bits: int, *, method: str = "exact",
-                       n_draws: int = 200, rng=None) -> QuantizedVarianceResult:
+                       n_draws: int = 200, rng: RNGLike = None) -> QuantizedVarianceResult:
     """Variance of DoReFa-quantized weights ``Q`` and its ratio to the clamped ``Var[Ŵ]``.
 
     Exact bin probabilities for Gaussian latent weights (module docstring): ``Q`` takes the
@@ -625,7 +630,7 @@ def fan_out(shape: Sequence[int]) -> int:
     return int(shape[0] * math.prod(shape[2:]))
 
 
-def sat_scale(q, n_out: int | None = None, *, ddof: int = 1, gain: float = 1.0) -> float:
+def sat_scale(q: ArrayLike, n_out: int | None = None, *, ddof: int = 1, gain: float = 1.0) -> float:
     """SAT's scale ``1/sqrt(n_out · Var[Q])`` of a layer's effective weights ``Q``.
 
     With ``gain`` the scale is ``sqrt(gain/(n_out · Var[Q]))``, so ``Var[Q*] = gain/n_out``.
@@ -680,7 +685,7 @@ def sat_scale(q, n_out: int | None = None, *, ddof: int = 1, gain: float = 1.0) 
     return math.ldexp(math.sqrt(gain / (n_out * v)), -k)
 
 
-def sat_weights(q, n_out: int | None = None, *, ddof: int = 1, gain: float = 1.0) -> np.ndarray:
+def sat_weights(q: ArrayLike, n_out: int | None = None, *, ddof: int = 1, gain: float = 1.0) -> np.ndarray:
     """SAT-scaled weights ``Q* = Q / sqrt(n_out · Var[Q])`` so that ``Var[Q*] = 1/n_out``
     (``gain/n_out`` with ``gain``, see :func:`sat_scale`).
 
@@ -760,7 +765,7 @@ def relu_pool_mean_square(k_pool: int) -> float:
 
 
 def classifier_table(bits: Sequence[int] = (1, 2, 3, 4, 8), *, classifiers: dict | None = None,
-                     method: str = "exact", progress: bool | None = None):
+                     method: str = "exact", progress: bool | None = None) -> pd.DataFrame:
     """Rule I for the classifier shapes of :data:`CLASSIFIERS` (or ``classifiers``).
 
     **Assumption:** latent weights are Gaussian with the *variance* of PyTorch's default
@@ -918,7 +923,7 @@ def _check_network_args(func, widths, n_classes, weights, bits, sat, bn, pool, b
 
 def synthetic_network(widths: Sequence[int] = (256, 256, 1280), n_classes: int = 1000, *,
                       weights: str = "dorefa", bits: int = 4, sat: str = "none", bn: bool = True,
-                      pool: int = 1, batch: int = 256, rng=None) -> NetworkResult:
+                      pool: int = 1, batch: int = 256, rng: RNGLike = None) -> NetworkResult:
     """One random network: forward logit statistics and backward gradient magnitudes.
 
     The network maps an input of width ``widths[0]`` through ``len(widths) − 1`` hidden layers
@@ -981,7 +986,8 @@ def synthetic_network(widths: Sequence[int] = (256, 256, 1280), n_classes: int =
 def network_experiment(widths: Sequence[int] = (256, 256, 1280), n_classes: int = 1000, *,
                        bits: Sequence[int] = (1, 2, 3, 4, 5, 6, 7, 8),
                        sat: Sequence[str] = ("none", "last"), bn: bool = True, pool: int = 1,
-                       batch: int = 256, n_nets: int = 2, rng=None, progress: bool | None = None):
+                       batch: int = 256, n_nets: int = 2, rng: RNGLike = None,
+                       progress: bool | None = None) -> pd.DataFrame:
     """Sweep weight modes × bit-widths × SAT on the same random networks (paired draws).
 
     Every row averages :func:`synthetic_network` statistics over ``n_nets`` networks; each
@@ -1056,8 +1062,8 @@ def network_experiment(widths: Sequence[int] = (256, 256, 1280), n_classes: int 
 PACT_METHODS = ("uniform", "exact", "montecarlo")
 
 
-def pact_error_term(bits: int, *, prior="gaussian", alpha: float = 3.0, method: str = "exact",
-                    n_samples: int = 200_000, rng=None) -> PactErrorResult:
+def pact_error_term(bits: int, *, prior: PriorLike = "gaussian", alpha: float = 3.0, method: str = "exact",
+                    n_samples: int = 200_000, rng: RNGLike = None) -> PactErrorResult:
     """Size of the in-range term of gradient-calibrated PACT, per in-range input.
 
     Calibrated PACT (SAT) keeps PACT's ``∂q/∂α = 1`` for ``x ≥ α`` and adds, for
@@ -1154,7 +1160,7 @@ def pact_error_term(bits: int, *, prior="gaussian", alpha: float = 3.0, method: 
 # ----------------------------------------------------------------------------- experiment tables
 def clamp_variance_table(ns: Sequence[int] = (16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1_280_000),
                          sigmas: Sequence[float] = (0.01, 0.1, 1.0), *, mc_elements: int = 4_000_000,
-                         max_draws: int = 2000, rng=None, progress: bool | None = None):
+                         max_draws: int = 2000, rng: RNGLike = None, progress: bool | None = None) -> pd.DataFrame:
     """``Var[Ŵ]`` vs tensor size N and σ: exact, extreme-value, and Monte Carlo.
 
     Each Monte-Carlo estimate draws ``min(max_draws, mc_elements // N)`` tensors (at least 10).
@@ -1207,8 +1213,8 @@ NOTES_RATIO = {1: 23.5, 2: 2.63, 3: 1.16, 4: 1.034, 5: 1.008}
 
 
 def variance_ratio_table(bits: Sequence[int] = tuple(range(1, 9)), *, classifiers: dict | None = None,
-                         mc_elements: int = 8_000_000, max_draws: int = 2000, rng=None,
-                         progress: bool | None = None):
+                         mc_elements: int = 8_000_000, max_draws: int = 2000,
+                         rng: RNGLike = None, progress: bool | None = None) -> pd.DataFrame:
     """``Var[Q]``, ``Var[Ŵ]`` and their ratio vs bits for each classifier shape (σ² = 1/(3 n_in)).
 
     Exact (bin probabilities averaged over the maximum), extreme-value (clamp at σ u_N) and
@@ -1256,7 +1262,7 @@ def variance_ratio_table(bits: Sequence[int] = tuple(range(1, 9)), *, classifier
 
 
 def pact_error_table(bits: Sequence[int] = tuple(range(1, 9)), *, priors: dict | None = None,
-                     n_samples: int = 200_000, rng=None, progress: bool | None = None):
+                     n_samples: int = 200_000, rng: RNGLike = None, progress: bool | None = None) -> pd.DataFrame:
     """Calibrated-PACT in-range error term vs bits: uniform form, exact and Monte Carlo per prior.
 
     ``priors`` maps a label to ``(prior, alpha)``; the default is a standard Gaussian with α = 3
@@ -1302,8 +1308,8 @@ def pact_error_table(bits: Sequence[int] = tuple(range(1, 9)), *, priors: dict |
 
 def depth_experiment(depths: Sequence[int] = (1, 2, 4, 8, 16), *, width: int = 256, n_in: int = 1280,
                      n_classes: int = 1000, bits: Sequence[int] = (2, 4, 8), bn: bool = True,
-                     sat: Sequence[str] = ("none", "last"), batch: int = 128, n_nets: int = 1, rng=None,
-                     progress: bool | None = None):
+                     sat: Sequence[str] = ("none", "last"), batch: int = 128, n_nets: int = 1,
+                     rng: RNGLike = None, progress: bool | None = None) -> pd.DataFrame:
     """:func:`network_experiment` for networks of increasing depth.
 
     The network is ``width → width (× depth − 1) → n_in → n_classes`` (``depth`` hidden layers,

@@ -57,14 +57,20 @@ array([-2. , -0.3,  0.1,  1. ])
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ._progress import check_progress, progress_bar
 from ._results import ResultMixin
+from ._typing import ArrayLike, PriorLike, RNGLike
 from ._validation import check_bool, check_int, check_option, check_real, check_samples, param_error
 from .quantizer import MAX_BITS, ROUNDINGS, Quantizer
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = [
     "ESTIMATORS",
@@ -210,7 +216,8 @@ def _codes(bits: int, signed: bool) -> tuple[int, int]:
     return q.qmin, q.qmax
 
 
-def scale_of(estimator: str, param, bits: int, *, signed: bool = True, power_of_2: bool = False):
+def scale_of(estimator: str, param: ArrayLike, bits: int, *, signed: bool = True,
+             power_of_2: bool = False) -> np.ndarray | float:
     """Step ``s`` for an estimator's parameter (vectorised).
 
     TQT: ``θ`` → ``2^⌈θ⌉/2^(b−1)`` (or ``2^θ/2^(b−1)`` with ``power_of_2=False``, the default
@@ -243,7 +250,7 @@ def _scale_of(estimator: str, p: np.ndarray, bits: int, signed: bool, power_of_2
     return p / (2.0**bits - 1.0)
 
 
-def param_of_scale(estimator: str, s, bits: int, *, signed: bool = True):
+def param_of_scale(estimator: str, s: ArrayLike, bits: int, *, signed: bool = True) -> np.ndarray | float:
     """Inverse of :func:`scale_of` (continuous scale): the parameter whose step is ``s``.
 
     ``s`` must be positive and at most ``1e300``.
@@ -288,7 +295,7 @@ def lsq_grad_scale(n_elements: int, bits: int, *, signed: bool = True) -> float:
 
 
 # ====================================================================== pointwise rules
-def tqt(x, theta: float, bits: int, *, signed: bool = True, power_of_2: bool = True,
+def tqt(x: ArrayLike, theta: float, bits: int, *, signed: bool = True, power_of_2: bool = True,
         rounding: str = "half_even") -> STEGrad:
     """TQT fake-quantizer with its straight-through gradients (Jain et al. 2020, eqs. 7–8).
 
@@ -353,7 +360,7 @@ def tqt(x, theta: float, bits: int, *, signed: bool = True, power_of_2: bool = T
     return STEGrad(q, inside.astype(xs.dtype), dq_dtheta, "theta", s)
 
 
-def lsq(x, s: float, bits: int, *, signed: bool = True, grad_scale: float = 1.0,
+def lsq(x: ArrayLike, s: float, bits: int, *, signed: bool = True, grad_scale: float = 1.0,
         rounding: str = "half_even") -> STEGrad:
     """LSQ fake-quantizer with its straight-through gradients (Esser et al. 2020, eq. 3).
 
@@ -444,7 +451,7 @@ def _pact_validate(func, x, alpha, bits, rounding):
     return xs, alpha, bits, rounding
 
 
-def pact(x, alpha: float, bits: int, *, rounding: str = "half_even") -> STEGrad:
+def pact(x: ArrayLike, alpha: float, bits: int, *, rounding: str = "half_even") -> STEGrad:
     """PACT activation quantizer with its straight-through gradients (Choi et al. 2018).
 
     Forward: ``y = clip(x, 0, α)``, ``q = ⌊y/s⌉·s`` with ``s = α/(2^b − 1)`` (grid
@@ -486,7 +493,7 @@ def pact(x, alpha: float, bits: int, *, rounding: str = "half_even") -> STEGrad:
     return STEGrad(q, dq_dx, upper.astype(xs.dtype), "alpha", s)
 
 
-def calibrated_pact(x, alpha: float, bits: int, *, rounding: str = "half_even") -> STEGrad:
+def calibrated_pact(x: ArrayLike, alpha: float, bits: int, *, rounding: str = "half_even") -> STEGrad:
     """SAT's gradient-calibrated PACT (Jin, Yang, Liao 2019/2020): PACT plus the in-range term.
 
     Forward: identical to :func:`pact` — ``q = ⌊clip(x, 0, α)/s⌉·s``, ``s = α/(2^b − 1)``.
@@ -532,7 +539,7 @@ def calibrated_pact(x, alpha: float, bits: int, *, rounding: str = "half_even") 
     return STEGrad(q, dq_dx, dq_da, "alpha", s)
 
 
-def pointwise(estimator: str, x, param: float, bits: int, *, signed: bool = True,
+def pointwise(estimator: str, x: ArrayLike, param: float, bits: int, *, signed: bool = True,
               power_of_2: bool = True, grad_scale: float = 1.0, rounding: str = "half_even") -> STEGrad:
     """Dispatch to :func:`tqt`, :func:`lsq`, :func:`pact` or :func:`calibrated_pact` by name.
 
@@ -555,7 +562,7 @@ def pointwise(estimator: str, x, param: float, bits: int, *, signed: bool = True
     return calibrated_pact(x, param, bits, rounding=rounding)
 
 
-def l2_param_grad(estimator: str, x, param: float, bits: int, **options) -> np.ndarray:
+def l2_param_grad(estimator: str, x: ArrayLike, param: float, bits: int, **options: Any) -> np.ndarray:
     """Per-sample ``∂L/∂(parameter)`` for ``L = ½(q(x) − x)²``: ``(q − x)·∂q/∂(parameter)``.
 
     ``options`` are passed to :func:`pointwise`.
@@ -753,7 +760,7 @@ def _expect(prior, regions_list) -> np.ndarray:
     return np.add.reduceat(terms, starts)
 
 
-def expected_grad(estimator: str, prior, param, bits: int, *, signed: bool = True,
+def expected_grad(estimator: str, prior: PriorLike, param: ArrayLike, bits: int, *, signed: bool = True,
                   power_of_2: bool = False, grad_scale: float = 1.0) -> np.ndarray:
     """Exact ``E[∂L/∂param]`` under a prior, for ``L = ½(q(X) − X)²`` and the estimator's STE rule.
 
@@ -808,7 +815,7 @@ def expected_grad(estimator: str, prior, param, bits: int, *, signed: bool = Tru
     return out.reshape(p.shape)
 
 
-def expected_loss(estimator: str, prior, param, bits: int, *, signed: bool = True,
+def expected_loss(estimator: str, prior: PriorLike, param: ArrayLike, bits: int, *, signed: bool = True,
                   power_of_2: bool = False) -> np.ndarray:
     """Exact ``E[½(q(X) − X)²]`` (half the MSE) at the estimator's parameter(s).
 
@@ -827,7 +834,7 @@ def expected_loss(estimator: str, prior, param, bits: int, *, signed: bool = Tru
     return np.asarray(_ldexp(out, 2 * k)).reshape(p.shape)
 
 
-def expected_loss_grad(estimator: str, prior, param, bits: int, *, signed: bool = True) -> np.ndarray:
+def expected_loss_grad(estimator: str, prior: PriorLike, param: ArrayLike, bits: int, *, signed: bool = True) -> np.ndarray:
     """Exact derivative ``d E[½(q − X)²] / d param`` (continuous scale): the *true* gradient.
 
     Its zero is the MSE-optimal threshold. The STE's expected gradient (:func:`expected_grad`)
@@ -873,9 +880,9 @@ class MCEstimate:
     n_samples: int
 
 
-def montecarlo_grad(estimator: str, prior, param, bits: int, *, n_samples: int = 200_000,
+def montecarlo_grad(estimator: str, prior: PriorLike, param: ArrayLike, bits: int, *, n_samples: int = 200_000,
                     signed: bool = True, power_of_2: bool = False, grad_scale: float = 1.0,
-                    rng=None) -> MCEstimate:
+                    rng: RNGLike = None) -> MCEstimate:
     """Monte-Carlo estimate of ``E[∂L/∂param]`` from the pointwise rule (the independent check
     of :func:`expected_grad`).
 
@@ -962,7 +969,7 @@ class Stationary:
     mse_opt: float
 
 
-def mse_optimal_scale(prior, bits: int, *, grid: str = "int") -> float:
+def mse_optimal_scale(prior: PriorLike, bits: int, *, grid: str = "int") -> float:
     """Step ``s`` minimising ``E(q − X)²`` on grid ``"int"``, ``"uint"`` or ``"unsigned"``
     (continuous scale), from the zero of the exact derivative of the expected loss.
 
@@ -995,7 +1002,7 @@ def _mse_opt_scale(pr, bits, signed, est):
     return zeros[int(np.argmin(losses))]
 
 
-def stationary_threshold(estimator: str, prior, bits: int, *, signed: bool = True) -> Stationary:
+def stationary_threshold(estimator: str, prior: PriorLike, bits: int, *, signed: bool = True) -> Stationary:
     """Zero of the exact expected STE gradient (continuous scale) — where training settles.
 
     The expected gradient is negative for small thresholds (clipping dominates) and positive for
@@ -1033,8 +1040,10 @@ def stationary_threshold(estimator: str, prior, bits: int, *, signed: bool = Tru
                       _clip_of_scale(estimator, s_opt, bits, signed), mse_opt)
 
 
-def stationary_table(priors=("gaussian", "laplace"), bits=(2, 3, 4, 5, 6, 7, 8), *,
-                     estimators=None, signed: bool = True, progress: bool | None = None):
+def stationary_table(priors: Sequence[PriorLike] | dict[str, PriorLike] = ("gaussian", "laplace"),
+                     bits: Sequence[int] = (2, 3, 4, 5, 6, 7, 8), *,
+                     estimators: Sequence[str] | None = None, signed: bool = True,
+                     progress: bool | None = None) -> pd.DataFrame:
     """A pandas table of :func:`stationary_threshold` over priors × bits × estimators.
 
     ``priors`` is a sequence of priors or a dict ``{label: prior}``. ``estimators`` defaults to
@@ -1104,7 +1113,7 @@ class Pow2Equilibrium:
         return self.t_high if self.mse_high < self.mse_low else self.t_low
 
 
-def pow2_equilibrium(prior, bits: int, *, signed: bool = True) -> Pow2Equilibrium:
+def pow2_equilibrium(prior: PriorLike, bits: int, *, signed: bool = True) -> Pow2Equilibrium:
     """The integer boundary TQT's power-of-2 ``θ`` oscillates across, and the time split.
 
     Examples
@@ -1173,11 +1182,12 @@ class TrainResult(ResultMixin):
         return {float(v): float(k) / len(tail) for v, k in zip(vals, counts, strict=True)}
 
 
-def train_threshold(estimator: str, prior, bits: int, *, init: float, steps: int = 2000,
+def train_threshold(estimator: str, prior: PriorLike, bits: int, *, init: float, steps: int = 2000,
                     batch_size: int = 256, optimizer: str = "adam", lr: float = 0.01,
                     domain: str | None = None, signed: bool = True, power_of_2: bool = True,
-                    grad_scale: float = 1.0, loss_scale: float = 1.0, betas=(0.9, 0.999),
-                    eps: float = 1e-8, rng=None) -> TrainResult:
+                    grad_scale: float = 1.0, loss_scale: float = 1.0,
+                    betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
+                    rng: RNGLike = None) -> TrainResult:
     """Train one quantizer's threshold on synthetic data with L2 loss ``½(q(x) − x)²``.
 
     Each step draws ``batch_size`` samples from ``prior``, computes the batch-mean STE gradient

@@ -124,8 +124,8 @@ def _pact(x, alpha: float, bits: int, calibrated: bool):
     return q, dq_dx, dq_dparam
 
 
-def ste_grads(estimator: str, x, param, bits: int, *, signed: bool = True, power_of_2: bool = True,
-              grad_scale: float = 1.0):
+def ste_grads(estimator: str, x: torch.Tensor, param: torch.Tensor, bits: int, *, signed: bool = True,
+              power_of_2: bool = True, grad_scale: float = 1.0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """``(q, ∂q/∂x, ∂q/∂param)`` per element, computed by the code the autograd Functions use.
 
     Examples
@@ -203,7 +203,8 @@ class PACTFunction(torch.autograd.Function):
 
 
 # ------------------------------------------------------------------ public functions
-def tqt_quantize(x, theta, bits: int, *, signed: bool = True, power_of_2: bool = True):
+def tqt_quantize(x: torch.Tensor, theta: torch.Tensor, bits: int, *, signed: bool = True,
+                 power_of_2: bool = True) -> torch.Tensor:
     """TQT fake-quantize ``x`` with log2-threshold tensor ``theta`` (gradients flow to both)."""
     func = "tqt_quantize"
     x = _check_x(x, func)
@@ -213,7 +214,8 @@ def tqt_quantize(x, theta, bits: int, *, signed: bool = True, power_of_2: bool =
                              check_bool(power_of_2, "power_of_2", func))
 
 
-def lsq_quantize(x, s, bits: int, *, signed: bool = True, grad_scale: float = 1.0):
+def lsq_quantize(x: torch.Tensor, s: torch.Tensor, bits: int, *, signed: bool = True,
+                 grad_scale: float = 1.0) -> torch.Tensor:
     """LSQ fake-quantize ``x`` with step tensor ``s`` and gradient scale ``grad_scale``."""
     func = "lsq_quantize"
     x = _check_x(x, func)
@@ -223,7 +225,7 @@ def lsq_quantize(x, s, bits: int, *, signed: bool = True, grad_scale: float = 1.
     return LSQFunction.apply(x, s, bits, signed, check_real(grad_scale, "grad_scale", func, 0.0, low_open=True))
 
 
-def pact_quantize(x, alpha, bits: int):
+def pact_quantize(x: torch.Tensor, alpha: torch.Tensor, bits: int) -> torch.Tensor:
     """PACT fake-quantize ``x`` with clip tensor ``alpha`` (∂q/∂α = 1 only for x ≥ α)."""
     func = "pact_quantize"
     x = _check_x(x, func)
@@ -231,7 +233,7 @@ def pact_quantize(x, alpha, bits: int):
     return PACTFunction.apply(x, alpha, check_int(bits, "bits", func, 1, MAX_BITS), False)
 
 
-def calibrated_pact_quantize(x, alpha, bits: int):
+def calibrated_pact_quantize(x: torch.Tensor, alpha: torch.Tensor, bits: int) -> torch.Tensor:
     """SAT's gradient-calibrated PACT: PACT's forward, ∂q/∂α = (⌊u⌉ − u)/(2^b − 1) in range."""
     func = "calibrated_pact_quantize"
     x = _check_x(x, func)

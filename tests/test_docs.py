@@ -39,6 +39,18 @@ def site(tmp_path_factory):
     return out
 
 
+
+def test_signatures_name_the_type_aliases(site):
+    # qtheory._typing's aliases stay named in signatures and link to the "Type aliases" page,
+    # instead of being expanded into their unions (numpy's ArrayLike is a union of private protocols)
+    api_dir = site / "generated" / "api"
+    html = (api_dir / "qtheory.mse.clipping_mse.html").read_text()
+    for alias in ("PriorLike", "ArrayLike", "RNGLike"):
+        assert f'href="qtheory._typing.html#qtheory._typing.{alias}"' in html, alias
+    assert "_SupportsArray" not in html and "SeedSequence" not in html
+    page = (api_dir / "qtheory._typing.html").read_text()
+    assert 'id="qtheory._typing.PriorLike"' in page and "numpy.random.Generator" in page
+
 @pytest.mark.slow
 def test_every_public_name_has_a_page(site):
     sys.path.insert(0, str(DOCS))

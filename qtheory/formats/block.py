@@ -9,6 +9,7 @@ from functools import cached_property
 import numpy as np
 
 from .._results import ResultMixin
+from .._typing import ArrayLike, PriorLike, RNGLike
 from .._validation import check_int, check_option, check_real, check_samples, param_error
 from ..quantizer import LevelSet
 from .codebooks import level_set
@@ -168,7 +169,7 @@ def _pow2_exponent(bf: BlockFormat, m):
     return np.clip(k, -127, 127)
 
 
-def block_scale(fmt, amax, tensor_amax: float | None = None, *, four: bool = False) -> np.ndarray:
+def block_scale(fmt: str | BlockFormat, amax: ArrayLike, tensor_amax: float | None = None, *, four: bool = False) -> np.ndarray:
     """Per-block scale ``s`` from the block maxima ``amax`` (elements are quantized as ``s·Q(x/s)``).
 
     For the NVFP4 rules ``s = E4M3(amax / (6·s_t)) · s_t`` with ``s_t = tensor_amax / (448·6)``
@@ -200,7 +201,7 @@ def block_scale(fmt, amax, tensor_amax: float | None = None, *, four: bool = Fal
 
 
 # ----------------------------------------------------------------------------- tensor path
-def quantize_blocks(x, fmt, *, axis: int = -1, tensor_amax: float | None = None) -> np.ndarray:
+def quantize_blocks(x: ArrayLike, fmt: str | BlockFormat, *, axis: int = -1, tensor_amax: float | None = None) -> np.ndarray:
     """Quantize a tensor in blocks of ``block_size`` along ``axis`` (the last block zero-padded).
 
     Parameters
@@ -252,7 +253,7 @@ def _quantize_with(bf: BlockFormat, blocks, s):
     return q.quantize(blocks / s) * s
 
 
-def tensor_mse(x, fmt, *, axis: int = -1, tensor_amax: float | None = None) -> float:
+def tensor_mse(x: ArrayLike, fmt: str | BlockFormat, *, axis: int = -1, tensor_amax: float | None = None) -> float:
     """Mean squared error of :func:`quantize_blocks` on ``x``.
 
     >>> tensor_mse([0.1, -0.7, 2.9, 5.0], BLOCK_FORMATS["mxfp4"].with_rule("floor", 4))
@@ -298,7 +299,8 @@ NVFP4_TENSOR_SIZE = 2**24
 _NARROW_NODES = 2
 
 
-def block_mse(prior, fmt, *, tensor_amax: float | None = None, nodes: int = 12, tail: float = 1e-15) -> BlockMSEResult:
+def block_mse(prior: PriorLike, fmt: str | BlockFormat, *, tensor_amax: float | None = None, nodes: int = 12,
+              tail: float = 1e-15) -> BlockMSEResult:
     """Exact expected per-element MSE of a block format under an i.i.d. ``prior``.
 
     With ``M`` the block maximum of ``|X|`` (density ``B·g(m)·G(m)^(B−1)``) and ``s(m)`` the block
@@ -431,8 +433,8 @@ class BlockMCResult(ResultMixin):
     n_blocks: int
 
 
-def block_montecarlo(prior, fmt, *, n_blocks: int = 100_000, tensor_amax: float | None = None, rng=None,
-                     chunk: int = 8192) -> BlockMCResult:
+def block_montecarlo(prior: PriorLike, fmt: str | BlockFormat, *, n_blocks: int = 100_000,
+                     tensor_amax: float | None = None, rng: RNGLike = None, chunk: int = 8192) -> BlockMCResult:
     """Monte-Carlo estimate of :func:`block_mse`: i.i.d. blocks through :func:`quantize_blocks`.
 
     The NVFP4 tensor amax defaults to the same large-tensor value as :func:`block_mse`.

@@ -8,6 +8,7 @@ import re
 
 import numpy as np
 
+from .._typing import PriorLike
 from .._validation import check_int, param_error
 from ..quantizer import LevelSet
 from .element import FORMATS
@@ -89,7 +90,7 @@ def apot_levels(k: int = 2, n: int = 2) -> LevelSet:
     return LevelSet.from_levels(np.concatenate([-mags[:0:-1], mags]), name=f"apot_k{k}n{n}")
 
 
-def lloyd_max_levels(prior, n_levels: int) -> LevelSet:
+def lloyd_max_levels(prior: PriorLike, n_levels: int) -> LevelSet:
     """The Lloyd–Max codebook of ``prior`` (:func:`qtheory.classical.lloyd_max`), as a level set."""
     from ..classical import lloyd_max
 
@@ -104,7 +105,7 @@ _PATTERNS = (
 )
 
 
-def level_set(name) -> LevelSet:
+def level_set(name: str) -> LevelSet:
     """A named codebook: an FP format of :data:`~qtheory.formats.FORMATS`, ``"int<b>"``, ``"nf4"``,
     ``"pow2_linear<b>"``, ``"pow2_log<b>"`` or ``"apot_k<k>n<n>"``.
 

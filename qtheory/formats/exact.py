@@ -8,14 +8,17 @@ from dataclasses import dataclass
 import numpy as np
 
 from .._results import ResultMixin
+from .._typing import ArrayLike, PriorLike, RNGLike
 from .._validation import check_int, check_option, check_real, param_error
+from ..mse import MSEResult
 from ..priors import Empirical, Gaussian, Laplace, Prior, ScipyPrior, as_prior
 from ..quantizer import CODEBOOK, LevelSet, Quantizer
+from .element import FormatInfo
 
 __all__ = ["element_quantizer", "level_set_mse", "optimal_scale", "ScaleResult", "StudentT", "Uniform", "fast_prior"]
 
 
-def element_quantizer(codebook, scale: float = 1.0, *, rounding: str = "half_even") -> Quantizer:
+def element_quantizer(codebook: str | LevelSet | FormatInfo | ArrayLike, scale: float = 1.0, *, rounding: str = "half_even") -> Quantizer:
     """The :class:`~qtheory.Quantizer` whose levels are ``scale × codebook`` (saturating, ties per ``rounding``).
 
     Examples
@@ -189,7 +192,7 @@ class Uniform(Prior):
         return (0.5 / self.a) * ((hi - y) ** 3 - (lo - y) ** 3) / 3.0
 
 
-def fast_prior(prior, func: str = "fast_prior") -> Prior:
+def fast_prior(prior: PriorLike, func: str = "fast_prior") -> Prior:
     """``as_prior``, with a scipy Student-t (loc 0, ν > 2) mapped to the closed-form :class:`StudentT`."""
     p = as_prior(prior, func=func)
     if isinstance(p, ScipyPrior):
@@ -244,7 +247,8 @@ def _check_quantizer(q, func):
     return q
 
 
-def level_set_mse(prior, quantizer: Quantizer, *, method: str = "exact", n_samples: int = 1_000_000, rng=None):
+def level_set_mse(prior: PriorLike, quantizer: Quantizer, *, method: str = "exact", n_samples: int = 1_000_000,
+                  rng: RNGLike = None) -> MSEResult:
     """MSE of any quantizer (uniform or codebook) under ``prior``, bin by bin or by Monte Carlo.
 
     ``Σ_k ∫_{bin k} (x − y_k)² dP`` over the intervals between decision thresholds, plus the two
@@ -312,7 +316,7 @@ class ScaleResult(ResultMixin):
     sqnr_db: float
 
 
-def optimal_scale(prior, codebook, *, n_grid: int = 160) -> ScaleResult:
+def optimal_scale(prior: PriorLike, codebook: str | LevelSet | FormatInfo | ArrayLike, *, n_grid: int = 160) -> ScaleResult:
     """The per-tensor scale ``s`` minimising the exact MSE of ``s × codebook`` under ``prior``.
 
     A log-spaced scan of the clip ``alpha = s·amax`` over ``[q(0.5)/4, 64·q(1 − 1e-12)]`` (``q`` the

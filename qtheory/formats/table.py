@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Sequence
 from types import SimpleNamespace
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+from .._typing import PriorLike
 from .._validation import check_option, check_real, check_samples, param_error
 from .block import BLOCK_FORMATS, block_mse, tensor_mse
 from .codebooks import ELEMENT_NAMES, level_set
 from .exact import fast_prior, optimal_scale
+
+if TYPE_CHECKING:
+    import argparse
+
+    import pandas as pd
 
 __all__ = ["format_table", "best_format", "block_rule_table", "ELEMENT_FORMATS", "TABLE_BLOCK_FORMATS", "add_formats_parser"]
 
@@ -21,7 +29,8 @@ TABLE_BLOCK_FORMATS = ("mxfp4", "mxfp6_e2m3", "mxfp6_e3m2", "mxfp8_e4m3", "mxint
                        "int4_g128", "int8_g32")
 
 
-def format_table(prior="gaussian", formats=None, *, bits_budget: float | None = None, progress: bool = False):
+def format_table(prior: PriorLike = "gaussian", formats: Sequence[str] | None = None, *,
+                 bits_budget: float | None = None, progress: bool = False) -> pd.DataFrame:
     """SQNR and MSE of every format under ``prior``, exact, one row per format.
 
     Element formats (``fp8_e4m3fn`` … ``nf4``) are at their MSE-optimal per-tensor scale
@@ -98,7 +107,8 @@ def format_table(prior="gaussian", formats=None, *, bits_budget: float | None = 
     return df
 
 
-def best_format(prior="gaussian", bits_budget: float = 4.5, formats=None) -> str:
+def best_format(prior: PriorLike = "gaussian", bits_budget: float = 4.5,
+                formats: Sequence[str] | None = None) -> str:
     """The format with the highest SQNR at ``bits_per_element <= bits_budget`` (scale overhead included).
 
     >>> best_format("gaussian", 4.5, ["int4", "nf4", "mxfp4", "nvfp4", "int8"])
@@ -110,7 +120,8 @@ def best_format(prior="gaussian", bits_budget: float = 4.5, formats=None) -> str
     return str(df.format.iloc[0])
 
 
-def block_rule_table(prior="gaussian", fmt="mxfp8_e4m3", rules=None, block_sizes=None):
+def block_rule_table(prior: PriorLike = "gaussian", fmt: str = "mxfp8_e4m3", rules: Iterable[str] | None = None,
+                     block_sizes: Iterable[int] | None = None) -> pd.DataFrame:
     """Exact SQNR and saturation of one block format under every applicable scale rule (and block size).
 
     Returns a DataFrame sorted best first; the first row is the best rule.
@@ -140,7 +151,7 @@ def block_rule_table(prior="gaussian", fmt="mxfp8_e4m3", rules=None, block_sizes
 
 
 # ----------------------------------------------------------------------------- CLI
-def add_formats_parser(sub) -> None:
+def add_formats_parser(sub: argparse._SubParsersAction) -> None:
     """Register ``qtheory formats`` on an argparse sub-parser set."""
     f = sub.add_parser("formats", help="SQNR/MSE of FP8/FP6/FP4, INT, NF4, MX, NVFP4 and group-wise INT formats")
     f.add_argument("--prior", default="gaussian", help="laplace, gaussian, or a scipy.stats name with shapes, e.g. t:5")

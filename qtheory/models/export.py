@@ -17,12 +17,20 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Collection
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .._io import atomic_path
+from .._typing import ArrayLike, PathLike
 from .._validation import check_bool, check_option, check_real, param_error
+
+if TYPE_CHECKING:
+    import onnx
+    import torch
+    import torch.ao.quantization
 
 __all__ = ["ort_qparams", "ort_range", "QTYPES", "write_ort_calibration_cache", "tensor_quant_overrides",
            "quantize_onnx", "prepare_for_ort", "ort_calibration_tensors", "qdq_tensors", "qdq_scales", "torch_qparams", "torch_fake_quant"]
@@ -42,7 +50,8 @@ def _qrange(qtype, symmetric, reduce_range):
     return red if reduce_range else (sym if symmetric else full)
 
 
-def ort_qparams(beta, alpha, qtype: str = "uint8", *, symmetric: bool = False, reduce_range: bool = False):
+def ort_qparams(beta: ArrayLike, alpha: ArrayLike, qtype: str = "uint8", *, symmetric: bool = False,
+                reduce_range: bool = False) -> tuple[np.ndarray | np.floating, np.ndarray | np.integer]:
     """``(scale, zero_point)`` of the range ``[beta, alpha]`` under ONNX Runtime's conventions.
 
     Vectorised over ``beta``/``alpha`` (per-channel ranges). ``scale`` is float32, ``zero_point``
@@ -82,7 +91,8 @@ def ort_qparams(beta, alpha, qtype: str = "uint8", *, symmetric: bool = False, r
     return (scale, zp) if scale.ndim else (scale[()], zp[()])
 
 
-def ort_range(scale, zero_point, qtype: str = "uint8", *, symmetric: bool = False, reduce_range: bool = False):
+def ort_range(scale: ArrayLike, zero_point: ArrayLike, qtype: str = "uint8", *, symmetric: bool = False,
+              reduce_range: bool = False) -> tuple[float | np.ndarray, float | np.ndarray]:
     """``(beta, alpha)``: the outermost levels of a scale / zero point (inverse of :func:`ort_qparams`).
 
     >>> ort_range(np.float32(0.025), np.uint8(15))
@@ -111,7 +121,7 @@ def _tensors_data(ranges: dict):
     return TensorsData(CalibrationMethod.MinMax, data)
 
 
-def write_ort_calibration_cache(ranges: dict, path) -> Path:
+def write_ort_calibration_cache(ranges: dict, path: PathLike) -> Path:
     """Write ONNX Runtime's calibration cache (``TensorsData``, MinMax method) atomically.
 
     ``quantize_static(..., calibration_cache_path=path, calibrate_method=MinMax)`` then takes
@@ -181,9 +191,9 @@ def tensor_quant_overrides(weights: dict | None = None, activations: dict | None
     return out
 
 
-def quantize_onnx(model, output, activation_ranges: dict, weight_clips: dict | None = None, *,
+def quantize_onnx(model: onnx.ModelProto | PathLike, output: PathLike, activation_ranges: dict, weight_clips: dict | None = None, *,
                   per_channel: bool = True, activation_type: str = "uint8", weight_type: str = "int8",
-                  reduce_range: bool = False, preprocess: bool = False, op_types=None,
+                  reduce_range: bool = False, preprocess: bool = False, op_types: Collection[str] | None = None,
                   extra_options: dict | None = None) -> Path:
     """One call to ``onnxruntime.quantization.quantize_static`` (QDQ) with qtheory's ranges.
 
@@ -276,7 +286,8 @@ def quantize_onnx(model, output, activation_ranges: dict, weight_clips: dict | N
     return output
 
 
-def prepare_for_ort(model, *, per_channel: bool = True, preprocess: bool = False):
+def prepare_for_ort(model: onnx.ModelProto | PathLike, *, per_channel: bool = True,
+                    preprocess: bool = False) -> onnx.ModelProto:
     """The model as :func:`quantize_onnx` hands it to ONNX Runtime: ``Constant`` weights moved to
     initializers; for per-channel QDQ the opset raised to 13 (``onnx.version_converter``); with
     ``preprocess=True``, ONNX Runtime's ``quant_pre_process`` applied (its symbolic shape inference
@@ -306,7 +317,7 @@ def prepare_for_ort(model, *, per_channel: bool = True, preprocess: bool = False
     return m
 
 
-def ort_calibration_tensors(model, op_types=None, *, per_channel: bool = True) -> list[str]:
+def ort_calibration_tensors(model: onnx.ModelProto | PathLike, op_types: Collection[str] | None = None, *, per_channel: bool = True) -> list[str]:
     """Names of the tensors ONNX Runtime's calibrators observe (and ``quantize_static`` needs a
     range for): the float inputs and outputs, not initializers, of every node whose type it
     quantizes (default: every op type of its QDQ and QLinear registries), after shape inference of
@@ -351,7 +362,7 @@ def ort_calibration_tensors(model, op_types=None, *, per_channel: bool = True) -
     return sorted(out)
 
 
-def qdq_tensors(model, op_types=None) -> dict:
+def qdq_tensors(model: onnx.ModelProto | PathLike, op_types: Collection[str] | None = None) -> dict:
     """Tensors ONNX Runtime's QDQ quantizer reads for ``op_types`` (default Conv, ConvTranspose,
     MatMul, Gemm and the ops around them): ``{"weights": {name: channel axis}, "activations": set,
     "all": set}`` — every node input/output that is not an initializer counts as an activation."""
@@ -377,7 +388,7 @@ def qdq_tensors(model, op_types=None) -> dict:
     return {"weights": weights, "activations": acts, "all": acts | set(weights)}
 
 
-def qdq_scales(model) -> dict:
+def qdq_scales(model: onnx.ModelProto | PathLike) -> dict:
     """``{tensor name: (scale, zero_point)}`` of every ``QuantizeLinear`` / ``DequantizeLinear``
     input in a QDQ model (the tensor being quantized, its scale and zero-point arrays)."""
     import onnx
@@ -417,8 +428,8 @@ def _observer(beta, alpha, dtype, per_channel_axis, symmetric, reduce_range):
     return obs
 
 
-def torch_qparams(beta, alpha, dtype: str = "quint8", *, axis: int | None = None, symmetric: bool = False,
-                  reduce_range: bool = False):
+def torch_qparams(beta: ArrayLike, alpha: ArrayLike, dtype: str = "quint8", *, axis: int | None = None,
+                  symmetric: bool = False, reduce_range: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """``(scale, zero_point)`` torch tensors of a range, computed by ``torch.ao``'s own observer
     (``MinMaxObserver`` / ``PerChannelMinMaxObserver`` with ``min_val = beta``, ``max_val = alpha``,
     then ``calculate_qparams()``), so they are exactly the state a torch.ao model would hold.
@@ -433,8 +444,8 @@ def torch_qparams(beta, alpha, dtype: str = "quint8", *, axis: int | None = None
     return _observer(beta, alpha, dtype, axis, symmetric, reduce_range).calculate_qparams()
 
 
-def torch_fake_quant(beta, alpha, dtype: str = "quint8", *, axis: int | None = None, symmetric: bool = False,
-                     reduce_range: bool = False):
+def torch_fake_quant(beta: ArrayLike, alpha: ArrayLike, dtype: str = "quint8", *, axis: int | None = None,
+                     symmetric: bool = False, reduce_range: bool = False) -> torch.ao.quantization.FakeQuantize:
     """A ``torch.ao.quantization.FakeQuantize`` holding the range's scale and zero point, with its
     observer disabled (the range stays fixed when data flows through it).
 

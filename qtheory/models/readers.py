@@ -20,12 +20,20 @@ import json
 import os
 import struct
 import zipfile
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .._typing import PathLike
 from .._validation import check_bool, check_int, check_real, param_error
+
+if TYPE_CHECKING:
+    import onnx
+    import pandas as pd
+    import torch
 
 __all__ = [
     "NamedTensor",
@@ -137,7 +145,7 @@ def _tensor(name, arr_or_ref, shape, dtype, source=None, **kw) -> NamedTensor:
 
 
 # ================================================================================ torch
-def read_torch(obj, *, func: str = "read_torch") -> list[NamedTensor]:
+def read_torch(obj: torch.nn.Module | dict[str, Any] | PathLike, *, func: str = "read_torch") -> list[NamedTensor]:
     """Tensors of a torch ``nn.Module``, a state dict, or a ``.pt`` / ``.pth`` file.
 
     A module gives exact roles (``Conv*d`` groups, ``ConvTranspose`` channel axis 1, ``Linear``,
@@ -226,7 +234,7 @@ def _torch_np(t):
 
 
 # ================================================================================ ONNX
-def read_onnx(model, *, fold_bn: bool = False, func: str = "read_onnx") -> list[NamedTensor]:
+def read_onnx(model: onnx.ModelProto | PathLike, *, fold_bn: bool = False, func: str = "read_onnx") -> list[NamedTensor]:
     """Tensors of an ONNX model: initializers **and** ``Constant``-node tensors.
 
     Roles come from the graph: the weight and bias inputs of ``Conv`` / ``ConvTranspose``
@@ -362,7 +370,7 @@ def _const_arrays(m) -> dict:
     return out
 
 
-def constants_to_initializers(model):
+def constants_to_initializers(model: onnx.ModelProto) -> onnx.ModelProto:
     """A copy of an ONNX model whose ``Constant``-node tensors are graph initializers.
 
     ONNX Runtime's quantizer treats only initializers as weights (per-channel overrides and weight
@@ -399,7 +407,7 @@ def constants_to_initializers(model):
     return m
 
 
-def fold_batchnorm(model):
+def fold_batchnorm(model: onnx.ModelProto) -> onnx.ModelProto:
     """A copy of an ONNX model with every ``Conv → BatchNormalization`` pair folded into the Conv.
 
     Folded when the Conv's output feeds only the BatchNorm (and is not a graph output) and the
@@ -478,7 +486,7 @@ def fold_batchnorm(model):
 
 
 # ================================================================================ safetensors
-def read_safetensors(path, *, func: str = "read_safetensors") -> list[NamedTensor]:
+def read_safetensors(path: PathLike, *, func: str = "read_safetensors") -> list[NamedTensor]:
     """Tensors of a ``.safetensors`` file, or of every shard listed by a ``*.safetensors.index.json``
     (or in a directory of shards). Memory-mapped: only the header is read here; each
     ``NamedTensor.array()`` is a read-only ``numpy.memmap`` of its bytes in the file (no copy;
@@ -559,7 +567,7 @@ def _load_safetensors(path, key):
 
 
 # ================================================================================ npz
-def read_npz(path, *, max_bytes: int = NPZ_MAX_BYTES, max_ratio: float = NPZ_MAX_RATIO,
+def read_npz(path: PathLike, *, max_bytes: int = NPZ_MAX_BYTES, max_ratio: float = NPZ_MAX_RATIO,
              func: str = "read_npz") -> list[NamedTensor]:
     """Arrays of an ``.npz`` file (any number of them), checked before anything is decompressed.
 
@@ -652,7 +660,7 @@ _LOADERS = {"safetensors": _load_safetensors, "memmap": _load_memmap, "npz": _lo
 
 
 # ================================================================================ dispatch
-def read_tensors(source, *, fold_bn: bool = False) -> list[NamedTensor]:
+def read_tensors(source: torch.nn.Module | dict[str, Any] | onnx.ModelProto | PathLike, *, fold_bn: bool = False) -> list[NamedTensor]:
     """Named tensors of any supported model: dispatches on the type or file suffix.
 
     ``nn.Module`` / state dict / ``.pt`` / ``.pth`` / ``.bin`` → :func:`read_torch`;
@@ -707,7 +715,7 @@ def read_tensors(source, *, fold_bn: bool = False) -> list[NamedTensor]:
                       ".safetensors.index.json, .npz or .npy", str(source))
 
 
-def tensors_frame(tensors):
+def tensors_frame(tensors: Iterable[NamedTensor]) -> pd.DataFrame:
     """The tensors as a pandas DataFrame: ``tensor, shape, dtype, role, channel_axis, depthwise, op``.
 
     >>> t = [NamedTensor("w", (4, 1, 3, 3), "float32", "conv_weight", 0, True)]

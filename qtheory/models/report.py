@@ -4,12 +4,22 @@ from __future__ import annotations
 
 import math
 import zlib
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .._typing import ArrayLike, PathLike
 from .._validation import check_bool, check_int, check_option, param_error
 from ..quantizer import GRIDS, MAX_BITS, MIN_BITS
 from .observers import METHODS, clip_range, quantizer_for
+
+if TYPE_CHECKING:
+    import onnx
+    import pandas as pd
+    import torch
+
+    from .readers import NamedTensor
 
 __all__ = ["layer_report", "clip_tensor", "REPORT_COLUMNS"]
 
@@ -19,7 +29,7 @@ REPORT_COLUMNS = ("tensor", "shape", "role", "depthwise", "channel", "n", "n_fit
                   "sqnr_db", "gain_db", "error")
 
 
-def clip_tensor(x, bits: int, method: str = "exact", grid: str = "narrow") -> tuple[float, float]:
+def clip_tensor(x: ArrayLike, bits: int, method: str = "exact", grid: str = "narrow") -> tuple[float, float]:
     """``(beta, alpha)`` of one tensor by one calibrator (:func:`qtheory.models.observers.clip_range`).
 
     >>> clip_tensor([-1.0, 0.5, 2.0], 8, "max")
@@ -91,9 +101,11 @@ def _rows_for(x, xfit, meta, bits_list, methods, grid):
     return rows
 
 
-def layer_report(source, bits=(8,), *, methods=METHODS, granularity: str = "tensor", grid: str = "narrow",
-                 roles=("conv_weight", "linear_weight"), fold_bn: bool = False, max_values: int | None = None,
-                 seed: int = 0, long: bool = False, progress: bool = False):
+def layer_report(source: torch.nn.Module | dict[str, Any] | onnx.ModelProto | PathLike | Sequence[NamedTensor],
+                 bits: int | Iterable[int] = (8,), *, methods: Iterable[str] = METHODS, granularity: str = "tensor",
+                 grid: str = "narrow", roles: Iterable[str] | None = ("conv_weight", "linear_weight"),
+                 fold_bn: bool = False, max_values: int | None = None, seed: int = 0, long: bool = False,
+                 progress: bool = False) -> pd.DataFrame:
     """Per-layer report of a model's weights: prior fit, and each calibrator's clip, MSE and SQNR.
 
     Parameters
