@@ -475,10 +475,8 @@ def exact_clip(x, bits: int, *, grid: str = DEFAULT_TENSOR_GRID) -> float:
     >>> exact_clip([-2.0, -1.0, 0.0, 1.0, 2.0], 2, grid="narrow")   # levels -1.5, 0, 1.5: MSE 0.2
     1.5
     """
-    from .empirical import empirical_optimal_clip
-
-    xs, c = _standardised(x, "exact_clip")
-    return float(c * empirical_optimal_clip(xs, bits, grid=grid).alpha)
+    _, prep = _prepared(x, "x", "exact_clip")  # (EmpiricalMSE scales by an exact power of two itself)
+    return float(prep.optimal_clip(bits, grid=grid).alpha)
 
 
 #: keywords each calibrator accepts through :func:`calibrate`
