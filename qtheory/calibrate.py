@@ -496,7 +496,7 @@ class CalibrationResult(ResultMixin):
     Attributes
     ----------
     alpha : float
-        The clip (``0.0`` only for a tensor no clip reaches; see :func:`qtheory.empirical_optimal_clip`).
+        The clip (``0.0`` only for a tensor no clip reaches; see :func:`qtheory.empirical.empirical_optimal_clip`).
     mse : float
         Exact empirical MSE of quantizing the given tensor with this clip on ``grid``
         (:class:`qtheory.empirical.EmpiricalMSE`).
