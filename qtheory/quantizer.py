@@ -42,12 +42,14 @@ qtheory has two defaults, and this is the one place that states them:
   2^(b-1)-1]`` (``[-127, 127]`` at 8 bits) of ONNX Runtime's symmetric quantization
   (``get_qmin_qmax_for_qType(INT8, symmetric=True)``), TensorRT and pytorch-quantization, so a clip
   computed with the defaults is the one an integer runtime uses.
-- **Prior-based (theory) functions** (:func:`qtheory.clipping_mse`, :func:`qtheory.optimal_clip_table`,
-  :mod:`qtheory.allocation`, :func:`qtheory.fit_prior`, ...) and the :class:`Quantizer` class
-  itself default to :data:`DEFAULT_PRIOR_GRID` ``= "midrise"``: the ``2^b``-level grid of the
-  papers (Max 1960, ACIQ), whose step ``2α/2^b`` their formulas use.
-- :func:`qtheory.optimal_clip` takes both: ``grid=None`` (its default) means ``"midrise"`` for a
-  prior and :data:`DEFAULT_TENSOR_GRID` for an array of samples (or an :class:`~qtheory.Empirical`).
+- **Prior-based (theory) functions** (:func:`qtheory.optimal_clip_table`, :mod:`qtheory.allocation`,
+  :func:`qtheory.fit_prior`, :func:`qtheory.classical.distortion_ladder`, ...) and the
+  :class:`Quantizer` class itself default to :data:`DEFAULT_PRIOR_GRID` ``= "midrise"``: the
+  ``2^b``-level grid of the papers (Max 1960, ACIQ), whose step ``2α/2^b`` their formulas use.
+- :func:`qtheory.optimal_clip` and :func:`qtheory.clipping_mse` take both: ``grid=None`` (their
+  default) means ``"midrise"`` for a prior (and for ``method="aciq"``) and
+  :data:`DEFAULT_TENSOR_GRID` for an array of samples (or an :class:`~qtheory.Empirical`), so
+  ``clipping_mse(x, optimal_clip(x, b).alpha, b).mse == optimal_clip(x, b).mse``.
 
 Observers and :func:`qtheory.models.observers.clip_range` default to ``"affine"`` (asymmetric
 uint8 activations, as ONNX Runtime quantizes them); the OCTAV and ACIQ rules

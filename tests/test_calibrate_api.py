@@ -185,6 +185,8 @@ TENSOR_APIS = {
     "qtheory.models.distributed": ["distributed_report"],
     "qtheory.intconv": ["per_channel"],
 }
+#: functions of a prior or samples: ``grid=None`` picks by the input
+EITHER_APIS = [qtheory.optimal_clip, qtheory.clipping_mse]
 
 
 def _tensor_apis():
@@ -223,6 +225,8 @@ def test_no_other_tensor_api_has_another_symmetric_default():
 
 
 def test_optimal_clip_default_grid_follows_its_input(rng):
+    for f in EITHER_APIS:
+        assert inspect.signature(f).parameters["grid"].default is None
     x = rng.laplace(size=2000)
     assert qtheory.optimal_clip("laplace", 4).grid == "midrise"  # a prior: the papers' grid
     assert qtheory.optimal_clip(Laplace(1.0), 4, method="aciq").grid == "midrise"
@@ -232,6 +236,12 @@ def test_optimal_clip_default_grid_follows_its_input(rng):
     assert qtheory.optimal_clip(qtheory.Empirical(x), 4).grid == DEFAULT_TENSOR_GRID
     assert qtheory.optimal_clip(np.maximum(x, 0), 4, range="asymmetric").grid == "affine"
     assert qtheory.optimal_clip(x, 4, grid="midrise").grid == "midrise"
+    # clipping_mse follows the same rule, so the optimum's MSE is clipping_mse's at its clip
+    assert qtheory.clipping_mse(x, r.alpha, 4).mse == pytest.approx(r.mse, rel=1e-12)
+    assert qtheory.clipping_mse(x, r.alpha, 4).mse == empirical_mse(x, r.alpha, 4).mse
+    p = qtheory.optimal_clip("laplace", 4)
+    assert qtheory.clipping_mse("laplace", p.alpha, 4).mse == pytest.approx(p.mse, rel=1e-12)
+    assert qtheory.clipping_mse(x, 3.0, 4).mse != qtheory.clipping_mse(x, 3.0, 4, grid="midrise").mse
 
 
 def test_observers_accept_the_new_names(rng):
