@@ -46,6 +46,8 @@ qtheory has two defaults, and this is the one place that states them:
   :func:`qtheory.fit_prior`, :func:`qtheory.classical.distortion_ladder`, ...) and the
   :class:`Quantizer` class itself default to :data:`DEFAULT_PRIOR_GRID` ``= "midrise"``: the
   ``2^b``-level grid of the papers (Max 1960, ACIQ), whose step ``2α/2^b`` their formulas use.
+  :func:`qtheory.allocation.quantize_channels` keeps it for weight tensors too: Banner et al.'s
+  allocation gives channels 1 bit, which the narrow grid does not have.
 - :func:`qtheory.optimal_clip` and :func:`qtheory.clipping_mse` take both: ``grid=None`` (their
   default) means ``"midrise"`` for a prior (and for ``method="aciq"``) and
   :data:`DEFAULT_TENSOR_GRID` for an array of samples (or an :class:`~qtheory.Empirical`), so
