@@ -10,7 +10,7 @@ Two tensors, measured side by side in one run:
 For 2/4/8 bits (``grid="narrow"``) it prints the time of ``per_channel_optimal_clip`` as a ratio to
 ``np.sort(np.abs(W), axis=1)`` (the ragged channels: one sort per channel length group) on the
 same data (issue 12, target 3: <= 3x), and as a speed-up over a per-channel ``mse_sweep``
-(``qtheory.calibrate(..., "mse_sweep")``, timed on ``--sweep-channels`` channels and scaled;
+(the ``"mse"`` calibrator, ``qtheory.calibrate.mse_sweep_clip``, timed on ``--sweep-channels`` channels and scaled;
 target >= 100x).
 
 Usage: ``python benchmarks/bench_per_channel.py [--repeat R] [--sweep-channels K] [--skip-matrix]``
@@ -26,7 +26,7 @@ import time
 import numpy as np
 from _timing import best_of
 
-from qtheory.calibrate import calibrate
+from qtheory.calibrate import mse_sweep_clip
 from qtheory.empirical import per_channel_optimal_clip
 
 
@@ -102,7 +102,7 @@ def main(argv=None):
             pick = np.random.default_rng(1).choice(len(flat), size=min(args.sweep_channels, len(flat)), replace=False)
             t0 = time.perf_counter()
             for i in pick:
-                calibrate(flat[i], bits, "mse_sweep", grid="narrow")
+                mse_sweep_clip(flat[i], bits, grid="narrow")
             t_sw = (time.perf_counter() - t0) / pick.size * nch
             print(f"{name:>15} {nch:8d} {bits:4d} {t:10.3f} {t_s:7.3f} {t / t_s:7.2f} {t_sw:12.2f} {t_sw / t:9.1f}")
 

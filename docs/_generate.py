@@ -411,7 +411,7 @@ def _calibrator_section(root: Path) -> list[str]:
         f"worst case {best['worst_db']:.3g} dB.",
         f"- Smallest worst case: **`{robust['calibrator']}`**, worst {robust['worst_db']:.3g} dB "
         f"(median {robust['median_db']:.3g} dB).",
-        "- When the exact optimum is affordable (`qtheory.calibrate.calibrate(x, bits, \"qtheory\")`, "
+        "- When the exact optimum is affordable (`qtheory.calibrate.calibrate(x, bits, \"exact\")`, "
         "`qtheory.empirical.per_channel_optimal_clip`), nothing else is needed: it is the 0 dB reference.",
         "",
         "Summary over all cases (`calibrator_summary.csv`; dB of excess MSE, sorted by median):", "",

@@ -10,6 +10,7 @@ scipy, sympy, numba or matplotlib.
 Core
 ----
 Quantizer            one quantizer description (bits, grid, clip, rounding)
+DEFAULT_TENSOR_GRID  "narrow", the default grid of every tensor API (see qtheory.quantizer)
 as_prior             Laplace / Gaussian / scipy.stats distribution / samples -> Prior
 Laplace, Gaussian    closed-form priors
 ScipyPrior           any frozen continuous scipy.stats distribution
@@ -71,7 +72,7 @@ __getattr__, __dir__, __all__ = _lazy.attach(
         "fit",
     ],
     submod_attrs={
-        "quantizer": ["Quantizer", "GRIDS", "ROUNDINGS"],
+        "quantizer": ["Quantizer", "GRIDS", "ROUNDINGS", "DEFAULT_TENSOR_GRID"],
         "priors": ["Prior", "as_prior", "Laplace", "Gaussian", "ScipyPrior", "Empirical",
                    "Rectified", "Mixture"],
         "fit": ["fit_prior", "FitResult"],

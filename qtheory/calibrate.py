@@ -1,13 +1,15 @@
 """The field's calibrators side by side: which clip each picks, and what it costs in MSE.
 
-Every calibrator takes a tensor (any shape) and a bit-width and returns a clip ``α``:
+Every calibrator takes a tensor (any shape) and a bit-width and picks a clip ``α``;
+:func:`calibrate` runs one by name and returns a :class:`CalibrationResult` (the clip, its exact MSE
+on the tensor, its SQNR and its quantizer). The names (:data:`CALIBRATORS`) are the field's:
 
 ``max``
     ``max|x|`` (no clipping).
 ``percentile``
     The ``p``-th percentile of ``|x|`` (default 99.99; the exact sample percentile, not the
     histogram bin edge that pytorch-quantization returns).
-``entropy``
+``entropy`` (alias ``kl``)
     TensorRT's KL calibration (Migacz, GTC 2017; pytorch-quantization's ``entropy`` method): a
     2048-bin histogram of ``|x|`` whose first bin is replaced by the second (pytorch-quantization's
     zero-spike handling, see :func:`entropy_clip`); for every candidate edge ``i`` from bin 128 on, the reference
@@ -15,51 +17,70 @@ Every calibrator takes a tensor (any shape) and a bit-width and returns a clip `
     ``Q`` is the same bins merged into ``2^(b−1)`` (``2^b`` unsigned) quantization bins and
     spread back evenly over their non-empty bins; the clip is the last edge that minimises
     ``KL(P‖Q)``.
-``mse_sweep``
-    pytorch-quantization's ``mse`` method: the same histogram; every bin centre from bin 128 on is
-    a candidate; the MSE of quantizing the bin centres (weighted by their counts) with the grid
-    picks the best.
+``mse``
+    pytorch-quantization's ``mse`` method (:func:`mse_sweep_clip`): the same histogram; every bin
+    centre from bin 128 on is a candidate; the MSE of quantizing the bin centres (weighted by their
+    counts) with the grid picks the best.
 ``octav``
     OCTAV (Sakr et al., ICML 2022): the Newton–Raphson fixed point
     ``s ← E[|X|·1{|X|>s}] / (4^(−B)/3·P(|X|≤s) + P(|X|>s))`` of the MSE model
     ``4^(−B)/3·s²·P(|X|≤s) + E[(|X|−s)²·1{|X|>s}]`` (``B+1`` for an unsigned grid); through
     :func:`calibrate` the noise term uses the step of the grid the clip is for (grid-aware).
-``aciq_laplace``, ``aciq_gaussian``, ``aciq_auto``
+``aciq``
     ACIQ (Banner et al. 2018): fit a Laplace (``b = mean|x − mean x|``) or Gaussian
-    (``σ = std x``) prior, or pick the family by the MSE it predicts, and use ACIQ's optimal
-    clipping ratio (one bit more for post-ReLU tensors, as the official code does); through
-    :func:`calibrate` the noise term uses the step of the grid the clip is for (grid-aware), and
-    ``aciq_auto`` picks its family by the exact MSE on that grid.
-``qtheory``
+    (``σ = std x``) prior and use ACIQ's optimal clipping ratio (one bit more for post-ReLU
+    tensors, as the official code does). The keyword ``family`` chooses the prior:
+    ``"laplace"`` (the default, as in :func:`aciq_clip` and the observers), ``"gaussian"``, or
+    ``"auto"``: both clips are computed and the one with the lower exact MSE on the tensor (on the
+    grid the clip is for) is kept. Through :func:`calibrate` the noise term uses the step of the
+    grid the clip is for (grid-aware).
+``exact``
     The exact global optimum of the empirical MSE (:func:`qtheory.empirical.empirical_optimal_clip`).
 
-:func:`calibrator_table` runs all of them on samples of a suite of distributions and reports each
-clip's exact MSE on those samples relative to the exact optimum.
+Renamed in 0.2 (the old names still work for one release, with a ``FutureWarning``):
+``"qtheory"`` → ``"exact"``, ``"mse_sweep"`` → ``"mse"``, ``"aciq_laplace"`` /
+``"aciq_gaussian"`` / ``"aciq_auto"`` → ``"aciq"`` with ``family="laplace"`` / ``"gaussian"`` /
+``"auto"``.
+
+:func:`calibrator_table` runs them on your tensors as they are (or on samples drawn from a suite of
+distributions) and reports each clip's exact MSE on those values relative to the exact optimum.
+
+The default grid of :func:`calibrate` and :func:`calibrator_table` is
+:data:`qtheory.DEFAULT_TENSOR_GRID` (``"narrow"``, the symmetric int grid of integer runtimes; see
+"Default grids" in :mod:`qtheory.quantizer`).
 
 Every calibrator is scale-equivariant, ``alpha(c·x) = c·alpha(x)`` for ``c`` from 1e-300 to
-1e300: the samples are divided by ``max|x|`` before any arithmetic and the clip is scaled back.
+1e300: the samples are divided by ``max|x|`` before any arithmetic and the clip is scaled back
+(``exact`` and the reported MSE use :class:`qtheory.empirical.EmpiricalMSE`, which scales by an
+exact power of two).
 
 Examples
 --------
 >>> import numpy as np
 >>> from qtheory import calibrate
 >>> x = np.random.default_rng(0).laplace(size=50_000)
->>> picks = {m: calibrate.calibrate(x, 4, m, grid="int") for m in ("max", "octav", "qtheory")}
->>> picks["max"] > picks["octav"] > 3.0
+>>> picks = {m: calibrate.calibrate(x, 4, m) for m in ("max", "octav", "exact")}
+>>> picks["max"].alpha > picks["octav"].alpha > 3.0
+True
+>>> picks["max"].mse > picks["octav"].mse >= picks["exact"].mse
 True
 """
 
 from __future__ import annotations
 
 import math
+import warnings
+from dataclasses import dataclass, field
 
 import numpy as np
 
+from ._results import ResultMixin, sqnr_db_value, unit_db
 from ._validation import check_bool, check_int, check_option, check_real, check_samples, param_error
-from .quantizer import GRIDS, MAX_BITS, MIN_BITS, Quantizer
+from .quantizer import DEFAULT_TENSOR_GRID, GRIDS, MAX_BITS, MIN_BITS, Quantizer
 
 __all__ = [
     "CALIBRATORS",
+    "CalibrationResult",
     "calibrate",
     "max_clip",
     "percentile_clip",
@@ -72,9 +93,28 @@ __all__ = [
     "calibrator_table",
 ]
 
-CALIBRATORS = ("max", "percentile", "entropy", "mse_sweep", "octav", "aciq_laplace", "aciq_gaussian",
-               "aciq_auto", "qtheory")
+#: The calibrators of :func:`calibrate`, by the field's names (``"kl"`` is an alias of ``"entropy"``).
+CALIBRATORS = ("max", "percentile", "entropy", "mse", "octav", "aciq", "exact")
+#: Other accepted names: ``{alias: name}``.
+_ALIASES = {"kl": "entropy"}
+#: Names of qtheory 0.1, accepted with a FutureWarning until the next release: ``{old: (new, keywords)}``.
+_RENAMED = {"qtheory": ("exact", {}), "mse_sweep": ("mse", {}), "aciq_laplace": ("aciq", {"family": "laplace"}),
+            "aciq_gaussian": ("aciq", {"family": "gaussian"}), "aciq_auto": ("aciq", {"family": "auto"})}
 _UNSIGNED = ("unsigned", "uint")
+
+
+def _method(method, func, name="method") -> tuple[str, dict]:
+    """``(calibrator, implied keywords)`` of a method name: a name of :data:`CALIBRATORS`, an alias,
+    or a 0.1 name (with a FutureWarning that gives the new spelling)."""
+    if isinstance(method, str) and method in _RENAMED:
+        new, kw = _RENAMED[method]
+        spelled = f"method={new!r}" + "".join(f", {k}={v!r}" for k, v in kw.items())
+        warnings.warn(f"{func}: the calibrator {method!r} is now {spelled}; the old name will be removed in the "
+                      "next release.", FutureWarning, stacklevel=3)
+        return new, dict(kw)
+    if isinstance(method, str) and method in _ALIASES:
+        return _ALIASES[method], {}
+    return check_option(method, name, func, CALIBRATORS + tuple(_ALIASES)), {}
 
 
 def _samples(x, func):
@@ -223,9 +263,9 @@ def entropy_clip(x, bits: int, *, unsigned: bool = False, num_bins: int = 2048, 
 
 
 # ----------------------------------------------------------------------------- pytorch-quantization MSE
-def mse_sweep_clip(x, bits: int, *, grid: str = "narrow", num_bins: int = 2048, start_bin: int = 128,
+def mse_sweep_clip(x, bits: int, *, grid: str = DEFAULT_TENSOR_GRID, num_bins: int = 2048, start_bin: int = 128,
                    stride: int = 1) -> float:
-    """pytorch-quantization's histogram MSE sweep (see the module docstring).
+    """pytorch-quantization's histogram MSE sweep: the ``"mse"`` calibrator (see the module docstring).
 
     Every histogram bin centre ``c_i`` (``i >= start_bin``) is a candidate clip; its cost is
     ``Σ_j n_j (q(c_j) − c_j)²`` over the bin centres with the quantizer of ``grid`` clipped at
@@ -429,66 +469,210 @@ def aciq_clip(x, bits: int, *, family: str = "laplace", unsigned: bool = False, 
 
 
 # ----------------------------------------------------------------------------- qtheory
-def exact_clip(x, bits: int, *, grid: str = "midrise") -> float:
-    """qtheory's exact global optimum of the empirical MSE on ``x`` (for ``grid``).
+def exact_clip(x, bits: int, *, grid: str = DEFAULT_TENSOR_GRID) -> float:
+    """The exact global optimum of the empirical MSE on ``x`` (for ``grid``): the ``"exact"`` calibrator.
 
     >>> exact_clip([-2.0, -1.0, 0.0, 1.0, 2.0], 2, grid="narrow")   # levels -1.5, 0, 1.5: MSE 0.2
     1.5
     """
-    from .empirical import empirical_optimal_clip
-
-    xs, c = _standardised(x, "exact_clip")
-    return float(c * empirical_optimal_clip(xs, bits, grid=grid).alpha)
+    _, prep = _prepared(x, "x", "exact_clip")  # (EmpiricalMSE scales by an exact power of two itself)
+    return float(prep.optimal_clip(bits, grid=grid).alpha)
 
 
 #: keywords each calibrator accepts through :func:`calibrate`
 _KEYWORDS = {
     "max": (), "percentile": ("percentile",), "entropy": ("num_bins", "start_bin", "stride", "zero_bin"),
-    "mse_sweep": ("num_bins", "start_bin", "stride"), "octav": ("n_iter", "s0", "rtol"),
-    "aciq_laplace": (), "aciq_gaussian": (), "aciq_auto": (), "qtheory": (),
+    "mse": ("num_bins", "start_bin", "stride"), "octav": ("n_iter", "s0", "rtol"), "aciq": ("family",),
+    "exact": (),
 }
 
 
-def calibrate(x, bits: int, method: str = "qtheory", *, grid: str = "midrise", **kwargs) -> float:
-    """Clip chosen by calibrator ``method`` (one of :data:`CALIBRATORS`) for a tensor.
+@dataclass(frozen=True)
+class CalibrationResult(ResultMixin):
+    """The clip a calibrator picked for a tensor, with its exact MSE on that tensor.
 
-    ``grid`` is the quantizer the clip is meant for: unsigned grids switch the calibrators to
-    their one-sided variants; ``mse_sweep`` and ``qtheory`` optimise for that grid, and ``octav``
-    and the ``aciq_*`` rules use the grid-aware noise term (the step of ``grid``; see
-    :func:`octav_clip`, :func:`aciq_clip`). Keywords are passed to the calibrator; a keyword the
-    method does not use is refused.
+    ``float(r)`` is the clip, so ``Quantizer(bits, float(r), grid)`` works as before.
 
-    >>> calibrate([0.5, -1.0, 4.0], 8, "max")
-    4.0
+    Attributes
+    ----------
+    alpha : float
+        The clip (``0.0`` only for a tensor no clip reaches; see :func:`qtheory.empirical.empirical_optimal_clip`).
+    mse : float
+        Exact empirical MSE of quantizing the given tensor with this clip on ``grid``
+        (:class:`qtheory.empirical.EmpiricalMSE`).
+    method : str
+        The calibrator (a name of :data:`CALIBRATORS`).
+    bits : int
+    grid : str
+    options : dict
+        The keywords the calibrator was run with (e.g. ``{"family": "auto"}``); not in ``to_frame``.
+    signal_power : float
+        ``E[X²]`` of the tensor (not shown by ``repr``, not compared by ``==``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> x = np.random.default_rng(0).laplace(size=10_000)
+    >>> r = calibrate(x, 8, "max")
+    >>> float(r) == r.alpha == float(np.max(np.abs(x)))
+    True
+    >>> r.quantizer.grid, bool(r.sqnr_db > 20)
+    ('narrow', True)
+    >>> bool(abs(r.mse - np.mean((r.quantize(x) - x) ** 2)) <= 1e-12 * r.mse)
+    True
+    """
+
+    alpha: float
+    mse: float
+    method: str
+    bits: int
+    grid: str
+    options: dict = field(default_factory=dict)
+    signal_power: float | None = field(default=None, repr=False, compare=False)
+    _sqnr_db: float | None = field(default=None, repr=False, compare=False)
+
+    def __float__(self) -> float:
+        return float(self.alpha)
+
+    @property
+    def quantizer(self) -> Quantizer:
+        """``Quantizer(bits, alpha, grid)``.
+
+        Raises
+        ------
+        TypeError
+            For a clip of ``0.0`` (a tensor no clip reaches), which no quantizer has.
+        """
+        if not self.alpha > 0.0:
+            raise TypeError(f"CalibrationResult.quantizer: a clip of {self.alpha!r} has no Quantizer; every value "
+                            "quantizes to 0.")
+        return Quantizer(self.bits, self.alpha, self.grid)
+
+    def quantize(self, x) -> np.ndarray:
+        """``self.quantizer.quantize(x)``: ``x`` clipped and rounded to this clip's grid."""
+        return self.quantizer.quantize(x)
+
+    @property
+    def sqnr_db(self) -> float:
+        """``10·log10(E[X²] / mse)`` in dB, computed at the tensor's unit scale (scale-invariant)."""
+        return sqnr_db_value(self._sqnr_db, self.signal_power, self.mse, "CalibrationResult")
+
+
+def _clip(xs, bits, method, grid, kwargs) -> float:
+    """The clip of calibrator ``method`` (validated) for the validated samples ``xs``."""
+    unsigned = grid in _UNSIGNED
+    if method == "max":
+        return max_clip(xs)
+    if method == "percentile":
+        return percentile_clip(xs, **kwargs)
+    if method == "entropy":
+        return entropy_clip(xs, bits, unsigned=unsigned, **kwargs)
+    if method == "mse":
+        return mse_sweep_clip(xs, bits, grid=grid, **kwargs)
+    if method == "octav":
+        return octav_clip(xs, bits, grid=grid, **kwargs)
+    return aciq_clip(xs, bits, grid=grid, **kwargs)
+
+
+def _result(prep, alpha, bits, method, grid, options) -> CalibrationResult:
+    """The :class:`CalibrationResult` of clip ``alpha`` on the prepared samples (one exact evaluation,
+    at the samples' unit scale: the SQNR is scale-invariant)."""
+    u = prep._unit
+    p2 = float(prep._pref[2][-1] + prep._pref[3][-1]) / prep.n  # E[X²] at the unit scale
+    if alpha > 0.0:
+        s = prep._error_sums_unit([Quantizer(bits, float(alpha), grid)])
+        e = prep._from_unit2(s)[0] / prep.n  # (the operations of empirical_mse: the same float)
+        mse, m2 = float(e[0] + e[1]), float(s[0, 0] / prep.n + s[0, 1] / prep.n)
+    else:  # (no level: every value goes to 0, the limit of every grid as α -> 0)
+        m2 = p2
+        mse = p2 * u * u
+    return CalibrationResult(float(alpha), mse, method, bits, grid, options, signal_power=p2 * u * u,
+                             _sqnr_db=unit_db(p2, m2) if m2 > 0 else math.inf)
+
+
+def _run(xs, prep, bits, method, grid, options, opt=None) -> CalibrationResult:
+    if method == "exact":
+        r = opt if opt is not None else prep.optimal_clip(bits, grid=grid)
+        return CalibrationResult(r.alpha, r.mse, "exact", bits, grid, {}, signal_power=r.signal_power,
+                                 _sqnr_db=r._sqnr_db)
+    return _result(prep, _clip(xs, bits, method, grid, options), bits, method, grid, options)
+
+
+def calibrate(x, bits: int, method: str = "exact", *, grid: str = DEFAULT_TENSOR_GRID,
+              **kwargs) -> CalibrationResult:
+    """The clip chosen by calibrator ``method`` for a tensor, with its exact MSE on that tensor.
+
+    Parameters
+    ----------
+    x : array_like
+        The tensor (any shape; flattened), used as it is.
+    bits : int
+    method : str
+        One of :data:`CALIBRATORS` (``"max"``, ``"percentile"``, ``"entropy"`` (or ``"kl"``),
+        ``"mse"``, ``"octav"``, ``"aciq"``, ``"exact"``; see the module docstring). The names of
+        qtheory 0.1 (``"qtheory"``, ``"mse_sweep"``, ``"aciq_laplace"``, ...) still work, with a
+        ``FutureWarning`` naming the new spelling.
+    grid : str
+        The quantizer the clip is meant for (not ``"affine"``); default
+        :data:`qtheory.DEFAULT_TENSOR_GRID` (``"narrow"``). Unsigned grids switch the calibrators to
+        their one-sided variants; ``mse`` and ``exact`` optimise for that grid, and ``octav`` and
+        ``aciq`` use the grid-aware noise term (the step of ``grid``; see :func:`octav_clip`,
+        :func:`aciq_clip`).
+    **kwargs
+        Passed to the calibrator: ``percentile`` (``percentile``); ``num_bins``, ``start_bin``,
+        ``stride`` (``entropy``, ``mse``), ``zero_bin`` (``entropy``); ``n_iter``, ``s0``, ``rtol``
+        (``octav``); ``family`` (``aciq``: ``"laplace"``, default, ``"gaussian"`` or ``"auto"``).
+        A keyword the method does not use is refused.
+
+    Returns
+    -------
+    CalibrationResult
+        ``alpha`` (also ``float(result)``), the exact ``mse`` of that clip on ``x`` (one more
+        O(N) pass), ``sqnr_db``, ``quantizer`` and ``quantize``.
+
+    Examples
+    --------
+    >>> r = calibrate([0.5, -1.0, 4.0], 8, "max")
+    >>> r.alpha, float(r), r.grid
+    (4.0, 4.0, 'narrow')
+    >>> x = np.random.default_rng(1).normal(size=20_000)
+    >>> a = calibrate(x, 4, "aciq", family="auto")
+    >>> a.method, a.options, bool(a.mse >= calibrate(x, 4, "exact").mse)
+    ('aciq', {'family': 'auto'}, True)
     """
     func = "calibrate"
-    method = check_option(method, "method", func, CALIBRATORS)
+    method, implied = _method(method, func)
     grid = check_option(grid, "grid", func, tuple(g for g in GRIDS if g != "affine"))
     bits = check_int(bits, "bits", func, MIN_BITS[grid], MAX_BITS)
+    options = _options(method, {**implied, **kwargs}, func)
+    xs, prep = _prepared(x, "x", func)
+    return _run(xs, prep, bits, method, grid, options)
+
+
+def _options(method, kwargs, func) -> dict:
     for key, value in kwargs.items():
         if key not in _KEYWORDS[method]:
             allowed = ", ".join(repr(k) for k in _KEYWORDS[method]) or "none"
             raise param_error(key, func, f"left out with method={method!r} (it takes the keywords: {allowed})",
                               value, TypeError)
-    unsigned = grid in _UNSIGNED
-    if method == "max":
-        return max_clip(x)
-    if method == "percentile":
-        return percentile_clip(x, **kwargs)
-    if method == "entropy":
-        return entropy_clip(x, bits, unsigned=unsigned, **kwargs)
-    if method == "mse_sweep":
-        return mse_sweep_clip(x, bits, grid=grid, **kwargs)
-    if method == "octav":
-        return octav_clip(x, bits, grid=grid, **kwargs)
-    if method.startswith("aciq"):
-        return aciq_clip(x, bits, family=method.split("_")[1], grid=grid)
-    return exact_clip(x, bits, grid=grid)
+    if "family" in kwargs:
+        kwargs["family"] = check_option(kwargs["family"], "family", func, ("laplace", "gaussian", "auto"))
+    return dict(kwargs)
+
+
+def _prepared(x, name, func):
+    """Validated flat samples (not all zero) and their :class:`~qtheory.empirical.EmpiricalMSE`."""
+    from .empirical import EmpiricalMSE
+
+    xs = check_samples(np.ravel(x) if np.ndim(x) != 1 else x, name, func)
+    if not np.any(xs):
+        raise param_error(name, func, "samples that are not all zero", "all-zero samples")
+    return xs, EmpiricalMSE(xs, _name=name, _func=func)
 
 
 # ----------------------------------------------------------------------------- the table
-def calibrator_suite(grid: str = "narrow") -> dict:
-    """The distributions of :func:`calibrator_table`: ``{label: (prior, grid)}``.
+def calibrator_suite(grid: str = DEFAULT_TENSOR_GRID) -> dict:
+    """The distributions of :func:`calibrator_table`'s default suite: ``{label: (prior, grid)}``.
 
     Laplace, Gaussian, Student-t (df = 5), logistic, uniform (all unit variance), a bimodal
     Gaussian mixture (modes at ±2, σ = 0.5) and a ReLU-rectified Gaussian (with an unsigned grid).
@@ -511,70 +695,149 @@ def calibrator_suite(grid: str = "narrow") -> dict:
     }
 
 
-def calibrator_table(priors: dict | None = None, bits=range(2, 9), *, methods=CALIBRATORS, grid: str = "narrow",
-                     n_samples: int = 1 << 18, rng=0, progress: bool | None = None):
-    """All calibrators on the same samples of each distribution, against the exact optimum.
+def _is_prior(v) -> bool:
+    from .priors import Empirical, Prior
 
-    For each distribution, ``n_samples`` values are drawn once (``rng``); every calibrator picks
-    a clip from those samples; the clip's MSE is the exact empirical MSE on the same samples
-    (:class:`qtheory.empirical.EmpiricalMSE`), reported relative to the exact optimum.
+    return (isinstance(v, Prior) and not isinstance(v, Empirical)) or isinstance(v, str) or (
+        hasattr(v, "dist") and hasattr(v, "rvs"))
+
+
+def _method_specs(methods, func) -> list[tuple[str, str, dict]]:
+    """``[(label, method, keywords)]`` from names and ``(name, {keywords})`` pairs."""
+    if isinstance(methods, str) or (isinstance(methods, tuple) and len(methods) == 2 and isinstance(methods[1], dict)):
+        methods = [methods]
+    out = []
+    for spec in methods:
+        if isinstance(spec, tuple) and len(spec) == 2 and isinstance(spec[1], dict):
+            name, kw = spec
+            m, implied = _method(name, func, "methods")
+            kw = _options(m, {**implied, **kw}, func)
+        else:
+            m, implied = _method(spec, func, "methods")
+            kw = _options(m, implied, func)
+        label = m + ("(" + ", ".join(f"{k}={v}" for k, v in kw.items()) + ")" if kw else "")
+        out.append((label, m, kw))
+    return out
+
+
+def calibrator_table(data=None, bits=range(2, 9), *, methods=CALIBRATORS, grid: str = DEFAULT_TENSOR_GRID,
+                     axis: int | None = None, n_samples: int = 1 << 18, rng=0, progress: bool | None = None):
+    """All calibrators on the same tensors, each clip's exact MSE against the exact optimum.
+
+    Your arrays are used as they are, never resampled: every calibrator picks a clip from the
+    given values and the clip's MSE is the exact empirical MSE on exactly those values
+    (:class:`qtheory.empirical.EmpiricalMSE`, the same number as
+    ``qtheory.empirical.empirical_mse(x, alpha, bits, grid=grid).mse``), reported relative to the
+    exact optimum on those values. Priors (and the default suite) are *sampled*: ``n_samples``
+    values are drawn once per prior with ``rng``, and those draws are the tensor.
 
     Parameters
     ----------
-    priors : dict, optional
-        ``{label: prior}`` or ``{label: (prior, grid)}``; default :func:`calibrator_suite`.
-    bits : iterable of int
-    methods : iterable of str
-        Subset of :data:`CALIBRATORS` (``"qtheory"`` is always computed: it is the reference).
+    data : array_like, dict or None
+        A tensor (labelled ``"x"``), or ``{label: tensor}`` / ``{label: (tensor, grid)}``, where a
+        tensor is an array (or :class:`~qtheory.Empirical`) or a prior (a qtheory prior, a frozen
+        scipy distribution or a prior name), which is sampled. ``None``: the suite of
+        :func:`calibrator_suite`, sampled.
+    bits : int or iterable of int
+    methods : iterable
+        Names of :data:`CALIBRATORS` (aliases and 0.1 names accepted), or ``(name, {keywords})``
+        pairs such as ``("aciq", {"family": "auto"})``, labelled ``aciq(family=auto)``.
+        ``"exact"`` is always computed: it is the reference.
     grid : str
-        Grid for priors given without one (default ``"narrow"``, the symmetric int8 grid of
-        TensorRT and pytorch-quantization).
+        Grid for tensors given without one (default :data:`qtheory.DEFAULT_TENSOR_GRID`,
+        ``"narrow"``, the symmetric int8 grid of ONNX Runtime, TensorRT and pytorch-quantization).
+    axis : int, optional
+        Per-channel calibration of array tensors: every slice along ``axis`` (e.g. 0 for the output
+        channels of a weight) is calibrated on its own, one row per channel and calibrator, with a
+        ``channel`` column (aggregate with ``groupby``). ``None``: each tensor is one.
+        Priors are drawn as one 1-D tensor and ignore ``axis``.
     n_samples : int
+        Draws per prior (arrays are not resampled).
     rng : None, int or numpy.random.Generator
+        Seed of the draws from priors.
     progress : bool or None
-        A tqdm bar over the distributions (``None``: only after 2 s, in a terminal or notebook;
+        A tqdm bar over the tensors (``None``: only after 2 s, in a terminal or notebook;
         ``True``: always; ``False``: never).
 
     Returns
     -------
     pandas.DataFrame
-        Columns ``distribution, grid, bits, calibrator, alpha, ratio`` (``α/std``), ``mse``,
-        ``rel_mse`` (MSE / optimal MSE) and ``excess_db`` (``10·log10(rel_mse)``).
+        Columns ``distribution`` (the label), ``grid, bits``, ``channel`` (with ``axis``),
+        ``calibrator, alpha, ratio`` (``α/std`` of the tensor), ``mse``, ``rel_mse`` (MSE / optimal
+        MSE) and ``excess_db`` (``10·log10(rel_mse)``).
 
     Examples
     --------
-    >>> from qtheory import Laplace
-    >>> t = calibrator_table({"laplace": Laplace()}, bits=[4], methods=["max", "octav"], n_samples=20_000)
+    >>> x = np.random.default_rng(0).laplace(size=20_000)
+    >>> t = calibrator_table({"laplace": x}, bits=[4], methods=["max", "octav"])
     >>> t[["calibrator", "rel_mse"]].round(2).to_string(index=False).split()[:4]
     ['calibrator', 'rel_mse', 'max', '4.0']
+    >>> w = np.random.default_rng(1).normal(size=(3, 500)) * [[1.0], [2.0], [4.0]]
+    >>> t = calibrator_table({"w": w}, bits=[4], methods=["max"], axis=0)
+    >>> t.loc[t.calibrator == "max", ["channel", "alpha"]].shape
+    (3, 2)
     """
     import pandas as pd
 
     from ._progress import check_progress, progress_bar
-    from .empirical import EmpiricalMSE
-    from .priors import as_prior
+    from .priors import Empirical, as_prior
 
     func = "calibrator_table"
-    progress = check_progress(progress, func)
     grid = check_option(grid, "grid", func, tuple(g for g in GRIDS if g != "affine"))
-    methods = [check_option(m, "methods", func, CALIBRATORS) for m in methods]
-    bits = [check_int(b, "bits", func, MIN_BITS[grid], MAX_BITS) for b in bits]
+    specs = _method_specs(methods, func)
+    if isinstance(bits, (int, np.integer)):
+        bits = [bits]
+    bits = [check_int(b, "bits", func, 1, MAX_BITS) for b in bits]
     n_samples = check_int(n_samples, "n_samples", func, 100, None)
-    rng = np.random.default_rng(rng)
-    items = calibrator_suite(grid) if priors is None else priors
+    if axis is not None:
+        axis = check_int(axis, "axis", func, -64, 63)
+    progress = check_progress(progress, func)
+    if data is None:
+        items = calibrator_suite(grid)
+    elif isinstance(data, dict):
+        items = data
+    else:
+        items = {"x": data}
+    gen = np.random.default_rng(rng)
+    tensors = []  # (label, grid, channel, flat values)
+    for label, spec in items.items():
+        value, g = spec if isinstance(spec, tuple) and len(spec) == 2 and isinstance(spec[1], str) else (spec, grid)
+        g = check_option(g, "grid", func, tuple(gg for gg in GRIDS if gg != "affine"))
+        if _is_prior(value):
+            prior = as_prior(value, name="data", func=func)
+            tensors.append((label, g, None, np.asarray(prior.rvs(n_samples, gen), dtype=np.float64)))
+            continue
+        arr = value._raw if isinstance(value, Empirical) else value
+        arr = check_samples(arr, "data", func, ndim=None)
+        if axis is None:
+            tensors.append((label, g, None, arr.reshape(-1)))
+            continue
+        if not -arr.ndim <= axis < arr.ndim:
+            raise param_error("axis", func, f"an int in the range [{-arr.ndim}, {arr.ndim - 1}] for the "
+                              f"{arr.ndim}-D tensor {label!r}", axis)
+        arr = np.moveaxis(arr, axis, 0)
+        tensors.extend((label, g, c, arr[c].reshape(-1)) for c in range(arr.shape[0]))
     rows = []
-    for label, spec in progress_bar(list(items.items()), progress, func):
-        prior, g = spec if isinstance(spec, tuple) else (spec, grid)
-        prior = as_prior(prior, name="priors", func=func)
-        x = np.asarray(prior.rvs(n_samples, rng), dtype=np.float64)
-        prep = EmpiricalMSE(x)
+    for label, g, channel, x in progress_bar(tensors, progress, func):
+        for b in bits:
+            if b < MIN_BITS[g]:
+                raise param_error("bits", func, f"an int in the range [{MIN_BITS[g]}, {MAX_BITS}] for grid {g!r}", b)
+        if not np.any(x):
+            raise param_error("data", func, "tensors (and channels) that are not all zero",
+                              f"an all-zero tensor {label!r}" + ("" if channel is None else f" (channel {channel})"))
+        from .empirical import EmpiricalMSE
+
+        prep = EmpiricalMSE(x, _name="data", _func=func)
         std = math.sqrt(prep.var)
         for b in bits:
             opt = prep.optimal_clip(b, grid=g)
-            for m in methods:
-                a = opt.alpha if m == "qtheory" else calibrate(x, b, m, grid=g)
-                mse = opt.mse if m == "qtheory" else float(prep.curve([a], b, g)[0])
-                rows.append({"distribution": label, "grid": g, "bits": b, "calibrator": m, "alpha": a,
-                             "ratio": a / std, "mse": mse, "rel_mse": mse / opt.mse,
-                             "excess_db": 10 * math.log10(mse / opt.mse)})
+            for lab, m, kw in specs:
+                r = _run(x, prep, b, m, g, kw, opt)
+                row = {"distribution": label, "grid": g, "bits": b}
+                if axis is not None:
+                    row["channel"] = channel
+                row.update({"calibrator": lab, "alpha": r.alpha, "ratio": r.alpha / std if std > 0 else math.nan,
+                            "mse": r.mse, "rel_mse": r.mse / opt.mse if opt.mse > 0 else 1.0})
+                row["excess_db"] = 10 * math.log10(row["rel_mse"]) if row["rel_mse"] > 0 else -math.inf
+                rows.append(row)
     return pd.DataFrame(rows)

@@ -154,8 +154,9 @@ def _cmd_clip(args) -> int:
                 )
             from qtheory.empirical import per_channel_optimal_clip
 
-            r = per_channel_optimal_clip(x, args.bits, axis=args.axis, grid=args.grid)
-            out = {"bits": args.bits, "grid": args.grid, "axis": args.axis, "alpha": np.asarray(r.alpha).tolist(),
+            grid = qtheory.DEFAULT_TENSOR_GRID if args.grid is None else args.grid
+            r = per_channel_optimal_clip(x, args.bits, axis=args.axis, grid=grid)
+            out = {"bits": args.bits, "grid": grid, "axis": args.axis, "alpha": np.asarray(r.alpha).tolist(),
                    "mse": np.asarray(r.mse).tolist()}
         else:
             r = qtheory.optimal_clip(x.ravel(), args.bits, grid=args.grid, method=args.method)
@@ -220,7 +221,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--samples", help=".npy, .npz or text file with the tensor")
     c.add_argument("--axis", type=int, default=None, help="per-channel clips along this axis (with --samples)")
     c.add_argument("--bits", type=_bits_one, required=True, help="bit-width, e.g. 4")
-    c.add_argument("--grid", default="midrise", choices=GRIDS)
+    c.add_argument("--grid", default=None, choices=GRIDS,
+                   help="default: narrow for --samples (the tensor default), midrise for --prior")
     c.add_argument("--method", default="exact", choices=[m for m in METHODS if m != "montecarlo"])
     c.add_argument("--json", action="store_true", help="print one JSON object")
     c.set_defaults(func=_cmd_clip)

@@ -48,7 +48,7 @@ Examples
 >>> from qtheory.empirical import EmpiricalMSE, direct_mse
 >>> x = np.random.default_rng(0).laplace(size=10_000)
 >>> prep = EmpiricalMSE(x)
->>> r = prep.mse(3.0, bits=4)
+>>> r = prep.mse(3.0, bits=4, grid="midrise")
 >>> q = Quantizer(4, 3.0)
 >>> abs(r.mse - direct_mse(x, q)) <= 1e-15 * r.mse
 True
@@ -63,7 +63,15 @@ import numpy as np
 
 from ._results import unit_db
 from ._validation import check_bool, check_int, check_option, check_samples, param_error
-from .quantizer import GRIDS, MAX_BITS, MIN_BITS, ROUNDING_CODES, ROUNDINGS, Quantizer
+from .quantizer import (
+    DEFAULT_TENSOR_GRID,
+    GRIDS,
+    MAX_BITS,
+    MIN_BITS,
+    ROUNDING_CODES,
+    ROUNDINGS,
+    Quantizer,
+)
 
 __all__ = ["EmpiricalMSE", "empirical_mse", "empirical_optimal_clip", "per_channel_optimal_clip",
            "PerChannelClips", "direct_mse"]
@@ -369,7 +377,7 @@ class EmpiricalMSE:
         s = self.error_sums([quantizer])[0]
         return float(s[0] / self.n), float(s[1] / self.n)
 
-    def mse(self, alpha, bits: int, *, grid: str = "midrise", rounding: str = "half_even", beta=None):
+    def mse(self, alpha, bits: int, *, grid: str = DEFAULT_TENSOR_GRID, rounding: str = "half_even", beta=None):
         """Exact empirical MSE at clip(s) ``alpha`` as a :class:`qtheory.MSEResult`."""
         from .mse import _check_alphas, _check_betas, _result
 
@@ -384,7 +392,7 @@ class EmpiricalMSE:
         s = self.error_sums(qs) / self.n
         return _result(s[:, 0], s[:, 1], "exact", scalar)
 
-    def curve(self, alphas, bits: int, grid: str = "midrise", rounding: str = "half_even", *,
+    def curve(self, alphas, bits: int, grid: str = DEFAULT_TENSOR_GRID, rounding: str = "half_even", *,
               exact: bool = True) -> np.ndarray:
         """Total MSE at many clips (a vectorised path for scale grids; no validation of ``alphas``).
 
@@ -623,7 +631,7 @@ class EmpiricalMSE:
                 others.append((vals[i] * self.n, float(grid_a[i])))
         return cands, others
 
-    def optimal_clip(self, bits: int, *, grid: str = "midrise", rounding: str = "half_even", n_grid: int = 1024,
+    def optimal_clip(self, bits: int, *, grid: str = DEFAULT_TENSOR_GRID, rounding: str = "half_even", n_grid: int = 1024,
                      n_refine: int = 4):
         """Global MSE-optimal clip of a scale grid (see :func:`empirical_optimal_clip`)."""
         from .optimal import ClipResult
@@ -704,7 +712,7 @@ class EmpiricalMSE:
 
 
 # ================================================================================ public functions
-def empirical_mse(x, alpha, bits: int, *, grid: str = "midrise", rounding: str = "half_even", beta=None):
+def empirical_mse(x, alpha, bits: int, *, grid: str = DEFAULT_TENSOR_GRID, rounding: str = "half_even", beta=None):
     """Exact empirical clipping MSE of the samples ``x`` (any shape) at clip(s) ``alpha``.
 
     Equals ``mean((Quantizer(bits, alpha, grid).quantize(x) - x)**2)`` to float64 rounding,
@@ -718,7 +726,8 @@ def empirical_mse(x, alpha, bits: int, *, grid: str = "midrise", rounding: str =
         Clip(s) > 0.
     bits : int
     grid, rounding : str
-        See :class:`qtheory.Quantizer`.
+        See :class:`qtheory.Quantizer`; ``grid`` defaults to :data:`qtheory.DEFAULT_TENSOR_GRID`
+        (``"narrow"``, the symmetric int grid of integer runtimes).
     beta : float or array_like, optional
         Lower clip for ``grid="affine"``.
 
@@ -729,14 +738,14 @@ def empirical_mse(x, alpha, bits: int, *, grid: str = "midrise", rounding: str =
     Examples
     --------
     >>> import numpy as np
-    >>> r = empirical_mse([-1.0, 0.2, 0.3, 2.0], 1.0, 2)   # levels ±0.25, ±0.75; overload ±1
+    >>> r = empirical_mse([-1.0, 0.2, 0.3, 2.0], 1.0, 2, grid="midrise")   # levels ±0.25, ±0.75; overload ±1
     >>> r.mse, r.clipping                                  # only 2.0 is beyond [-1, 1)
     (0.4075, 0.390625)
     """
     return EmpiricalMSE(x, _func="empirical_mse").mse(alpha, bits, grid=grid, rounding=rounding, beta=beta)
 
 
-def empirical_optimal_clip(x, bits: int, *, grid: str = "midrise", rounding: str = "half_even",
+def empirical_optimal_clip(x, bits: int, *, grid: str = DEFAULT_TENSOR_GRID, rounding: str = "half_even",
                            n_grid: int = 1024):
     """The global MSE-optimal clip of a tensor over every clip α > 0, by exact empirical MSE.
 
@@ -764,7 +773,9 @@ def empirical_optimal_clip(x, bits: int, *, grid: str = "midrise", rounding: str
     x : array_like
         Finite samples (any shape; flattened).
     bits : int
-    grid : {"midrise", "int", "narrow", "unsigned", "uint"}
+    grid : {"narrow", "int", "midrise", "unsigned", "uint"}
+        Default :data:`qtheory.DEFAULT_TENSOR_GRID` (``"narrow"``, the symmetric int grid of integer
+        runtimes).
     rounding : str
     n_grid : int
         Points of the global scan.
@@ -823,7 +834,7 @@ class PerChannelClips:
                              "clipping": self.clipping, "rounding": self.rounding})
 
 
-def per_channel_optimal_clip(x, bits: int, axis: int = 0, grid: str = "midrise", *, rounding: str = "half_even",
+def per_channel_optimal_clip(x, bits: int, axis: int = 0, grid: str = DEFAULT_TENSOR_GRID, *, rounding: str = "half_even",
                              n_grid: int = 1024) -> PerChannelClips:
     """Exact empirical optimal clip of every channel of a weight tensor.
 
@@ -841,7 +852,9 @@ def per_channel_optimal_clip(x, bits: int, axis: int = 0, grid: str = "midrise",
     bits : int
     axis : int
         The channel axis (negative counts from the end); every slice along it is one channel.
-    grid : {"midrise", "int", "narrow", "unsigned", "uint"}
+    grid : {"narrow", "int", "midrise", "unsigned", "uint"}
+        Default :data:`qtheory.DEFAULT_TENSOR_GRID` (``"narrow"``, the symmetric int grid of integer
+        runtimes).
     rounding : str
     n_grid : int
         Points of each channel's global scan.

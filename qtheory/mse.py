@@ -39,7 +39,15 @@ from ._validation import (
     param_error,
 )
 from .priors import Empirical, Gaussian, Laplace, Prior, Rectified, _ldexp, _pow2_exponent, as_prior
-from .quantizer import GRIDS, MAX_BITS, MIN_BITS, ROUNDINGS, Quantizer
+from .quantizer import (
+    DEFAULT_PRIOR_GRID,
+    DEFAULT_TENSOR_GRID,
+    GRIDS,
+    MAX_BITS,
+    MIN_BITS,
+    ROUNDINGS,
+    Quantizer,
+)
 
 __all__ = ["clipping_mse", "MSEResult", "METHODS", "aciq_terms", "aciq_tail_mean", "mse_slope"]
 
@@ -114,7 +122,7 @@ def clipping_mse(
     alpha: ArrayLike,
     bits: int,
     *,
-    grid: str = "midrise",
+    grid: str | None = None,
     method: str = "exact",
     rounding: str = "half_even",
     beta: ArrayLike | None = None,
@@ -132,9 +140,13 @@ def clipping_mse(
         Clip(s), > 0 and finite. An array gives arrays in the result.
     bits : int
         Bit-width, ``1..16`` (``0..16`` for ``method="aciq"``, ``2..16`` for ``grid="narrow"``).
-    grid : str
+    grid : str, optional
         One of :data:`qtheory.GRIDS`. ``method="aciq"`` models its own grid (``2^M`` bins of
-        width ``2α/2^M``) and needs the default ``"midrise"``, whose step is the same.
+        width ``2α/2^M``) and needs ``"midrise"``, whose step is the same. ``None`` (default):
+        ``"midrise"``, the papers' grid, for a prior (and for ``method="aciq"``);
+        :data:`qtheory.DEFAULT_TENSOR_GRID` (``"narrow"``) for samples (an array or
+        :class:`~qtheory.Empirical`), as :func:`qtheory.optimal_clip` (see "Default grids" in
+        :mod:`qtheory.quantizer`).
     method : {"exact", "aciq", "montecarlo"}
     rounding : {"half_even", "half_away", "half_up"}
         Tie rule (matters for samples only).
@@ -170,11 +182,13 @@ def clipping_mse(
     """
     func = "clipping_mse"
     method = check_option(method, "method", func, METHODS)
-    grid = check_option(grid, "grid", func, GRIDS)
     check_option(rounding, "rounding", func, ROUNDINGS)
+    prior = as_prior(prior, func=func)
+    if grid is None:  # (one rule, stated in qtheory.quantizer: "Default grids")
+        grid = DEFAULT_TENSOR_GRID if isinstance(prior, Empirical) and method != "aciq" else DEFAULT_PRIOR_GRID
+    grid = check_option(grid, "grid", func, GRIDS)
     low_bits = 0 if method == "aciq" else MIN_BITS[grid]
     bits = check_int(bits, "bits", func, low_bits, MAX_BITS)
-    prior = as_prior(prior, func=func)
     alphas, scalar = _check_alphas(alpha, func)
     betas = _check_betas(beta, grid, alphas, func)
 

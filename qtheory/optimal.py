@@ -29,7 +29,7 @@ from .mse import (
     prepared_samples,
 )
 from .priors import Empirical, Gaussian, Laplace, Prior, Rectified, _ldexp, _pow2_exponent, as_prior
-from .quantizer import GRIDS, MAX_BITS, MIN_BITS, Quantizer
+from .quantizer import DEFAULT_PRIOR_GRID, DEFAULT_TENSOR_GRID, GRIDS, MAX_BITS, MIN_BITS, Quantizer
 
 __all__ = ["optimal_clip", "optimal_clip_table", "ClipResult"]
 
@@ -126,7 +126,7 @@ class ClipResult(ResultMixin):
         return sqnr_db_value(self._sqnr_db, self.signal_power, self.mse, "ClipResult")
 
 
-def optimal_clip(prior, bits: int, *, grid: str = "midrise", method: str = "exact",
+def optimal_clip(prior, bits: int, *, grid: str | None = None, method: str = "exact",
                  n_grid: int | None = None, range: str = "symmetric",  # noqa: A002
                  axis: int | None = None, progress: bool | None = None):
     """The clip that minimises the clipping MSE (globally, for ``method="exact"``).
@@ -137,9 +137,13 @@ def optimal_clip(prior, bits: int, *, grid: str = "midrise", method: str = "exac
         See :func:`qtheory.as_prior`.
     bits : int
         Bit-width (``0..16`` for ``"aciq"``, ``1..16`` otherwise, ``2..16`` for ``"narrow"``).
-    grid : str
+    grid : str, optional
         One of :data:`qtheory.GRIDS` (``"aciq"`` needs ``"midrise"``; ``"affine"`` is searched
-        with the symmetric range ``[-α, α]``).
+        with the symmetric range ``[-α, α]``). ``None`` (default): ``"midrise"``, the papers' grid,
+        for a prior (and for ``method="aciq"``); :data:`qtheory.DEFAULT_TENSOR_GRID` (``"narrow"``,
+        the symmetric int grid of integer runtimes) for samples (an array or
+        :class:`~qtheory.Empirical`); ``"affine"`` with ``range="asymmetric"``. See "Default grids"
+        in :mod:`qtheory.quantizer`.
     method : {"exact", "aciq"}
     n_grid : int, optional
         Points of the global scan (default 400 for closed forms, 1024 for samples, 96 for
@@ -194,6 +198,9 @@ def optimal_clip(prior, bits: int, *, grid: str = "midrise", method: str = "exac
     >>> r = optimal_clip("gaussian", 4)   # exact optimum of the 16-level midrise grid
     >>> round(r.alpha, 4), round(r.mse, 6)
     (2.6816, 0.011543)
+    >>> import numpy as np
+    >>> optimal_clip(np.random.default_rng(0).normal(size=1000), 4).grid   # samples: the tensor default
+    'narrow'
     >>> from qtheory import Rectified
     >>> r = optimal_clip(Rectified("gaussian"), 4, grid="affine", range="asymmetric")
     >>> r.beta, round(r.alpha, 3)        # post-ReLU: the range starts at 0 (= the unsigned grid)
@@ -210,8 +217,6 @@ def optimal_clip(prior, bits: int, *, grid: str = "midrise", method: str = "exac
     """
     func = "optimal_clip"
     method = check_option(method, "method", func, tuple(m for m in METHODS if m != "montecarlo"))
-    grid = check_option(grid, "grid", func, GRIDS)
-    bits = check_int(bits, "bits", func, 0 if method == "aciq" else MIN_BITS[grid], MAX_BITS)
     rng_kind = check_option(range, "range", func, ("symmetric", "asymmetric"))
     progress = check_progress(progress, func)
     if axis is not None:
@@ -221,6 +226,11 @@ def optimal_clip(prior, bits: int, *, grid: str = "midrise", method: str = "exac
     if isinstance(prior, np.ndarray) and prior.ndim == 1 and prior.dtype.kind in "biuf":
         prior = Empirical(prior, _name="prior", _func=func)  # (samples: validated without a float64 copy)
     prior = as_prior(prior, func=func)
+    if grid is None:  # (one rule, stated in qtheory.quantizer: "Default grids")
+        grid = ("affine" if rng_kind == "asymmetric" else
+                DEFAULT_TENSOR_GRID if isinstance(prior, Empirical) and method == "exact" else DEFAULT_PRIOR_GRID)
+    grid = check_option(grid, "grid", func, GRIDS)
+    bits = check_int(bits, "bits", func, 0 if method == "aciq" else MIN_BITS[grid], MAX_BITS)
     if n_grid is not None:
         n_grid = check_int(n_grid, "n_grid", func, 4 if rng_kind == "asymmetric" else 16,
                            10_000 if rng_kind == "asymmetric" else 1_000_000)
@@ -248,8 +258,10 @@ def _per_channel(x, bits, grid, method, rng_kind, axis, func):
     if rng_kind != "symmetric":
         raise param_error("range", func, "'symmetric' with axis (per-channel ranges are symmetric or unsigned)",
                           rng_kind)
+    grid = DEFAULT_TENSOR_GRID if grid is None else check_option(grid, "grid", func, GRIDS)
     if grid not in _SCALE_GRIDS:
         raise param_error("grid", func, f"one of {_SCALE_GRIDS} with axis", grid)
+    bits = check_int(bits, "bits", func, MIN_BITS[grid], MAX_BITS)
     if not (isinstance(x, np.ndarray) and x.dtype.kind in "biuf"):
         if isinstance(x, Empirical):
             raise param_error("axis", func, "None for Empirical samples (they have no channels)", axis)

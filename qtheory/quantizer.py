@@ -31,6 +31,34 @@ point this is IEEE round-to-nearest-even on the code); ``"half_away"`` to the la
 magnitude; ``"half_up"`` to the larger level. A codebook may carry its own decision
 thresholds (e.g. log-domain rounding); otherwise they are the mid-points.
 
+Default grids
+-------------
+qtheory has two defaults, and this is the one place that states them:
+
+- **Tensor APIs** (functions that take an array of samples or weights: :mod:`qtheory.empirical`,
+  :func:`qtheory.calibrate.calibrate`, :func:`qtheory.calibrate.calibrator_table`,
+  :func:`qtheory.models.layer_report`, :func:`qtheory.intconv.per_channel`, ...) default to
+  :data:`DEFAULT_TENSOR_GRID` ``= "narrow"``: the symmetric integer grid ``[-(2^(b-1)-1),
+  2^(b-1)-1]`` (``[-127, 127]`` at 8 bits) of ONNX Runtime's symmetric quantization
+  (``get_qmin_qmax_for_qType(INT8, symmetric=True)``), TensorRT and pytorch-quantization, so a clip
+  computed with the defaults is the one an integer runtime uses.
+- **Prior-based (theory) functions** (:func:`qtheory.optimal_clip_table`, :mod:`qtheory.allocation`,
+  :func:`qtheory.fit_prior`, :func:`qtheory.classical.distortion_ladder`, ...) and the
+  :class:`Quantizer` class itself default to :data:`DEFAULT_PRIOR_GRID` ``= "midrise"``: the
+  ``2^b``-level grid of the papers (Max 1960, ACIQ), whose step ``2α/2^b`` their formulas use.
+  :func:`qtheory.allocation.quantize_channels` keeps it for weight tensors too: Banner et al.'s
+  allocation gives channels 1 bit, which the narrow grid does not have.
+- :func:`qtheory.optimal_clip` and :func:`qtheory.clipping_mse` take both: ``grid=None`` (their
+  default) means ``"midrise"`` for a prior (and for ``method="aciq"``) and
+  :data:`DEFAULT_TENSOR_GRID` for an array of samples (or an :class:`~qtheory.Empirical`), so
+  ``clipping_mse(x, optimal_clip(x, b).alpha, b).mse == optimal_clip(x, b).mse``.
+
+Observers and :func:`qtheory.models.observers.clip_range` default to ``"affine"`` (asymmetric
+uint8 activations, as ONNX Runtime quantizes them); the OCTAV and ACIQ rules
+(:func:`qtheory.calibrate.octav_clip`, :func:`qtheory.calibrate.aciq_clip`) default to their
+papers' model (``grid=None``) and use the grid they are given through
+:func:`qtheory.calibrate.calibrate`.
+
 A picture of where each grid puts its levels relative to α is drawn by
 :func:`qtheory.plotting.aciq.plot_grids` (``figures/aciq/grids.png``).
 
@@ -60,9 +88,15 @@ import numpy as np
 
 from ._validation import check_int, check_option, check_real, param_error
 
-__all__ = ["Quantizer", "LevelSet", "GRIDS", "CODEBOOK", "ROUNDINGS", "MIN_BITS", "MAX_BITS"]
+__all__ = ["Quantizer", "LevelSet", "GRIDS", "CODEBOOK", "ROUNDINGS", "MIN_BITS", "MAX_BITS", "DEFAULT_TENSOR_GRID",
+           "DEFAULT_PRIOR_GRID"]
 
 GRIDS = ("midrise", "int", "narrow", "unsigned", "uint", "affine")
+#: Default grid of every function that takes tensors (samples, weights): the symmetric int grid
+#: ``[-(2^(b-1)-1), 2^(b-1)-1]`` of ONNX Runtime (symmetric), TensorRT and pytorch-quantization.
+DEFAULT_TENSOR_GRID = "narrow"
+#: Default grid of the prior-based (theory) functions: the papers' ``2^b``-level midrise grid.
+DEFAULT_PRIOR_GRID = "midrise"
 #: The general level-set grid (not in GRIDS: the uniform-only functions keep their options).
 CODEBOOK = "codebook"
 ROUNDINGS = ("half_even", "half_away", "half_up")

@@ -119,7 +119,7 @@ def _layer_channels():
 
 
 def _calibrator_table():
-    return _df(distribution=["gaussian"] * 4, grid=["midrise"] * 4, calibrator=["max", "max", "qtheory", "qtheory"],
+    return _df(distribution=["gaussian"] * 4, grid=["midrise"] * 4, calibrator=["max", "max", "exact", "exact"],
                bits=[2, 4, 2, 4], rel_mse=[1.5, 1.2, 1.0, 1.0])
 
 

@@ -90,7 +90,7 @@ def test_entropy_on_post_relu_tensors_is_near_the_optimum(bits):
     x = np.where(u < 0.5, 0.0, -np.log(2.0 * (1.0 - u)))  # P(X = 0) = 1/2, then Exp(1) with mass 1/2
     prep = EmpiricalMSE(x)
     opt = prep.optimal_clip(bits, grid="unsigned")
-    a = calibrate(x, bits, "entropy", grid="unsigned")
+    a = calibrate(x, bits, "entropy", grid="unsigned").alpha
     assert prep.mse(a, bits, grid="unsigned").mse < 1.5 * opt.mse
     # the plain TensorRT rule, kept as zero_bin=False, is what the spike ruins
     a0 = entropy_clip(x, bits, unsigned=True, zero_bin=False)
@@ -149,12 +149,14 @@ def test_grid_aware_aciq_solves_its_condition(family, bits, rng):
 
 
 def test_aciq_auto_picks_its_family_on_the_scoring_grid(rng):
-    """aciq_auto keeps the family whose (grid-aware) clip has the lower exact MSE on that grid."""
+    """family='auto' keeps the family whose (grid-aware) clip has the lower exact MSE on that grid."""
     x = rng.standard_t(8, size=20_000)
     for grid in ("narrow", "midrise", "int"):
-        picks = {f: calibrate(x, 3, f"aciq_{f}", grid=grid) for f in ("laplace", "gaussian")}
+        picks = {f: calibrate(x, 3, "aciq", family=f, grid=grid).alpha for f in ("laplace", "gaussian")}
         mse = {f: float(np.mean((Quantizer(3, a, grid).quantize(x) - x) ** 2)) for f, a in picks.items()}
-        assert calibrate(x, 3, "aciq_auto", grid=grid) == picks[min(mse, key=mse.get)]
+        assert calibrate(x, 3, "aciq", family="auto", grid=grid).alpha == picks[min(mse, key=mse.get)]
+    # the default family is ACIQ's Laplace rule, as aciq_clip's
+    assert calibrate(x, 3, "aciq", grid="int").alpha == picks["laplace"] == aciq_clip(x, 3, grid="int")
 
 
 def test_octav_on_samples_approaches_octav_on_the_prior(rng):
@@ -177,7 +179,7 @@ def test_simple_rules():
     x = np.array([-3.0, 1.0, 2.0, 0.5])
     assert max_clip(x) == 3.0
     assert percentile_clip(np.arange(101.0), 50) == 50.0
-    assert calibrate(x, 4, "max") == 3.0
+    assert calibrate(x, 4, "max").alpha == 3.0
 
 
 def test_calibrator_table(rng):
@@ -189,7 +191,7 @@ def test_calibrator_table(rng):
                                "excess_db"]
     # the exact optimum is never beaten, and the reported MSEs are exact empirical MSEs
     assert (t.rel_mse >= 1 - 1e-12).all()
-    assert (t[t.calibrator == "qtheory"].rel_mse == 1).all()
+    assert (t[t.calibrator == "exact"].rel_mse == 1).all()
     assert np.allclose(t.excess_db, 10 * np.log10(t.rel_mse))
     assert set(t[t.distribution == "relu"].grid) == {"unsigned"}
     # every row's MSE is the MSE of quantizing the same samples with its clip (direct average)
@@ -199,7 +201,7 @@ def test_calibrator_table(rng):
     for row in t.itertuples():
         direct = float(np.mean((Quantizer(5, row.alpha, "narrow").quantize(x) - x) ** 2))
         assert row.mse == pytest.approx(direct, rel=1e-10)
-        assert row.alpha == calibrate(x, 5, row.calibrator, grid="narrow")
+        assert row.alpha == calibrate(x, 5, row.calibrator, grid="narrow").alpha
 
 
 def test_table_uses_exact_empirical_mse(rng):
@@ -211,7 +213,9 @@ def test_table_uses_exact_empirical_mse(rng):
 @pytest.mark.parametrize(
     "call, name",
     [
-        (lambda: calibrate([1.0, 2.0], 4, "kl"), "method"),
+        (lambda: calibrate([1.0, 2.0], 4, "kl-divergence"), "method"),
+        (lambda: calibrate([1.0, 2.0], 4, "aciq", family="cauchy"), "family"),
+        (lambda: calibrate([1.0, 2.0], 4, "exact", family="laplace"), "family"),
         (lambda: calibrate([1.0, 2.0], 0, "max"), "bits"),
         (lambda: calibrate([1.0, 2.0], 4, "max", grid="affine"), "grid"),
         (lambda: calibrate([], 4, "max"), "x"),
@@ -231,7 +235,7 @@ def test_table_uses_exact_empirical_mse(rng):
         (lambda: entropy_clip([1.0, 2.0], 4, zero_bin=1), "zero_bin"),
         # a keyword the method does not use
         (lambda: calibrate([1.0, 2.0], 4, "max", percentile=50), "percentile"),
-        (lambda: calibrate([1.0, 2.0], 4, "qtheory", num_bins=64), "num_bins"),
+        (lambda: calibrate([1.0, 2.0], 4, "exact", num_bins=64), "num_bins"),
         (lambda: calibrate([1.0, 2.0], 4, "octav", unsigned=True), "unsigned"),
         # histogram work bounded (was a MemoryError / hours)
         (lambda: entropy_clip([1.0, 2.0], 16, num_bins=2**20), "num_bins"),
@@ -256,11 +260,12 @@ def test_calibrators_are_scale_equivariant(method, exponent, mantissa):
     """alpha(c·x) == c·alpha(x) for c from 1e-300 to 1e300 (was 0.20x for qtheory, 0.16x for
     mse_sweep, and errors for ACIQ at 1e±300)."""
     c = mantissa * 10.0**exponent
-    kw = {"num_bins": 512, "start_bin": 32} if method in ("entropy", "mse_sweep") else {}
+    kw = {"num_bins": 512, "start_bin": 32} if method in ("entropy", "mse") else {}
     for grid in ("narrow", "unsigned"):
         x = _SCALE_X if grid == "narrow" else np.maximum(_SCALE_X, 0.0)
-        assert calibrate(x * c, 4, method, grid=grid, **kw) == pytest.approx(
-            c * calibrate(x, 4, method, grid=grid, **kw), rel=1e-9)
+        big, one = calibrate(x * c, 4, method, grid=grid, **kw), calibrate(x, 4, method, grid=grid, **kw)
+        assert big.alpha == pytest.approx(c * one.alpha, rel=1e-9)
+        assert big.sqnr_db == pytest.approx(one.sqnr_db, rel=1e-9)  # (even where mse under- or overflows)
 
 
 @pytest.mark.parametrize("bits, paper_db, aware_db", [(2, 1.38, 0.058), (3, 0.21, 0.007), (4, 0.036, 0.001)])

@@ -94,15 +94,15 @@ def test_parallel_preparation_is_exact(dtype, rng):
         assert c == pytest.approx(dc, rel=1e-14, abs=1e-300)
         assert r == pytest.approx(dr, rel=1e-14, abs=1e-300)
     for bits in (2, 4, 8):
-        o = prep.optimal_clip(bits)
+        o = prep.optimal_clip(bits, grid="midrise")
         assert o.mse == pytest.approx(direct_mse(x, Quantizer(bits, o.alpha)), rel=1e-14)
         # a large tensor's search ends at a vertex of the rippled valley floor: within 1e-6 of the
         # best clip nearby (not always that clip), and at least as good as a dense global grid —
         # except that at 8 bits the sparse tail of 3·10^5 samples leaves basins whose MSEs differ by
         # ~1e-4 (relative), below the resolution of the bucket-approximate scan that picks one
-        near = prep.curve(o.alpha * (1 + np.linspace(-1e-3, 1e-3, 201)), bits)
+        near = prep.curve(o.alpha * (1 + np.linspace(-1e-3, 1e-3, 201)), bits, "midrise")
         assert o.mse <= near.min() * (1 + 1e-6)
-        dense = prep.curve(np.linspace(prep.absmax / 4000, prep.absmax, 4000), bits)
+        dense = prep.curve(np.linspace(prep.absmax / 4000, prep.absmax, 4000), bits, "midrise")
         assert o.mse <= dense.min() * (1 + (1e-12 if bits < 8 else 1e-3))
 
 
@@ -143,8 +143,8 @@ def test_approximate_scan_is_close_and_exact_curve_matches(rng):
     x = rng.normal(size=200_000)
     prep = EmpiricalMSE(x)
     alphas = np.geomspace(0.5, 5.0, 25)
-    exact = prep.curve(alphas, 6)
-    approx = prep.curve(alphas, 6, exact=False)
+    exact = prep.curve(alphas, 6, "midrise")
+    approx = prep.curve(alphas, 6, "midrise", exact=False)
     direct = [direct_mse(x, Quantizer(6, a)) for a in alphas]
     np.testing.assert_allclose(exact, direct, rtol=1e-13)
     np.testing.assert_allclose(approx, exact, rtol=1e-3)

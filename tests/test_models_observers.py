@@ -143,7 +143,7 @@ def test_observer_validation():
     with pytest.raises(ValueError, match="finite"):
         Observer().collect([1.0, np.nan])
     with pytest.raises(ValueError, match="'method' parameter of Observer.range"):
-        Observer().collect([1.0]).range("kl")
+        Observer().collect([1.0]).range("kl-divergence")
 
 
 def test_torch_hooks_see_the_module_outputs():

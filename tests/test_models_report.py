@@ -87,7 +87,7 @@ def test_layer_report_asymmetric_grid_and_validation(rng):
     with pytest.raises(ValueError, match="'granularity' parameter of layer_report"):
         layer_report(w, granularity="layer")
     with pytest.raises(ValueError, match="'methods' parameter of layer_report"):
-        layer_report(w, methods=["kl"])
+        layer_report(w, methods=["kl-divergence"])
     with pytest.raises(ValueError, match="'bits' parameter of layer_report"):
         layer_report(w, bits=[1])
 

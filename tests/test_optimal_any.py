@@ -129,7 +129,7 @@ def test_samples_route_to_the_fast_exact_path(rng):
     "call, name",
     [
         (lambda: optimal_clip("gaussian", 4, range="both"), "range"),
-        (lambda: optimal_clip("gaussian", 4, range="asymmetric"), "grid"),
+        (lambda: optimal_clip("gaussian", 4, grid="midrise", range="asymmetric"), "grid"),
         (lambda: optimal_clip([np.nan, 1.0], 4), "prior"),
         (lambda: optimal_clip([], 4), "prior"),
         (lambda: optimal_clip(stats.cauchy(), 4), "prior"),

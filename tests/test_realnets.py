@@ -86,8 +86,8 @@ def test_exact_affine_beats_every_activation_calibrator_in_sample(cls_model, cls
     prep = EmpiricalMSE(x)
     ranges = A.qtheory_ranges(x, 8)
     mse = {m: float(prep.error_sums([A.affine_for(lo, hi)]).sum()) / prep.n for m, (lo, hi) in ranges.items()}
-    assert all(mse["qtheory"] <= v * (1 + 1e-12) for v in mse.values()), mse
-    assert ranges["qtheory"][0] < 0  # asymmetric: a real negative lower clip
+    assert all(mse["exact"] <= v * (1 + 1e-12) for v in mse.values()), mse
+    assert ranges["exact"][0] < 0  # asymmetric: a real negative lower clip
 
 
 def test_ort_entropy_with_default_bins_is_minmax(cls_model, cls_x):

@@ -91,11 +91,18 @@ def _scale():
     return optimal_scale("gaussian", "int4", n_grid=32)
 
 
+def _calibration():
+    from qtheory.calibrate import calibrate
+
+    return calibrate(np.random.default_rng(0).laplace(size=2000), 4, "aciq", family="auto")
+
+
 FACTORIES = {
     "ClipResult": _clip, "MSEResult": _mse, "AllocationResult": _allocation, "LloydMaxResult": _lloyd_max,
     "FitResult": _fit, "VarianceResult": _variance, "QuantizedVarianceResult": _quantized_variance,
     "NetworkResult": _network, "PactErrorResult": _pact_error, "TrainResult": _train,
     "BlockMSEResult": _block_mse, "BlockMCResult": _block_mc, "ScaleResult": _scale,
+    "CalibrationResult": _calibration,
 }
 
 

@@ -2,8 +2,8 @@
 
 Writes (full frames as CSV, curated pivots as Markdown with their constants in a caption)
 - ``paper_repro/calibrators/calibrator_table.{csv,md}``: every calibrator (max, percentile,
-  TensorRT KL with pytorch-quantization's zero-bin handling, pytorch-quantization MSE sweep,
-  OCTAV, ACIQ Laplace/Gaussian/auto, qtheory's exact optimum) on the same 2^18 samples of seven
+  TensorRT KL with pytorch-quantization's zero-bin handling, pytorch-quantization's MSE sweep
+  ``mse``, OCTAV, ACIQ with family Laplace/Gaussian/auto, the exact optimum ``exact``) on the same 2^18 samples of seven
   distributions, bits 2–8, all scored on the grid the clip is for; OCTAV and ACIQ with the noise
   term of that grid (grid-aware);
 - ``paper_repro/calibrators/calibrator_summary.{csv,md}``: median / mean / worst excess per calibrator;
@@ -29,6 +29,10 @@ NAME = "calibrators"
 SEED = 20240601
 N_SAMPLES = 1 << 18
 BITS = range(2, 9)
+#: the calibrators of the table: every name of qtheory.calibrate.CALIBRATORS, ACIQ with each family
+METHODS = ("max", "percentile", "entropy", "mse", "octav", ("aciq", {"family": "laplace"}),
+           ("aciq", {"family": "gaussian"}), ("aciq", {"family": "auto"}), "exact")
+ACIQ = {f: f"aciq(family={f})" for f in ("laplace", "gaussian", "auto")}
 
 
 def _sig(v, digits=4) -> str:
@@ -57,11 +61,11 @@ def model_grid_table(suite: dict, bits=(2, 3, 4, 8), families=("gaussian", "lapl
         prep = EmpiricalMSE(x)
         for b in bits:
             opt = {g: prep.optimal_clip(b, grid=g).mse for g in ("narrow", "midrise")}
-            for rule in ("octav", "aciq_gaussian", "aciq_laplace"):
+            for rule in ("octav", ACIQ["gaussian"], ACIQ["laplace"]):
                 def clip(grid, rule=rule, b=b, x=x):
                     if rule == "octav":
                         return octav_clip(x, b, grid=grid)
-                    return aciq_clip(x, b, family=rule.split("_")[1], grid=grid)
+                    return aciq_clip(x, b, family=rule[len("aciq(family="):-1], grid=grid)
                 for variant, model_grid, scored in (("paper model", None, "narrow"), ("paper model", None, "midrise"),
                                                     ("grid-aware", "narrow", "narrow")):
                     a = clip(model_grid)
@@ -80,7 +84,7 @@ def main(root: Path) -> list[Path]:
 
     from qtheory import Gaussian, Laplace, Mixture, Rectified
     from qtheory._io import save_figure, write_table, write_text
-    from qtheory.calibrate import CALIBRATORS, calibrator_suite, calibrator_table
+    from qtheory.calibrate import calibrator_suite, calibrator_table
     from qtheory.classical import distortion_ladder
     from qtheory.plotting.calibrate import plot_calibrator_grid
     from qtheory.plotting.classical import RD_KIND_TEXT, plot_distortion_ladder
@@ -91,13 +95,15 @@ def main(root: Path) -> list[Path]:
     out: list[Path] = []
 
     # ---------------------------------------------------------------- calibrators
-    table = calibrator_table(bits=BITS, n_samples=N_SAMPLES, rng=SEED)
+    # (the suite's priors, each sampled once: N_SAMPLES draws, seed SEED; narrow grid but relu-gaussian)
+    table = calibrator_table(bits=BITS, methods=METHODS, grid="narrow", n_samples=N_SAMPLES, rng=SEED)
+    labels = list(dict.fromkeys(table.calibrator))
     out += write_table(table, tab_dir / "calibrator_table.csv", markdown=False)
     dists = list(dict.fromkeys(table.distribution))
     ncal = len(dists) * len(BITS)
     grids = table.drop_duplicates("distribution").set_index("distribution")["grid"]
     piv = table[table.bits == 4].pivot(index="calibrator", columns="distribution", values="excess_db")
-    piv = piv.reindex(index=[c for c in CALIBRATORS if c != "qtheory"], columns=dists)
+    piv = piv.reindex(index=[c for c in labels if c != "exact"], columns=dists)
     md = pd.DataFrame({"calibrator": piv.index, **{d: [_sig(v, 3) for v in piv[d]] for d in dists}})
     out.append(write_text(tab_dir / "calibrator_table.md",
                           f"*Excess MSE of each calibrator's clip over the exact optimum (dB) at 4 bits; {N_SAMPLES} "
@@ -106,8 +112,8 @@ def main(root: Path) -> list[Path]:
                           "All bits 2–8: `calibrator_table.csv`.*\n\n" + _md_table(md) + "\n"))
 
     summ = (table.groupby("calibrator", sort=False)["excess_db"]
-            .agg(median_db="median", mean_db="mean", worst_db="max").reindex(CALIBRATORS).reset_index())
-    wins = table[table.calibrator != "qtheory"].loc[lambda t: t.groupby(["distribution", "bits"])["rel_mse"]
+            .agg(median_db="median", mean_db="mean", worst_db="max").reindex(labels).reset_index())
+    wins = table[table.calibrator != "exact"].loc[lambda t: t.groupby(["distribution", "bits"])["rel_mse"]
                                                     .transform("min") == t["rel_mse"]]
     summ["best_non_exact_count"] = summ["calibrator"].map(wins["calibrator"].value_counts()).fillna(0).astype(int)
     out += write_table(summ, tab_dir / "calibrator_summary.csv", markdown=False)
@@ -124,7 +130,7 @@ def main(root: Path) -> list[Path]:
     plt.close("all")
 
     # ---------------------------------------------------------------- paper model vs grid-aware
-    mg = model_grid_table(calibrator_suite())
+    mg = model_grid_table(calibrator_suite("narrow"))
     out += write_table(mg, tab_dir / "model_grid.csv", markdown=False)
     mgp = mg.pivot_table(index=["distribution", "rule", "noise_term", "scored_on"], columns="bits",
                          values="excess_db", sort=False).reset_index()
@@ -187,8 +193,6 @@ def main(root: Path) -> list[Path]:
 
 
 def report(table, summ, summ_md, summ_caption, mg, ladders, grids, ncal) -> str:
-    from qtheory.calibrate import CALIBRATORS  # noqa: F401 - documents where the names come from
-
     s = summ.set_index("calibrator")
     t = table.set_index(["distribution", "bits", "calibrator"])
     m = mg.set_index(["distribution", "bits", "rule", "noise_term", "scored_on"])["excess_db"]
@@ -216,7 +220,7 @@ def report(table, summ, summ_md, summ_caption, mg, ladders, grids, ncal) -> str:
 
     relu = t.loc["relu-gaussian"]
     ent_relu8 = relu.loc[(8, "entropy"), "excess_db"]
-    sweep_worst = s.loc["mse_sweep", "worst_db"]
+    sweep_worst = s.loc["mse", "worst_db"]
     g, lap = ladders["gaussian"].set_index("bits"), ladders["laplace"].set_index("bits")
     bim = ladders["bimodal"].set_index("bits")
 
@@ -226,9 +230,9 @@ def report(table, summ, summ_md, summ_caption, mg, ladders, grids, ncal) -> str:
                 (("gaussian", g), ("laplace", lap))}
     bim_exc = [db(bim.aciq[b], bim.uniform_optimal[b]) for b in (2, 4, 8)]
     rd_gap = db(g.lloyd_max[8], g.rate_distortion[8])
-    auto = t.xs("aciq_auto", level="calibrator")["excess_db"]
-    lap_rule = t.xs("aciq_laplace", level="calibrator")["excess_db"]
-    gau_rule = t.xs("aciq_gaussian", level="calibrator")["excess_db"]
+    auto = t.xs(ACIQ["auto"], level="calibrator")["excess_db"]
+    lap_rule = t.xs(ACIQ["laplace"], level="calibrator")["excess_db"]
+    gau_rule = t.xs(ACIQ["gaussian"], level="calibrator")["excess_db"]
     lines = [
         "# Calibrators side by side, and the distortion ladder",
         "",
@@ -236,12 +240,13 @@ def report(table, summ, summ_md, summ_caption, mg, ladders, grids, ncal) -> str:
         "",
         f"Every calibrator sees the same {N_SAMPLES} samples of each distribution; its clip is scored by the exact",
         "empirical MSE on those samples (`qtheory.empirical.EmpiricalMSE`, equal to a direct",
-        "quantize-and-average to float64 rounding), relative to the exact global optimum (`qtheory`).",
+        "quantize-and-average to float64 rounding), relative to the exact global optimum (`exact`).",
         "Grid: `narrow` (symmetric int, 2^B−1 levels: TensorRT / pytorch-quantization) except the",
         "ReLU-rectified Gaussian (`unsigned`). Distributions have unit variance except the bimodal mixture",
         "(modes ±2, σ 0.5: variance 4.25). Every calibrator is given the grid its clip is for: OCTAV and",
         "ACIQ use the noise term of that grid (its step, not the 2^B-bin step the papers model), and",
-        "`aciq_auto` picks its family by the exact MSE on that grid.",
+        "`aciq(family=auto)` picks its family by the exact MSE on that grid. The names are those of",
+        "`qtheory.calibrate.CALIBRATORS`; `mse` is pytorch-quantization's histogram MSE sweep.",
         "",
         "## Excess MSE over the exact optimum",
         "",
@@ -263,16 +268,17 @@ def report(table, summ, summ_md, summ_caption, mg, ladders, grids, ncal) -> str:
         f"  {series('gaussian', 'octav', 'grid-aware', 'narrow', '.2g')} dB. The",
         "  remaining gap is the model's (the density term of the derivative and the rounding error of the",
         "  clipped values are dropped), not the prior's. ACIQ-Gaussian on Gaussian data: "
-        f"{series('gaussian', 'aciq_gaussian', 'paper model', 'narrow', '.3g')} dB (papers' term, narrow) →",
-        f"  {series('gaussian', 'aciq_gaussian', 'grid-aware', 'narrow', '.2g')} dB (grid-aware); see `model_grid.md`.",
+        f"{series('gaussian', ACIQ['gaussian'], 'paper model', 'narrow', '.3g')} dB (papers' term, narrow) →",
+        f"  {series('gaussian', ACIQ['gaussian'], 'grid-aware', 'narrow', '.2g')} dB (grid-aware); see `model_grid.md`.",
         "- TensorRT's KL calibration has no notion of MSE. With pytorch-quantization's zero-bin handling",
         "  (`bins[0] = bins[1]`, applied here) the spike of exact zeros on the ReLU-rectified Gaussian no",
         f"  longer decides the clip: its excess there is {relu.loc[(4, 'entropy'), 'excess_db']:.2g} dB at 4 bits and",
         f"  {ent_relu8:.2g} dB at 8 bits.",
         "- ACIQ is only as good as its prior: the Laplace rule loses "
         f"{lap_rule[('gaussian', 4)]:.2g} dB on Gaussian data and {lap_rule[('uniform', 4)]:.2g} dB on uniform data,",
-        f"  the Gaussian rule {gau_rule[('laplace', 4)]:.2g} dB on Laplace data (4 bits); `aciq_auto` loses at most",
-        f"  {auto.max():.2g} dB (median {auto.median():.2g} dB).",
+        f"  the Gaussian rule {gau_rule[('laplace', 4)]:.2g} dB on Laplace data (4 bits); `aciq(family=auto)` loses",
+        "  at most"
+        f" {auto.max():.2g} dB (median {auto.median():.2g} dB).",
         "- `max` and `percentile` ignore the bit-width: "
         f"`max` loses {s.loc['max', 'median_db']:.2g} dB (median) and up to {s.loc['max', 'worst_db']:.2g} dB.",
         "",

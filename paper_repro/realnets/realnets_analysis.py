@@ -15,11 +15,21 @@ from qtheory import Quantizer
 from qtheory.calibrate import calibrate
 from qtheory.empirical import EmpiricalMSE, per_channel_optimal_clip
 
-WEIGHT_METHODS = ("max", "percentile", "entropy", "mse_sweep", "octav", "aciq_laplace", "aciq_gaussian",
-                  "aciq_auto", "qtheory")
-CHANNEL_METHODS = ("max", "octav", "aciq_laplace", "aciq_gaussian", "qtheory")
-ACT_METHODS = ("max", "percentile", "entropy", "mse_sweep", "octav", "aciq_auto", "qtheory")
+#: calibrators by their label in the tables: ``{label: (qtheory.calibrate method, keywords)}``
+CALIBRATORS = {"max": ("max", {}), "percentile": ("percentile", {}), "entropy": ("entropy", {}), "mse": ("mse", {}),
+               "octav": ("octav", {}), "aciq(family=laplace)": ("aciq", {"family": "laplace"}),
+               "aciq(family=gaussian)": ("aciq", {"family": "gaussian"}),
+               "aciq(family=auto)": ("aciq", {"family": "auto"}), "exact": ("exact", {})}
+WEIGHT_METHODS = tuple(CALIBRATORS)
+CHANNEL_METHODS = ("max", "octav", "aciq(family=laplace)", "aciq(family=gaussian)", "exact")
+ACT_METHODS = ("max", "percentile", "entropy", "mse", "octav", "aciq(family=auto)", "exact")
 ORT_METHODS = ("MinMax", "Entropy", "Percentile", "Distribution")
+
+
+def clip(x, bits: int, label: str, grid: str) -> float:
+    """The clip of the calibrator labelled ``label`` (:data:`CALIBRATORS`) for ``x`` on ``grid``."""
+    method, kw = CALIBRATORS[label]
+    return calibrate(x, bits, method, grid=grid, **kw).alpha
 
 
 def sqnr_db(signal_power, noise_power) -> float:
@@ -70,14 +80,14 @@ def weight_rows(net: str, layer: dict, bits=(4, 8), channel: bool = True, max_ch
     for b in bits:
         res = {}
         for m in WEIGHT_METHODS:
-            a = calibrate(x, b, m, grid="narrow")
+            a = clip(x, b, m, "narrow")
             c, r = prep.mse_quantizer(Quantizer(b, a, "narrow"))
             res[m] = (a, c + r, c)
-        best = res["qtheory"][1]
-        for m, (a, mse, clip) in res.items():
+        best = res["exact"][1]
+        for m, (a, mse, clip_mse) in res.items():
             rows.append({"net": net, "layer": layer["layer"], "kind": layer["kind"], "bits": b,
                          "granularity": "tensor", "method": m, "alpha": a, "mse": mse,
-                         "clip_share": clip / mse if mse > 0 else 0.0, "sqnr_db": sqnr_db(power, mse),
+                         "clip_share": clip_mse / mse if mse > 0 else 0.0, "sqnr_db": sqnr_db(power, mse),
                          "loss_vs_exact_db": 10 * np.log10(mse / best)})
         if not channel or w.ndim < 2:
             continue
@@ -88,18 +98,18 @@ def weight_rows(net: str, layer: dict, bits=(4, 8), channel: bool = True, max_ch
         power = float(np.mean(ch * ch))
         res = {}
         for m in CHANNEL_METHODS:
-            if m == "qtheory":
+            if m == "exact":
                 a = per_channel_optimal_clip(ch, b, axis=0, grid="narrow").alpha
             else:
-                a = np.array([calibrate(r, b, m, grid="narrow") if np.any(r) else 1.0 for r in ch])
+                a = np.array([clip(r, b, m, "narrow") if np.any(r) else 1.0 for r in ch])
             a = np.where(np.isfinite(a) & (a > 0), a, 1.0)
-            mse, clip = _narrow_mse_rows(ch, a, b)
-            res[m] = (float(np.mean(a)), float(mse.mean()), float(clip.mean()))
-        best = res["qtheory"][1]
-        for m, (a, mse, clip) in res.items():
+            mse, clip_mse = _narrow_mse_rows(ch, a, b)
+            res[m] = (float(np.mean(a)), float(mse.mean()), float(clip_mse.mean()))
+        best = res["exact"][1]
+        for m, (a, mse, clip_mse) in res.items():
             rows.append({"net": net, "layer": layer["layer"], "kind": layer["kind"], "bits": b,
                          "granularity": "channel", "method": m, "alpha": a, "mse": mse,
-                         "clip_share": clip / mse if mse > 0 else 0.0, "sqnr_db": sqnr_db(power, mse),
+                         "clip_share": clip_mse / mse if mse > 0 else 0.0, "sqnr_db": sqnr_db(power, mse),
                          "loss_vs_exact_db": 10 * np.log10(mse / best)})
     return rows
 
@@ -108,7 +118,7 @@ def aciq_tail(layer: dict, bits: int = 8) -> dict:
     """Why ACIQ's 8-bit clip fails: weights beyond ACIQ's Laplace clip, observed vs the Laplace fit."""
     x = np.asarray(layer["w"], np.float64).ravel()
     b = np.mean(np.abs(x - x.mean()))
-    a = calibrate(x, bits, "aciq_laplace", grid="narrow")
+    a = clip(x, bits, "aciq(family=laplace)", "narrow")
     obs = int(np.sum(np.abs(x) > a))
     expected = x.size * math.exp(-a / b)
     return {"alpha_over_b": a / b, "beyond": obs, "expected_laplace": expected}
@@ -176,22 +186,22 @@ def exact_affine(prep: EmpiricalMSE, lo: float, hi: float, bits: int = 8, n: int
 def qtheory_ranges(x, bits: int = 8, methods=ACT_METHODS) -> dict:
     """{method: (β, α)} for a calibration tensor. Non-negative tensors: the unsigned-grid clip of each
     calibrator. Signed tensors: each symmetric calibrator's clip intersected with the observed range;
-    'qtheory' is the exact asymmetric (β, α) of :func:`exact_affine`."""
+    'exact' is the exact asymmetric (β, α) of :func:`exact_affine`."""
     x = np.asarray(x, np.float64).ravel()
     lo, hi = float(x.min()), float(x.max())
     prep = EmpiricalMSE(x)
     out = {}
     for m in methods:
-        if m == "qtheory":
+        if m == "exact":
             out[m] = exact_affine(prep, lo, hi, bits)
         elif lo >= 0.0:
-            out[m] = (0.0, calibrate(x, bits, m, grid="unsigned"))
+            out[m] = (0.0, clip(x, bits, m, "unsigned"))
         elif m == "max":
             out[m] = (lo, hi)
         elif m == "percentile":
             out[m] = (float(np.percentile(x, 0.01)), float(np.percentile(x, 99.99)))
         else:
-            a = calibrate(x, bits, m, grid="narrow")
+            a = clip(x, bits, m, "narrow")
             out[m] = (max(lo, -a), min(hi, a))
     return out
 
@@ -359,8 +369,8 @@ def act_range(x, bits: int, method: str) -> tuple[float, float]:
     if method == "exact":
         return exact_affine(EmpiricalMSE(x), lo, hi, bits)
     if lo >= 0.0:
-        return 0.0, calibrate(x, bits, "aciq_auto", grid="unsigned")
-    a = calibrate(x, bits, "aciq_auto", grid="narrow")
+        return 0.0, clip(x, bits, "aciq(family=auto)", "unsigned")
+    a = clip(x, bits, "aciq(family=auto)", "narrow")
     return max(lo, -a), min(hi, a)
 
 
@@ -388,7 +398,7 @@ def quantized_weights(layers, bits: int, kwargs: dict, memo: dict | None = None)
         w = flush_subnormals(lay["w"])[0].astype(np.float64)
         if kwargs.get("granularity") == "tensor" and kwargs.get("clip") == "optimal":
             # the per-tensor exact optimum from qtheory.empirical (exact and O(N), unlike the clip scan)
-            q = Quantizer(bits, calibrate(w, bits, "qtheory", grid="narrow"), "narrow")
+            q = Quantizer(bits, calibrate(w, bits, "exact", grid="narrow").alpha, "narrow")
             out[lay["weight"]] = q.quantize(w).astype(np.float32)
             continue
         extra = {} if memo is None else {"_memo": memo.setdefault(lay["weight"], {})}

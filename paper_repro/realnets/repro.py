@@ -152,7 +152,7 @@ def activations(cfg: Config):
     df = pd.concat(rows, ignore_index=True)
     orc = df[df.method == "oracle:held-out exact"].set_index(["net", "tensor"]).held_sqnr_db
     df["gap_to_oracle_db"] = df.held_sqnr_db.to_numpy() - orc.loc[list(zip(df.net, df.tensor, strict=True))].to_numpy()
-    qt = df[df.method == "qt:qtheory"].set_index(["net", "tensor"]).held_sqnr_db
+    qt = df[df.method == "qt:exact"].set_index(["net", "tensor"]).held_sqnr_db
     df["vs_exact_db"] = df.held_sqnr_db.to_numpy() - qt.loc[list(zip(df.net, df.tensor, strict=True))].to_numpy()
     g = df[df.method != "oracle:held-out exact"].groupby(["net", "method"], sort=False)
     summary = pd.DataFrame({"tensors": g.size(), "mean_held_sqnr_db": g.held_sqnr_db.mean(),
@@ -418,9 +418,9 @@ def report(cfg, fits, wsum, act, asum, ent, ic, e2e, lad, pl, pa, wrows) -> str:
     for (n, gr, m), d in wsum.groupby(["net", "granularity", "method"], sort=False):
         c = {int(b): f"{_f(r.median_loss_db)} ({_f(r.worst_loss_db)})" for b, r in d.set_index("bits").iterrows()}
         L.append(f"| {n} | {gr} | {m} | {c.get(4, '')} | {c.get(8, '')} |")
-    a8 = wsum[(wsum.granularity == "tensor") & (wsum.bits == 8) & (wsum.method == "aciq_laplace")]
+    a8 = wsum[(wsum.granularity == "tensor") & (wsum.bits == 8) & (wsum.method == "aciq(family=laplace)")]
     m8 = wsum[(wsum.granularity == "tensor") & (wsum.bits == 8) & (wsum.method == "max")]
-    r8 = wrows[(wrows.method == "aciq_laplace") & (wrows.bits == 8) & (wrows.granularity == "tensor")].merge(
+    r8 = wrows[(wrows.method == "aciq(family=laplace)") & (wrows.bits == 8) & (wrows.granularity == "tensor")].merge(
         fits[["net", "layer", "beyond", "n", "expected_laplace"]], on=["net", "layer"])
     wide, cut = r8[r8.beyond == 0], r8[r8.beyond > 0]
     L += ["", "Why ACIQ fails at 8 bits on real tails. Its Laplace clip at 8 bits is "
@@ -449,11 +449,11 @@ def report(cfg, fits, wsum, act, asum, ent, ic, e2e, lad, pl, pa, wrows) -> str:
     for r in asum.itertuples():
         L.append(f"| {r.net} | {r.method} | {r.tensors} | {_f(r.mean_held_sqnr_db)} | {_f(r.mean_gap_to_oracle_db)} | "
                  f"{r.beats_exact_on_held_out} |")
-    ex = act[act.method == "qt:qtheory"]
+    ex = act[act.method == "qt:exact"]
     worst = act[act.method != "oracle:held-out exact"].sort_values("gap_to_oracle_db").iloc[0]
     beaten = act[(act.method != "oracle:held-out exact") & (act.vs_exact_db > 0.005)]
     L += ["", "`qt:*` are qtheory's calibrators (`qtheory.calibrate`; signed tensors: each symmetric clip "
-          "intersected with the observed range; `qt:qtheory` is the exact (β, α) of the calibration data by a "
+          "intersected with the observed range; `qt:exact` is the exact (β, α) of the calibration data by a "
           "2-D search of the exact empirical MSE), `ort:*` ONNX Runtime's calibrators with their defaults, "
           "`oracle` the exact optimum of the held-out data itself (the floor).", "",
           f"- The in-sample optimum is not a floor on held-out data: some other calibrator beats it on "

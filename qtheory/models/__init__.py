@@ -23,7 +23,7 @@ API summary (signatures abridged; each function's own page has the details)::
              percentile=99.99)
         ``.collect(batch)`` any number of times; ``.range(method)`` -> Range(beta, alpha, method, bits,
         grid, mse, bound, streamed); ``.ranges(methods)`` -> DataFrame; ``.n``. Methods: METHODS =
-        ("max", "percentile", "entropy", "mse_sweep", "octav", "aciq", "exact"). Grid "affine"
+        ("max", "percentile", "entropy", "mse", "octav", "aciq", "exact"; "kl" = "entropy"). Grid "affine"
         (asymmetric (β, α) for every method; ONNX Runtime's uint8 activations at 8 bits) or a
         symmetric qtheory grid ("narrow", "int", ...: β = −α). Streaming beyond ``max_samples`` values:
         exact per-bin count/sum/sum of squares/min/max on a power-of-two grid; the streamed "exact"

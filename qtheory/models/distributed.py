@@ -20,8 +20,8 @@ file paths and rows.
 from __future__ import annotations
 
 from .._validation import check_int, check_option, param_error
-from ..quantizer import GRIDS, MAX_BITS, MIN_BITS
-from .observers import METHODS
+from ..quantizer import DEFAULT_TENSOR_GRID, GRIDS, MAX_BITS, MIN_BITS
+from .observers import METHODS, _observer_method
 
 __all__ = ["distributed_report"]
 
@@ -35,7 +35,8 @@ def _rows(tensors, bits, methods, grid, granularity, max_values, seed):
     return out
 
 
-def distributed_report(source, bits=(8,), *, methods=METHODS, granularity: str = "tensor", grid: str = "narrow",
+def distributed_report(source, bits=(8,), *, methods=METHODS, granularity: str = "tensor",
+                       grid: str = DEFAULT_TENSOR_GRID,
                        roles=("conv_weight", "linear_weight"), fold_bn: bool = False, max_values: int | None = None,
                        seed: int = 0, scheduler=None, by: str = "tensor", long: bool = True, progress: bool = False):
     """:func:`qtheory.models.layer_report` as dask tasks: one per tensor or per shard.
@@ -81,7 +82,7 @@ def distributed_report(source, bits=(8,), *, methods=METHODS, granularity: str =
     bits_list = [bits] if isinstance(bits, int) else list(bits)
     grid = check_option(grid, "grid", func, GRIDS)
     bits_list = [check_int(b, "bits", func, MIN_BITS[grid], MAX_BITS) for b in bits_list]
-    methods = [check_option(m, "methods", func, METHODS) for m in methods]
+    methods = [_observer_method(m, func, "methods") for m in methods]
     granularity = check_option(granularity, "granularity", func, ("tensor", "channel"))
     by = check_option(by, "by", func, ("tensor", "shard"))
     if max_values is not None:

@@ -16,7 +16,7 @@ input stays float32) and every method sees exactly the concatenated data: the ``
   exactly (``⌊⌊x/w⌋/2⌋ = ⌊x/2w⌋``), unlike a re-binned plain histogram;
 - the running min and max (exact; the ``max`` method stays exact);
 - a uniform random sample of ``reservoir`` values (bottom-k of random keys, seeded), which the
-  sample-based calibrators (``percentile``, ``entropy``, ``mse_sweep``, ``octav``, ``aciq``) use.
+  sample-based calibrators (``percentile``, ``entropy``, ``mse``, ``octav``, ``aciq``) use.
 
 The streamed ``exact`` method minimises ``U(q) = Σ_bins Σ_x (x − y_b)²`` where each bin's values
 all go to the level ``y_b`` of the bin's mean — an achievable assignment, so ``U(q) ≥ MSE(q)``;
@@ -37,13 +37,18 @@ Asymmetric ranges
 -----------------
 With ``grid="affine"`` (the default: ONNX Runtime's uint8 activations) every method returns a
 range ``[β, α]`` with ``β <= 0 <= α``: ``max`` → ``[min x, max x]``; ``percentile`` →
-``[P_(100−p), P_p]``; ``entropy``, ``mse_sweep``, ``octav`` → the method's one-sided (unsigned)
+``[P_(100−p), P_p]``; ``entropy``, ``mse``, ``octav`` → the method's one-sided (unsigned)
 rule applied to each side's magnitudes (``max(x, 0)`` and ``max(−x, 0)``), as ONNX Runtime's
 percentile calibrator treats the two sides with ``symmetric=False``; ``aciq`` → ``mean ± r·b``
 with ACIQ's two-sided ratio ``r`` for the fitted Laplace scale ``b``, cut to the data range;
 ``exact`` → the joint global optimum of ``(β, α)`` for the affine grid (integer zero point).
 A side without values gets 0. With a symmetric grid (``"narrow"``, ``"int"``, ...) ``β = −α``
-and the methods are those of :mod:`qtheory.calibrate`.
+and the methods are those of :mod:`qtheory.calibrate`; ``aciq`` is ACIQ's Laplace rule (the default
+family of :func:`qtheory.calibrate.calibrate`) at the papers' midrise step.
+
+The method names are those of :data:`qtheory.calibrate.CALIBRATORS` (``"kl"`` is an alias of
+``"entropy"``; the 0.1 name ``"mse_sweep"`` still works, with a ``FutureWarning``, until the next
+release).
 """
 
 from __future__ import annotations
@@ -58,7 +63,21 @@ from ..quantizer import GRIDS, MAX_BITS, MIN_BITS, Quantizer
 
 __all__ = ["Observer", "Range", "METHODS", "torch_observers", "onnx_observers", "clip_range", "quantizer_for"]
 
-METHODS = ("max", "percentile", "entropy", "mse_sweep", "octav", "aciq", "exact")
+METHODS = ("max", "percentile", "entropy", "mse", "octav", "aciq", "exact")
+
+
+def _observer_method(method, func: str, name: str = "method") -> str:
+    """A name of :data:`METHODS` for ``method``: the name itself, the alias ``"kl"`` (``"entropy"``),
+    or the 0.1 name ``"mse_sweep"`` (``"mse"``, with a FutureWarning)."""
+    if method == "mse_sweep":
+        import warnings
+
+        warnings.warn(f"{func}: the calibrator 'mse_sweep' is now method='mse'; the old name will be removed in the "
+                      "next release.", FutureWarning, stacklevel=3)
+        return "mse"
+    if method == "kl":
+        return "entropy"
+    return check_option(method, name, func, METHODS + ("kl",))
 
 
 @dataclass(frozen=True)
@@ -115,7 +134,7 @@ def clip_range(x, bits: int, method: str, grid: str = "affine", *, percentile: f
     """
     from .. import calibrate as cal
 
-    method = check_option(method, "method", func, METHODS)
+    method = _observer_method(method, func)
     grid = check_option(grid, "grid", func, GRIDS)
     bits = check_int(bits, "bits", func, MIN_BITS[grid], MAX_BITS)
     x = np.asarray(x).reshape(-1)
@@ -128,12 +147,12 @@ def clip_range(x, bits: int, method: str, grid: str = "affine", *, percentile: f
 
             a = optimal_clip(x, bits, grid=grid).alpha
         else:
-            name = {"aciq": "aciq_laplace"}.get(method, method)
             kw = {"percentile": percentile} if method == "percentile" else {}
             if method == "aciq" and grid != "midrise":  # ACIQ's ratio is for the midrise step
                 a = cal.aciq_clip(x, bits, unsigned=grid in ("unsigned", "uint"))
             else:
-                a = cal.calibrate(x, bits, name, grid=grid, **kw)
+                kw.update({"family": "laplace"} if method == "aciq" else {})
+                a = cal.calibrate(x, bits, method, grid=grid, **kw).alpha
         return -float(a), float(a)
     # ---- affine: asymmetric (β, α)
     if method == "max":
@@ -167,7 +186,7 @@ def clip_range(x, bits: int, method: str, grid: str = "affine", *, percentile: f
             return 0.0
         if method == "entropy":
             return cal.entropy_clip(v, bits, unsigned=True)
-        if method == "mse_sweep":
+        if method == "mse":
             return cal.mse_sweep_clip(v, bits, grid="unsigned")
         return cal.octav_clip(v, bits, unsigned=True)
 
@@ -272,7 +291,7 @@ class Observer:
     # ----------------------------------------------------------------- ranges
     def range(self, method: str = "exact") -> Range:
         """The range chosen by ``method`` (one of :data:`METHODS`)."""
-        method = check_option(method, "method", "Observer.range", METHODS)
+        method = _observer_method(method, "Observer.range")
         res = [s.range(method) for s in self._streams()]
         if self.axis is None:
             b, a, m, e = res[0]

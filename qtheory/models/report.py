@@ -11,8 +11,8 @@ import numpy as np
 
 from .._typing import ArrayLike, PathLike
 from .._validation import check_bool, check_int, check_option, param_error
-from ..quantizer import GRIDS, MAX_BITS, MIN_BITS
-from .observers import METHODS, clip_range, quantizer_for
+from ..quantizer import DEFAULT_TENSOR_GRID, GRIDS, MAX_BITS, MIN_BITS
+from .observers import METHODS, _observer_method, clip_range, quantizer_for
 
 if TYPE_CHECKING:
     import onnx
@@ -29,7 +29,7 @@ REPORT_COLUMNS = ("tensor", "shape", "role", "depthwise", "channel", "n", "n_fit
                   "sqnr_db", "gain_db", "error")
 
 
-def clip_tensor(x: ArrayLike, bits: int, method: str = "exact", grid: str = "narrow") -> tuple[float, float]:
+def clip_tensor(x: ArrayLike, bits: int, method: str = "exact", grid: str = DEFAULT_TENSOR_GRID) -> tuple[float, float]:
     """``(beta, alpha)`` of one tensor by one calibrator (:func:`qtheory.models.observers.clip_range`).
 
     >>> clip_tensor([-1.0, 0.5, 2.0], 8, "max")
@@ -103,7 +103,7 @@ def _rows_for(x, xfit, meta, bits_list, methods, grid):
 
 def layer_report(source: torch.nn.Module | dict[str, Any] | onnx.ModelProto | PathLike | Sequence[NamedTensor],
                  bits: int | Iterable[int] = (8,), *, methods: Iterable[str] = METHODS, granularity: str = "tensor",
-                 grid: str = "narrow", roles: Iterable[str] | None = ("conv_weight", "linear_weight"),
+                 grid: str = DEFAULT_TENSOR_GRID, roles: Iterable[str] | None = ("conv_weight", "linear_weight"),
                  fold_bn: bool = False, max_values: int | None = None, seed: int = 0, long: bool = False,
                  progress: bool = False) -> pd.DataFrame:
     """Per-layer report of a model's weights: prior fit, and each calibrator's clip, MSE and SQNR.
@@ -116,8 +116,8 @@ def layer_report(source: torch.nn.Module | dict[str, Any] | onnx.ModelProto | Pa
     bits : int or iterable of int
         Bit-widths (one row block per bits).
     methods : iterable of str
-        Subset of :data:`qtheory.models.observers.METHODS`: ``max, percentile, entropy, mse_sweep,
-        octav, aciq, exact``. ``gain_db`` is relative to ``max`` (NaN if ``max`` is not asked for).
+        Subset of :data:`qtheory.models.observers.METHODS`: ``max, percentile, entropy, mse,
+        octav, aciq, exact`` (``"kl"`` = ``"entropy"``). ``gain_db`` is relative to ``max`` (NaN if ``max`` is not asked for).
     granularity : {"tensor", "channel"}
         One row per tensor, or per output channel (a tensor's ``channel_axis``; tensors without one
         get one row).
@@ -175,7 +175,7 @@ def layer_report(source: torch.nn.Module | dict[str, Any] | onnx.ModelProto | Pa
     bits_list = [check_int(b, "bits", func, MIN_BITS[grid], MAX_BITS) for b in bits_list]
     if not bits_list:
         raise param_error("bits", func, "at least one bit-width", bits)
-    methods = [check_option(m, "methods", func, METHODS) for m in methods]
+    methods = [_observer_method(m, func, "methods") for m in methods]
     if not methods:
         raise param_error("methods", func, "at least one method", methods)
     granularity = check_option(granularity, "granularity", func, ("tensor", "channel"))

@@ -17,12 +17,13 @@ CALIBRATOR_STYLE = {
     "max": ("tab:gray", "x"),
     "percentile": ("tab:brown", "v"),
     "entropy": ("tab:purple", "s"),
-    "mse_sweep": ("tab:green", "^"),
+    "mse": ("tab:green", "^"),
     "octav": ("tab:orange", "D"),
-    "aciq_laplace": ("tab:blue", "o"),
-    "aciq_gaussian": ("tab:cyan", "o"),
-    "aciq_auto": ("tab:olive", "P"),
-    "qtheory": ("black", "*"),
+    "aciq": ("tab:blue", "o"),
+    "aciq(family=laplace)": ("tab:blue", "o"),
+    "aciq(family=gaussian)": ("tab:cyan", "o"),
+    "aciq(family=auto)": ("tab:olive", "P"),
+    "exact": ("black", "*"),
 }
 
 
@@ -34,11 +35,11 @@ def plot_calibrator_excess(table, distribution: str, *, ax=None, legend: bool = 
     """MSE above the exact optimum, ``100·(MSE/MSE_opt − 1)`` in percent on a log axis, vs bits,
     one line per calibrator, for one distribution of a :func:`qtheory.calibrate.calibrator_table`.
 
-    The exact optimum (``qtheory``) is the reference (0 %) and is not drawn; values below
+    The exact optimum (``exact``) is the reference (0 %) and is not drawn; values below
     :data:`EXCESS_FLOOR_PCT` are drawn at that floor (the grey band).
     """
     ax = _ax(ax)
-    t = table[(table["distribution"] == distribution) & (table["calibrator"] != "qtheory")]
+    t = table[(table["distribution"] == distribution) & (table["calibrator"] != "exact")]
     for name, g in t.groupby("calibrator", sort=False):
         color, marker = CALIBRATOR_STYLE.get(name, (None, "o"))
         g = g.sort_values("bits")
