@@ -32,7 +32,6 @@ PENDING_MODULES = {
     "qtheory.empirical",
     "qtheory.optimal",
     "qtheory.calibrate",
-    "qtheory.montecarlo",
     "qtheory.models.observers",
     "qtheory.models.distributed",
     "qtheory.models.cli",
