@@ -35,7 +35,6 @@ PENDING_MODULES = {
     "qtheory.models.observers",
     "qtheory.models.distributed",
     "qtheory.models.cli",
-    "qtheory.plotting",  # every qtheory.plotting.* module
 }
 # (qtheory.cli and qtheory.repro are walked too: their public functions are annotated already.)
 
