@@ -45,12 +45,17 @@ array([ 0.25, -0.75,  0.75])
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ._typing import ArrayLike, PriorLike, RNGLike
 from ._validation import check_int, param_error
 from .priors import as_prior
 from .quantizer import Quantizer
+
+if TYPE_CHECKING:  # qtheory.mse imports this module (inside clipping_mse)
+    from .mse import MSEResult
 
 __all__ = ["quantize", "mse"]
 
@@ -65,7 +70,7 @@ def _kernels():
     return mc
 
 
-def quantize(x, quantizer: Quantizer) -> np.ndarray:
+def quantize(x: ArrayLike, quantizer: Quantizer) -> np.ndarray:
     """Quantize ``x`` with the numba kernel (float64); equals ``quantizer.quantize(x)``."""
     if not isinstance(quantizer, Quantizer):
         raise param_error("quantizer", "montecarlo.quantize", "a qtheory.Quantizer", type(quantizer).__name__, TypeError)
@@ -78,8 +83,8 @@ def quantize(x, quantizer: Quantizer) -> np.ndarray:
     return out.reshape(x.shape)
 
 
-def mse(prior, quantizers: Quantizer | Sequence[Quantizer], *, n_samples: int = 1_000_000, rng=None,
-        chunk: int = _CHUNK, _scalar: bool | None = None):
+def mse(prior: PriorLike, quantizers: Quantizer | Sequence[Quantizer], *, n_samples: int = 1_000_000,
+        rng: RNGLike = None, chunk: int = _CHUNK, _scalar: bool | None = None) -> MSEResult:
     """Monte-Carlo MSE (with standard errors) of one quantizer or a list of them under ``prior``.
 
     Parameters

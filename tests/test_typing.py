@@ -32,11 +32,9 @@ PENDING_MODULES = {
     "qtheory.empirical",
     "qtheory.optimal",
     "qtheory.calibrate",
-    "qtheory.montecarlo",
     "qtheory.models.observers",
     "qtheory.models.distributed",
     "qtheory.models.cli",
-    "qtheory.plotting",  # every qtheory.plotting.* module
 }
 # (qtheory.cli and qtheory.repro are walked too: their public functions are annotated already.)
 

@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
+
 import numpy as np
 
+from .._typing import ArrayLike, PriorLike
 from ..quantizer import GRIDS, Quantizer
 from ._common import _ax, _curves, _mark_optimum
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+
+    from ..mse import MSEResult
 
 __all__ = ["plot_grids", "plot_mse_vs_alpha"]
 
 
-def plot_grids(bits: int = 3, alpha: float = 1.0, grids=GRIDS, *, ax=None, beta: float = -0.5):
+def plot_grids(bits: int = 3, alpha: float = 1.0, grids: Sequence[str] = GRIDS, *, ax: Axes | None = None,
+               beta: float = -0.5) -> Axes:
     """Where each grid puts its levels (dots), thresholds (ticks) and overload points (brackets) relative to ±α.
 
     Examples
@@ -40,8 +50,11 @@ def plot_grids(bits: int = 3, alpha: float = 1.0, grids=GRIDS, *, ax=None, beta:
     return ax
 
 
-def plot_mse_vs_alpha(prior=None, curves: dict | None = None, *, bits=None, methods=("exact", "aciq"),
-                      alphas=None, grid: str = "midrise", ax=None, mc: dict | None = None, logy: bool = True):
+def plot_mse_vs_alpha(prior: PriorLike | ArrayLike | None = None,
+                      curves: Mapping[str, MSEResult | ArrayLike] | None = None, *,
+                      bits: int | Sequence[int] | None = None, methods: str | Sequence[str] = ("exact", "aciq"),
+                      alphas: ArrayLike | None = None, grid: str = "midrise", ax: Axes | None = None,
+                      mc: Mapping[str, tuple[ArrayLike, MSEResult]] | None = None, logy: bool = True) -> Axes:
     """MSE against the clip for several bit-widths and methods, each optimum marked; or given curves.
 
     Two call forms:

@@ -6,9 +6,18 @@ when ``None``) and returns the Axes.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from ._common import _ax
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from matplotlib.axes import Axes
+
+    from ..allocation import TwoChannelExperiment
 
 __all__ = ["plot_two_channel", "plot_allocation_mse", "plot_bias_correction", "plot_layer_channels"]
 
@@ -18,7 +27,8 @@ _COLORS = ("tab:blue", "tab:red", "tab:green", "tab:purple", "tab:orange", "tab:
 _FIGSIZE = (6.4, 4.4)
 
 
-def plot_two_channel(experiments, *, ax=None, exact: bool = False, title: str | None = None):
+def plot_two_channel(experiments: Sequence[TwoChannelExperiment], *, ax: Axes | None = None, exact: bool = False,
+                     title: str | None = None) -> Axes:
     """Total MSE vs share of bins for channel 1 (list of :class:`~qtheory.allocation.TwoChannelExperiment`).
 
     Draws the model curve, the Monte-Carlo points with 1.96·stderr error bars, the exact values at
@@ -62,7 +72,8 @@ _METHOD_LABELS = {
 }
 
 
-def plot_allocation_mse(df, *, ax=None, relative_to: str | None = "uniform", title: str | None = None):
+def plot_allocation_mse(df: pd.DataFrame, *, ax: Axes | None = None, relative_to: str | None = "uniform",
+                        title: str | None = None) -> Axes:
     """MSE vs average bit-width per allocation method (a frame from ``allocation_experiment``).
 
     Lines are the exact MSE, markers with error bars the Monte-Carlo estimates. With
@@ -96,7 +107,8 @@ _MODE_LABELS = {"none": "no correction", "mean": "mean correction (-bcw, eq. 12 
                 "paper": "eq. 12–13 literally (ξ·(W_q+μ))"}
 
 
-def plot_bias_correction(df, *, quantity: str = "mse", relative: bool = False, ax=None, title: str | None = None):
+def plot_bias_correction(df: pd.DataFrame, *, quantity: str = "mse", relative: bool = False, ax: Axes | None = None,
+                         title: str | None = None) -> Axes:
     """Output error vs bit-width per correction mode (a frame from ``bias_correction_experiment``).
 
     ``quantity="mse"`` plots ``E[(y − y_q)²]``, ``"shift2"`` the squared output shift. Analytic
@@ -128,7 +140,8 @@ def plot_bias_correction(df, *, quantity: str = "mse", relative: bool = False, a
     return ax
 
 
-def plot_layer_channels(channels, configs, *, ax=None, title: str | None = None):
+def plot_layer_channels(channels: pd.DataFrame, configs: Iterable[str], *, ax: Axes | None = None,
+                        title: str | None = None) -> Axes:
     """Per-channel weight MSE vs channel std for chosen configurations (a frame from ``weight_report``).
 
     One marker per channel and no connecting lines: channels are independent, and their MSE is

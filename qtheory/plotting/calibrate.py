@@ -6,9 +6,20 @@ Functions take computed results (tables, arrays) and an optional ``ax``; they re
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
+
 import numpy as np
 
+from .._typing import ArrayLike, PriorLike
 from ._common import _ax, _curves, _mark_optimum
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from matplotlib.axes import Axes
+
+    from ..mse import MSEResult
+    from ..optimal import ClipResult
 
 __all__ = ["plot_calibrator_excess", "plot_calibrator_grid", "plot_mse_curve", "CALIBRATOR_STYLE", "EXCESS_FLOOR_PCT"]
 
@@ -31,7 +42,8 @@ CALIBRATOR_STYLE = {
 EXCESS_FLOOR_PCT = 1e-4
 
 
-def plot_calibrator_excess(table, distribution: str, *, ax=None, legend: bool = True):
+def plot_calibrator_excess(table: pd.DataFrame, distribution: str, *, ax: Axes | None = None,
+                           legend: bool = True) -> Axes:
     """MSE above the exact optimum, ``100·(MSE/MSE_opt − 1)`` in percent on a log axis, vs bits,
     one line per calibrator, for one distribution of a :func:`qtheory.calibrate.calibrator_table`.
 
@@ -58,7 +70,8 @@ def plot_calibrator_excess(table, distribution: str, *, ax=None, legend: bool = 
     return ax
 
 
-def plot_calibrator_grid(table, *, ncols: int = 4, axes=None):
+def plot_calibrator_grid(table: pd.DataFrame, *, ncols: int = 4,
+                         axes: np.ndarray | Sequence[Axes] | None = None) -> np.ndarray:
     """All distributions of a calibrator table, one panel each, and a legend panel.
 
     Parameters
@@ -101,9 +114,11 @@ def plot_calibrator_grid(table, *, ncols: int = 4, axes=None):
     return axes
 
 
-def plot_mse_curve(prior=None, result=None, *, bits=None, alphas=None, grid: str = "midrise",
-                   method: str = "exact", parts: bool | None = None, optimum=None, picks: dict | None = None,
-                   ax=None, title: str | None = None):
+def plot_mse_curve(prior: PriorLike | ArrayLike | None = None, result: MSEResult | None = None, *,
+                   bits: int | Sequence[int] | None = None, alphas: ArrayLike | None = None, grid: str = "midrise",
+                   method: str = "exact", parts: bool | None = None, optimum: ClipResult | None = None,
+                   picks: Mapping[str, float] | None = None, ax: Axes | None = None,
+                   title: str | None = None) -> Axes:
     """MSE curves against the clip with their optima; or one computed curve with its parts and picks.
 
     Two call forms:

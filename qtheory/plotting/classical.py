@@ -5,7 +5,13 @@ Functions take computed results and an optional ``ax``; they return the Axes.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from ._common import _ax
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from matplotlib.axes import Axes
 
 __all__ = ["plot_distortion_ladder", "RD_KIND_TEXT"]
 
@@ -23,8 +29,8 @@ _RUNGS = [
 RD_KIND_TEXT = {"exact": "exact D(R)", "shannon_lower_bound": "Shannon lower bound on D(R)"}
 
 
-def plot_distortion_ladder(table, *, ax=None, title: str | None = None, relative: bool = False,
-                           legend: bool = True):
+def plot_distortion_ladder(table: pd.DataFrame, *, ax: Axes | None = None, title: str | None = None,
+                           relative: bool = False, legend: bool = True) -> Axes:
     """MSE vs bits for the rungs of :func:`qtheory.classical.distortion_ladder`.
 
     ``relative=True`` plots each rung relative to the Lloyd–Max MSE (dB) instead. The

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from ._common import _ax
 
+if TYPE_CHECKING:
+    import pandas as pd
+    from matplotlib.axes import Axes
+
 __all__ = ["plot_sqnr_vs_clip", "plot_sqnr_gap"]
 
 
-def plot_sqnr_vs_clip(df, *, ax=None, title: str | None = None, legend: bool = True):
+def plot_sqnr_vs_clip(df: pd.DataFrame, *, ax: Axes | None = None, title: str | None = None,
+                      legend: bool = True) -> Axes:
     """Predicted (lines) and measured (markers) output SQNR against the clip ratio, one colour per
     bit-width, from a :func:`qtheory.intconv.sqnr_sweep` table.
 
@@ -37,7 +44,8 @@ def plot_sqnr_vs_clip(df, *, ax=None, title: str | None = None, legend: bool = T
     return ax
 
 
-def plot_sqnr_gap(df, *, ax=None, title: str | None = None, tol: float = 0.5):
+def plot_sqnr_gap(df: pd.DataFrame, *, ax: Axes | None = None, title: str | None = None,
+                  tol: float = 0.5) -> Axes:
     """Measured minus predicted SQNR (dB) against the clip ratio, one colour per bit-width,
     with the ``±tol`` band.
 

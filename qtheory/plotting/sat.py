@@ -6,9 +6,18 @@ Every function takes a table computed by :mod:`qtheory.sat`, draws on ``ax`` (a 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
 import numpy as np
 
 from ._common import _ax
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from matplotlib.axes import Axes
+
+    from ..sat import NetworkResult
 
 __all__ = [
     "plot_clamped_variance",
@@ -26,7 +35,7 @@ _VERSION = "SAT arXiv v1 rules"
 _FIGSIZE = (6.4, 4.2)
 
 
-def plot_clamped_variance(table, *, ax=None):
+def plot_clamped_variance(table: pd.DataFrame, *, ax: Axes | None = None) -> Axes:
     """``Var[Ŵ]`` vs N (log–log): exact (lines), extreme-value (dashed), Monte Carlo (±2 SE).
 
     ``table`` is :func:`qtheory.sat.clamp_variance_table`.
@@ -59,7 +68,7 @@ def plot_clamped_variance(table, *, ax=None):
     return ax
 
 
-def plot_clamp_error(table, *, ax=None):
+def plot_clamp_error(table: pd.DataFrame, *, ax: Axes | None = None) -> Axes:
     """Relative error of the extreme-value clamp variance vs N, with the bound ``2γ/u_N²``.
 
     ``table`` is :func:`qtheory.sat.clamp_variance_table`.
@@ -89,7 +98,7 @@ def plot_clamp_error(table, *, ax=None):
     return ax
 
 
-def plot_variance_ratio(table, *, ax=None):
+def plot_variance_ratio(table: pd.DataFrame, *, ax: Axes | None = None) -> Axes:
     """``Var[Q]/Var[Ŵ]`` vs bits per classifier shape: exact, extreme value, Monte Carlo, notes.
 
     ``table`` is :func:`qtheory.sat.variance_ratio_table`.
@@ -127,7 +136,7 @@ def plot_variance_ratio(table, *, ax=None):
     return ax
 
 
-def plot_logit_vs_bits(table, metric: str = "logit_var", *, ax=None):
+def plot_logit_vs_bits(table: pd.DataFrame, metric: str = "logit_var", *, ax: Axes | None = None) -> Axes:
     """A network statistic vs weight bits, one line per classifier and SAT mode.
 
     ``table`` is a concatenation of :func:`qtheory.sat.network_experiment` tables (with a
@@ -174,7 +183,8 @@ def plot_logit_vs_bits(table, metric: str = "logit_var", *, ax=None):
     return ax
 
 
-def plot_depth(table, metric: str = "logit_var", *, ax=None, weights: str = "dorefa", bits: int = 2):
+def plot_depth(table: pd.DataFrame, metric: str = "logit_var", *, ax: Axes | None = None, weights: str = "dorefa",
+               bits: int = 2) -> Axes:
     """A network statistic vs depth for one weight mode, with and without SAT, BN and no BN.
 
     ``table`` is a concatenation of :func:`qtheory.sat.depth_experiment` tables.
@@ -212,7 +222,8 @@ def plot_depth(table, metric: str = "logit_var", *, ax=None, weights: str = "dor
     return ax
 
 
-def plot_gradient_flow(results: dict, *, ax=None, styles: dict | None = None):
+def plot_gradient_flow(results: Mapping[str, NetworkResult], *, ax: Axes | None = None,
+                       styles: Mapping[str, Mapping[str, Any]] | None = None) -> Axes:
     """Per-layer gradient RMS (input of layer l) for labelled :class:`qtheory.sat.NetworkResult`.
 
     ``styles`` maps a label to matplotlib keyword arguments (``color``, ``ls``, ``marker``), so
@@ -243,7 +254,7 @@ def plot_gradient_flow(results: dict, *, ax=None, styles: dict | None = None):
     return ax
 
 
-def plot_pact_error(table, *, ax=None):
+def plot_pact_error(table: pd.DataFrame, *, ax: Axes | None = None) -> Axes:
     """Calibrated-PACT in-range error term vs bits: Δ/4, exact E|e| per prior, Monte Carlo, ``|mean|``.
 
     ``table`` is :func:`qtheory.sat.pact_error_table`.

@@ -6,9 +6,19 @@ Every function takes computed results (from :mod:`qtheory.ste`), draws on ``ax``
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING
+
 import numpy as np
 
+from .._typing import ArrayLike
 from ._common import _ax
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from matplotlib.axes import Axes
+
+    from ..ste import STEGrad, TrainResult
 
 __all__ = ["plot_forward_backward", "plot_expected", "plot_training", "plot_stationary_ratio"]
 
@@ -24,7 +34,8 @@ def _axes(axes, n, figsize):
     return np.atleast_1d(axes)
 
 
-def plot_forward_backward(x, grad, *, title: str = "", axes=None):
+def plot_forward_backward(x: ArrayLike, grad: STEGrad, *, title: str = "",
+                          axes: np.ndarray | Sequence[Axes] | None = None) -> np.ndarray:
     """Three stacked panels for one fake-quantizer: ``q(x)``, the ``∂q/∂x`` box and
     ``∂q/∂(parameter)`` (TQT's sawtooth).
 
@@ -67,9 +78,10 @@ def plot_forward_backward(x, grad, *, title: str = "", axes=None):
     return axes
 
 
-def plot_expected(theta, curves: dict, *, kind: str = "grad", marks: dict | None = None,
-                  steps: dict | None = None, normalize: bool = True, linthresh: float | None = None,
-                  ax=None):
+def plot_expected(theta: ArrayLike, curves: Mapping[str, ArrayLike], *, kind: str = "grad",
+                  marks: Mapping[str, tuple[float, float]] | None = None,
+                  steps: Mapping[str, ArrayLike] | None = None, normalize: bool = True,
+                  linthresh: float | None = None, ax: Axes | None = None) -> Axes:
     """Expected loss or expected STE gradient against ``θ = log2 t``.
 
     Parameters
@@ -131,7 +143,8 @@ def plot_expected(theta, curves: dict, *, kind: str = "grad", marks: dict | None
     return ax
 
 
-def plot_training(results: dict, *, y: str = "param", offset: dict | None = None, hlines=(), ax=None):
+def plot_training(results: Mapping[str, TrainResult], *, y: str = "param", offset: Mapping[str, float] | None = None,
+                  hlines: Iterable[float] = (), ax: Axes | None = None) -> Axes:
     """Trajectories ``{label: TrainResult}`` against the step.
 
     ``y`` is the :class:`~qtheory.ste.TrainResult` field to draw (``"param"``, ``"clip"``,
@@ -162,7 +175,7 @@ def plot_training(results: dict, *, y: str = "param", offset: dict | None = None
     return ax
 
 
-def plot_stationary_ratio(table, *, ax=None):
+def plot_stationary_ratio(table: pd.DataFrame, *, ax: Axes | None = None) -> Axes:
     """Stationary threshold / MSE-optimal threshold against bits, one line per
     (prior, estimator), from :func:`qtheory.ste.stationary_table`.
 
