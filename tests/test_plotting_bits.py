@@ -70,7 +70,8 @@ def test_samples_curves_meet_the_empirical_optimum(rng):
         o = qtheory.optimal_clip(x, b)
         assert (a, m) == (o.alpha, o.mse)
         # the exact empirical MSE at that clip, computed directly, is the marked value
-        q = qtheory.Quantizer(b, a)
+        assert o.grid == qtheory.DEFAULT_TENSOR_GRID  # (samples: the plot follows optimal_clip's default)
+        q = qtheory.Quantizer(b, a, o.grid)
         assert m == pytest.approx(np.mean((q.quantize(x) - x) ** 2), rel=1e-9)
 
 

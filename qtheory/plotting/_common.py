@@ -54,7 +54,7 @@ def _mark_optimum(ax, opt, color, *, text: bool = True):
     return line
 
 
-def _curves(prior, bits, alphas, grid: str, methods, func: str):
+def _curves(prior, bits, alphas, grid: str | None, methods, func: str):
     """The MSE curves of a figure: ``(alphas, {(bits, method): (MSEResult, ClipResult)})``.
 
     Every optimum is :func:`qtheory.optimal_clip` of that bit-width and method; ``alphas=None``
@@ -63,18 +63,20 @@ def _curves(prior, bits, alphas, grid: str, methods, func: str):
     from .._validation import check_option, param_error
     from ..mse import clipping_mse
     from ..optimal import optimal_clip
-    from ..priors import as_prior
-    from ..quantizer import GRIDS, MIN_BITS
+    from ..priors import Empirical, as_prior
+    from ..quantizer import DEFAULT_PRIOR_GRID, DEFAULT_TENSOR_GRID, GRIDS, MIN_BITS
 
-    grid = check_option(grid, "grid", func, GRIDS)
     methods = [methods] if isinstance(methods, str) else list(methods)
     methods = [check_option(m, "methods", func, ("exact", "aciq")) for m in methods]
     if not methods:
         raise param_error("methods", func, "a non-empty sequence of 'exact', 'aciq'", [])
+    prior = as_prior(prior, name="prior", func=func)
+    if grid is None:  # (optimal_clip's rule, "Default grids" in qtheory.quantizer)
+        grid = DEFAULT_TENSOR_GRID if isinstance(prior, Empirical) and methods == ["exact"] else DEFAULT_PRIOR_GRID
+    grid = check_option(grid, "grid", func, GRIDS)
     if "aciq" in methods and grid != "midrise":
         raise param_error("grid", func, "'midrise' when a method is 'aciq' (ACIQ models that grid)", grid)
     bits = _bits_list(bits, func, MIN_BITS[grid])
-    prior = as_prior(prior, name="prior", func=func)
     optima = {(b, m): optimal_clip(prior, b, grid=grid, method=m, progress=False) for b in bits for m in methods}
     if alphas is None and not max(o.alpha for o in optima.values()) > 0.0:
         raise param_error("prior", func, "a prior with some spread when 'alphas' is not given (its optimal "

@@ -53,7 +53,7 @@ def plot_grids(bits: int = 3, alpha: float = 1.0, grids: Sequence[str] = GRIDS, 
 def plot_mse_vs_alpha(prior: PriorLike | ArrayLike | None = None,
                       curves: Mapping[str, MSEResult | ArrayLike] | None = None, *,
                       bits: int | Sequence[int] | None = None, methods: str | Sequence[str] = ("exact", "aciq"),
-                      alphas: ArrayLike | None = None, grid: str = "midrise", ax: Axes | None = None,
+                      alphas: ArrayLike | None = None, grid: str | None = None, ax: Axes | None = None,
                       mc: Mapping[str, tuple[ArrayLike, MSEResult]] | None = None, logy: bool = True) -> Axes:
     """MSE against the clip for several bit-widths and methods, each optimum marked; or given curves.
 
@@ -80,8 +80,9 @@ def plot_mse_vs_alpha(prior: PriorLike | ArrayLike | None = None,
         First form: the MSE of each line style (``"aciq"`` needs ``grid="midrise"``).
     alphas : array_like, optional
         The clips (first form: chosen automatically when omitted).
-    grid : str
-        First form: the quantizer grid.
+    grid : str or None
+        First form: the quantizer grid. ``None``: :func:`qtheory.optimal_clip`'s rule
+        (``"midrise"`` for a prior, :data:`qtheory.DEFAULT_TENSOR_GRID` for samples).
     ax : matplotlib Axes, optional
     mc : dict, optional
         Second form: Monte-Carlo points.

@@ -115,7 +115,7 @@ def plot_calibrator_grid(table: pd.DataFrame, *, ncols: int = 4,
 
 
 def plot_mse_curve(prior: PriorLike | ArrayLike | None = None, result: MSEResult | None = None, *,
-                   bits: int | Sequence[int] | None = None, alphas: ArrayLike | None = None, grid: str = "midrise",
+                   bits: int | Sequence[int] | None = None, alphas: ArrayLike | None = None, grid: str | None = None,
                    method: str = "exact", parts: bool | None = None, optimum: ClipResult | None = None,
                    picks: Mapping[str, float] | None = None, ax: Axes | None = None,
                    title: str | None = None) -> Axes:
@@ -141,8 +141,9 @@ def plot_mse_curve(prior: PriorLike | ArrayLike | None = None, result: MSEResult
         Bit-widths, one curve each (first form).
     alphas : array_like, optional
         Clips of the curves (first form: chosen automatically when omitted).
-    grid : str
-        Quantizer grid (first form), one of :data:`qtheory.GRIDS`.
+    grid : str or None
+        Quantizer grid (first form), one of :data:`qtheory.GRIDS`. ``None``: :func:`qtheory.optimal_clip`'s rule
+        (``"midrise"`` for a prior, :data:`qtheory.DEFAULT_TENSOR_GRID` for samples).
     method : {"exact", "aciq"}
         MSE and optimum of the first form (``"aciq"``: ACIQ's model and its optimum).
     parts : bool, optional
