@@ -70,11 +70,17 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+if TYPE_CHECKING:
+    import pandas as pd
+
 from ._results import ResultMixin, sqnr_db_value, unit_db
+from ._typing import ArrayLike, RNGLike
 from ._validation import check_bool, check_int, check_option, check_real, check_samples, param_error
 from .quantizer import DEFAULT_TENSOR_GRID, GRIDS, MAX_BITS, MIN_BITS, Quantizer
 
@@ -146,7 +152,7 @@ def _check_work(n_cand, width, func):
 
 
 # ----------------------------------------------------------------------------- simple rules
-def max_clip(x) -> float:
+def max_clip(x: ArrayLike) -> float:
     """``max|x|``: the clip that clips nothing.
 
     >>> max_clip([-3.0, 1.0, 2.5])
@@ -156,7 +162,7 @@ def max_clip(x) -> float:
     return float(c * np.max(np.abs(xs)))
 
 
-def percentile_clip(x, percentile: float = 99.99) -> float:
+def percentile_clip(x: ArrayLike, percentile: float = 99.99) -> float:
     """The ``percentile``-th percentile of ``|x|`` (``numpy.percentile``, linear interpolation).
 
     >>> percentile_clip(np.arange(101.0), 90)
@@ -205,7 +211,7 @@ def _kl_candidates(h, nq, ii):
     return np.where(np.isfinite(kl), np.maximum(kl, 0.0), np.inf)
 
 
-def entropy_clip(x, bits: int, *, unsigned: bool = False, num_bins: int = 2048, start_bin: int = 128,
+def entropy_clip(x: ArrayLike, bits: int, *, unsigned: bool = False, num_bins: int = 2048, start_bin: int = 128,
                  stride: int = 1, zero_bin: bool = True) -> float:
     """TensorRT-style KL-divergence calibration (see the module docstring).
 
@@ -263,7 +269,7 @@ def entropy_clip(x, bits: int, *, unsigned: bool = False, num_bins: int = 2048, 
 
 
 # ----------------------------------------------------------------------------- pytorch-quantization MSE
-def mse_sweep_clip(x, bits: int, *, grid: str = DEFAULT_TENSOR_GRID, num_bins: int = 2048, start_bin: int = 128,
+def mse_sweep_clip(x: ArrayLike, bits: int, *, grid: str = DEFAULT_TENSOR_GRID, num_bins: int = 2048, start_bin: int = 128,
                    stride: int = 1) -> float:
     """pytorch-quantization's histogram MSE sweep: the ``"mse"`` calibrator (see the module docstring).
 
@@ -322,7 +328,7 @@ def _noise_coefficient(bits, unsigned, grid, func):
     return Quantizer(bits, 1.0, grid).scale ** 2 / 12.0, grid in _UNSIGNED
 
 
-def octav_clip(x, bits: int, *, unsigned: bool = False, grid: str | None = None, n_iter: int = 30,
+def octav_clip(x: ArrayLike, bits: int, *, unsigned: bool = False, grid: str | None = None, n_iter: int = 30,
                s0: float | None = None, rtol: float = 1e-9) -> float:
     """OCTAV's Newton–Raphson recursion for the MSE-optimal clip (Sakr et al. 2022).
 
@@ -417,7 +423,7 @@ def _aciq_grid_root(base, k: float) -> float:
     return float(brentq(g, 0.0, hi, xtol=1e-15 * hi, rtol=4 * np.finfo(float).eps, maxiter=500))
 
 
-def aciq_clip(x, bits: int, *, family: str = "laplace", unsigned: bool = False, grid: str | None = None) -> float:
+def aciq_clip(x: ArrayLike, bits: int, *, family: str = "laplace", unsigned: bool = False, grid: str | None = None) -> float:
     """ACIQ's clip for a Laplace / Gaussian prior fitted to ``x``.
 
     The prior is fitted as the official code does (``b = mean|x − mean x|``, ``σ = std x``).
@@ -469,7 +475,7 @@ def aciq_clip(x, bits: int, *, family: str = "laplace", unsigned: bool = False, 
 
 
 # ----------------------------------------------------------------------------- qtheory
-def exact_clip(x, bits: int, *, grid: str = DEFAULT_TENSOR_GRID) -> float:
+def exact_clip(x: ArrayLike, bits: int, *, grid: str = DEFAULT_TENSOR_GRID) -> float:
     """The exact global optimum of the empirical MSE on ``x`` (for ``grid``): the ``"exact"`` calibrator.
 
     >>> exact_clip([-2.0, -1.0, 0.0, 1.0, 2.0], 2, grid="narrow")   # levels -1.5, 0, 1.5: MSE 0.2
@@ -598,8 +604,8 @@ def _run(xs, prep, bits, method, grid, options, opt=None) -> CalibrationResult:
     return _result(prep, _clip(xs, bits, method, grid, options), bits, method, grid, options)
 
 
-def calibrate(x, bits: int, method: str = "exact", *, grid: str = DEFAULT_TENSOR_GRID,
-              **kwargs) -> CalibrationResult:
+def calibrate(x: ArrayLike, bits: int, method: str = "exact", *, grid: str = DEFAULT_TENSOR_GRID,
+              **kwargs: Any) -> CalibrationResult:
     """The clip chosen by calibrator ``method`` for a tensor, with its exact MSE on that tensor.
 
     Parameters
@@ -720,8 +726,10 @@ def _method_specs(methods, func) -> list[tuple[str, str, dict]]:
     return out
 
 
-def calibrator_table(data=None, bits=range(2, 9), *, methods=CALIBRATORS, grid: str = DEFAULT_TENSOR_GRID,
-                     axis: int | None = None, n_samples: int = 1 << 18, rng=0, progress: bool | None = None):
+def calibrator_table(data: ArrayLike | Mapping[str, Any] | None = None, bits: int | Iterable[int] = range(2, 9), *,
+                     methods: Iterable[str | tuple[str, dict[str, Any]]] = CALIBRATORS,
+                     grid: str = DEFAULT_TENSOR_GRID, axis: int | None = None, n_samples: int = 1 << 18,
+                     rng: RNGLike = 0, progress: bool | None = None) -> pd.DataFrame:
     """All calibrators on the same tensors, each clip's exact MSE against the exact optimum.
 
     Your arrays are used as they are, never resampled: every calibrator picks a clip from the

@@ -31,10 +31,7 @@ _SKIP = ("qtheory.kernels", "qtheory.symbolic")
 PENDING_MODULES = {
     "qtheory.empirical",
     "qtheory.optimal",
-    "qtheory.calibrate",
     "qtheory.models.observers",
-    "qtheory.models.distributed",
-    "qtheory.models.cli",
 }
 # (qtheory.cli and qtheory.repro are walked too: their public functions are annotated already.)
 

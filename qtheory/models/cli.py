@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 import sys
@@ -14,7 +15,7 @@ CSV_COLUMNS = ("tensor", "shape", "role", "depthwise", "channel", "n", "n_fit", 
                "error")
 
 
-def add_report_parser(sub):
+def add_report_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Register ``report`` on an ``argparse`` sub-parser collection (called by :mod:`qtheory.cli`)."""
     from .observers import METHODS
 
@@ -42,7 +43,7 @@ def add_report_parser(sub):
     return r
 
 
-def report_command(args) -> int:
+def report_command(args: argparse.Namespace) -> int:
     """Run ``qtheory report`` from parsed arguments; returns the exit status."""
     from .report import layer_report
 

@@ -19,9 +19,20 @@ file paths and rows.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from .._typing import PathLike
 from .._validation import check_int, check_option, param_error
 from ..quantizer import DEFAULT_TENSOR_GRID, GRIDS, MAX_BITS, MIN_BITS
 from .observers import METHODS, _observer_method
+
+if TYPE_CHECKING:
+    import onnx
+    import pandas as pd
+    import torch
+
+    from .readers import NamedTensor
 
 __all__ = ["distributed_report"]
 
@@ -35,10 +46,12 @@ def _rows(tensors, bits, methods, grid, granularity, max_values, seed):
     return out
 
 
-def distributed_report(source, bits=(8,), *, methods=METHODS, granularity: str = "tensor",
-                       grid: str = DEFAULT_TENSOR_GRID,
-                       roles=("conv_weight", "linear_weight"), fold_bn: bool = False, max_values: int | None = None,
-                       seed: int = 0, scheduler=None, by: str = "tensor", long: bool = True, progress: bool = False):
+def distributed_report(source: torch.nn.Module | dict[str, Any] | onnx.ModelProto | PathLike | Sequence[NamedTensor],
+                       bits: int | Iterable[int] = (8,), *, methods: Iterable[str] = METHODS,
+                       granularity: str = "tensor", grid: str = DEFAULT_TENSOR_GRID,
+                       roles: Iterable[str] | None = ("conv_weight", "linear_weight"), fold_bn: bool = False,
+                       max_values: int | None = None, seed: int = 0, scheduler: str | Any | None = None, by: str = "tensor",
+                       long: bool = True, progress: bool = False) -> pd.DataFrame:
     """:func:`qtheory.models.layer_report` as dask tasks: one per tensor or per shard.
 
     Parameters
