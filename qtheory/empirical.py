@@ -779,7 +779,10 @@ class EmpiricalMSE:
             k.evaluate_approx_par(*self._args(), ss, 0.0, -zz, top - zz, 0, buf)
             return self._mse_of(buf) * self.n
 
-        n_s = 128 if n_grid is None else n_grid
+        # (above 8 bits an evaluation walks 2^b cuts: fewer scan points, zero points per step, and
+        # golden-section digits)
+        n_s = (128 if bits <= 8 else 32) if n_grid is None else n_grid
+        z_cap, rtol, rtol_descent, n_basins = (32, 1e-10, 1e-10, 4) if bits <= 8 else (9, 1e-7, 1e-3, 2)
         span = (hi - min(lo, 0.0)) / top
         ratio = 1.0
 
@@ -791,7 +794,7 @@ class EmpiricalMSE:
             rows = []
             for s in grid_s:
                 a, b = z_range(s)
-                zs = np.arange(a, b + 1) if b - a < 32 else np.unique(np.round(np.linspace(a, b, 32)).astype(np.int64))
+                zs = np.arange(a, b + 1) if b - a < z_cap else np.unique(np.round(np.linspace(a, b, z_cap)).astype(np.int64))
                 rows.append(zs)
             ii = np.repeat(np.arange(m), [r.size for r in rows])
             zz = np.concatenate(rows)
@@ -808,7 +811,7 @@ class EmpiricalMSE:
             inf = math.inf
             for o in order:
                 x = float(v[o])
-                if x > limit or len(found) == 4:
+                if x > limit or len(found) == n_basins:
                     break
                 z, i = int(zz[o]), int(ii[o])
                 zl, zr = pos[(z, i)]
@@ -822,13 +825,13 @@ class EmpiricalMSE:
                     out[(r[2])] = min(out.get(r[2], r), r)
             return list(out.values())
 
-        def profile(z, s0):
+        def profile(z, s0, tol):
             """min over s near s0 of the approximate error at zero point z (golden section)."""
             loc = s0 * ratio ** np.arange(-3.0, 4.0)
             v = approx(loc, np.full(loc.size, z))
             j = int(np.argmin(v))
             a, b = loc[max(j - 1, 0)], loc[min(j + 1, loc.size - 1)]
-            s = float(k.golden(*self._args(), float(a), float(b), 1.0, 0.0, -z, top - z, 0, 1e-10))
+            s = float(k.golden(*self._args(), float(a), float(b), 1.0, 0.0, -z, top - z, 0, tol))
             vs = float(approx([s], [z])[0])
             return (vs, s, z) if vs <= v[j] else (float(v[j]), float(loc[j]), z)
 
@@ -838,7 +841,7 @@ class EmpiricalMSE:
 
             def p(z, s):
                 if z not in seen:
-                    seen[z] = profile(z, s)
+                    seen[z] = profile(z, s, rtol_descent)
                 return seen[z]
 
             cur = p(z0, s0)
@@ -852,9 +855,14 @@ class EmpiricalMSE:
                     if st == 1:
                         break
                     st = max(1, st // 2)
+                elif bits > 8 and len(seen) > 64:  # (a long walk over a flat profile: enough)
+                    break
             for z2 in (cur[2] - 1, cur[2] + 1):  # (both neighbours: candidates for the exact stage)
                 if 0 <= z2 <= z_max:
                     p(z2, cur[1])
+            if rtol_descent != rtol:  # (the best three to full precision)
+                for r in sorted(seen.values())[:3]:
+                    seen[r[2]] = min(r, profile(r[2], r[1], rtol))
             return list(seen.values())
 
         def exact_stage(found):
@@ -863,6 +871,8 @@ class EmpiricalMSE:
             found = [r for r in found if r[0] <= found[0][0] * (1.0 + 1e-4)][:6]
             lw = _LARGE_WIDTH * max(1.0, 2.0 ** ((bits - 4) / 2)) * max(1.0, math.sqrt(1e7 / self.n))
             width = 1.5e-2 if small else min(lw, 2e-3)
+            # (a window's sweep costs about Σ|x|·4·width/s crossings: at most _AFFINE_EVENTS)
+            width = min(width, _AFFINE_EVENTS * min(r[1] for r in found) / (4.0 * abs_sum))
             wins = [(s0 * (1.0 - 2.0 * width), s0 * (1.0 + 2.0 * width), z) for _, s0, z in found]
             if not small:  # the windows' straddling buckets, in one gathering pass
                 want = np.zeros(self._have.size, dtype=bool)
@@ -884,6 +894,7 @@ class EmpiricalMSE:
                     cands.append((float(tot), float(s), z))
             return cands
 
+        abs_sum = float(np.abs(np.diff(self._pref[0]) + np.diff(self._pref[1])).sum())  # Σ|x| (bucket sums)
         s_lo, s_hi = span / 64.0, span * 1.05  # (widened below to the proven range)
         cands = exact_stage(basins(s_lo, s_hi, n_s, math.inf))
         f_best = min(cands)[0]
