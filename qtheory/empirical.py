@@ -40,6 +40,8 @@ Samples no clip can reach (all zero; or, on the unsigned grids, none positive) h
 ``0.0`` by definition, with the MSE every clip gives (or its limit as ``α -> 0`` on midrise).
 
 :func:`per_channel_optimal_clip` does this for every channel of a weight tensor.
+``EmpiricalMSE._affine_optimum`` searches the asymmetric range of the affine grid (zero point and
+step jointly) on the same bucket statistics (see its docstring for what is proven).
 
 Examples
 --------

@@ -145,9 +145,13 @@ def optimal_clip(prior, bits: int, *, grid: str = "midrise", method: str = "exac
         quadrature).
     range : {"symmetric", "asymmetric"}
         ``"asymmetric"`` (with ``grid="affine"``) optimises both ends of the range ``[β, α]``
-        (``β <= 0 < α``, zero point ``round((2^b − 1)·(−β)/(α − β))``, ties up): a 2-D scan over
-        (zero point, step), a pattern search from the best scan points and a Brent polish of the
-        step, ``O(log 2^b)`` evaluations (see ``_asymmetric``); the result's ``beta`` holds ``β``.
+        (``β <= 0 < α``, zero point ``round((2^b − 1)·(−β)/(α − β))``, ties up); the result's
+        ``beta`` holds ``β``. Samples: the exact search over (zero point, step) of
+        :meth:`qtheory.empirical.EmpiricalMSE._affine_optimum` (the global optimum for few
+        samples; for large tensors every step of each basin's window is swept exactly, the basins
+        chosen from bucket statistics). A prior: a 2-D scan over (zero point, step), a pattern
+        search from the best scan points and a Brent polish of the step, ``O(log 2^b)``
+        evaluations (see ``_asymmetric``).
     progress : bool
         Show a tqdm progress bar when a search lasts more than 2 s (quadrature priors at many bits).
 
