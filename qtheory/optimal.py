@@ -145,13 +145,9 @@ def optimal_clip(prior, bits: int, *, grid: str = "midrise", method: str = "exac
         quadrature).
     range : {"symmetric", "asymmetric"}
         ``"asymmetric"`` (with ``grid="affine"``) optimises both ends of the range ``[β, α]``
-        (``β <= 0 < α``, zero point ``round((2^b − 1)·(−β)/(α − β))``, ties up); the result's
-        ``beta`` holds ``β``. Samples: the exact search over (zero point, step) of
-        :meth:`qtheory.empirical.EmpiricalMSE._affine_optimum` (the global optimum for few
-        samples; for large tensors every step of each basin's window is swept exactly, the basins
-        chosen from bucket statistics). A prior: a 2-D scan over (zero point, step), a pattern
-        search from the best scan points and a Brent polish of the step, ``O(log 2^b)``
-        evaluations (see ``_asymmetric``).
+        (``β <= 0 < α``, zero point ``round((2^b − 1)·(−β)/(α − β))``, ties up): a 2-D scan over
+        (zero point, step), a pattern search from the best scan points and a Brent polish of the
+        step, ``O(log 2^b)`` evaluations (see ``_asymmetric``); the result's ``beta`` holds ``β``.
     progress : bool
         Show a tqdm progress bar when a search lasts more than 2 s (quadrature priors at many bits).
 
@@ -163,7 +159,11 @@ def optimal_clip(prior, bits: int, *, grid: str = "midrise", method: str = "exac
     (the proven search range is in :func:`qtheory.empirical.empirical_optimal_clip`; a small
     tensor can gain from a clip beyond ``max|x|`` that puts levels on its values). float32 samples
     are read without a copy; an all-zero tensor has the clip ``0.0``. Priors with an infinite variance
-    (Cauchy, Student-t with ``df <= 2``) are rejected by :func:`qtheory.as_prior`.
+    (Cauchy, Student-t with ``df <= 2``) are rejected by :func:`qtheory.as_prior`. With
+    ``range="asymmetric"``, samples take the search over (zero point, step) of
+    :meth:`qtheory.empirical.EmpiricalMSE._affine_optimum` instead of the prior search above (the
+    global optimum for few samples; for large tensors every step of each basin's window is swept
+    exactly, the basins chosen from bucket statistics).
 
     Continuous priors are searched at unit scale: the prior is divided by the power of two nearest
     its size (an exact scaling) and the answer scaled back, so ``optimal_clip(c·X).alpha`` is
