@@ -870,7 +870,7 @@ class EmpiricalMSE:
         def exact_stage(found):
             """Exact minimum over each basin's window: every crossing in it is swept."""
             found = sorted(found)
-            found = [r for r in found if r[0] <= found[0][0] * (1.0 + 1e-4)][:6]
+            found = [r for r in found if r[0] <= found[0][0] * (1.0 + 1e-4)][:6 if bits <= 8 else 3]
             lw = _LARGE_WIDTH * max(1.0, 2.0 ** ((bits - 4) / 2)) * max(1.0, math.sqrt(1e7 / self.n))
             # A window's sweep costs about Σ|x|·4·width/s crossings: each window is as wide as
             # 2·10^5 crossings allow (up to ±5 %; the approximate optimum of a flat valley can
