@@ -746,10 +746,10 @@ class EmpiricalMSE:
         large tensors (see the module docstring): a 2-D scan of the bucket-approximate error over
         (step, every useful zero point; at most 32 per step, evenly spread), from its best local
         minima a descent over ``z`` of the approximate error minimised over ``s`` (golden
-        section); then, for the best zero points (approximate error within 10^-4 of the best, at
-        most 6), one gathering pass for the buckets that straddle a cut in a narrow window
-        around each approximate optimum, the exact minimum over each window (sweep) and the exact
-        polish. The basin selection rests on the bucket approximation, not on a proof (as for the
+        section); then, for the best zero points (approximate error within 10^-4 of the best; at
+        most 6, 3 above 8 bits), one gathering pass for the buckets that straddle a cut in a window
+        around each approximate optimum (as wide as about 2·10^5 crossings allow, up to ±5 %), the
+        exact minimum over each window (sweep) and the exact polish. The basin selection rests on the bucket approximation, not on a proof (as for the
         symmetric grids). For up to 2^16 samples the scan's best error then bounds, per zero
         point, the steps that can still win (``[s_L, min(s_B, −min x/(z − 1/2))]``, see
         :meth:`_affine_sweeps`), and these are swept exactly while that costs at most
