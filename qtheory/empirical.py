@@ -40,6 +40,8 @@ Samples no clip can reach (all zero; or, on the unsigned grids, none positive) h
 ``0.0`` by definition, with the MSE every clip gives (or its limit as ``α -> 0`` on midrise).
 
 :func:`per_channel_optimal_clip` does this for every channel of a weight tensor.
+``EmpiricalMSE._affine_optimum`` searches the asymmetric range of the affine grid (zero point and
+step jointly) on the same bucket statistics (see its docstring for what is proven).
 
 Examples
 --------
@@ -84,6 +86,8 @@ _LARGE_WIDTH = 1e-4
 #: ... basins whose bucket-approximate error exceeds the best one's by this factor are dropped
 _BASIN_TOL = 1e-2
 _SCALE_GRIDS = ("midrise", "int", "narrow", "unsigned", "uint")
+#: few samples, affine range: the per-zero-point sweeps run while they cross at most this many thresholds
+_AFFINE_EVENTS = 1_000_000
 
 
 def _kernels():
@@ -710,6 +714,290 @@ class EmpiricalMSE:
         return ClipResult(alpha * u, u2(clip + rnd), u2(clip), u2(rnd), alpha / scale, bits, grid, "exact",
                           minima, signal_power=u2(p2), _sqnr_db=unit_db(p2, clip + rnd))
 
+
+    # ------------------------------------------------------------------------------ affine range
+    def _affine_optimum(self, bits: int, n_grid: int | None = None) -> tuple[float, float, int]:
+        """The MSE-optimal asymmetric range of the affine grid, over (zero point, step) jointly.
+
+        The levels are ``(k − z)·s``, ``k = 0 .. top = 2^b − 1``, with an integer zero point
+        ``z`` in ``0 .. z_max`` (``z_max = top − 1`` if some sample is negative, else 0) and a step
+        ``s > 0`` (at the samples' unit scale). Returns ``(error sum, s, z)``: a vertex of the exact
+        piecewise-quadratic empirical error (polished by :meth:`_polish`); equal errors: the
+        smallest step. The caller guarantees a positive sample.
+
+        What is proven (every rule below holds for every round-to-nearest rule: the error of a
+        sample is its squared distance to the nearest level, ``dist(x, L_{z,s})²``):
+
+        - *Zero points.* ``L_{z−1,s} ⊇ L_{z,s} \\ {−z·s}``. If no sample is nearer to the bottom
+          level than to the next one (``min x >= (1/2 − z)·s``) no distance grows from ``z`` to
+          ``z − 1``: ``f(z − 1, s) <= f(z, s)``. Likewise ``f(z + 1, s) <= f(z, s)`` if
+          ``max x <= (top − z − 1/2)·s``. So at each step the minimum over ``z`` is attained in
+          ``[min(z_a, z_b), z_b]`` (``z_b`` the largest zero point whose bottom level some sample
+          is nearest to, ``z_a`` the smallest whose top level is), searched with a margin of one.
+        - *Steps.* Every grid has the level 0, so a sample with ``|x| < s/2`` costs ``x²``:
+          beyond the ``s_B`` of :meth:`_clip_bound` (``int`` grid rule, ``D = 1``) no step beats
+          the best exact error found; and every level lies in ``[−top·s, top·s]``, so below
+          ``α_L / top`` (:meth:`_low_bound`) none does either. The scanned range is widened to
+          both bounds.
+        - *Few samples* (``n <= 2^16`` and ``n·top·(z_max + 1) <= 10^6``): for every zero point
+          :meth:`_sweep_global` visits every threshold crossing of ``(0, 2·max|x|]`` (below the
+          first crossing one quadratic piece reaches ``s = 0``; beyond ``2·max|x|`` every sample
+          rounds to 0, the constant ``Σx²``, which the grid ``z = 0`` never exceeds at any step:
+          each sample's nearest level is at most as far as 0). That is the exact global optimum,
+          with no scan.
+        - *Windows.* Where no cut passes through a bucket while ``s`` runs over a window, its
+          samples keep their levels; sweeping the crossings of the other (gathered) samples
+          (:func:`~qtheory.kernels.empirical.sweep_window`) visits every piece of the window: the
+          exact minimum over the window.
+
+        Otherwise the basins are found, inside the proven ranges, as in the symmetric search of
+        large tensors (see the module docstring): a 2-D scan of the bucket-approximate error over
+        (step, every useful zero point; at most 32 per step, evenly spread), from its best local
+        minima a descent over ``z`` of the approximate error minimised over ``s`` (golden
+        section); then, for the best zero points (approximate error within 10^-4 of the best; at
+        most 6, 3 above 8 bits), one gathering pass for the buckets that straddle a cut in a window
+        around each approximate optimum (as wide as about 2·10^5 crossings allow, up to ±5 %), the
+        exact minimum over each window (sweep) and the exact polish. The basin selection rests on the bucket approximation, not on a proof (as for the
+        symmetric grids). For up to 2^16 samples the scan's best error then bounds, per zero
+        point, the steps that can still win (``[s_L, min(s_B, −min x/(z − 1/2))]``, see
+        :meth:`_affine_sweeps`), and these are swept exactly while that costs at most
+        ``_AFFINE_EVENTS`` crossings: then the result is again the exact global optimum.
+        """
+        top = 2**bits - 1
+        lo, hi = self._lo, self._hi
+        z_max = top - 1 if lo < 0 else 0
+        small = self.n <= 1 << 16
+        if small and self.n * top * (z_max + 1) <= _SWEEP_LIMIT:
+            s_end = 2.0 * self._amax * (1.0 + 1e-9)
+            cands = []
+            for z in range(z_max + 1):
+                cands += [(tot, a, z) for tot, a in self._sweep_global(1.0, 0.0, -z, top - z, 0, s_end)]
+            return min(cands)
+        k = _kernels()
+
+        def z_range(s):
+            zb = max(math.ceil(0.5 - lo / s) - 1, 0) if lo < 0 else 0
+            za = max(math.floor(top - 0.5 - hi / s) + 1, 0)
+            return max(min(za, zb) - 1, 0), min(zb + 1, z_max)
+
+        def approx(ss, zz):  # bucket-approximate error sums (no samples needed; many: in parallel)
+            zz = np.ascontiguousarray(zz, dtype=np.int64)
+            ss = np.ascontiguousarray(ss, dtype=np.float64)
+            if ss.size < 64:
+                return self._mse_of(self._eval(ss, 0.0, -zz, top - zz, 0, exact=False)) * self.n
+            buf = np.empty((ss.size, 6))
+            k.evaluate_approx_par(*self._args(), ss, 0.0, -zz, top - zz, 0, buf)
+            return self._mse_of(buf) * self.n
+
+        # (above 8 bits an evaluation walks 2^b cuts: fewer scan points, zero points per step, and
+        # golden-section digits)
+        n_s = (128 if bits <= 8 else 32) if n_grid is None else n_grid
+        z_cap, rtol, rtol_descent, n_basins = (32, 1e-10, 1e-10, 4) if bits <= 8 else (9, 1e-7, 1e-3, 2)
+        span = (hi - min(lo, 0.0)) / top
+        ratio = 1.0
+
+        def basins(s_a, s_b, m, f_ref):
+            """Scan ``[s_a, s_b]``, return the refined basins ``(approx. error sum, s, z)``."""
+            nonlocal ratio
+            grid_s = np.geomspace(s_a, s_b, m)
+            ratio = float(grid_s[1] / grid_s[0])
+            rows = []
+            for s in grid_s:
+                a, b = z_range(s)
+                zs = np.arange(a, b + 1) if b - a < z_cap else np.unique(np.round(np.linspace(a, b, z_cap)).astype(np.int64))
+                rows.append(zs)
+            ii = np.repeat(np.arange(m), [r.size for r in rows])
+            zz = np.concatenate(rows)
+            v = approx(grid_s[ii], zz)
+            cell = {(int(z), int(i)): float(x) for z, i, x in zip(zz, ii, v, strict=True)}
+            pos = {}  # neighbours in z within a row
+            for i, zs in enumerate(rows):
+                for j, z in enumerate(zs):
+                    pos[(int(z), i)] = (int(zs[j - 1]) if j > 0 else None, int(zs[j + 1]) if j + 1 < zs.size else None)
+            order = np.argsort(v, kind="stable")
+            found = []
+            best = float(v[order[0]])
+            limit = min(best, f_ref) * (1.0 + _BASIN_TOL)
+            inf = math.inf
+            for o in order:
+                x = float(v[o])
+                if x > limit or len(found) == n_basins:
+                    break
+                z, i = int(zz[o]), int(ii[o])
+                zl, zr = pos[(z, i)]
+                if x <= cell.get((z, i - 1), inf) and x <= cell.get((z, i + 1), inf) and (
+                        zl is None or x <= cell[(zl, i)]) and (zr is None or x <= cell[(zr, i)]):
+                    st = max(z - zl if zl is not None else 1, zr - z if zr is not None else 1)
+                    found.append((z, float(grid_s[i]), st))
+            out = {}
+            for z0, s0, st in found:
+                for r in _descend(z0, s0, st):
+                    out[(r[2])] = min(out.get(r[2], r), r)
+            return list(out.values())
+
+        def profile(z, s0, tol):
+            """min over s near s0 of the approximate error at zero point z (golden section)."""
+            loc = s0 * ratio ** np.arange(-3.0, 4.0)
+            v = approx(loc, np.full(loc.size, z))
+            j = int(np.argmin(v))
+            a, b = loc[max(j - 1, 0)], loc[min(j + 1, loc.size - 1)]
+            s = float(k.golden(*self._args(), float(a), float(b), 1.0, 0.0, -z, top - z, 0, tol))
+            vs = float(approx([s], [z])[0])
+            return (vs, s, z) if vs <= v[j] else (float(v[j]), float(loc[j]), z)
+
+        def _descend(z0, s0, st):
+            """Coarse-to-fine search over z (stride ``st`` halved) of the profile error."""
+            seen = {}
+
+            def p(z, s):
+                if z not in seen:
+                    seen[z] = profile(z, s, rtol_descent)
+                return seen[z]
+
+            cur = p(z0, s0)
+            while True:
+                moved = False
+                for z2 in (cur[2] - st, cur[2] + st):
+                    if 0 <= z2 <= z_max and p(z2, cur[1])[0] < cur[0]:
+                        cur, moved = seen[z2], True
+                        break
+                if not moved:
+                    if st == 1:
+                        break
+                    st = max(1, st // 2)
+                elif bits > 8 and len(seen) > 64:  # (a long walk over a flat profile: enough)
+                    break
+            for z2 in (cur[2] - 1, cur[2] + 1):  # (both neighbours: candidates for the exact stage)
+                if 0 <= z2 <= z_max:
+                    p(z2, cur[1])
+            if rtol_descent != rtol:  # (the best three to full precision)
+                for r in sorted(seen.values())[:3]:
+                    seen[r[2]] = min(r, profile(r[2], r[1], rtol))
+            return list(seen.values())
+
+        def exact_stage(found):
+            """Exact minimum over each basin's window: every crossing in it is swept."""
+            found = sorted(found)
+            found = [r for r in found if r[0] <= found[0][0] * (1.0 + 1e-4)][:6 if bits <= 8 else 3]
+            lw = _LARGE_WIDTH * max(1.0, 2.0 ** ((bits - 4) / 2)) * max(1.0, math.sqrt(1e7 / self.n))
+            # A window's sweep costs about Σ|x|·4·width/s crossings: each window is as wide as
+            # 2·10^5 crossings allow (up to ±5 %; the approximate optimum of a flat valley can
+            # be ~1 % off at 10^5 samples), at least the symmetric search's width, and at most
+            # _AFFINE_EVENTS crossings.
+            s_min = min(r[1] for r in found)
+            wide = min(5e-2, 2e5 * s_min / (4.0 * abs_sum))
+            width = min(max(1.5e-2 if small else min(lw, 2e-3), wide), _AFFINE_EVENTS * s_min / (4.0 * abs_sum))
+            wins = [(s0 * (1.0 - 2.0 * width), s0 * (1.0 + 2.0 * width), z) for _, s0, z in found]
+            if not small:  # the windows' straddling buckets, in one gathering pass
+                want = np.zeros(self._have.size, dtype=bool)
+                for w_lo, w_hi, z in wins:
+                    k.mark_window(want, self._bmin, self._bmax, self._cnt, *self._geo, w_lo, w_hi, 0.0, -z, top - z)
+                self._gather(want)
+            cands = []
+            for w_lo, w_hi, z in wins:
+                # outside the gathered buckets no sample changes level in [w_lo, w_hi]: the sweep
+                # of the gathered samples' crossings visits every piece of the window
+                b0 = self._eval(np.array([w_lo]), 0.0, [-z], [top - z], 0)[0]
+                v0 = (b0[0] + b0[2]) + (b0[1] + b0[3])
+                ss, _ = k.sweep_window(self._xs, w_lo, w_hi, 0.0, -z, top - z, 0, 16, b0[5], b0[4], v0, w_lo)
+                ss = np.r_[w_lo, ss[np.isfinite(ss)]]
+                zz = np.full(ss.size, z, dtype=np.int64)
+                ev = self._mse_of(self._eval(ss, 0.0, -zz, top - zz, 0)) * self.n
+                for j in np.argsort(ev, kind="stable")[:2]:
+                    s, tot = self._polish(float(ss[j]), 1.0, 0.0, -z, top - z, 0, box=(w_lo, w_hi))
+                    cands.append((float(tot), float(s), z))
+            return cands
+
+        abs_sum = float(np.abs(np.diff(self._pref[0]) + np.diff(self._pref[1])).sum())  # Σ|x| (bucket sums)
+        s_lo, s_hi = span / 64.0, span * 1.05  # (widened below to the proven range)
+        cands = exact_stage(basins(s_lo, s_hi, n_s, math.inf))
+        f_best = min(cands)[0]
+        # the proven range (see above): scan what it adds, keep basins that may beat f_best
+        s_b = self._clip_bound("int", 1.0, f_best)
+        alpha_l = self._low_bound("int", 1.0, f_best, top * s_lo)
+        extra = []
+        if s_b > s_hi:
+            extra += basins(s_hi, s_b, max(16, n_s // 4), f_best)
+        if alpha_l is None or alpha_l < top * s_lo:
+            low = alpha_l / top if alpha_l is not None else s_lo * 2.0**-60
+            extra += basins(low, s_lo, max(16, n_s // 4), f_best)
+        extra = [r for r in extra if r[0] <= f_best * (1.0 + _BASIN_TOL)]
+        if extra:
+            cands += exact_stage(extra)
+        if small:
+            cands += self._affine_sweeps(top, z_max, min(cands)[0])
+        return min(cands)
+
+    def _affine_sweeps(self, top, z_max, f_best):
+        """Few samples, every one gathered: for every zero point ``z``, sweep every crossing of the
+        steps it can win at (see :meth:`_affine_optimum`), unless that exceeds ``_AFFINE_EVENTS``
+        crossings in all. Returns candidates ``(error sum, s, z)`` (none if over the budget).
+
+        The steps: ``s <= s_B`` (:meth:`_clip_bound` for ``f_best``); ``s >= s_L``, the largest
+        step with ``Σ_{|x| > top·s} (|x| − top·s)² >= f_best`` (every level lies in
+        ``[−top·s, top·s]``), or down to 0 (the first piece's vertex) if no such step exists; and,
+        for ``z >= 1``, ``s <= −min x / (z − 1/2)``, beyond which ``z`` exceeds ``z_b`` and a
+        smaller zero point is at least as good.
+        """
+        k = _kernels()
+        x = self._xs
+        lo = self._lo
+        target = f_best * (1.0 + 1e-9) + 1e-300
+        s_b = self._clip_bound("int", 1.0, f_best)
+        a = np.sort(np.abs(x))
+        tail = np.cumsum(a[::-1])[::-1]  # Σ_{i >= j} a_i
+        tail2 = np.cumsum((a * a)[::-1])[::-1]
+
+        def lb(s):  # Σ_{|x| > top·s} (|x| − top·s)²
+            t = top * s
+            j = int(np.searchsorted(a, t, side="right"))
+            if j == a.size:
+                return 0.0
+            return float(tail2[j] - 2.0 * t * tail[j] + t * t * (a.size - j))
+
+        nz = a[a > 0]
+        s_first = float(nz[0]) / (top + 1.0) * 0.5  # below it: one piece (every sample on its outermost level)
+        w_lo, floor = s_first, 0.0
+        if lb(s_first) >= target:  # bisection for the largest such step
+            s_l, s_h = s_first, s_b
+            for _ in range(200):
+                m = 0.5 * (s_l + s_h)
+                if not s_l < m < s_h:
+                    break
+                if lb(m) >= target:
+                    s_l = m
+                else:
+                    s_h = m
+            w_lo = floor = s_l
+        zs = np.arange(z_max + 1)
+        w_hi = np.full(zs.size, s_b)
+        if lo < 0:
+            w_hi[1:] = np.minimum(s_b, -lo / (zs[1:] - 0.5) * (1.0 + 1e-9))
+        keep = w_hi > w_lo
+        zs, w_hi = zs[keep], w_hi[keep]
+        if zs.size == 0:
+            return []
+        # crossings of a sample |x| over [w_lo, w_hi]: at most |x|·(1/w_lo − 1/w_hi) + 1 and top
+        per_z = np.minimum(float(tail[0]) * (1.0 / w_lo - 1.0 / w_hi) + a.size, float(a.size) * top)
+        if per_z.sum() > _AFFINE_EVENTS:
+            return []
+        b0 = self._eval(np.full(zs.size, w_lo), 0.0, -zs, top - zs, 0)
+        found = []
+        for i, z in enumerate(zs):
+            v0 = (b0[i, 0] + b0[i, 2]) + (b0[i, 1] + b0[i, 3])
+            ss, vv = k.sweep_window(x, w_lo, float(w_hi[i]), 0.0, -int(z), top - int(z), 0, 4, b0[i, 5], b0[i, 4],
+                                    v0, floor)
+            found += [(float(v), float(s), int(z)) for s, v in zip(ss, vv, strict=True) if np.isfinite(v) and s > 0]
+        found.sort()
+        ss = np.array([r[1] for r in found[:64]])
+        zz = np.array([r[2] for r in found[:64]], dtype=np.int64)
+        ev = self._mse_of(self._eval(ss, 0.0, -zz, top - zz, 0)) * self.n
+        cands = []
+        for j in np.argsort(ev, kind="stable")[:3]:
+            z = int(zz[j])
+            s, tot = self._polish(float(ss[j]), 1.0, 0.0, -z, top - z, 0)
+            cands.append((float(tot), float(s), z))
+        return cands
 
 # ================================================================================ public functions
 def empirical_mse(x, alpha, bits: int, *, grid: str = DEFAULT_TENSOR_GRID, rounding: str = "half_even", beta=None):

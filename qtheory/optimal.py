@@ -173,7 +173,11 @@ def optimal_clip(prior, bits: int, *, grid: str | None = None, method: str = "ex
     (the proven search range is in :func:`qtheory.empirical.empirical_optimal_clip`; a small
     tensor can gain from a clip beyond ``max|x|`` that puts levels on its values). float32 samples
     are read without a copy; an all-zero tensor has the clip ``0.0``. Priors with an infinite variance
-    (Cauchy, Student-t with ``df <= 2``) are rejected by :func:`qtheory.as_prior`.
+    (Cauchy, Student-t with ``df <= 2``) are rejected by :func:`qtheory.as_prior`. With
+    ``range="asymmetric"``, samples take the search over (zero point, step) of
+    :meth:`qtheory.empirical.EmpiricalMSE._affine_optimum` instead of the prior search above (the
+    global optimum for few samples; for large tensors every step of each basin's window is swept
+    exactly, the basins chosen from bucket statistics).
 
     Continuous priors are searched at unit scale: the prior is divided by the power of two nearest
     its size (an exact scaling) and the answer scaled back, so ``optimal_clip(c·X).alpha`` is
@@ -421,38 +425,39 @@ def _asymmetric(prior: Prior, bits: int, n_grid, func: str, progress: bool = Fal
     """Minimise the affine-grid MSE over the range ``[β, α]``, ``β <= 0 < α``.
 
     The quantizer depends on the range only through its step ``s`` and integer zero point ``z``
-    (levels ``(k − z)·s``, ``k = 0 .. 2^b − 1``; ``β = −z·s``, ``α = (2^b − 1 − z)·s``). The search:
-    a coarse 2-D scan (up to 17 zero points, 9 above 8 bits, × ``n_grid`` logarithmic steps) finds
-    the basins; a pattern search from the three (above 8 bits two) best scan points moves ``z``
-    (by halving integer strides, with ``s``, ``α`` or ``β`` held) and ``log s`` until no neighbour
-    improves; finally ``s`` is refined by bounded Brent iterations at the best ``z`` and its two
-    neighbours. The cost grows like ``log(2^b)``, not ``2^b``.
+    (levels ``(k − z)·s``, ``k = 0 .. 2^b − 1``; ``β = −z·s``, ``α = (2^b − 1 − z)·s``). Samples
+    take :meth:`qtheory.empirical.EmpiricalMSE._affine_optimum` (its docstring states what is
+    proven). A prior: a coarse 2-D scan (up to 17 zero points, 9 above 8 bits, × ``n_grid``
+    logarithmic steps) finds the basins; a pattern search from the three (above 8 bits two) best
+    scan points moves ``z`` (by halving integer strides, with ``s``, ``α`` or ``β`` held) and
+    ``log s`` until no neighbour improves; finally ``s`` is refined by bounded Brent iterations at
+    the best ``z`` and its two neighbours. The cost grows like ``log(2^b)``, not ``2^b``.
     """
     from scipy.optimize import minimize_scalar
 
-
     top = 2**bits - 1
+    if isinstance(prior, Empirical):
+        prep = prepared_samples(prior)
+        if prep.max <= 0:
+            raise param_error("prior", func, "a prior with positive values for range='asymmetric'", repr(prior))
+        tot, s_u, z = prep._affine_optimum(bits, n_grid)
+        step_s = s_u * prep._unit
+        alpha, beta = (top - z) * step_s, -z * step_s + 0.0
+        r = clipping_mse(prior, alpha, bits, grid="affine", beta=beta)
+        # sqnr_db from unit-scale values (the MSE may be beyond float64)
+        sq = unit_db(_unit_power(prior)[0], float(prep._mse_of(prep._eval(np.array([s_u]), 0.0, [-z], [top - z],
+                                                                             0))[0]))
+        return ClipResult(alpha, r.mse, r.clipping, r.rounding, alpha / prior.scale, bits, "affine", "exact",
+                          np.array([alpha]), beta=beta, signal_power=r.signal_power, _sqnr_db=sq)
     quad = _is_quadrature(prior)
     n = n_grid if n_grid is not None else (16 if quad or bits > 8 else 48)
-    if isinstance(prior, Empirical):
-        lo_x, hi_x = float(prior._raw.min()), float(prior._raw.max())
-        prep = prepared_samples(prior)
-        if not prep._have.all():  # (many exact evaluations at scattered cuts: gather every bucket once)
-            prep._gather(np.ones(prep._have.size, dtype=bool))
+    t = prior.abs_quantile(1.0 - 1e-12)
+    lo_x, hi_x = (0.0 if prior.nonnegative else -t), t
 
-        def mse_zs(z, ss):  # (step ss, zero point z: the scale grid with levels (k - z)·s, k = 0..top)
-            ss = prep._to_unit(np.atleast_1d(np.asarray(ss, dtype=np.float64)))
-            m = ss.size
-            # (at the samples' unit scale: proportional to the MSE, never over- or underflowing)
-            return prep._mse_of(prep._eval(ss, 0.0, np.full(m, -z), np.full(m, top - z), 0))
-    else:
-        t = prior.abs_quantile(1.0 - 1e-12)
-        lo_x, hi_x = (0.0 if prior.nonnegative else -t), t
-
-        def mse_zs(z, ss):
-            ss = np.atleast_1d(ss)
-            return np.array([clipping_mse(prior, (top - z) * v, bits, grid="affine", beta=-z * v,
-                                          _power=False).mse for v in ss])
+    def mse_zs(z, ss):  # (step ss, zero point z: the scale grid with levels (k - z)·s, k = 0..top)
+        ss = np.atleast_1d(ss)
+        return np.array([clipping_mse(prior, (top - z) * v, bits, grid="affine", beta=-z * v,
+                                      _power=False).mse for v in ss])
 
     if hi_x <= 0:
         raise param_error("prior", func, "a prior with positive values for range='asymmetric'", repr(prior))
@@ -504,35 +509,19 @@ def _asymmetric(prior: Prior, bits: int, n_grid, func: str, progress: bool = Fal
     cands = [pattern(z, scan[z][1]) for z in starts]
     _, s0, z0 = min(cands)
     final = []
-    u = prep._unit if isinstance(prior, Empirical) else 1.0  # (Brent works in the samples' unit: no overflow)
     for z in (z0 - 1, z0, z0 + 1):
         if 0 <= z <= z_max:
-            a, b = s0 / u * (1 - 1e-5), s0 / u * (1 + 1e-5)
-            res = minimize_scalar(lambda v, z=z: f(z, float(v) * u), bounds=(a, b), method="bounded",
+            a, b = s0 * (1 - 1e-5), s0 * (1 + 1e-5)
+            res = minimize_scalar(lambda v, z=z: f(z, float(v)), bounds=(a, b), method="bounded",
                                   options={"xatol": 1e-13 * b, "maxiter": 200})
             v0 = f(z, s0)
-            final.append((float(res.fun), float(res.x) * u, z) if res.fun <= v0 else (v0, s0, z))
-    from .empirical import _SWEEP_LIMIT
-
-    if isinstance(prior, Empirical) and prep.n <= 1 << 16 and prep.n * top * (z_max + 1) <= _SWEEP_LIMIT:
-        # few samples: the exact global optimum. For each zero point z the error is piecewise
-        # quadratic in the step; EmpiricalMSE's sweep visits every threshold crossing (the proof
-        # of the symmetric case) up to s = 2·max|x|, beyond which every sample rounds to the
-        # level 0 and the error no longer changes.
-        s_hi = 2.0 * prep._amax * (1.0 + 1e-9)
-        for z in range(z_max + 1):
-            for tot, a in prep._sweep_global(1.0, 0.0, -z, top - z, 0, s_hi):
-                final.append((float(tot) / prep.n, float(a) * u, z))
+            final.append((float(res.fun), float(res.x), z) if res.fun <= v0 else (v0, s0, z))
     final.sort()
     _, step_s, z = final[0]
     alpha, beta = (top - z) * step_s, -z * step_s + 0.0
     r = clipping_mse(prior, alpha, bits, grid="affine", beta=beta)
-    sq = None
-    if isinstance(prior, Empirical):  # sqnr_db from unit-scale values (the MSE may be beyond float64)
-        power_u, _ = _unit_power(prior)
-        sq = unit_db(power_u, f(z, step_s))
     return ClipResult(alpha, r.mse, r.clipping, r.rounding, alpha / prior.scale, bits, "affine", "exact",
-                      np.array([alpha]), beta=beta, signal_power=r.signal_power, _sqnr_db=sq)
+                      np.array([alpha]), beta=beta)
 
 
 def _search_range(prior: Prior, bits: int) -> tuple[float, float]:

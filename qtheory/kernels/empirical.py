@@ -999,6 +999,104 @@ def sweep(x, s_lo, s_hi, offset, qmin, qmax, mode, n_best, s_floor):
     return best_s[o], best_v[o]
 
 
+@numba.njit(cache=True)
+def sweep_window(xs, s_lo, s_hi, offset, qmin, qmax, mode, n_best, a0, b0, v0, s_floor):
+    """Exact minimisation over the step ``s in [s_lo, s_hi]`` when only the samples ``xs`` can
+    change level there (every other sample keeps its level: no cut passes through its bucket).
+
+    ``a0 = Σc²`` and ``b0 = Σc·x`` over *all* samples at ``s_lo`` (``c = code + offset``) and
+    ``v0`` the exact error sum there. As in :func:`sweep`, the crossings of ``xs`` are sorted
+    and ``A``, ``B`` updated at each; the error is continuous in ``s`` (at a crossing the two
+    levels are equally far), so it is carried from piece to piece as
+    ``v(s) = v(s') + (s − s')·((s + s')·A − 2B)`` (no cancellation against ``Σx²``). Returns the
+    ``n_best`` best steps (each piece's vertex, clamped to the piece) and their error sums, best
+    first (``nan``/``inf`` padding). The first piece's vertex is clamped to ``[s_floor, ·]``
+    (``s_floor < s_lo`` when the levels at ``s_lo`` hold on all of ``(s_floor, s_lo]``).
+    """
+    n = xs.shape[0]
+    fqmin = float(qmin)
+    fqmax = float(qmax)
+    codes = np.empty(n)
+    n_ev = 0
+    for i in range(n):
+        xi = xs[i]
+        k = _code(xi, s_lo, offset, fqmin, fqmax, mode)
+        codes[i] = k
+        if xi > 0.0:
+            j = k - 1.0
+            while j >= fqmin and j + 0.5 + offset > 0.0 and xi / (j + 0.5 + offset) <= s_hi:
+                n_ev += 1
+                j -= 1.0
+        elif xi < 0.0:
+            j = k
+            while j <= fqmax - 1.0 and j + 0.5 + offset < 0.0 and xi / (j + 0.5 + offset) <= s_hi:
+                n_ev += 1
+                j += 1.0
+    ev_s = np.empty(n_ev)
+    ev_i = np.empty(n_ev, dtype=np.int64)
+    ev_d = np.empty(n_ev)
+    m = 0
+    for i in range(n):
+        xi = xs[i]
+        k = codes[i]
+        if xi > 0.0:
+            j = k - 1.0
+            while j >= fqmin and j + 0.5 + offset > 0.0 and xi / (j + 0.5 + offset) <= s_hi:
+                ev_s[m] = xi / (j + 0.5 + offset)
+                ev_i[m] = i
+                ev_d[m] = -1.0
+                m += 1
+                j -= 1.0
+        elif xi < 0.0:
+            j = k
+            while j <= fqmax - 1.0 and j + 0.5 + offset < 0.0 and xi / (j + 0.5 + offset) <= s_hi:
+                ev_s[m] = xi / (j + 0.5 + offset)
+                ev_i[m] = i
+                ev_d[m] = 1.0
+                m += 1
+                j += 1.0
+    order = np.argsort(ev_s)
+    best_s = np.full(n_best, np.nan)
+    best_v = np.full(n_best, np.inf)
+    a_sum = a0
+    b_sum = b0
+    s_prev = s_lo
+    v_prev = v0
+    floor = s_floor
+    for e in range(n_ev + 1):
+        s_next = s_hi if e == n_ev else max(min(ev_s[order[e]], s_hi), s_lo)
+        if s_next > s_prev:
+            v = s_prev
+            val = v_prev
+            if a_sum > 0.0:
+                v = b_sum / a_sum
+                if v < floor:
+                    v = floor
+                elif v > s_next:
+                    v = s_next
+                val = v_prev + (v - s_prev) * ((v + s_prev) * a_sum - 2.0 * b_sum)
+            w = 0
+            for r in range(1, n_best):
+                if best_v[r] > best_v[w]:
+                    w = r
+            if val < best_v[w]:
+                best_v[w] = val
+                best_s[w] = v
+            v_prev = v_prev + (s_next - s_prev) * ((s_next + s_prev) * a_sum - 2.0 * b_sum)
+            s_prev = s_next
+            floor = s_next
+        if e < n_ev:
+            idx = order[e]
+            i = ev_i[idx]
+            c = codes[i] + offset
+            d = ev_d[idx]
+            a_sum += 2.0 * c * d + d * d
+            b_sum += d * xs[i]
+            codes[i] += d
+    o = np.argsort(best_v)
+    return best_s[o], best_v[o]
+
+
 # ----------------------------------------------------------------------------- per channel
 
 
