@@ -1079,6 +1079,8 @@ _EPS = 2.220446049250313e-16
 _PC_LEAF = 0.25
 #: ... below which it is swept without trying the bound first
 _PC_TINY = 0.0625
+#: ... and at least this many crossings (tiny channels: one sweep beats many bounds)
+_PC_LEAF_MIN = 64.0
 
 
 @numba.njit(cache=True, inline="always")
@@ -1170,9 +1172,11 @@ def _pc_approx(xs, p1, p2, i0, s, c_n, c_p, midrise):
     """A smooth estimate of the error sum at ``s`` (clipping part exact, rounding ``s²/12`` a sample
     inside, ``a²`` in the dead zone): only to place the first guess."""
     n = xs.shape[0]
-    v, _ = _pc_clip_part(xs, p1, p2, i0, s, c_n, c_p)
     jn = _bs_left(xs, -c_n * s, 0, i0)
     jp = _bs_right(xs, c_p * s, i0, n)
+    v, _ = _seg2(p1, p2, 0, jn, c_n * s, -1.0)
+    v2, _ = _seg2(p1, p2, jp, n, c_p * s, 1.0)
+    v += v2
     r = s * s / 12.0
     if midrise:
         return v + r * float((i0 - jn) + (jp - i0))
@@ -1536,9 +1540,17 @@ def _pc_channel(row, d, offset, qmin, qmax, mode, unsigned, midrise, norm, out):
         p1[i + 1] = h
         p1l[i + 1] = p1l[i] + e
         p2[i + 1] = p2[i] + x * x
-        q, qe = _two_prod(x, x)
-        s2h, e = _two_sum(s2h, q)
-        s2l += e + qe
+    if norm:
+        for i in range(n):
+            x = xs[i]
+            q, qe = _two_prod(x, x)
+            s2h, e = _two_sum(s2h, q)
+            s2l += e + qe
+    else:  # (float32 samples: x² is exact in float64)
+        for i in range(n):
+            x = xs[i]
+            s2h, e = _two_sum(s2h, x * x)
+            s2l += e
     s2 = s2h + s2l
     # few levels: evaluations and sweeps from the cells of the codes (binary searches), no pass
     cells = (qmax - qmin) * 2.0 * (math.log2(n) + 1.0) < n
@@ -1560,26 +1572,28 @@ def _pc_channel(row, d, offset, qmin, qmax, mode, unsigned, midrise, norm, out):
     res = np.empty(4)
     cand = np.empty(4)
     # upper bound: max-calibration, and a polished guess from the smooth estimate
+    # upper bound: the exact error at a guess, the minimum of a smooth estimate (golden-section
+    # search over log(step) in [max|x|/D / 256, 2·max|x|/D])
     s_mc = top / d
-    lo = math.log(s_mc) - 8.0 * math.log(2.0)
-    hi = math.log(s_mc) + math.log(2.0)
-    kbest = 0
-    vbest = np.inf
-    for k in range(25):
-        v = _pc_approx(xs, p1, p2, i0, math.exp(lo + (hi - lo) * k / 24.0), c_n, c_p, midrise)
-        if v < vbest:
-            vbest = v
-            kbest = k
-    ga = lo + (hi - lo) * max(kbest - 1, 0) / 24.0
-    gb = lo + (hi - lo) * min(kbest + 1, 24) / 24.0
-    for _ in range(10):  # golden section
-        g1 = gb - 0.6180339887498949 * (gb - ga)
-        g2 = ga + 0.6180339887498949 * (gb - ga)
-        if _pc_approx(xs, p1, p2, i0, math.exp(g1), c_n, c_p, midrise) <= \
-                _pc_approx(xs, p1, p2, i0, math.exp(g2), c_n, c_p, midrise):
+    ga = math.log(s_mc) - 8.0 * math.log(2.0)
+    gb = math.log(s_mc) + math.log(2.0)
+    g1 = gb - 0.6180339887498949 * (gb - ga)
+    g2 = ga + 0.6180339887498949 * (gb - ga)
+    f1 = _pc_approx(xs, p1, p2, i0, math.exp(g1), c_n, c_p, midrise)
+    f2 = _pc_approx(xs, p1, p2, i0, math.exp(g2), c_n, c_p, midrise)
+    for _ in range(11):
+        if f1 <= f2:
             gb = g2
+            g2 = g1
+            f2 = f1
+            g1 = gb - 0.6180339887498949 * (gb - ga)
+            f1 = _pc_approx(xs, p1, p2, i0, math.exp(g1), c_n, c_p, midrise)
         else:
             ga = g1
+            g1 = g2
+            f1 = f2
+            g2 = ga + 0.6180339887498949 * (gb - ga)
+            f2 = _pc_approx(xs, p1, p2, i0, math.exp(g2), c_n, c_p, midrise)
     s_g = math.exp(0.5 * (ga + gb))
     if cells:  # (an upper bound of the error sum at s_g: the cell sums plus their rounding bound)
         v, e = _pc_cells_f(xs, p1, p2, s_g, offset, qmin, qmax)
@@ -1587,7 +1601,7 @@ def _pc_channel(row, d, offset, qmin, qmax, mode, unsigned, midrise, norm, out):
         res[1] = s_g
     else:
         _pc_polish(xs, s_g, d, offset, fqmin, fqmax, mode, buf, res, 0)
-    # the first piece (below s0 nothing crosses a threshold): its vertex, if inside
+    # the first piece (below s0 nothing crosses a threshold)
     amin = np.inf
     if i0 > 0 and not unsigned:
         amin = -xs[i0 - 1]
@@ -1597,11 +1611,20 @@ def _pc_channel(row, d, offset, qmin, qmax, mode, unsigned, midrise, norm, out):
     s0 = amin / (2.0 * (max(c_p, c_n) + 1.0))
     margin = (n + 8) * _EPS
     thr = res[0] * (1.0 + 1e-9) + 1e-12 * math.sqrt(res[0] * s2) + tie
-    v, e = _pc_clip_part(xs, p1, p2, i0, s0, c_n, c_p)
-    if v - margin * e > thr:  # bisection for s_L (CL non-increasing)
-        a_l = s0
-        b_l = res[1]
-        for _ in range(16):  # (any step with CL above the target will do: a coarse bisection)
+    # s_L (CL non-increasing): halve from the guess until CL exceeds the target, then bisect
+    # coarsely (any step with CL above the target will do)
+    b_l = res[1]
+    a_l = 0.5 * b_l
+    found = False
+    while a_l > s0:
+        v, e = _pc_clip_part(xs, p1, p2, i0, a_l, c_n, c_p)
+        if v - margin * e > thr:
+            found = True
+            break
+        b_l = a_l
+        a_l *= 0.5
+    if found:
+        for _ in range(6):
             mid = math.sqrt(a_l * b_l)
             if not (a_l < mid < b_l):
                 break
@@ -1611,23 +1634,25 @@ def _pc_channel(row, d, offset, qmin, qmax, mode, unsigned, midrise, norm, out):
             else:
                 b_l = mid
         s_l = a_l
-    else:
+    else:  # down to s0: the first piece's vertex, if inside (0, s0)
         s_l = s0
         _direct_errs(xs, s0, offset, fqmin, fqmax, mode, buf)
         if buf[3] > 0.0 and 0.0 < buf[2] / buf[3] < s0:
             _pc_polish(xs, buf[2] / buf[3], d, offset, fqmin, fqmax, mode, buf, cand, 2)
             _pc_take(res, cand, tie)
             thr = res[0] * (1.0 + 1e-9) + 1e-12 * math.sqrt(res[0] * s2) + tie
-    # s_H: DZ non-decreasing; on the zero-level grids nothing beyond 2·top rounds to a nonzero level
-    b_h = 2.0 * res[1]
+    # s_H (DZ non-decreasing): double until DZ exceeds the target, then bisect coarsely; on the
+    # zero-level grids nothing beyond 2·max|x| rounds to a nonzero level (F = S2 there)
+    a_h = res[1]
+    b_h = 2.0 * a_h
     cap = 2.0 * top * (1.0 + 1e-9)
     while True:
         v, e = _pc_dead_zone(xs, p1, p2, i0, b_h, c_n, midrise)
         if v - margin * e > thr or (not midrise and b_h >= cap):
             break
+        a_h = b_h
         b_h *= 2.0
-    a_h = res[1]
-    for _ in range(16):
+    for _ in range(6):
         mid = math.sqrt(a_h * b_h)
         if not (a_h < mid < b_h):
             break
@@ -1649,7 +1674,7 @@ def _pc_channel(row, d, offset, qmin, qmax, mode, unsigned, midrise, norm, out):
         st_a[0] = s_l
         st_b[0] = s_h
         sp = 1
-    leaf = max(_PC_LEAF * n, 16.0)
+    leaf = max(_PC_LEAF * n, _PC_LEAF_MIN)
     tiny = _PC_TINY * n
     while sp > 0:
         sp -= 1
