@@ -827,12 +827,17 @@ def per_channel_optimal_clip(x, bits: int, axis: int = 0, grid: str = "midrise",
                              n_grid: int = 1024) -> PerChannelClips:
     """Exact empirical optimal clip of every channel of a weight tensor.
 
-    Channels with ``values·levels <= 10^6`` are solved in one parallel numba pass over all
-    channels (per channel: sort, the proven range of :func:`empirical_optimal_clip`, the sweep
-    over every piece, the exact polish): the same global optimum as
-    ``EmpiricalMSE(channel).optimal_clip``. Longer channels take that path one by one. float32
-    input is read as is. A channel no clip reaches (all zero; unsigned: none positive) has the
-    clip ``0.0`` (never NaN) and the MSE every clip gives.
+    Every channel is solved in one numba pass over all channels (in parallel for a large job):
+    the channel is sorted, an upper bound is taken at a guess, the proven range of
+    :func:`empirical_optimal_clip` is computed from prefix sums, and a branch and bound over the
+    step drops every interval whose lower bound (the squared distance of each sample to the levels
+    any step of the interval can place; see ``_pc_channel`` in ``qtheory/kernels/empirical.py``)
+    exceeds an error already reached; what survives is swept piece by piece. The result is the
+    provably global optimum over every clip (the same as ``EmpiricalMSE(channel).optimal_clip``
+    to rounding wherever that is proven, i.e. the breakpoint sweep), with its MSE computed
+    directly with the reference quantizer's operations. float32 input is read as is. A channel no
+    clip reaches (all zero; unsigned: none positive) has the clip ``0.0`` (never NaN) and the MSE
+    every clip gives.
 
     Parameters
     ----------
@@ -844,7 +849,7 @@ def per_channel_optimal_clip(x, bits: int, axis: int = 0, grid: str = "midrise",
     grid : {"midrise", "int", "narrow", "unsigned", "uint"}
     rounding : str
     n_grid : int
-        Points of each channel's global scan.
+        Unused (kept for compatibility: no channel takes a scan any more).
 
     Returns
     -------

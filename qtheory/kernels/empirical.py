@@ -1047,9 +1047,10 @@ def _direct_errs(xs, scale, offset, fqmin, fqmax, mode, out):
 # Facts used (proof of exactness):
 # 1. Between two consecutive threshold crossings (``x/s − offset`` passing a half-integer) the
 #    assignment of samples to levels is fixed and ``F(s) = S2 − 2sB + s²A`` (``A = Σc²``,
-#    ``B = Σc·x``). At a crossing the sample's two levels are equidistant, so ``F`` is continuous,
-#    and its slope drops (from ``(c+1)·s`` to ``−c·s`` times 2·(1/2)): every crossing is a concave
-#    kink. Hence every local minimum of ``F`` on ``(0, ∞)`` is the vertex ``B/A`` of a piece lying
+#    ``B = Σc·x``). At a crossing (``a = (c + 1/2)·s``, the sample moving from level ``c + 1`` to
+#    ``c`` as ``s`` grows) its two levels are equidistant, so ``F`` is continuous, and that
+#    sample's slope ``2c'(c's − a)`` drops from ``(c + 1)·s`` to ``−c·s``: every crossing is a
+#    concave kink. Hence every local minimum of ``F`` on ``(0, ∞)`` is the vertex ``B/A`` of a piece lying
 #    inside that piece, with value ``S2 − B²/A``; the global minimum is the least of those.
 #    (Below ``s0 = min|x≠0| / (2(L + 1))`` no sample crosses anything: the first piece reaches down
 #    to 0; on the zero-level grids, above ``2·max|x|`` every sample rounds to 0 and ``F = S2``, more
@@ -1071,8 +1072,12 @@ def _direct_errs(xs, scale, offset, fqmin, fqmax, mode, out):
 # others are halved (geometrically). Every clip that could beat ``UB`` is in a swept piece, so the
 # best swept vertex (or the ``UB`` point) is the global optimum; its error is then recomputed
 # directly with the reference quantizer's operations (``_direct_errs``), with a short exact polish.
-# Work: one pass per bound (it stops as soon as the bound exceeds ``UB``), two per sweep plus
-# the sort of its crossings; the O(log n) range and guess use prefix sums.
+# The piece values are exact to ~eps² relative, so the least one is the least to rounding; the
+# pruning margin (``UB·10^-9`` plus the bound's own rounding) only keeps more intervals.
+# Work: one pass per bound (it stops as soon as the bound exceeds ``UB``), one per sweep plus an
+# O(E) bucket sort of its E crossings; with few levels a sweep needs no pass at all (its cells
+# and crossings come from binary searches, see ``_pc_sweep_cells``); the range and the guess
+# take O(log n) each from prefix sums.
 
 _EPS = 2.220446049250313e-16
 #: crossings (per sample) up to which an interval is swept rather than halved
@@ -1556,10 +1561,10 @@ def _pc_channel(row, d, offset, qmin, qmax, mode, unsigned, midrise, norm, out):
     cells = (qmax - qmin) * 2.0 * (math.log2(n) + 1.0) < n
     i0 = _bs_left(xs, 0.0, 0, n)  # negatives: [0, i0)
     top = xs[n - 1] if unsigned else max(xs[n - 1], -xs[0])
-    u2 = unit * unit
+    # (MSEs back in the samples' units: times the unit twice, so 0 stays 0 when unit² overflows)
     if not top > 0.0:  # (no sample a clip can reach: clip 0.0, see EmpiricalMSE.optimal_clip)
         out[0] = 0.0
-        out[1] = s2 / n * u2
+        out[1] = s2 / n * unit * unit
         out[2] = 0.0
         return
     c_lo = 0.5 if midrise else 0.0
@@ -1714,8 +1719,8 @@ def _pc_channel(row, d, offset, qmin, qmax, mode, unsigned, midrise, norm, out):
             _pc_polish(xs, best[1], d, offset, fqmin, fqmax, mode, buf, cand, 0)
             _pc_take(res, cand, tie)
     out[0] = res[1] * d * unit
-    out[1] = max(res[2], 0.0) / n * u2
-    out[2] = max(res[3], 0.0) / n * u2
+    out[1] = max(res[2], 0.0) / n * unit * unit
+    out[2] = max(res[3], 0.0) / n * unit * unit
 
 
 @numba.njit(cache=True, parallel=True)
