@@ -1080,12 +1080,16 @@ def _direct_errs(xs, scale, offset, fqmin, fqmax, mode, out):
 # take O(log n) each from prefix sums.
 
 _EPS = 2.220446049250313e-16
-#: crossings (per sample) up to which an interval is swept rather than halved
-_PC_LEAF = 0.25
-#: ... below which it is swept without trying the bound first
-_PC_TINY = 0.0625
-#: ... and at least this many crossings (tiny channels: one sweep beats many bounds)
-_PC_LEAF_MIN = 64.0
+#: crossings (per sample) up to which an interval is swept rather than halved (sweeps cost O(E)
+#: after one pass; bounds one pass each) ...
+_PC_LEAF = 4.0
+#: ... below which it is swept without trying the bound first ...
+_PC_TINY = 1.0
+#: ... and at least this many crossings (small channels: one sweep beats many bounds)
+_PC_LEAF_MIN = 4096.0
+#: the same two for few levels, whose sweeps need no pass over the samples
+_PC_LEAF_CELLS = 2.0
+_PC_TINY_CELLS = 0.5
 
 
 @numba.njit(cache=True, inline="always")
@@ -1679,8 +1683,8 @@ def _pc_channel(row, d, offset, qmin, qmax, mode, unsigned, midrise, norm, out):
         st_a[0] = s_l
         st_b[0] = s_h
         sp = 1
-    leaf = max(_PC_LEAF * n, _PC_LEAF_MIN)
-    tiny = _PC_TINY * n
+    leaf = max((_PC_LEAF_CELLS if cells else _PC_LEAF) * n, _PC_LEAF_MIN)
+    tiny = (_PC_TINY_CELLS if cells else _PC_TINY) * n
     while sp > 0:
         sp -= 1
         sa = st_a[sp]
