@@ -1527,10 +1527,9 @@ def _pc_channel(row, d, offset, qmin, qmax, mode, unsigned, midrise, norm, out):
     unit = 1.0
     if norm and amax > 0.0 and not (2.0**-100 <= amax <= 2.0**100):
         ex = math.frexp(amax)[1]
-        f = math.ldexp(1.0, -ex)
         unit = math.ldexp(1.0, ex)
-        for i in range(n):
-            xs[i] = row[i] * f
+        for i in range(n):  # (ldexp: exact, also for subnormal channels, where 2^-ex overflows)
+            xs[i] = math.ldexp(float(row[i]), -ex)
     else:
         for i in range(n):
             xs[i] = row[i]
@@ -1655,9 +1654,9 @@ def _pc_channel(row, d, offset, qmin, qmax, mode, unsigned, midrise, norm, out):
     a_h = res[1]
     b_h = 2.0 * a_h
     cap = 2.0 * top * (1.0 + 1e-9)
-    while True:
+    for _ in range(2200):  # (DZ grows without bound on midrise; the cap ends the zero-level grids)
         v, e = _pc_dead_zone(xs, p1, p2, i0, b_h, c_n, midrise)
-        if v - margin * e > thr or (not midrise and b_h >= cap):
+        if v - margin * e > thr or (not midrise and b_h >= cap) or not b_h < np.inf:
             break
         a_h = b_h
         b_h *= 2.0
