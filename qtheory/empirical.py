@@ -1126,12 +1126,17 @@ def per_channel_optimal_clip(x, bits: int, axis: int = 0, grid: str = DEFAULT_TE
                              n_grid: int = 1024) -> PerChannelClips:
     """Exact empirical optimal clip of every channel of a weight tensor.
 
-    Channels with ``values·levels <= 10^6`` are solved in one parallel numba pass over all
-    channels (per channel: sort, the proven range of :func:`empirical_optimal_clip`, the sweep
-    over every piece, the exact polish): the same global optimum as
-    ``EmpiricalMSE(channel).optimal_clip``. Longer channels take that path one by one. float32
-    input is read as is. A channel no clip reaches (all zero; unsigned: none positive) has the
-    clip ``0.0`` (never NaN) and the MSE every clip gives.
+    Every channel is solved in one numba pass over all channels (in parallel for a large job):
+    the channel is sorted, an upper bound is taken at a guess, the proven range of
+    :func:`empirical_optimal_clip` is computed from prefix sums, and a branch and bound over the
+    step drops every interval whose lower bound (the squared distance of each sample to the levels
+    any step of the interval can place; see ``_pc_channel`` in ``qtheory/kernels/empirical.py``)
+    exceeds an error already reached; what survives is swept piece by piece. The result is the
+    provably global optimum over every clip (the same as ``EmpiricalMSE(channel).optimal_clip``
+    to rounding wherever that is proven, i.e. the breakpoint sweep), with its MSE computed
+    directly with the reference quantizer's operations. float32 input is read as is. A channel no
+    clip reaches (all zero; unsigned: none positive) has the clip ``0.0`` (never NaN) and the MSE
+    every clip gives.
 
     Parameters
     ----------
@@ -1145,7 +1150,7 @@ def per_channel_optimal_clip(x, bits: int, axis: int = 0, grid: str = DEFAULT_TE
         runtimes).
     rounding : str
     n_grid : int
-        Points of each channel's global scan.
+        Unused (kept for compatibility: no channel takes a scan any more).
 
     Returns
     -------
@@ -1186,27 +1191,19 @@ def per_channel_optimal_clip(x, bits: int, axis: int = 0, grid: str = DEFAULT_TE
         bad = int(chans.size - np.count_nonzero(np.isfinite(chans)))
         raise param_error("x", func, "a non-empty array of finite real numbers", f"array with {bad} non-finite value(s)")
     n = chans.shape[0]
-    alpha, clip, rnd = np.empty(n), np.empty(n), np.empty(n)
-    # Every channel whose breakpoint sweep is small (values·levels <= _SWEEP_LIMIT) in one parallel
-    # numba pass (sort, proven range, sweep, exact polish: the same provably global optimum as
-    # EmpiricalMSE.optimal_clip); larger channels take EmpiricalMSE one by one. Float64 channels
-    # far from unit magnitude are normalised by a power of two first (exact; see EmpiricalMSE).
+    # One numba pass over all channels (in parallel for a large job): each channel sorted (by
+    # numpy: float32 stays float32), then branch and bound over the step with exact sweeps of the
+    # surviving intervals — the provably global optimum (see qtheory/kernels/empirical.py,
+    # _pc_channel). float64 channels far from unit magnitude are normalised by a power of two
+    # inside the kernel (exact; as EmpiricalMSE does).
     d, off, qmin, qmax = _denominator(grid, bits)
-    out = np.zeros((n, 4))
-    amax = max(-float(lo), float(hi))
-    unit = 1.0
-    if chans.dtype == np.float64 and amax > 0 and not 2.0**-100 <= amax <= 2.0**100:
-        unit = math.ldexp(1.0, math.frexp(amax)[1])
-    if chans.shape[1] * (qmax - qmin) <= _SWEEP_LIMIT and unit == 1.0:
-        k = _kernels()
-        # (a small job in one thread: starting the thread pool can cost more than the work)
-        kern = k.per_channel if n * chans.shape[1] * (qmax - qmin) >= 1 << 20 else k.per_channel_serial
-        kern(chans, d, off, qmin, qmax, ROUNDING_CODES[rounding], grid in ("unsigned", "uint"),
-                               grid == "midrise", _SWEEP_LIMIT, 1.0 + 2.0 ** (2 - bits), out)
-    for c in range(n):
-        if out[c, 3] == 1.0:
-            alpha[c], clip[c], rnd[c] = out[c, 0], out[c, 1], out[c, 2]
-            continue
-        r = EmpiricalMSE(chans[c], _func=func).optimal_clip(bits, grid=grid, rounding=rounding, n_grid=n_grid)
-        alpha[c], clip[c], rnd[c] = r.alpha, r.clipping, r.rounding
+    out = np.zeros((n, 3))
+    srt = np.sort(chans, axis=1)
+    k = _kernels()
+    # (a small job in one thread: starting the thread pool can cost more than the work)
+    kern = k.per_channel if n >= 2 and chans.size * (qmax - qmin) >= 1 << 16 else k.per_channel_serial
+    with _schedule(1 if kern is k.per_channel_serial else 2):
+        kern(srt, d, off, qmin, qmax, ROUNDING_CODES[rounding], grid in ("unsigned", "uint"), grid == "midrise",
+             srt.dtype == np.float64, out)
+    alpha, clip, rnd = out[:, 0].copy(), out[:, 1].copy(), out[:, 2].copy()
     return PerChannelClips(alpha, clip + rnd, ax, bits, grid, clip, rnd)

@@ -1133,202 +1133,707 @@ def _direct_errs(xs, scale, offset, fqmin, fqmax, mode, out):
     out[2] = scx
     out[3] = scc
 
+# Exact per-channel optimum: branch and bound over the step, then an exact sweep of what survives.
+#
+# Notation (one channel, sorted; ``s`` the step, levels ``(k + offset)·s`` for codes ``qmin..qmax``):
+# a sample ``x >= 0`` sees the level magnitudes ``c ∈ {c_lo, c_lo + 1, ..., c_P}`` and a sample
+# ``x < 0`` (magnitude ``a = −x``) the magnitudes ``{c_lo, ..., c_N}``, with ``c_lo = 1/2`` on
+# midrise and 0 otherwise, ``c_P = qmax + offset``, ``c_N = −(qmin + offset)`` (0 for the negative
+# samples of the unsigned grids: they always round to 0). Every round-to-nearest rule maps ``x``
+# to a nearest level, so the error sum is ``F(s) = Σ_i dist(a_i, s·C_i)²`` whatever the tie rule.
+#
+# Facts used (proof of exactness):
+# 1. Between two consecutive threshold crossings (``x/s − offset`` passing a half-integer) the
+#    assignment of samples to levels is fixed and ``F(s) = S2 − 2sB + s²A`` (``A = Σc²``,
+#    ``B = Σc·x``). At a crossing (``a = (c + 1/2)·s``, the sample moving from level ``c + 1`` to
+#    ``c`` as ``s`` grows) its two levels are equidistant, so ``F`` is continuous, and that
+#    sample's slope ``2c'(c's − a)`` drops from ``(c + 1)·s`` to ``−c·s``: every crossing is a
+#    concave kink. Hence every local minimum of ``F`` on ``(0, ∞)`` is the vertex ``B/A`` of a piece lying
+#    inside that piece, with value ``S2 − B²/A``; the global minimum is the least of those.
+#    (Below ``s0 = min|x≠0| / (2(L + 1))`` no sample crosses anything: the first piece reaches down
+#    to 0; on the zero-level grids, above ``2·max|x|`` every sample rounds to 0 and ``F = S2``, more
+#    than the max-calibration error ``≤ S2 − max|x|²``.)
+# 2. Interval bound: for ``s ∈ [s_a, s_b]`` a level ``c·s`` lies in ``[c·s_a, c·s_b]``, so the error
+#    of a sample is at least its squared distance to ``U = ∪_c [c·s_a, c·s_b]`` (the levels of its
+#    sign), and ``F(s) >= LB(s_a, s_b) = Σ_i dist(a_i, U_i)²`` on the whole interval. (The nearest
+#    part of ``U`` is one of the two levels around ``a/s_b``; four candidates cover rounding.)
+# 3. Range: ``F(s) >= CL(s) = Σ_{a > c_top·s} (a − c_top·s)²`` (the outermost level is ``c_top·s``),
+#    non-increasing in ``s``: below a step where ``CL`` exceeds an error already reached, nothing
+#    wins. ``F(s') >= DZ(s)`` for every ``s' >= s`` with ``DZ(s) = Σ_{a<s/2} a² + Σ_{s/2<=a<s}
+#    (s − a)²`` on the zero-level grids and ``Σ_{a<s/2} (s/2 − a)²`` on midrise (fact 2 with
+#    ``s_b = ∞``), non-decreasing in ``s``: above a step where it exceeds that error, nothing wins.
+# So: an upper bound ``UB`` (the exact error of max-calibration and of a polished guess), the range
+# ``[s_L, s_H]`` from 3 (prefix sums of the sorted channel), then branch and bound on it: an
+# interval whose ``LB`` exceeds ``UB`` (with a margin for the rounding of the bound, so only
+# provably worse intervals go) is dropped; one with few crossings is swept exactly (every piece's
+# vertex, values ``S2 − B²/A`` in double-double, ``B`` and ``S2`` double-double sums, ``A`` exact);
+# others are halved (geometrically). Every clip that could beat ``UB`` is in a swept piece, so the
+# best swept vertex (or the ``UB`` point) is the global optimum; its error is then recomputed
+# directly with the reference quantizer's operations (``_direct_errs``), with a short exact polish.
+# The piece values are exact to ~eps² relative, so the least one is the least to rounding; the
+# pruning margin (``UB·10^-9`` plus the bound's own rounding) only keeps more intervals.
+# Work: one pass per bound (it stops as soon as the bound exceeds ``UB``), one per sweep plus an
+# O(E) bucket sort of its E crossings; with few levels a sweep needs no pass at all (its cells
+# and crossings come from binary searches, see ``_pc_sweep_cells``); the range and the guess
+# take O(log n) each from prefix sums.
 
-@numba.njit(cache=True)
-def _clip_bound_sorted(a, q, midrise, target):
-    """The proven step bound of ``EmpiricalMSE._clip_bound`` for per-sample groups (``a`` sorted)."""
-    theta = 0.5 * (1.0 - 1e-9)
-    m = a.shape[0]
-    cn = np.zeros(m + 1)
-    ca = np.zeros(m + 1)
-    ca2 = np.zeros(m + 1)
-    cq = np.zeros(m + 1)
-    for i in range(m):
-        cn[i + 1] = cn[i] + 1.0
-        ca[i + 1] = ca[i] + a[i]
-        ca2[i + 1] = ca2[i] + a[i] * a[i]
-        cq[i + 1] = cq[i] + q[i]
-    target = target * (1.0 + 1e-9) + 1e-300
-    amax = a[m - 1]
-    if midrise:
-        hi = 2.0 * (amax + math.sqrt(target / cn[m])) / theta
-    else:
-        hi = 2.0 * amax / theta * (1.0 + 1e-9)
-        j = np.searchsorted(a, theta * hi)
-        if cq[j] < target:
-            return hi
-    lo = 0.0
-    for _ in range(200):
-        mid = 0.5 * (lo + hi)
-        if not (lo < mid and mid < hi):
-            break
-        t = theta * mid
-        j = np.searchsorted(a, t)
-        if midrise:
-            v = t * t * cn[j] - 2.0 * t * ca[j] + ca2[j]
-        else:
-            v = cq[j]
-        if v >= target:
-            hi = mid
-        else:
-            lo = mid
-    return hi
+_EPS = 2.220446049250313e-16
+#: crossings (per sample) up to which an interval is swept rather than halved (sweeps cost O(E)
+#: after one pass; bounds one pass each) ...
+_PC_LEAF = 4.0
+#: ... below which it is swept without trying the bound first ...
+_PC_TINY = 1.0
+#: ... and at least this many crossings (small channels: one sweep beats many bounds)
+_PC_LEAF_MIN = 4096.0
+#: the same two for few levels, whose sweeps need no pass over the samples
+_PC_LEAF_CELLS = 2.0
+_PC_TINY_CELLS = 0.5
 
 
-@numba.njit(cache=True)
-def _low_cut(a, neg2, target):
-    """The largest clip ``α_L`` (bisection) with ``Σ_{a>α_L} (a − α_L)² + neg2 >= target``: below
-    it every clip is at least that bad (samples beyond ``α`` are clipped to a level ``<= α``)."""
-    target = target * (1.0 + 1e-9) + 1e-300
-    lo = 0.0
-    hi = a[a.shape[0] - 1]
-    for _ in range(60):
-        mid = 0.5 * (lo + hi)
-        if not (lo < mid and mid < hi):
-            break
-        v = neg2
-        for i in range(a.shape[0] - 1, -1, -1):
-            if a[i] <= mid:
-                break
-            v += (a[i] - mid) * (a[i] - mid)
-        if v >= target:
-            lo = mid
+@numba.njit(cache=True, inline="always")
+def _bs_left(xs, v, lo, hi):
+    """First index ``i`` in ``[lo, hi)`` with ``xs[i] >= v`` (``hi`` if none); ``xs`` sorted."""
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if xs[mid] < v:
+            lo = mid + 1
         else:
             hi = mid
     return lo
 
 
+@numba.njit(cache=True, inline="always")
+def _bs_right(xs, v, lo, hi):
+    """First index ``i`` in ``[lo, hi)`` with ``xs[i] > v`` (``hi`` if none); ``xs`` sorted."""
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if xs[mid] <= v:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
+@numba.njit(cache=True, inline="always")
+def _seg2(p1, p2, j0, j1, y, sign):
+    """``(Σ (sign·x − y)², error bound scale)`` over the sorted samples ``[j0, j1)`` from prefix sums."""
+    if j1 <= j0:
+        return 0.0, 0.0
+    nn = float(j1 - j0)
+    s1 = sign * (p1[j1] - p1[j0])
+    s2 = p2[j1] - p2[j0]
+    v = s2 - 2.0 * y * s1 + y * y * nn
+    return max(v, 0.0), s2 + 2.0 * abs(y * s1) + y * y * nn
+
+
 @numba.njit(cache=True)
-def _candidates(xs, ss, d, offset, fqmin, fqmax, mode, best, buf):
-    """Exact errors of the sweep's candidate steps (a few exact polish steps each: the sweep's
-    piece values carry rounding); ``best = (error, alpha, clipping, rounding)`` is updated
-    (equal errors: the smaller clip)."""
-    for j in range(ss.shape[0]):
-        if not (ss[j] > 0.0):
-            continue
-        alpha = ss[j] * d
-        _direct_errs(xs, alpha / d, offset, fqmin, fqmax, mode, buf)
-        f = buf[0] + buf[1]
-        c0 = buf[0]
-        r0 = buf[1]
-        for _ in range(4):
-            if not buf[3] > 0.0:
-                break
-            g = buf[2] / buf[3] * d
-            if not g > 0.0 or g == alpha:
-                break
-            _direct_errs(xs, g / d, offset, fqmin, fqmax, mode, buf)
-            f2 = buf[0] + buf[1]
-            if f2 <= f:
-                done = f2 == f
-                alpha = g
-                f = f2
-                c0 = buf[0]
-                r0 = buf[1]
-                if done:
+def _pc_clip_part(xs, p1, p2, i0, s, c_n, c_p):
+    """``(CL(s), error scale)``: the error of the samples beyond the outermost levels (fact 3)."""
+    n = xs.shape[0]
+    jn = _bs_left(xs, -c_n * s, 0, i0)  # negatives with a > c_N·s: [0, jn)
+    jp = _bs_right(xs, c_p * s, i0, n)  # positives with a > c_P·s: [jp, n)
+    v1, e1 = _seg2(p1, p2, 0, jn, c_n * s, -1.0)
+    v2, e2 = _seg2(p1, p2, jp, n, c_p * s, 1.0)
+    return v1 + v2, e1 + e2
+
+
+@numba.njit(cache=True)
+def _pc_dead_zone(xs, p1, p2, i0, s, c_n, midrise):
+    """``(DZ(s), error scale)`` of fact 3: a lower bound of the error sum at every step ``>= s``."""
+    n = xs.shape[0]
+    v = 0.0
+    e = 0.0
+    h = 0.5 * s
+    if c_n == 0.0:  # (unsigned: negatives always round to 0)
+        a, b = _seg2(p1, p2, 0, i0, 0.0, -1.0)
+        v += a
+        e += b
+    if midrise:
+        j = _bs_right(xs, -h, 0, i0)  # negatives with a < s/2: [j, i0)
+        a, b = _seg2(p1, p2, j, i0, h, -1.0)
+        v += a
+        e += b
+        j = _bs_left(xs, h, i0, n)  # positives with a < s/2: [i0, j)
+        a, b = _seg2(p1, p2, i0, j, h, 1.0)
+        return v + a, e + b
+    if c_n > 0.0:
+        j1 = _bs_right(xs, -s, 0, i0)  # a < s
+        j2 = _bs_right(xs, -h, j1, i0)  # a < s/2
+        a, b = _seg2(p1, p2, j2, i0, 0.0, -1.0)
+        v += a
+        e += b
+        a, b = _seg2(p1, p2, j1, j2, s, -1.0)
+        v += a
+        e += b
+    j1 = _bs_left(xs, h, i0, n)  # a < s/2: [i0, j1)
+    j2 = _bs_left(xs, s, j1, n)  # s/2 <= a < s: [j1, j2)
+    a, b = _seg2(p1, p2, i0, j1, 0.0, 1.0)
+    v += a
+    e += b
+    a, b = _seg2(p1, p2, j1, j2, s, 1.0)
+    return v + a, e + b
+
+
+@numba.njit(cache=True)
+def _pc_approx(xs, p1, p2, i0, s, c_n, c_p, midrise):
+    """A smooth estimate of the error sum at ``s`` (clipping part exact, rounding ``s²/12`` a sample
+    inside, ``a²`` in the dead zone): only to place the first guess."""
+    n = xs.shape[0]
+    jn = _bs_left(xs, -c_n * s, 0, i0)
+    jp = _bs_right(xs, c_p * s, i0, n)
+    v, _ = _seg2(p1, p2, 0, jn, c_n * s, -1.0)
+    v2, _ = _seg2(p1, p2, jp, n, c_p * s, 1.0)
+    v += v2
+    r = s * s / 12.0
+    if midrise:
+        return v + r * float((i0 - jn) + (jp - i0))
+    if c_n > 0.0:
+        j = _bs_right(xs, -0.5 * s, jn, i0)
+        v += (p2[i0] - p2[j]) + r * float(j - jn)
+    j = _bs_left(xs, 0.5 * s, i0, jp)
+    return v + (p2[j] - p2[i0]) + r * float(jp - j)
+
+
+@numba.njit(cache=True, inline="always")
+def _pc_lb_run(xs, j0, j1, sign, c_lo, im, sa, sb, isb):
+    """Σ over the samples ``[j0, j1)`` (magnitudes ``sign·x``) of the squared distance to
+    ``U = ∪_{0<=k<=im} [(c_lo+k)·sa, (c_lo+k)·sb]`` (fact 2). The two levels around ``a/s_b``
+    hold the nearest part of ``U``; the index is biased down by 4 ulp, so a misplaced index only
+    happens for ``a`` within ulps above a level's ``c·s_b`` (distance ~0, error ~(4·eps·a)²)."""
+    lb = 0.0
+    bias = 1.0 - 4.0 * _EPS
+    for j in range(j0, j1):
+        a = sign * xs[j]
+        m = math.floor(a * isb * bias - c_lo)
+        m = min(max(m, 0.0), im)
+        c1 = c_lo + m
+        d1 = max(max(c1 * sa - a, a - c1 * sb), 0.0)
+        c2 = c1 + 1.0
+        d2 = max(max(c2 * sa - a, a - c2 * sb), 0.0) if m < im else d1
+        t = min(d1, d2)
+        lb += t * t
+    return lb
+
+
+@numba.njit(cache=True)
+def _pc_bound(xs, i0, c_lo, im_n, im_p, sa, sb, s2, thr):
+    """Fact 2: ``True`` if the interval bound over the steps ``[sa, sb]``, less its rounding margin,
+    exceeds ``thr``. Blocks of samples are taken from the smallest magnitudes outwards, and the
+    pass stops as soon as the bound exceeds ``thr``."""
+    n = xs.shape[0]
+    isb = 1.0 / sb
+    shrink = 1.0 - (n + 8) * _EPS
+    tail = 32.0 * _EPS * _EPS * s2
+    lb = 0.0
+    jn = i0  # negatives left: [0, jn)
+    jp = i0  # positives left: [jp, n)
+    while jn > 0 or jp < n:
+        if jp < n:
+            je = min(jp + 128, n)
+            lb += _pc_lb_run(xs, jp, je, 1.0, c_lo, im_p, sa, sb, isb)
+            jp = je
+        if jn > 0:
+            js = max(jn - 128, 0)
+            lb += _pc_lb_run(xs, js, jn, -1.0, c_lo, im_n, sa, sb, isb)
+            jn = js
+        if lb * shrink - 4.0 * _EPS * math.sqrt(lb * s2) - tail > thr:
+            return True
+    return False
+
+
+@numba.njit(cache=True)
+def _pc_events(xs, p1, i0, c_n, c_p, sa, sb):
+    """Estimated number of threshold crossings over the steps ``[sa, sb]`` (prefix sums:
+    ``Σ min(a/s, c_top)`` at both ends)."""
+    n = xs.shape[0]
+    tot = 0.0
+    for s, sg in ((sa, 1.0), (sb, -1.0)):
+        jn = _bs_left(xs, -c_n * s, 0, i0)
+        jp = _bs_right(xs, c_p * s, i0, n)
+        v = (-(p1[i0] - p1[jn]) + (p1[jp] - p1[i0])) / s + c_n * jn + c_p * (n - jp)
+        tot += sg * v
+    return tot
+
+
+@numba.njit(cache=True)
+def _pc_sweep(xs, sa, sb, floor, offset, fqmin, fqmax, mode, s2h, s2l, tie, exact_prod, best):
+    """Fact 1 on ``[sa, sb]``: every piece's vertex (the first piece reaching down to ``floor``);
+    ``best = (error sum, step)`` is replaced by a better vertex (equal within ``tie``: the smaller
+    step). Crossings are ordered by a bucket sort on the step (then insertion sort: O(E) for
+    evenly spread crossings)."""
+    n = xs.shape[0]
+    codes = np.empty(n)
+    nev = np.empty(n, dtype=np.int64)
+    a_sum = 0.0
+    bh = 0.0
+    bl = 0.0
+    m = 0
+    for i in range(n):
+        x = xs[i]
+        k = _code(x, sa, offset, fqmin, fqmax, mode)
+        kb = _code(x, sb, offset, fqmin, fqmax, mode)
+        codes[i] = k
+        c = k + offset
+        a_sum += c * c
+        if exact_prod:
+            bh, e = _two_sum(bh, c * x)
+            bl += e
+        else:
+            p, pe = _two_prod(c, x)
+            bh, e = _two_sum(bh, p)
+            bl += e + pe
+        cnt = int(abs(k - kb)) + 1  # (+1: a crossing the rounding puts at s_b itself)
+        nev[i] = cnt
+        m += cnt
+    ev_s = np.empty(m)
+    ev_i = np.empty(m, dtype=np.int64)
+    m = 0
+    for i in range(n):
+        x = xs[i]
+        k = codes[i]
+        top = m + nev[i]
+        if x > 0.0:
+            j = k - 1.0
+            while m < top and j >= fqmin and j + 0.5 + offset > 0.0:
+                v = x / (j + 0.5 + offset)
+                if v > sb:
                     break
-            else:
-                break
-        if f < best[0] or (f == best[0] and alpha < best[1]):
-            best[0] = f
-            best[1] = alpha
-            best[2] = c0
-            best[3] = r0
+                ev_s[m] = v
+                ev_i[m] = i
+                m += 1
+                j -= 1.0
+        elif x < 0.0:
+            j = k
+            while m < top and j <= fqmax - 1.0 and j + 0.5 + offset < 0.0:
+                v = x / (j + 0.5 + offset)
+                if v > sb:
+                    break
+                ev_s[m] = v
+                ev_i[m] = i
+                m += 1
+                j += 1.0
+    order = _pc_order(ev_s, m, sa, sb)
+    s_prev = floor
+    for e in range(m + 1):
+        s_next = sb if e == m else ev_s[order[e]]
+        if a_sum > 0.0:
+            v = (bh + bl) / a_sum
+            if v > s_prev and v <= s_next:
+                f = _pc_piece(bh, bl, a_sum, s2h, s2l)
+                if f < best[0] - tie or (f <= best[0] + tie and v < best[1]):
+                    best[0] = f
+                    best[1] = v
+        if e < m:
+            idx = order[e]
+            i = ev_i[idx]
+            x = xs[i]
+            dlt = -1.0 if x > 0.0 else 1.0
+            c = codes[i] + offset
+            a_sum += 2.0 * c * dlt + 1.0
+            bh, e2 = _two_sum(bh, dlt * x)
+            bl += e2
+            codes[i] += dlt
+            if s_next > s_prev:
+                s_prev = s_next
+
+
+@numba.njit(cache=True, inline="always")
+def _pc_order(ev_s, m, sa, sb):
+    """Indices of ``ev_s[:m]`` in increasing order: a bucket sort on ``[sa, sb]`` then an
+    insertion sort (only within-bucket inversions remain: O(m) for evenly spread values)."""
+    order = np.empty(m, dtype=np.int64)
+    if m == 0:
+        return order
+    cntb = np.zeros(m + 1, dtype=np.int64)
+    scale = m / (sb - sa) if sb > sa else 0.0
+    keys = np.empty(m, dtype=np.int64)
+    for e in range(m):
+        kk = int((ev_s[e] - sa) * scale)
+        kk = min(max(kk, 0), m - 1)
+        keys[e] = kk
+        cntb[kk + 1] += 1
+    for b in range(m):
+        cntb[b + 1] += cntb[b]
+    for e in range(m):
+        kk = keys[e]
+        order[cntb[kk]] = e
+        cntb[kk] += 1
+    for e in range(1, m):
+        o = order[e]
+        v = ev_s[o]
+        r = e - 1
+        while r >= 0 and ev_s[order[r]] > v:
+            order[r + 1] = order[r]
+            r -= 1
+        order[r + 1] = o
+    return order
+
+
+@numba.njit(cache=True, inline="always")
+def _pc_piece(bh, bl, a_sum, s2h, s2l):
+    """``S2 − B²/A`` in double-double (``B = bh + bl``, ``A`` exact)."""
+    ph, pl = _two_prod(bh, bh)
+    pl += 2.0 * bh * bl
+    qh = ph / a_sum
+    th, tl = _two_prod(qh, a_sum)
+    ql = (((ph - th) - tl) + pl) / a_sum
+    fh, fl = _two_sum(s2h, -qh)
+    return fh + ((fl + s2l) - ql)
 
 
 @numba.njit(cache=True)
-def _channel(row, d, offset, qmin, qmax, mode, unsigned, midrise, limit, hi_fac, out):
-    """Exact global optimum of one channel by the breakpoint sweep (the optimum of
-    ``EmpiricalMSE.optimal_clip`` for a channel with ``n·levels <= limit``); ``out = (alpha,
-    clipping, rounding, status)``, status 1 done, 0 too large for the sweep.
+def _pc_sweep_cells(xs, p1h, p1l, sa, sb, floor, offset, qmin, qmax, s2h, s2l, tie, best):
+    """:func:`_pc_sweep` without a pass over the samples (for few levels): at ``sa`` the samples
+    between consecutive thresholds ``t_j·sa`` (``t_j = j + 1/2 + offset``; one binary search each)
+    form the cells of the codes, whose ``A`` and ``B`` come from double-double prefix sums; the
+    crossings of threshold ``j`` in ``(sa, sb]`` are the samples with ``x`` between ``t_j·sa``
+    and ``t_j·sb`` (two binary searches), already in order of their step ``x/t_j``. Membership
+    uses the same products on both sides (a sample above ``t_j·sa`` is in the upper cell and
+    crosses iff it is at most ``t_j·sb``), so the running ``A``, ``B`` stay consistent."""
+    n = xs.shape[0]
+    a_sum = 0.0
+    bh = 0.0
+    bl = 0.0
+    prev = 0
+    m = 0
+    for k in range(qmin, qmax + 1):
+        nxt = n if k == qmax else _bs_right(xs, (k + 0.5 + offset) * sa, prev, n)
+        if nxt > prev:
+            c = k + offset
+            a_sum += c * c * (nxt - prev)
+            sh, sl = _dd_add(p1h[nxt], p1l[nxt], -p1h[prev], -p1l[prev])
+            th, tl = _dd_mul_d(sh, sl, c)
+            bh, bl = _dd_add(bh, bl, th, tl)
+        if k < qmax:
+            t = k + 0.5 + offset
+            if t > 0.0:
+                m += _bs_right(xs, t * sb, nxt, n) - nxt
+            elif t < 0.0:
+                m += nxt - _bs_right(xs, t * sb, 0, nxt)
+        prev = nxt
+    ev_s = np.empty(m)
+    ev_a = np.empty(m)
+    ev_x = np.empty(m)
+    m = 0
+    for k in range(qmin, qmax):
+        t = k + 0.5 + offset
+        if t == 0.0:
+            continue
+        ja = _bs_right(xs, t * sa, 0, n)
+        jb = _bs_right(xs, t * sb, 0, n)
+        c = k + offset
+        if t > 0.0:  # code k+1 -> k as s passes x/t
+            da = -(2.0 * c + 1.0)
+            sg = -1.0
+            j0, j1 = ja, jb
+        else:  # code k -> k+1
+            da = 2.0 * c + 1.0
+            sg = 1.0
+            j0, j1 = jb, ja
+        for i in range(j0, j1):
+            x = xs[i]
+            v = min(max(x / t, sa), sb)
+            ev_s[m] = v
+            ev_a[m] = da
+            ev_x[m] = sg * x
+            m += 1
+    order = _pc_order(ev_s, m, sa, sb)
+    s_prev = floor
+    for e in range(m + 1):
+        s_next = sb if e == m else ev_s[order[e]]
+        if a_sum > 0.0:
+            v = (bh + bl) / a_sum
+            if v > s_prev and v <= s_next:
+                f = _pc_piece(bh, bl, a_sum, s2h, s2l)
+                if f < best[0] - tie or (f <= best[0] + tie and v < best[1]):
+                    best[0] = f
+                    best[1] = v
+        if e < m:
+            idx = order[e]
+            a_sum += ev_a[idx]
+            bh, e2 = _two_sum(bh, ev_x[idx])
+            bl += e2
+            if s_next > s_prev:
+                s_prev = s_next
 
-    The sweep covers ``[α_L, max(hi, α_B)]``: below ``α_L`` the clipping error alone exceeds the
-    max-calibration clip's error, beyond ``α_B`` the dead-zone bound of
-    ``EmpiricalMSE._clip_bound`` does, computed from the best error of the sweep up to ``hi``
-    (two phases, so the second covers only what that error cannot rule out)."""
+
+@numba.njit(cache=True)
+def _pc_cells_f(xs, p1h, p2, s, offset, qmin, qmax):
+    """``(F(s), error scale)``: the error sum at step ``s`` from the cells of the codes (binary
+    searches and prefix sums; an upper bound once the error scale times ``(n + 8)·eps`` is added)."""
+    n = xs.shape[0]
+    f = 0.0
+    e = 0.0
+    prev = 0
+    for k in range(qmin, qmax + 1):
+        nxt = n if k == qmax else _bs_right(xs, (k + 0.5 + offset) * s, prev, n)
+        if nxt > prev:
+            y = (k + offset) * s
+            nn = float(nxt - prev)
+            s1 = p1h[nxt] - p1h[prev]
+            q = p2[nxt] - p2[prev]
+            f += max(q - 2.0 * y * s1 + y * y * nn, 0.0)
+            e += q + 2.0 * abs(y * s1) + y * y * nn
+        prev = nxt
+    return f, e
+
+
+@numba.njit(cache=True)
+def _pc_polish(xs, s, d, offset, fqmin, fqmax, mode, buf, res, steps):
+    """Exact error at step ``s`` and up to ``steps`` "assign, move to the vertex" steps that lower it;
+    ``res = (error sum, step, clipping, rounding)``."""
+    _direct_errs(xs, s, offset, fqmin, fqmax, mode, buf)
+    f = buf[0] + buf[1]
+    res[0] = f
+    res[1] = s
+    res[2] = buf[0]
+    res[3] = buf[1]
+    for _ in range(steps):
+        if not buf[3] > 0.0:
+            break
+        g = buf[2] / buf[3]
+        if not g > 0.0 or g == res[1]:
+            break
+        _direct_errs(xs, g, offset, fqmin, fqmax, mode, buf)
+        f2 = buf[0] + buf[1]
+        if f2 < res[0] or (f2 == res[0] and g < res[1]):
+            res[0] = f2
+            res[1] = g
+            res[2] = buf[0]
+            res[3] = buf[1]
+        else:
+            break
+
+
+@numba.njit(cache=True)
+def _pc_take(res, cand, tie):
+    """Keep the better of two ``(error sum, step, clipping, rounding)`` (within ``tie``: smaller step)."""
+    if cand[0] < res[0] - tie or (cand[0] <= res[0] + tie and cand[1] < res[1]):
+        for j in range(4):
+            res[j] = cand[j]
+
+
+@numba.njit(cache=True)
+def _pc_channel(row, d, offset, qmin, qmax, mode, unsigned, midrise, norm, out):
+    """Exact global optimum of one sorted channel (see the comment above); ``out = (alpha,
+    clipping MSE, rounding MSE)``."""
     n = row.shape[0]
     fqmin = float(qmin)
     fqmax = float(qmax)
     xs = np.empty(n)
-    for i in range(n):
-        xs[i] = row[i]
-    xs.sort()
-    s2 = 0.0
-    for i in range(n):
-        s2 += xs[i] * xs[i]
-    top = xs[n - 1] if unsigned else max(xs[n - 1], -xs[0])
-    if top <= 0.0:  # (no sample a clip can reach: clip 0.0, see EmpiricalMSE.optimal_clip)
-        out[0] = 0.0
-        out[1] = s2 / n
-        out[2] = 0.0
-        out[3] = 1.0
-        return
-    if n * (qmax - qmin) > limit:
-        out[3] = 0.0
-        return
-    buf = np.empty(4)
-    best = np.empty(4)
-    _direct_errs(xs, top / d, offset, fqmin, fqmax, mode, buf)
-    best[0] = buf[0] + buf[1]
-    best[1] = top
-    best[2] = buf[0]
-    best[3] = buf[1]
-    # the magnitudes of the bounds, sorted
-    a = np.empty(n)
-    q = np.empty(n)
-    neg2 = 0.0
-    for i in range(n):
-        v = xs[i]
-        a[i] = (0.0 if v < 0.0 else v) if unsigned else abs(v)
-        q[i] = v * v
-        if unsigned and v < 0.0:
-            neg2 += v * v
-    o = np.argsort(a)
-    a = a[o]
-    q = q[o]
-    amin = np.inf
-    for i in range(n):
-        if xs[i] != 0.0 and abs(xs[i]) < amin:
-            amin = abs(xs[i])
-    ltop = max(abs(fqmin + offset), abs(fqmax + offset))
-    s0 = amin / (ltop + 1.0) * 0.5
-    s_low = _low_cut(a, neg2, best[0]) / d
-    floor = 0.0
-    if s_low > s0:
-        s0 = s_low
-        floor = s_low
-    hi = top * hi_fac / d
-    if hi > s0:
-        ss, _ = sweep(xs, s0, hi, offset, qmin, qmax, mode, 16, floor)
-        _candidates(xs, ss, d, offset, fqmin, fqmax, mode, best, buf)
+    amax = max(-float(row[0]), float(row[n - 1]))
+    unit = 1.0
+    if norm and amax > 0.0 and not (2.0**-100 <= amax <= 2.0**100):
+        ex = math.frexp(amax)[1]
+        unit = math.ldexp(1.0, ex)
+        for i in range(n):  # (ldexp: exact, also for subnormal channels, where 2^-ex overflows)
+            xs[i] = math.ldexp(float(row[i]), -ex)
     else:
-        hi = s0
-    s_b = _clip_bound_sorted(a, q, midrise, best[0])
-    if s_b > hi:
-        ss, _ = sweep(xs, hi, s_b, offset, qmin, qmax, mode, 16, hi)
-        _candidates(xs, ss, d, offset, fqmin, fqmax, mode, best, buf)
-        _direct_errs(xs, s_b, offset, fqmin, fqmax, mode, buf)  # (a zero-level grid's all-to-zero plateau)
-        f = buf[0] + buf[1]
-        if f < best[0]:
-            best[0] = f
-            best[1] = s_b * d
-            best[2] = buf[0]
-            best[3] = buf[1]
-    out[0] = best[1]
-    out[1] = best[2] / n
-    out[2] = best[3] / n
-    out[3] = 1.0
+        for i in range(n):
+            xs[i] = row[i]
+    # prefix sums: Σx in double-double (p1 + p1l), Σx² plain; S2 = Σx² in double-double
+    p1 = np.empty(n + 1)
+    p1l = np.empty(n + 1)
+    p2 = np.empty(n + 1)
+    p1[0] = 0.0
+    p1l[0] = 0.0
+    p2[0] = 0.0
+    s2h = 0.0
+    s2l = 0.0
+    for i in range(n):
+        x = xs[i]
+        h, e = _two_sum(p1[i], x)
+        p1[i + 1] = h
+        p1l[i + 1] = p1l[i] + e
+        p2[i + 1] = p2[i] + x * x
+    if norm:
+        for i in range(n):
+            x = xs[i]
+            q, qe = _two_prod(x, x)
+            s2h, e = _two_sum(s2h, q)
+            s2l += e + qe
+    else:  # (float32 samples: x² is exact in float64)
+        for i in range(n):
+            x = xs[i]
+            s2h, e = _two_sum(s2h, x * x)
+            s2l += e
+    s2 = s2h + s2l
+    # few levels: evaluations and sweeps from the cells of the codes (binary searches), no pass
+    cells = (qmax - qmin) * 2.0 * (math.log2(n) + 1.0) < n
+    i0 = _bs_left(xs, 0.0, 0, n)  # negatives: [0, i0)
+    top = xs[n - 1] if unsigned else max(xs[n - 1], -xs[0])
+    # (MSEs back in the samples' units: times the unit twice, so 0 stays 0 when unit² overflows)
+    if not top > 0.0:  # (no sample a clip can reach: clip 0.0, see EmpiricalMSE.optimal_clip)
+        out[0] = 0.0
+        out[1] = s2 / n * unit * unit
+        out[2] = 0.0
+        return
+    c_lo = 0.5 if midrise else 0.0
+    c_p = fqmax + offset
+    c_n = -(fqmin + offset)
+    im_p = c_p - c_lo
+    im_n = c_n - c_lo
+    tie = 1e-30 * s2
+    buf = np.empty(4)
+    res = np.empty(4)
+    cand = np.empty(4)
+    # upper bound: max-calibration, and a polished guess from the smooth estimate
+    # upper bound: the exact error at a guess, the minimum of a smooth estimate (golden-section
+    # search over log(step) in [max|x|/D / 256, 2·max|x|/D])
+    s_mc = top / d
+    ga = math.log(s_mc) - 8.0 * math.log(2.0)
+    gb = math.log(s_mc) + math.log(2.0)
+    g1 = gb - 0.6180339887498949 * (gb - ga)
+    g2 = ga + 0.6180339887498949 * (gb - ga)
+    f1 = _pc_approx(xs, p1, p2, i0, math.exp(g1), c_n, c_p, midrise)
+    f2 = _pc_approx(xs, p1, p2, i0, math.exp(g2), c_n, c_p, midrise)
+    for _ in range(11):
+        if f1 <= f2:
+            gb = g2
+            g2 = g1
+            f2 = f1
+            g1 = gb - 0.6180339887498949 * (gb - ga)
+            f1 = _pc_approx(xs, p1, p2, i0, math.exp(g1), c_n, c_p, midrise)
+        else:
+            ga = g1
+            g1 = g2
+            f1 = f2
+            g2 = ga + 0.6180339887498949 * (gb - ga)
+            f2 = _pc_approx(xs, p1, p2, i0, math.exp(g2), c_n, c_p, midrise)
+    s_g = math.exp(0.5 * (ga + gb))
+    if cells:  # (an upper bound of the error sum at s_g: the cell sums plus their rounding bound)
+        v, e = _pc_cells_f(xs, p1, p2, s_g, offset, qmin, qmax)
+        res[0] = v + (n + 8) * _EPS * 2.0 * e
+        res[1] = s_g
+    else:
+        _pc_polish(xs, s_g, d, offset, fqmin, fqmax, mode, buf, res, 0)
+    # the first piece (below s0 nothing crosses a threshold)
+    amin = np.inf
+    if i0 > 0 and not unsigned:
+        amin = -xs[i0 - 1]
+    jz = _bs_right(xs, 0.0, i0, n)
+    if jz < n and xs[jz] < amin:
+        amin = xs[jz]
+    s0 = amin / (2.0 * (max(c_p, c_n) + 1.0))
+    margin = (n + 8) * _EPS
+    thr = res[0] * (1.0 + 1e-9) + 1e-12 * math.sqrt(res[0] * s2) + tie
+    # s_L (CL non-increasing): halve from the guess until CL exceeds the target, then bisect
+    # coarsely (any step with CL above the target will do)
+    b_l = res[1]
+    a_l = 0.5 * b_l
+    found = False
+    while a_l > s0:
+        v, e = _pc_clip_part(xs, p1, p2, i0, a_l, c_n, c_p)
+        if v - margin * e > thr:
+            found = True
+            break
+        b_l = a_l
+        a_l *= 0.5
+    if found:
+        for _ in range(6):
+            mid = math.sqrt(a_l * b_l)
+            if not (a_l < mid < b_l):
+                break
+            v, e = _pc_clip_part(xs, p1, p2, i0, mid, c_n, c_p)
+            if v - margin * e > thr:
+                a_l = mid
+            else:
+                b_l = mid
+        s_l = a_l
+    else:  # down to s0: the first piece's vertex, if inside (0, s0)
+        s_l = s0
+        _direct_errs(xs, s0, offset, fqmin, fqmax, mode, buf)
+        if buf[3] > 0.0 and 0.0 < buf[2] / buf[3] < s0:
+            _pc_polish(xs, buf[2] / buf[3], d, offset, fqmin, fqmax, mode, buf, cand, 2)
+            _pc_take(res, cand, tie)
+            thr = res[0] * (1.0 + 1e-9) + 1e-12 * math.sqrt(res[0] * s2) + tie
+    # s_H (DZ non-decreasing): double until DZ exceeds the target, then bisect coarsely; on the
+    # zero-level grids nothing beyond 2·max|x| rounds to a nonzero level (F = S2 there)
+    a_h = res[1]
+    b_h = 2.0 * a_h
+    cap = 2.0 * top * (1.0 + 1e-9)
+    for _ in range(2200):  # (DZ grows without bound on midrise; the cap ends the zero-level grids)
+        v, e = _pc_dead_zone(xs, p1, p2, i0, b_h, c_n, midrise)
+        if v - margin * e > thr or (not midrise and b_h >= cap) or not b_h < np.inf:
+            break
+        a_h = b_h
+        b_h *= 2.0
+    for _ in range(6):
+        mid = math.sqrt(a_h * b_h)
+        if not (a_h < mid < b_h):
+            break
+        v, e = _pc_dead_zone(xs, p1, p2, i0, mid, c_n, midrise)
+        if v - margin * e > thr:
+            b_h = mid
+        else:
+            a_h = mid
+    s_h = b_h
+    # branch and bound on [s_l, s_h]
+    best = np.empty(2)
+    best[0] = np.inf
+    best[1] = np.inf
+    cap_n = 200
+    st_a = np.empty(cap_n)
+    st_b = np.empty(cap_n)
+    sp = 0
+    if s_h > s_l:
+        st_a[0] = s_l
+        st_b[0] = s_h
+        sp = 1
+    leaf = max((_PC_LEAF_CELLS if cells else _PC_LEAF) * n, _PC_LEAF_MIN)
+    tiny = (_PC_TINY_CELLS if cells else _PC_TINY) * n
+    while sp > 0:
+        sp -= 1
+        sa = st_a[sp]
+        sb = st_b[sp]
+        ub = min(res[0], best[0])
+        thr = ub * (1.0 + 1e-9) + 1e-12 * math.sqrt(max(ub, 0.0) * s2) + tie
+        ev = _pc_events(xs, p1, i0, c_n, c_p, sa, sb)
+        if ev > tiny and not (sa == s_l and sb == s_h and ev <= leaf) and _pc_bound(xs, i0, c_lo, im_n, im_p, sa, sb, s2, thr):
+            continue
+        if ev <= leaf or sb <= sa * (1.0 + 1e-12) or sp + 2 > cap_n:
+            if cells:
+                _pc_sweep_cells(xs, p1, p1l, sa, sb, sa, offset, qmin, qmax, s2h, s2l, tie, best)
+            else:
+                _pc_sweep(xs, sa, sb, sa, offset, fqmin, fqmax, mode, s2h, s2l, tie, not norm, best)
+            continue
+        sm = math.sqrt(sa * sb)
+        s_best = res[1] if res[0] <= best[0] else best[1]
+        if s_best < sm:  # (the half holding the best step next: a better bound sooner)
+            st_a[sp] = sm
+            st_b[sp] = sb
+            st_a[sp + 1] = sa
+            st_b[sp + 1] = sm
+        else:
+            st_a[sp] = sa
+            st_b[sp] = sm
+            st_a[sp + 1] = sm
+            st_b[sp + 1] = sb
+        sp += 2
+    # the answer's error, directly with the reference quantizer's operations: the best vertex (the
+    # upper-bound point too if no vertex reached its error, which only rounding can cause)
+    if best[0] <= res[0]:
+        _pc_polish(xs, best[1], d, offset, fqmin, fqmax, mode, buf, res, 0)
+    else:
+        _pc_polish(xs, res[1], d, offset, fqmin, fqmax, mode, buf, res, 0)
+        if best[0] < np.inf:
+            _pc_polish(xs, best[1], d, offset, fqmin, fqmax, mode, buf, cand, 0)
+            _pc_take(res, cand, tie)
+    out[0] = res[1] * d * unit
+    out[1] = max(res[2], 0.0) / n * unit * unit
+    out[2] = max(res[3], 0.0) / n * unit * unit
 
 
 @numba.njit(cache=True, parallel=True)
-def per_channel(w, d, offset, qmin, qmax, mode, unsigned, midrise, limit, hi_fac, out):
-    """:func:`_channel` for every row of ``w`` (channels × values), in parallel over channels."""
+def per_channel(w, d, offset, qmin, qmax, mode, unsigned, midrise, norm, out):
+    """:func:`_pc_channel` for every row of ``w`` (channels × values, each row sorted), in
+    parallel over channels (dynamic schedule: rows differ in work)."""
     for c in numba.prange(w.shape[0]):
-        _channel(w[c], d, offset, qmin, qmax, mode, unsigned, midrise, limit, hi_fac, out[c])
+        _pc_channel(w[c], d, offset, qmin, qmax, mode, unsigned, midrise, norm, out[c])
 
 
 @numba.njit(cache=True)
-def per_channel_serial(w, d, offset, qmin, qmax, mode, unsigned, midrise, limit, hi_fac, out):
+def per_channel_serial(w, d, offset, qmin, qmax, mode, unsigned, midrise, norm, out):
     """:func:`per_channel` in one thread (small jobs: no thread start-up)."""
     for c in range(w.shape[0]):
-        _channel(w[c], d, offset, qmin, qmax, mode, unsigned, midrise, limit, hi_fac, out[c])
+        _pc_channel(w[c], d, offset, qmin, qmax, mode, unsigned, midrise, norm, out[c])
