@@ -65,9 +65,10 @@ def main(argv=None):
                                  args.repeat)
             print(f"{n:6.0e} {bits:4d} {'optimal_clip (in memory)':>26} {t_ref:8.3f} {1.0:8.2f}  "
                   f"[{ref.beta:.6g}, {ref.alpha:.6g}] mse {ref.mse:.6g}")
-            paths = (("Observer, one array", lambda b=bits, x=x: Observer(b, max_samples=n).collect(x).range("exact")),
-                     (f"Observer, {args.batches} batches", lambda b=bits: collect(batches, b, n)),
-                     (f"  streamed (max 2^22)", lambda b=bits: collect(batches, b, 1 << 22)))
+            paths = (("Observer, one array", lambda b=bits, x=x, n=n: Observer(b, max_samples=n).collect(x)
+                      .range("exact")),
+                     (f"Observer, {args.batches} batches", lambda b=bits, bs=batches, n=n: collect(bs, b, n)),
+                     ("  streamed (max 2^22)", lambda b=bits, bs=batches: collect(bs, b, 1 << 22)))
             for name, f in paths:
                 t, r = best_of(f, args.repeat)
                 if not r.streamed:

@@ -515,10 +515,10 @@ class _Stream:
         return float(u[0]), float(e[0])
 
     def _hist_exact(self):
-        """Minimise the upper bound U over the grid's clips (1-D log scan + golden section, or the
-        affine (z, s) search of :func:`qtheory.optimal_clip`), from the histogram alone. The
-        quantizers of a scan are evaluated in one kernel call (their parameters computed as
-        :class:`qtheory.Quantizer` computes them)."""
+        """Minimise the upper bound U over the grid's clips (1-D log scan + golden section, or an
+        affine (z, s) scan refined by Brent and polished by moves of z by one with s, α or β held),
+        from the histogram alone. The quantizers of a scan are evaluated in one kernel call (their
+        parameters computed as :class:`qtheory.Quantizer` computes them)."""
         from scipy.optimize import minimize_scalar
 
         from ..quantizer import ROUNDING_CODES
@@ -588,7 +588,26 @@ class _Stream:
                                   options={"xatol": 1e-10 * b_})
             cands.append((float(res.fun), float(res.x), z) if res.fun <= v0 else (v0, s0, z))
         cands.sort()
-        _, s, z = cands[0]
+        v, s, z = cands[0]
+        # polish: move z by one (with s, α or β held), the step refined by Brent near it; U of
+        # lattice-valued data (8-bit images) has narrow minima between the scanned zero points
+        w = 2.0 / top
+        improved = z_lo < z_hi
+        while improved:
+            improved = False
+            for z2 in (z - 1, z + 1):
+                if not z_lo <= z2 <= z_hi:
+                    continue
+                starts = {s, s * (top - z) / (top - z2)} | ({s * z / z2} if z > 0 and z2 > 0 else set())
+                for s2 in sorted(starts):
+                    res = minimize_scalar(lambda t, z2=z2: u_of(q_of(z2, t)), bounds=(s2 * (1 - w), s2 * (1 + w)),
+                                          method="bounded", options={"xatol": 1e-10 * s2})
+                    v2, t2 = min((float(res.fun), float(res.x)), (u_of(q_of(z2, s2)), s2))
+                    if v2 < v:
+                        v, s, z, improved = v2, t2, z2, True
+                        break
+                if improved:
+                    break
         q = q_of(z, s)
         m, e = self._upper(q)
         return float(q.beta), float(q.alpha), m, e
