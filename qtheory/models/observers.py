@@ -26,8 +26,10 @@ the largest distance from ``y_b`` to the bin's min or max. Hence the streamed op
 
     MSE(q̂) ≤ U(q̂) ≤ U(q*) ≤ MSE(q*) + E(q*)
 
-(``q*`` the true optimum; the middle step holds when the search — the scan of
-:func:`qtheory.optimal_clip` on ``U`` instead of the exact MSE — finds ``U``'s global minimum):
+(``q*`` the true optimum; the middle step holds when the search — a scan of ``U`` over the
+clip (affine: over zero point and step, refined by Brent and by moves of the zero point by one) —
+finds ``U``'s global minimum; ``U`` of a quantizer costs ``O(levels · log bins)``, see
+:func:`qtheory.kernels.observers.hist_upper`):
 its excess over the exact optimum is at most ``E(q*)``, which shrinks
 with the bin width (``D_b`` ≈ one step ``Δ``, and only bins within ``w`` of a threshold count:
 ``E ≲ Δ²·p(threshold)·w·levels``). ``Range.bound`` reports ``E`` at the streamed optimum;
