@@ -396,7 +396,7 @@ class _Stream:
         f = -self.e  # 1/w = 2^f = f1·f2, each factor representable
         hist_add(x, math.ldexp(1.0, f // 2), math.ldexp(1.0, f - f // 2), k, *self.hist)
         # reservoir: the values with the `reservoir` smallest random keys. Candidates are buffered
-        # and cut back to `reservoir` values when the buffer holds twice as many; once it has been
+        # and cut back to `reservoir` values when the buffer holds a quarter more; once it has been
         # cut, a value whose key is not below the largest kept key can never enter and is skipped
         # (the same set as keeping them all).
         keys = self.rng.random(x.size)
@@ -406,7 +406,7 @@ class _Stream:
             x, keys = x[sel], keys[sel]
         self._buf.append((x.astype(np.float32, copy=not fresh), keys))
         self._nbuf += keys.size
-        if self._nbuf > 2 * self.o.reservoir:
+        if self._nbuf > self.o.reservoir + self.o.reservoir // 4:
             self._cut()
 
     def _cut(self):
