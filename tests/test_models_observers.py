@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from _fixtures import ocr_model
 
-from qtheory import optimal_clip
+from qtheory import Quantizer, optimal_clip
 from qtheory.empirical import EmpiricalMSE
 from qtheory.models.observers import (
     METHODS,
@@ -326,3 +326,21 @@ def test_streamed_real_activations_within_the_bound():
         tol = 1e-12 * float(np.mean(np.square(x, dtype=np.float64)))
         assert true_hat <= r.mse + tol
         assert true_hat <= ref.mse + e_star + tol
+
+
+@pytest.mark.parametrize("grid", ["affine", "narrow", "int", "midrise", "unsigned", "uint"])
+@pytest.mark.parametrize("bits", [2, 4, 8])
+def test_streamed_scan_parameters_are_the_quantizers(rng, grid, bits):
+    """The streamed search evaluates a scan's quantizers from vectorised parameters: they are
+    the fields of the Quantizer objects the search stands for."""
+    from qtheory.models.observers import _scan_params
+
+    top = 2**bits - 1
+    values = np.exp(rng.uniform(-30.0, 30.0, size=40))
+    zs = [int(z) for z in rng.integers(0, top, size=5)] + [0, top - 1] if grid == "affine" else [None]
+    for z in zs:
+        scale, offset, qmin, qmax = (np.broadcast_to(a, values.shape) for a in _scan_params(bits, grid, values, z))
+        for i, v in enumerate(values):
+            q = (Quantizer(bits, (top - z) * v, "affine", beta=-z * v) if grid == "affine"
+                 else Quantizer(bits, v, grid))
+            assert (q.scale, q.offset, q.qmin, q.qmax) == (scale[i], offset[i], qmin[i], qmax[i])

@@ -537,10 +537,7 @@ class _Stream:
             if top <= 0:
                 return 0.0, 0.0, *self.mse(0.0, 0.0)
             alphas = np.geomspace(top * 2.0 ** -(bits + 4), top * (1 + 2.0 ** (2 - bits)), 400)
-            q1 = Quantizer(bits, 1.0, grid)  # (scale = alpha / (alpha per step), as _grid_params divides)
-            per = {"midrise": 2 ** (bits - 1), "int": 2 ** (bits - 1), "narrow": 2 ** (bits - 1) - 1,
-                   "unsigned": 2**bits - 1, "uint": 2**bits}[grid]
-            vals = self._upper_many((alphas / per, q1.offset, q1.qmin, q1.qmax, mode))[0]
+            vals = self._upper_many((*_scan_params(bits, grid, alphas), mode))[0]
             i = int(np.argmin(vals))
             res = minimize_scalar(lambda a: u_of(Quantizer(bits, a, grid)),
                                   bounds=(alphas[max(i - 1, 0)], alphas[min(i + 1, alphas.size - 1)]),
@@ -563,11 +560,8 @@ class _Stream:
         def best_s(z):
             if z == top:
                 v = np.array([u_of(q_of(z, s)) for s in s_grid])
-            else:  # Quantizer(bits, (top - z)·s, "affine", beta=-z·s), vectorised (quantizer._grid_params)
-                alpha, beta = float(top - z) * s_grid, -z * s_grid
-                step = (alpha - beta) / top
-                zq = np.clip(np.floor(top * (-beta / (alpha - beta)) + 0.5), 0, top)
-                v = self._upper_many((step, 0.0, -zq, top - zq, mode))[0]
+            else:
+                v = self._upper_many((*_scan_params(bits, grid, s_grid, z), mode))[0]
             i = int(np.argmin(v))
             return float(v[i]), float(s_grid[i]), i
 
@@ -613,6 +607,23 @@ class _Stream:
         q = q_of(z, s)
         m, e = self._upper(q)
         return float(q.beta), float(q.alpha), m, e
+
+
+def _scan_params(bits, grid, values, z=None):
+    """``(scale, offset, qmin, qmax)`` arrays of the quantizers of a scan, computed as
+    :class:`qtheory.Quantizer` computes them (``quantizer._grid_params``): symmetric grids,
+    ``Quantizer(bits, alpha, grid)`` for the clips ``values``; affine, ``Quantizer(bits, (top − z)·s,
+    "affine", beta=−z·s)`` for the steps ``values`` (``z < top``)."""
+    from ..quantizer import _alpha_per_scale
+
+    v = np.asarray(values, np.float64)
+    if grid != "affine":
+        q1 = Quantizer(bits, 1.0, grid)
+        return v / _alpha_per_scale(grid, bits), q1.offset, q1.qmin, q1.qmax
+    top = 2**bits - 1
+    alpha, beta = float(top - z) * v, -z * v
+    zq = np.clip(np.floor(top * (-beta / (alpha - beta)) + 0.5), 0, top)
+    return (alpha - beta) / top, 0.0, -zq, top - zq
 
 
 # ================================================================================ hooks
