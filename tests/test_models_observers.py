@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from _fixtures import ocr_model
 
-from qtheory import optimal_clip
+from qtheory import Quantizer, optimal_clip
 from qtheory.empirical import EmpiricalMSE
 from qtheory.models.observers import (
     METHODS,
@@ -200,3 +200,147 @@ def test_onnx_observers_equal_onnxruntime_minmax_calibrator(tmp_path):
         lo, hi = (float(np.ravel(v)[0]) for v in ranges.data[name].range_value)
         r = o.range("max")
         assert (r.beta, r.alpha) == (min(lo, 0.0), max(hi, 0.0)), name
+
+
+def _numpy_upper(stream, q):
+    """The streamed bound ``(U, E)`` computed bin by bin in numpy (the module docstring's formulas)."""
+    cnt, s1, s2, bmin, bmax = stream.hist
+    nz = cnt > 0
+    n, a1, a2, lo, hi = cnt[nz].astype(np.float64), s1[nz], s2[nz], bmin[nz], bmax[nz]
+    y = q.quantize(a1 / n)
+    u = float(np.sum(a2 - 2.0 * y * a1 + y * y * n))
+    straddle = q.to_codes(lo) != q.to_codes(hi)
+    d = np.maximum(np.abs(lo - y), np.abs(hi - y))
+    return u / stream.n, float(np.sum((n * d * d)[straddle])) / stream.n
+
+
+@pytest.mark.parametrize("grid", ["affine", "narrow", "midrise", "unsigned"])
+def test_streamed_bound_kernel_equals_numpy_per_bin(rng, grid):
+    """hist_upper (level runs over double-double prefix sums) equals the per-bin numpy sums."""
+    obs = Observer(8, grid, max_samples=0, bins=1 << 10)
+    for b in _batches(rng, [3000, 500, 4000]):
+        obs.collect(b * 3.0)
+    s = obs._single
+    for bits in (2, 4, 8):
+        for beta, alpha in rng.uniform([-1.5, 0.2], [0.0, 30.0], size=(10, 2)):
+            q = quantizer_for(beta, alpha, bits, grid)
+            u, e = s._upper(q)
+            u0, e0 = _numpy_upper(s, q)
+            assert u == pytest.approx(u0, rel=1e-12)
+            assert e == pytest.approx(e0, rel=1e-12, abs=1e-300)
+
+
+def test_reservoir_is_the_bottom_keys_of_all_values(rng):
+    """The streamed sample is the `reservoir` values with the smallest of the seeded keys, whatever
+    the batching (filtered and cut in bulk, not re-partitioned per batch)."""
+    batches = _batches(rng, [700, 50, 3000, 1200, 10, 2500])
+    obs = Observer(8, max_samples=1000, reservoir=300, seed=5)
+    for b in batches:
+        obs.collect(b)
+    x = np.concatenate([b.ravel() for b in batches])
+    keys = np.random.default_rng([5, 0]).random(x.size)  # one key per value, in arrival order
+    want = np.sort(x[np.argsort(keys)[:300]])
+    np.testing.assert_array_equal(np.sort(obs._single.data()), want)
+    assert obs.streamed and obs.n == x.size
+
+
+def test_kept_batches_are_copies_unless_private(rng):
+    """A batch the caller changes afterwards does not change the observer (views are copied)."""
+    x = rng.normal(size=(40, 25)).astype(np.float32)
+    obs = Observer(8).collect(x)
+    per_channel = Observer(8, "narrow", axis=0).collect(x)
+    before = obs.range("exact")
+    x[:] = 100.0
+    after = Observer(8).collect(x.copy() * 0 + np.float32(1))  # (an unrelated observer)
+    assert obs.range("max").alpha < 100.0 and per_channel.range("max").alpha.max() < 100.0
+    obs._single._exact_cache = None
+    assert obs.range("exact") == before
+    assert after.range("max").alpha == 1.0
+
+
+def _cls_tensors(names_wanted=4):
+    """Real activations of the PP-OCR direction classifier on three skimage crops: the model as
+    ONNX Runtime's quantizer sees it, the feeds and ``{tensor: values of each feed}`` computed by
+    ONNX Runtime directly."""
+    onnx = pytest.importorskip("onnx")
+    ort = pytest.importorskip("onnxruntime")
+    skd = pytest.importorskip("skimage.data")
+    from qtheory.models.export import ort_calibration_tensors, prepare_for_ort
+
+    path = _ocr("ch_ppocr_mobile_v2.0_cls_infer.onnx")
+    img = skd.astronaut().astype(np.float32) / 255.0
+    feeds = [{"x": ((img[90 * i:90 * i + 48, 50 * i:50 * i + 192].transpose(2, 0, 1)[None] - 0.5) / 0.5)
+              .astype(np.float32)} for i in range(3)]
+    m = prepare_for_ort(path)
+    names = ort_calibration_tensors(m)
+    names = [names[i] for i in np.linspace(0, len(names) - 1, names_wanted).round().astype(int)]
+    aug = onnx.ModelProto()
+    aug.CopyFrom(m)
+    for n in names:
+        aug.graph.output.append(onnx.ValueInfoProto(name=n))
+    so = ort.SessionOptions()  # (unoptimised, as onnx_observers runs it: fused kernels round differently)
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    sess = ort.InferenceSession(aug.SerializeToString(), so, providers=["CPUExecutionProvider"])
+    vals = {n: [] for n in names}
+    for f in feeds:
+        for n, v in zip(names, sess.run(names, f), strict=True):
+            vals[n].append(v)
+    return m, feeds, vals
+
+
+def test_batched_observers_equal_optimal_clip_on_real_activations():
+    """In memory the observer claims exactness: its exact range of real classifier activations,
+    collected feed by feed by onnx_observers, is optimal_clip's of the concatenated values, and
+    its MSE that optimum's."""
+    model, feeds, vals = _cls_tensors()
+    obs = onnx_observers(model, feeds, tensors=list(vals))
+    for name, parts in vals.items():
+        x = np.concatenate([p.ravel() for p in parts])
+        assert x.dtype == np.float32
+        r = obs[name].range("exact")
+        assert not r.streamed and obs[name].n == x.size
+        if x.max() <= 0:
+            continue
+        ref = optimal_clip(x, 8, grid="affine", range="asymmetric")
+        assert (r.beta, r.alpha) == (ref.beta, ref.alpha), name
+        assert r.mse == pytest.approx(ref.mse, rel=1e-12)
+
+
+def test_streamed_real_activations_within_the_bound():
+    """Streamed (max_samples below one feed), the range of real activations is within its bound
+    of the in-memory optimum: MSE(q̂) <= U(q̂) and MSE(q̂) <= MSE(q*) + E(q*)."""
+    model, feeds, vals = _cls_tensors()
+    obs = onnx_observers(model, feeds, tensors=list(vals), max_samples=1000, bins=1 << 12)
+    for name, parts in vals.items():
+        x = np.concatenate([p.ravel() for p in parts])
+        if x.max() <= 0:
+            continue
+        r = obs[name].range("exact")
+        assert r.streamed
+        ref = optimal_clip(x, 8, grid="affine", range="asymmetric")
+        prep = EmpiricalMSE(x)
+        true_hat = sum(prep.mse_quantizer(quantizer_for(r.beta, r.alpha, 8, "affine")))
+        e_star = obs[name]._single._upper(quantizer_for(ref.beta, ref.alpha, 8, "affine"))[1]
+        # (U comes from per-bin float64 sums of x and x²: its rounding is relative to E[x²], not to
+        # the MSE, which is 1e-5 of it on the 8-bit grid)
+        tol = 1e-12 * float(np.mean(np.square(x, dtype=np.float64)))
+        assert true_hat <= r.mse + tol
+        assert true_hat <= ref.mse + e_star + tol
+
+
+@pytest.mark.parametrize("grid", ["affine", "narrow", "int", "midrise", "unsigned", "uint"])
+@pytest.mark.parametrize("bits", [2, 4, 8])
+def test_streamed_scan_parameters_are_the_quantizers(rng, grid, bits):
+    """The streamed search evaluates a scan's quantizers from vectorised parameters: they are
+    the fields of the Quantizer objects the search stands for."""
+    from qtheory.models.observers import _scan_params
+
+    top = 2**bits - 1
+    values = np.exp(rng.uniform(-30.0, 30.0, size=40))
+    zs = [int(z) for z in rng.integers(0, top, size=5)] + [0, top - 1] if grid == "affine" else [None]
+    for z in zs:
+        scale, offset, qmin, qmax = (np.broadcast_to(a, values.shape) for a in _scan_params(bits, grid, values, z))
+        for i, v in enumerate(values):
+            q = (Quantizer(bits, (top - z) * v, "affine", beta=-z * v) if grid == "affine"
+                 else Quantizer(bits, v, grid))
+            assert (q.scale, q.offset, q.qmin, q.qmax) == (scale[i], offset[i], qmin[i], qmax[i])

@@ -26,8 +26,10 @@ the largest distance from ``y_b`` to the bin's min or max. Hence the streamed op
 
     MSE(q̂) ≤ U(q̂) ≤ U(q*) ≤ MSE(q*) + E(q*)
 
-(``q*`` the true optimum; the middle step holds when the search — the scan of
-:func:`qtheory.optimal_clip` on ``U`` instead of the exact MSE — finds ``U``'s global minimum):
+(``q*`` the true optimum; the middle step holds when the search — a scan of ``U`` over the
+clip (affine: over zero point and step, refined by Brent and by moves of the zero point by one) —
+finds ``U``'s global minimum; ``U`` of a quantizer costs ``O(levels · log bins)``, see
+:func:`qtheory.kernels.observers.hist_upper`):
 its excess over the exact optimum is at most ``E(q*)``, which shrinks
 with the bin width (``D_b`` ≈ one step ``Δ``, and only bins within ``w`` of a threshold count:
 ``E ≲ Δ²·p(threshold)·w·levels``). ``Range.bound`` reports ``E`` at the streamed optimum;
@@ -143,9 +145,7 @@ def clip_range(x, bits: int, method: str, grid: str = "affine", *, percentile: f
         if max(-lo, hi) <= 0:
             return 0.0, 0.0
         if method == "exact":
-            from ..optimal import optimal_clip
-
-            a = optimal_clip(x, bits, grid=grid).alpha
+            a = _exact_range(x, bits, grid, lo=lo, hi=hi)[1]
         else:
             kw = {"percentile": percentile} if method == "percentile" else {}
             if method == "aciq" and grid != "midrise":  # ACIQ's ratio is for the midrise step
@@ -161,15 +161,7 @@ def clip_range(x, bits: int, method: str, grid: str = "affine", *, percentile: f
         p = check_real(percentile, "percentile", func, 50.0, 100.0, low_open=True)
         return min(float(np.percentile(x, 100.0 - p)), 0.0), max(float(np.percentile(x, p)), 0.0)
     if method == "exact":
-        from ..optimal import optimal_clip
-
-        if hi <= 0 and lo >= 0:
-            return 0.0, 0.0
-        if hi <= 0:  # mirror: the optimiser wants positive values
-            r = optimal_clip(-x.astype(np.float64), bits, grid="affine", range="asymmetric")
-            return -float(r.alpha), -float(r.beta)
-        r = optimal_clip(x.astype(np.float64, copy=False), bits, grid="affine", range="asymmetric")
-        return float(r.beta), float(r.alpha)
+        return _exact_range(x, bits, grid, lo=lo, hi=hi)[:2]
     if method == "aciq":
         from ..optimal import optimal_clip
         from ..priors import Laplace
@@ -191,6 +183,29 @@ def clip_range(x, bits: int, method: str, grid: str = "affine", *, percentile: f
         return cal.octav_clip(v, bits, unsigned=True)
 
     return -side(np.maximum(-x, 0.0)), side(np.maximum(x, 0.0))
+
+
+def _exact_range(x, bits, grid, *, lo, hi):
+    """``(beta, alpha, mse)`` of :func:`qtheory.optimal_clip` on the 1-D samples ``x`` (min ``lo``,
+    max ``hi``), in their own dtype (float32 is not copied to float64: the result is the same exact
+    optimum). ``mse`` is the optimum's MSE on ``x``, or ``None`` where it is not computed here
+    (a zero range, or an all-non-positive tensor searched mirrored)."""
+    from ..optimal import optimal_clip
+
+    if x.dtype not in (np.float32, np.float64):  # (integers: negated below, e.g. int8 -128)
+        x = x.astype(np.float64)
+    if grid != "affine":
+        if max(-lo, hi) <= 0:
+            return 0.0, 0.0, None
+        r = optimal_clip(x, bits, grid=grid)
+        return -float(r.alpha), float(r.alpha), float(r.mse)
+    if hi <= 0 and lo >= 0:
+        return 0.0, 0.0, None
+    if hi <= 0:  # mirror: the optimiser wants positive values
+        r = optimal_clip(-x, bits, grid="affine", range="asymmetric")
+        return -float(r.alpha), -float(r.beta), None
+    r = optimal_clip(x, bits, grid="affine", range="asymmetric")
+    return float(r.beta), float(r.alpha), float(r.mse)
 
 
 class Observer:
@@ -249,25 +264,36 @@ class Observer:
         self._single: _Stream | None = None
 
     # ----------------------------------------------------------------- collection
-    def collect(self, batch) -> Observer:
+    def collect(self, batch, *, _owned: bool = False) -> Observer:
         """Add a batch (any shape; with ``axis``, the channel axis must have the same length)."""
         func = "Observer.collect"
-        x = _as_float(batch, func)
+        base = _as_array(batch, func)
+        x = base if base.dtype in (np.float32, np.float64) else base.astype(np.float32)
+        owned = _owned or x is not base  # (a private array is kept without another copy)
         if self.axis is None:
+            flat = x.reshape(-1)
+            if flat.size == 0:
+                return self
+            lo, hi = _finite_range(flat.min(), flat.max(), func)
             if self._single is None:
                 self._single = _Stream(self, 0)
-            self._single.add(x.reshape(-1))
+            self._single.add(flat, lo, hi, owned=owned or not np.may_share_memory(flat, base))
             return self
         if x.ndim == 0 or not -x.ndim <= self.axis < x.ndim:
             raise param_error("batch", func, f"an array with an axis {self.axis}", f"shape {x.shape}")
         c = np.moveaxis(x, self.axis, 0).reshape(x.shape[self.axis], -1)
-        if self._chans is None:
-            self._chans = [_Stream(self, i) for i in range(c.shape[0])]
-        if c.shape[0] != len(self._chans):
+        if self._chans is not None and c.shape[0] != len(self._chans):
             raise param_error("batch", func, f"{len(self._chans)} channels along axis {self.axis}",
                               f"{c.shape[0]} channels")
-        for s, row in zip(self._chans, c, strict=True):
-            s.add(row)
+        if c.size == 0:
+            return self
+        los, his = c.min(axis=1), c.max(axis=1)
+        _finite_range(los.min(), his.max(), func)
+        if self._chans is None:
+            self._chans = [_Stream(self, i) for i in range(c.shape[0])]
+        owned = owned or not np.may_share_memory(c, base)
+        for s, row, lo, hi in zip(self._chans, c, los.tolist(), his.tolist(), strict=True):
+            s.add(row, lo, hi, owned=owned)
         return self
 
     __call__ = collect
@@ -311,17 +337,21 @@ class Observer:
         return pd.DataFrame(rows)
 
 
-def _as_float(batch, func):
+def _as_array(batch, func):
+    """The batch as a numpy array of real numbers (torch tensors: float32, sharing their memory)."""
     if hasattr(batch, "detach"):  # torch tensor
         batch = batch.detach().cpu().float().numpy()
     x = np.asarray(batch)
     if x.dtype.kind not in "biuf":
         raise param_error("batch", func, "an array of real numbers", f"dtype {x.dtype}", TypeError)
-    if x.dtype not in (np.float32, np.float64):
-        x = x.astype(np.float32)
-    if x.size and not (np.isfinite(x.min()) and np.isfinite(x.max())):
-        raise param_error("batch", func, "an array of finite real numbers", "non-finite values")
     return x
+
+
+def _finite_range(lo, hi, func):
+    lo, hi = float(lo), float(hi)
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        raise param_error("batch", func, "an array of finite real numbers", "non-finite values")
+    return lo, hi
 
 
 class _Stream:
@@ -336,16 +366,24 @@ class _Stream:
         self.hist = None  # (count, s1, s2, bmin, bmax) arrays
         self.e = None  # bin width 2^e
         self.rng = np.random.default_rng([obs.seed, index])
-        self.res = np.empty(0, np.float32)
-        self.keys = np.empty(0)
+        self._buf: list = []  # reservoir candidates: (float32 values, keys) chunks
+        self._nbuf = 0
+        self._thr = math.inf  # keys at or above it cannot enter the reservoir
+        self._bins_cache = None  # the non-empty bins' arrays, while no batch arrives
+        self._exact_cache = None  # (beta, alpha, mse, bound) of the exact range, likewise
 
-    def add(self, x):
+    def add(self, x, lo=None, hi=None, owned=False):
+        """Add the values ``x`` (1-D; ``lo``/``hi`` its min and max if known; ``owned``: a private
+        array the caller will not change, kept without a copy)."""
         if x.size == 0:
             return
+        self._bins_cache = self._exact_cache = None
+        if lo is None:
+            lo, hi = float(x.min()), float(x.max())
         self.n += x.size
-        self.lo, self.hi = min(self.lo, float(x.min())), max(self.hi, float(x.max()))
+        self.lo, self.hi = min(self.lo, lo), max(self.hi, hi)
         if self.hist is None and self.kept + x.size <= self.o.max_samples:
-            self.parts.append(np.array(x, copy=True))
+            self.parts.append(x if owned else np.array(x, copy=True))
             self.kept += x.size
             return
         if self.hist is None:  # switch to streaming: everything kept so far goes in first
@@ -353,8 +391,8 @@ class _Stream:
             self.parts, self.kept = [], 0
             self._init_hist(max(-self.lo, self.hi))
             for p in old:
-                self._stream(p)
-        self._stream(x)
+                self._stream(p, float(p.min()), float(p.max()))
+        self._stream(x, lo, hi)
 
     # ---------------------------------------------------------- streaming state
     def _init_hist(self, top):
@@ -364,34 +402,49 @@ class _Stream:
         self.hist = [np.zeros(self.o.bins, np.int64), z.copy(), z.copy(), np.full(self.o.bins, np.inf),
                      np.full(self.o.bins, -np.inf)]
 
-    def _stream(self, x):
-        k = self.o.bins // 2
-        top = float(max(-x.min(), x.max()))
-        while top >= math.ldexp(k, self.e):
-            self._merge()
-        xd = x.astype(np.float64)
-        idx = (np.floor(np.ldexp(xd, -self.e)).astype(np.int64) + k)
-        cnt, s1, s2, bmin, bmax = self.hist
-        nb = self.o.bins
-        cnt += np.bincount(idx, minlength=nb)
-        s1 += np.bincount(idx, weights=xd, minlength=nb)
-        s2 += np.bincount(idx, weights=xd * xd, minlength=nb)
-        np.minimum.at(bmin, idx, xd)
-        np.maximum.at(bmax, idx, xd)
-        # reservoir: keep the values with the `reservoir` smallest random keys
-        keys = self.rng.random(x.size)
-        vals = np.concatenate([self.res, x.astype(np.float32)])
-        allk = np.concatenate([self.keys, keys])
-        if allk.size > self.o.reservoir:
-            sel = np.argpartition(allk, self.o.reservoir - 1)[: self.o.reservoir]
-            vals, allk = vals[sel], allk[sel]
-        self.res, self.keys = vals, allk
+    def _stream(self, x, lo, hi):
+        from ..kernels.observers import hist_add
 
-    def _merge(self):
-        """Double the bin width: bin j of the new grid holds old bins 2j-k.. (⌊⌊x/w⌋/2⌋ = ⌊x/2w⌋)."""
+        k = self.o.bins // 2
+        top = max(-lo, hi)
+        d = 0
+        while top >= math.ldexp(k, self.e + d):
+            d += 1
+        if d:
+            self._merge(d)
+        f = -self.e  # 1/w = 2^f = f1·f2, each factor representable
+        hist_add(x, math.ldexp(1.0, f // 2), math.ldexp(1.0, f - f // 2), k, *self.hist)
+        # reservoir: the values with the `reservoir` smallest random keys. Candidates are buffered
+        # and cut back to `reservoir` values when the buffer holds a quarter more; once it has been
+        # cut, a value whose key is not below the largest kept key can never enter and is skipped
+        # (the same set as keeping them all).
+        keys = self.rng.random(x.size)
+        fresh = self._thr < 1.0
+        if fresh:
+            sel = np.flatnonzero(keys < self._thr)
+            x, keys = x[sel], keys[sel]
+        self._buf.append((x.astype(np.float32, copy=not fresh), keys))
+        self._nbuf += keys.size
+        if self._nbuf > self.o.reservoir + self.o.reservoir // 4:
+            self._cut()
+
+    def _cut(self):
+        r = self.o.reservoir
+        vals = np.concatenate([v for v, _ in self._buf])
+        keys = np.concatenate([k for _, k in self._buf])
+        if keys.size > r:
+            sel = np.argpartition(keys, r - 1)[:r]
+            vals, keys = vals[sel], keys[sel]
+            self._thr = float(keys.max())
+        self._buf, self._nbuf = [(vals, keys)], keys.size
+        return vals
+
+    def _merge(self, d=1):
+        """Multiply the bin width by 2^d: old bin i (centred index i - k) goes to ⌊(i - k)/2^d⌋ + k
+        (⌊⌊x/w⌋/2^d⌋ = ⌊x/(2^d·w)⌋: the sums merge exactly)."""
         k = self.o.bins // 2
         old_idx = np.arange(self.o.bins) - k
-        new = np.floor_divide(old_idx, 2) + k
+        new = np.floor_divide(old_idx, 2**min(d, 62)) + k
         cnt, s1, s2, bmin, bmax = self.hist
         nb = self.o.bins
         h = [np.bincount(new, weights=cnt, minlength=nb).astype(np.int64), np.bincount(new, weights=s1, minlength=nb),
@@ -399,25 +452,38 @@ class _Stream:
         np.minimum.at(h[3], new, bmin)
         np.maximum.at(h[4], new, bmax)
         self.hist = h
-        self.e += 1
+        self.e += d
 
     # ---------------------------------------------------------- ranges
     def data(self):
         if self.hist is not None:
-            return self.res
-        return self.parts[0] if len(self.parts) == 1 else np.concatenate(self.parts)
+            return self._cut()
+        if len(self.parts) > 1:  # (concatenated once, kept so)
+            self.parts = [np.concatenate(self.parts)]
+        return self.parts[0]
 
     def range(self, method):
         o = self.o
+        if method == "exact":
+            if self._exact_cache is None:
+                self._exact_cache = self._hist_exact() if self.hist is not None else self._memory_exact()
+            return self._exact_cache
         if method == "max":
             b, a = (min(self.lo, 0.0), max(self.hi, 0.0)) if o.grid == "affine" else (
                 -max(-self.lo, self.hi), max(-self.lo, self.hi))
-        elif method == "exact" and self.hist is not None:
-            return self._hist_exact()
         else:
             b, a = clip_range(self.data(), o.bits, method, o.grid, percentile=o.percentile, func="Observer.range")
         mse, bound = self.mse(b, a)
         return b, a, mse, bound
+
+    def _memory_exact(self):
+        """:func:`qtheory.optimal_clip` of the kept values (in their dtype; no float64 copy), its MSE
+        from the same preparation (no second one)."""
+        o = self.o
+        b, a, mse = _exact_range(self.data(), o.bits, o.grid, lo=self.lo, hi=self.hi)
+        if mse is None:
+            mse = self.mse(b, a)[0]
+        return b, a, mse, 0.0
 
     def mse(self, beta, alpha):
         """(MSE, bound) of the collected data at the range (exact in memory)."""
@@ -435,34 +501,62 @@ class _Stream:
         u, e = self._upper(q)
         return u, e
 
-    def _upper(self, q: Quantizer):
-        cnt, s1, s2, bmin, bmax = self.hist
-        nz = cnt > 0
-        n, a1, a2, lo, hi = cnt[nz].astype(np.float64), s1[nz], s2[nz], bmin[nz], bmax[nz]
-        y = q.quantize(a1 / n)
-        u = float(np.sum(np.maximum(a2 - 2.0 * y * a1 + y * y * n, 0.0)))
-        straddle = q.to_codes(lo) != q.to_codes(hi)
-        d = np.maximum(np.abs(lo - y), np.abs(hi - y))
-        e = float(np.sum((n * d * d)[straddle]))
+    def _bins(self):
+        """``(mean, n, min, max, P0, P1, P2)`` of the non-empty bins: float64 arrays, ``P*`` the
+        double-double prefix sums of the counts, ``Σx`` and ``Σx²`` (``(2, bins + 1)``)."""
+        if self._bins_cache is None:
+            from ..kernels.observers import dd_prefix
+
+            cnt, s1, s2, bmin, bmax = self.hist
+            nz = cnt > 0
+            n, a1 = cnt[nz].astype(np.float64), s1[nz]
+            pref = []
+            for v in (n, a1, s2[nz]):
+                p = np.empty((2, v.size + 1))
+                dd_prefix(v, p[0], p[1])
+                pref.append(p)
+            self._bins_cache = (a1 / n, n, bmin[nz], bmax[nz], *pref)
+        return self._bins_cache
+
+    def _upper_many(self, params, bound=False):
+        """``(U, E)`` arrays of the quantizers ``params = (scale, offset, qmin, qmax, rounding code)``
+        (arrays but the last), normalised by ``n``; ``E`` only with ``bound``."""
+        from ..kernels.observers import hist_upper
+
+        scale, offset, qmin, qmax, mode = params
+        scale = np.asarray(scale, np.float64).reshape(-1)
+        shape = scale.shape
+        offset, qmin, qmax = (np.broadcast_to(np.asarray(v, np.float64), shape).copy() for v in (offset, qmin, qmax))
+        u, e = np.empty(shape), np.zeros(shape)
+        hist_upper(*self._bins(), scale, offset, qmin, qmax, int(mode), bool(bound), u, e)
         return u / self.n, e / self.n
 
+    def _upper(self, q: Quantizer):
+        u, e = self._upper_many(q.kernel_params, bound=True)
+        return float(u[0]), float(e[0])
+
     def _hist_exact(self):
-        """Minimise the upper bound U over the grid's clips (1-D log scan + golden section, or the
-        affine (z, s) search of :func:`qtheory.optimal_clip`), from the histogram alone."""
+        """Minimise the upper bound U over the grid's clips (1-D log scan + golden section, or an
+        affine (z, s) scan refined by Brent and polished by moves of z by one with s, α or β held),
+        from the histogram alone. The quantizers of a scan are evaluated in one kernel call (their
+        parameters computed as :class:`qtheory.Quantizer` computes them)."""
         from scipy.optimize import minimize_scalar
+
+        from ..quantizer import ROUNDING_CODES
 
         o = self.o
         bits, grid = o.bits, o.grid
+        mode = ROUNDING_CODES["half_even"]
 
         def u_of(q):
-            return self._upper(q)[0]
+            return float(self._upper_many(q.kernel_params)[0][0])
 
         if grid != "affine":
             top = max(-self.lo, self.hi) if grid in ("midrise", "int", "narrow") else self.hi
             if top <= 0:
                 return 0.0, 0.0, *self.mse(0.0, 0.0)
             alphas = np.geomspace(top * 2.0 ** -(bits + 4), top * (1 + 2.0 ** (2 - bits)), 400)
-            vals = np.array([u_of(Quantizer(bits, a, grid)) for a in alphas])
+            vals = self._upper_many((*_scan_params(bits, grid, alphas), mode))[0]
             i = int(np.argmin(vals))
             res = minimize_scalar(lambda a: u_of(Quantizer(bits, a, grid)),
                                   bounds=(alphas[max(i - 1, 0)], alphas[min(i + 1, alphas.size - 1)]),
@@ -483,11 +577,14 @@ class _Stream:
             return Quantizer(bits, (top - z) * s, "affine", beta=-z * s)
 
         def best_s(z):
-            v = np.array([u_of(q_of(z, s)) for s in s_grid])
+            if z == top:
+                v = np.array([u_of(q_of(z, s)) for s in s_grid])
+            else:
+                v = self._upper_many((*_scan_params(bits, grid, s_grid, z), mode))[0]
             i = int(np.argmin(v))
             return float(v[i]), float(s_grid[i]), i
 
-        z_lo = 0 if lo >= 0 else 0
+        z_lo = 0
         z_hi = top - 1 if lo < 0 else 0
         if hi <= 0:
             z_lo = z_hi = top
@@ -506,10 +603,46 @@ class _Stream:
                                   options={"xatol": 1e-10 * b_})
             cands.append((float(res.fun), float(res.x), z) if res.fun <= v0 else (v0, s0, z))
         cands.sort()
-        _, s, z = cands[0]
+        v, s, z = cands[0]
+        # polish: move z by one (with s, α or β held), the step refined by Brent near it; U of
+        # lattice-valued data (8-bit images) has narrow minima between the scanned zero points
+        w = 2.0 / top
+        improved = z_lo < z_hi
+        while improved:
+            improved = False
+            for z2 in (z - 1, z + 1):
+                if not z_lo <= z2 <= z_hi:
+                    continue
+                starts = {s, s * (top - z) / (top - z2)} | ({s * z / z2} if z > 0 and z2 > 0 else set())
+                for s2 in sorted(starts):
+                    res = minimize_scalar(lambda t, z2=z2: u_of(q_of(z2, t)), bounds=(s2 * (1 - w), s2 * (1 + w)),
+                                          method="bounded", options={"xatol": 1e-10 * s2})
+                    v2, t2 = min((float(res.fun), float(res.x)), (u_of(q_of(z2, s2)), s2))
+                    if v2 < v:
+                        v, s, z, improved = v2, t2, z2, True
+                        break
+                if improved:
+                    break
         q = q_of(z, s)
         m, e = self._upper(q)
         return float(q.beta), float(q.alpha), m, e
+
+
+def _scan_params(bits, grid, values, z=None):
+    """``(scale, offset, qmin, qmax)`` arrays of the quantizers of a scan, computed as
+    :class:`qtheory.Quantizer` computes them (``quantizer._grid_params``): symmetric grids,
+    ``Quantizer(bits, alpha, grid)`` for the clips ``values``; affine, ``Quantizer(bits, (top − z)·s,
+    "affine", beta=−z·s)`` for the steps ``values`` (``z < top``)."""
+    from ..quantizer import _alpha_per_scale
+
+    v = np.asarray(values, np.float64)
+    if grid != "affine":
+        q1 = Quantizer(bits, 1.0, grid)
+        return v / _alpha_per_scale(grid, bits), q1.offset, q1.qmin, q1.qmax
+    top = 2**bits - 1
+    alpha, beta = float(top - z) * v, -z * v
+    zq = np.clip(np.floor(top * (-beta / (alpha - beta)) + 0.5), 0, top)
+    return (alpha - beta) / top, 0.0, -zq, top - zq
 
 
 # ================================================================================ hooks
@@ -658,7 +791,7 @@ def onnx_observers(model, feeds, *, tensors=None, providers=("CPUExecutionProvid
         outs = sess.run(names, feed)
         for n, v in zip(names, outs, strict=True):
             if np.asarray(v).dtype.kind == "f":
-                obs[n].collect(v)
+                obs[n].collect(v, _owned=True)  # (ONNX Runtime's fresh output: kept without a copy)
     return {n: o for n, o in obs.items() if o.n}
 
 
