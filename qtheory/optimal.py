@@ -175,7 +175,7 @@ def optimal_clip(prior, bits: int, *, grid: str | None = None, method: str = "ex
     are read without a copy; an all-zero tensor has the clip ``0.0``. Priors with an infinite variance
     (Cauchy, Student-t with ``df <= 2``) are rejected by :func:`qtheory.as_prior`. With
     ``range="asymmetric"``, samples take the search over (zero point, step) of
-    :meth:`qtheory.empirical.EmpiricalMSE._affine_optimum` instead of the prior search above (the
+    ``qtheory.empirical.EmpiricalMSE._affine_optimum`` instead of the prior search above (the
     global optimum for few samples; for large tensors every step of each basin's window is swept
     exactly, the basins chosen from bucket statistics).
 
@@ -426,7 +426,7 @@ def _asymmetric(prior: Prior, bits: int, n_grid, func: str, progress: bool = Fal
 
     The quantizer depends on the range only through its step ``s`` and integer zero point ``z``
     (levels ``(k − z)·s``, ``k = 0 .. 2^b − 1``; ``β = −z·s``, ``α = (2^b − 1 − z)·s``). Samples
-    take :meth:`qtheory.empirical.EmpiricalMSE._affine_optimum` (its docstring states what is
+    take ``qtheory.empirical.EmpiricalMSE._affine_optimum`` (its docstring states what is
     proven). A prior: a coarse 2-D scan (up to 17 zero points, 9 above 8 bits, × ``n_grid``
     logarithmic steps) finds the basins; a pattern search from the three (above 8 bits two) best
     scan points moves ``z`` (by halving integer strides, with ``s``, ``α`` or ``β`` held) and
