@@ -197,6 +197,11 @@ def plot_mse_curve(prior: PriorLike | ArrayLike | None = None, result: MSEResult
     ax.set_yscale("log")
     ax.set_ylim(np.nanmin(tot) * (0.05 if show_parts else 0.3), np.nanmax(tot) * 2.0)
     ax.set_xlim(0.0, float(alphas.max()))
+    return _finish_mse_axes(ax, title)
+
+
+def _finish_mse_axes(ax, title):
+    """Axis labels, title, grid and legend of both forms of :func:`plot_mse_curve`."""
     ax.set_xlabel("clip α")
     ax.set_ylabel("mean squared error")
     if title:
@@ -222,10 +227,4 @@ def _draw_curve(alphas, result, optimum, picks, ax, title):
     ax.set_yscale("log")
     tot = np.asarray(result.mse, dtype=float)
     ax.set_ylim(np.nanmin(tot) * 0.05, np.nanmax(tot) * 2.0)  # the parts may fall to ~0
-    ax.set_xlabel("clip α")
-    ax.set_ylabel("mean squared error")
-    if title:
-        ax.set_title(title)
-    ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=7)
-    return ax
+    return _finish_mse_axes(ax, title)
