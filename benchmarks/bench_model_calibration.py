@@ -90,13 +90,9 @@ def qtheory_pipeline(model, data, out):
     return t[keys[-1]] - t["start"], stages, obs
 
 
-def ort_pipeline(model, data, out):
-    from onnxruntime.quantization import (
-        CalibrationDataReader,
-        CalibrationMethod,
-        QuantFormat,
-        quantize_static,
-    )
+def _reader(data):
+    """ONNX Runtime's calibration data reader over a list of feeds (one per image)."""
+    from onnxruntime.quantization import CalibrationDataReader
 
     class Reader(CalibrationDataReader):
         def __init__(self):
@@ -105,29 +101,32 @@ def ort_pipeline(model, data, out):
         def get_next(self):
             return next(self.it, None)
 
+    return Reader()
+
+
+def ort_pipeline(model, data, out):
+    from onnxruntime.quantization import (
+        CalibrationMethod,
+        QuantFormat,
+        quantize_static,
+    )
+
     t = time.perf_counter()
-    quantize_static(model, out, Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+    quantize_static(model, out, _reader(data), quant_format=QuantFormat.QDQ, per_channel=True,
                     calibrate_method=CalibrationMethod.Percentile,
                     extra_options={"ActivationSymmetric": False, "WeightSymmetric": True})
     return time.perf_counter() - t
 
 
 def ort_calibration(model, data, tmp):
-    from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, create_calibrator
+    from onnxruntime.quantization import CalibrationMethod, create_calibrator
     from onnxruntime.quantization.registry import QDQRegistry, QLinearOpsRegistry
-
-    class Reader(CalibrationDataReader):
-        def __init__(self):
-            self.it = iter(data)
-
-        def get_next(self):
-            return next(self.it, None)
 
     t = time.perf_counter()
     cal = create_calibrator(model, sorted(set(QDQRegistry) | set(QLinearOpsRegistry)),
                             augmented_model_path=os.path.join(tmp, "aug.onnx"),
                             calibrate_method=CalibrationMethod.Percentile)
-    cal.collect_data(Reader())
+    cal.collect_data(_reader(data))
     ranges = cal.compute_data()
     return time.perf_counter() - t, len(ranges.data)
 
