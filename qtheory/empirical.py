@@ -27,12 +27,20 @@ threshold crossing the assignment no longer changes (one quadratic piece down to
   minimum, checked against a brute force over all pieces in the tests.
 - Larger tensors: a logarithmic scan of the bucket-approximate MSE over the proven range
   (straddling buckets spread evenly over their range; no samples needed), golden-section
-  refinement of the best basins (those within 1% of the best scan value), then one gathering pass
-  for the buckets that straddle a cut anywhere in a narrow window around each basin's approximate
-  optimum, an exact scan of each window and the exact polish ("assign, then move to the vertex",
-  which never increases the error, accelerated by secant steps on the fixed-point map) to a
-  vertex. The range is proven; inside it the basin selection rests on the bucket approximation
-  (second order in the bucket width, tested against dense exact scans), not on a proof.
+  refinement of the best basins, then one gathering pass for the buckets that straddle a cut in a
+  narrow window around each basin's approximate optimum, an exact scan of each window and the
+  exact polish ("assign, then move to the vertex", which never increases the error, accelerated by
+  secant steps on the fixed-point map) to a vertex: the best error found, ``f``. Then the proof
+  (``EmpiricalMSE._prove``), a branch and bound over the whole proven range: for an interval of
+  steps, every sample's error at any step of it is at least its squared distance to the levels
+  that interval can place, and a bucket whose samples keep one level contributes its exact
+  quadratic in the step (the bound loses only second-order terms in the interval's width); a
+  bucket not gathered is bounded from its sums. Intervals whose bound exceeds ``f`` are dropped,
+  the others halved until few crossings are left; the buckets those straddle are gathered (one
+  pass), and every piece of what survives is swept. So the result is the global minimum over
+  every clip, as for few samples (tested against the per-channel branch and bound, an independent
+  implementation on the sorted samples). Its cost grows where the MSE is flat around its optimum
+  (8 bits and more on smooth data): the range that must be swept piece by piece widens.
 
 Scale: float64 samples whose magnitude is outside ``2^±100`` are multiplied by a power of two
 first (exact: no code changes), so every result is scale-equivariant from 1e-300 to 1e300.
@@ -85,6 +93,11 @@ _SWEEP_LIMIT = 1_000_000
 _LARGE_WIDTH = 1e-4
 #: ... basins whose bucket-approximate error exceeds the best one's by this factor are dropped
 _BASIN_TOL = 1e-2
+#: the proof of the large-tensor search: an interval is swept once its crossings are at most this
+_PROOF_LEAF = 8000
+#: ... and an interval whose bound is weakened by samples not gathered is kept for one gathering
+#: pass once its crossings are at most this many times that
+_PROOF_GATHER = 1
 _SCALE_GRIDS = ("midrise", "int", "narrow", "unsigned", "uint")
 #: few samples, affine range: the per-zero-point sweeps run while they cross at most this many thresholds
 _AFFINE_EVENTS = 1_000_000
@@ -435,8 +448,8 @@ class EmpiricalMSE:
         On a dense tensor the fixed-point map ``g`` contracts slowly (``g(α) − α`` shrinks by a
         few percent per step), so a secant step on ``g(α) − α`` (at most 64 plain steps long) is
         tried first (inside ``box``, the clips whose samples are gathered) and kept only if it lowers
-        the exact error; the polish ends with plain steps, at a vertex (``g(α) = α``) or where no
-        step lowers the error."""
+        the exact error; the polish ends with plain steps, at a vertex (``g(α) = α``), where no
+        step lowers the error or where a step would leave ``box``."""
         def at(a):
             b = self._eval(np.array([a / d]), off, [qmin], [qmax], mode)[0]
             return (b[0] + b[2]) + (b[1] + b[3]), b
@@ -449,7 +462,7 @@ class EmpiricalMSE:
                 break
             g = float(buf[4] / buf[5] * d)
             h = g - best_a
-            if not g > 0 or h == 0.0:
+            if not g > 0 or h == 0.0 or not box[0] <= g <= box[1]:  # (a step out of the box: stop)
                 break
             trial = g
             if prev is not None and (prev[1] - h) * h > 0.0:  # |h| shrinks: extrapolate to h = 0
@@ -579,6 +592,80 @@ class EmpiricalMSE:
                 cands.append((tot, a))
         return cands
 
+    def _prove(self, f_best, s_lo, s_hi, d, off, qmin, qmax, mode):
+        """Branch and bound over the steps ``[s_lo, s_hi]`` against the error sum ``f_best`` already
+        reached: returns ``(candidates, leaves)``, the exact minima ``(error sum, clip)`` of every
+        part of the range that could not be excluded, and how many intervals were swept.
+
+        An interval whose lower bound (:func:`~qtheory.kernels.empirical.interval_bound`: every
+        sample's error at any step of the interval is at least its distance to the levels that
+        interval can place; buckets that keep one level contribute their exact quadratic) exceeds
+        ``f_best`` by more than its rounding holds no clip that beats it. Others are halved
+        (geometrically) until an exact sweep is cheap; then the buckets they need are gathered (one
+        pass), their bound is taken again with every straddling sample, and what still survives is
+        swept piece by piece (:func:`~qtheory.kernels.empirical.sweep_window`: every vertex).
+        Every clip of the range that could beat ``f_best`` is in a swept piece: the least vertex
+        found (or ``f_best``) is the global minimum over the range.
+        """
+        k = _kernels()
+        out = np.empty(5)
+
+        def bound(sa, sb):
+            k.interval_bound(*self._args(), sa, sb, off, qmin, qmax, mode, out)
+            return out[0] - out[1] > f_best, out[2], out[3], out[4]
+
+        leaf = float(_PROOF_LEAF)
+        edges = np.geomspace(s_lo, s_hi, 17)
+        todo = list(zip(edges[:-1], edges[1:], strict=True))
+        leaves = []
+        while todo:
+            pending = []  # intervals whose straddling buckets should be gathered before going on
+            while todo:
+                nxt = []
+                for sa, sb in todo:
+                    gone, miss, _, events = bound(float(sa), float(sb))
+                    if gone:
+                        continue
+                    if events <= leaf or sb <= sa * (1.0 + 1e-12):  # (few crossings left: swept)
+                        leaves.append((float(sa), float(sb)))
+                    elif miss > 0 and events <= _PROOF_GATHER * leaf:  # (the weak bound: gather first)
+                        pending.append((float(sa), float(sb)))
+                    else:
+                        m = math.sqrt(sa * sb)
+                        nxt += [(sa, m), (m, sb)]
+                todo = nxt
+            # gather what the pending and surviving intervals straddle (one pass), go on with them
+            want = np.zeros(self._have.size, dtype=bool)
+            for sa, sb in pending + leaves:
+                k.mark_window(want, self._bmin, self._bmax, self._cnt, *self._geo, sa, sb, off, qmin, qmax)
+            if (want & ~self._have).any():
+                self._gather(want)
+            todo = pending
+        if not leaves:
+            return [], 0
+        leaves = sorted(iv for iv in leaves if not bound(*iv)[0])  # (again, with every sample)
+        wins = []  # adjacent leaves: one window
+        for sa, sb in leaves:
+            if wins and sa <= wins[-1][1]:
+                wins[-1][1] = max(wins[-1][1], sb)
+            else:
+                wins.append([sa, sb])
+        cands = []
+        for w_lo, w_hi in wins:
+            b0 = self._eval(np.array([w_lo]), off, [qmin], [qmax], mode)[0]
+            v0 = (b0[0] + b0[2]) + (b0[1] + b0[3])
+            # (only the samples of buckets a cut passes through can change level in the window)
+            want = np.zeros(self._have.size, dtype=bool)
+            k.mark_window(want, self._bmin, self._bmax, self._cnt, *self._geo, w_lo, w_hi, off, qmin, qmax)
+            xw = k.marked_samples(want, self._gstart, self._xs)
+            ss, _ = k.sweep_window(xw, w_lo, w_hi, off, qmin, qmax, mode, 16, b0[5], b0[4], v0, w_lo)
+            ss = np.r_[w_lo, ss[np.isfinite(ss)]]
+            ev = self._mse_of(self._eval(ss, off, np.full(ss.size, qmin), np.full(ss.size, qmax), mode)) * self.n
+            for j in np.argsort(ev, kind="stable")[:2]:
+                a, tot = self._polish(float(ss[j]) * d, d, off, qmin, qmax, mode, box=(w_lo * d, w_hi * d))
+                cands.append((float(tot), float(a)))
+        return cands, len(leaves)
+
     def _search_large(self, lo, hi, bits, grid, rounding, d, off, qmin, qmax, mode, n_grid, n_refine, small,
                       f_ref=np.inf):
         """Scan ``[lo, hi]`` (bucket-approximate for a large tensor), refine and polish exactly;
@@ -704,6 +791,10 @@ class EmpiricalMSE:
             others.sort()
             if others[0][0] < cands[0][0] * (1 - 1e-13):  # (a scan point beat every polished vertex)
                 cands.insert(0, others[0])
+            # the proof: every part of [α_L, α_B] that could beat the best clip found is swept
+            s_floor = (alpha_l if alpha_l is not None else lo * 2.0**-60) / d
+            c3, _ = self._prove(cands[0][0], s_floor, max(alpha_b, hi) / d, d, off, qmin, qmax, mode)
+            cands += c3
         cands.sort()  # (equal errors: the smallest clip)
         alpha = cands[0][1]
         b = self._eval(np.array([alpha / d]), off, [qmin], [qmax], mode)[0]
@@ -1052,9 +1143,12 @@ def empirical_optimal_clip(x, bits: int, *, grid: str = DEFAULT_TENSOR_GRID, rou
     threshold crossing, then the exact polish): the true global minimum; among clips of equal MSE
     the smallest. Otherwise a logarithmic scan of ``n_grid`` clips over the proven range,
     golden-section refinement of the best basins, an exact scan of each basin's floor and the exact
-    polish (see the module docstring). The returned clip is a vertex of the piecewise-quadratic
-    empirical MSE, and its MSE is exact. Samples that no clip reaches (all zero; unsigned: none
-    positive) get the clip ``0.0``, with the MSE every clip gives (midrise: its limit 0).
+    polish give a clip; then a branch and bound over the whole range drops every interval of clips
+    whose lower bound exceeds its MSE and sweeps every piece of what is left (see the module
+    docstring): the result is again the global minimum. The returned clip is a vertex of the
+    piecewise-quadratic empirical MSE, and its MSE is exact. Samples that no clip reaches (all
+    zero; unsigned: none positive) get the clip ``0.0``, with the MSE every clip gives (midrise:
+    its limit 0).
 
     Parameters
     ----------

@@ -170,7 +170,7 @@ def optimal_clip(prior, bits: int, *, grid: str | None = None, method: str = "ex
     Samples (a 1-D array or :class:`~qtheory.Empirical`) take the fast exact path of
     :mod:`qtheory.empirical`: one O(N) preparation, then O(levels) per clip, and the returned clip
     is an exact vertex of the piecewise-quadratic empirical MSE, global over every ``α > 0``
-    (the proven search range is in :func:`qtheory.empirical.empirical_optimal_clip`; a small
+    (proven for every size: see :func:`qtheory.empirical.empirical_optimal_clip`; a small
     tensor can gain from a clip beyond ``max|x|`` that puts levels on its values). float32 samples
     are read without a copy; an all-zero tensor has the clip ``0.0``. Priors with an infinite variance
     (Cauchy, Student-t with ``df <= 2``) are rejected by :func:`qtheory.as_prior`. With

@@ -903,6 +903,307 @@ def golden(cnt, p1h, p1l, p2h, p2l, bmin, bmax, have, gstart, xs, g1h, g1l, g2h,
     return x1 if f1 <= f2 else x2
 
 
+# ----------------------------------------------------------------------------- interval bound
+# A lower bound of the exact error sum over every step of an interval ``[sa, sb]`` (the proof of
+# the large-tensor search, ``EmpiricalMSE._prove``). For a step in the interval the level of code
+# ``k`` lies in ``comp_k = [c·sa, c·sb]`` (``c = k + offset``; reversed for ``c < 0``), and the
+# threshold between codes ``k`` and ``k + 1`` in ``[(c + 1/2)·sa, (c + 1/2)·sb]``: its swept region.
+# - A bucket that meets no swept region keeps one code ``k`` for every step of the interval: its
+#   error is the quadratic ``S2 − 2·c·s·S1 + c²·s²·n`` in ``s``, exact from its sums. These add to
+#   one quadratic ``Q(s)``, whose minimum over ``[sa, sb]`` is taken.
+# - A sample of a bucket that meets a swept region (gathered) is nearest, at any step, to a level
+#   in ``U = ∪_k comp_k``: its error is at least ``dist(x, U)²``. An ungathered bucket takes
+#   ``n · min_{x ∈ [min, max]} dist(x, U)²`` (0 if the bucket meets ``U``, else the nearer end:
+#   ``dist`` is unimodal on a gap of ``U``).
+# So the error sum is at least ``min Q + Σ`` of those on the whole interval (for every
+# round-to-nearest rule: each sample goes to a nearest level). The bound loses only second-order
+# terms in the interval's width for the fixed buckets, which is what lets the proof prune a narrow
+# interval next to the optimum.
+
+
+@numba.njit(cache=True, inline="always")
+def _comp_dist(x, k, offset, sa, sb):
+    """Distance of ``x`` to ``comp_k``."""
+    c = k + offset
+    if c >= 0.0:
+        lo = c * sa
+        hi = c * sb
+    else:
+        lo = c * sb
+        hi = c * sa
+    if x < lo:
+        return lo - x
+    if x > hi:
+        return x - hi
+    return 0.0
+
+
+@numba.njit(cache=True, inline="always")
+def _u_dist(x, offset, fqmin, fqmax, mode, sa, sb):
+    """``(dist(x, U), gap, crossings)``: ``gap`` is the smallest code whose component lies above
+    ``x`` (the gap of ``U`` that holds ``x``; meaningful when the distance is positive),
+    ``crossings`` the thresholds ``x`` crosses over the interval."""
+    ka = _code(x, sa, offset, fqmin, fqmax, mode)
+    kb = _code(x, sb, offset, fqmin, fqmax, mode)
+    k0 = min(ka, kb) - 1.0
+    k1 = max(ka, kb) + 1.0
+    if k1 - k0 >= 4.0:  # (a code strictly between ka and kb: its level passes x)
+        return 0.0, 0.0, abs(ka - kb)
+    if k0 < fqmin:
+        k0 = fqmin
+    if k1 > fqmax:
+        k1 = fqmax
+    d = math.inf
+    gap = fqmax + 1.0
+    k = k0
+    while k <= k1:
+        dk = _comp_dist(x, k, offset, sa, sb)
+        if dk < d:
+            d = dk
+        c = k + offset
+        if gap > fqmax and (c * sa if c >= 0.0 else c * sb) > x:
+            gap = k
+        k += 1.0
+    return d, gap, abs(ka - kb)
+
+
+@numba.njit(cache=True, inline="always")
+def _seg_dist(xs, g1h, g1l, g2h, g2l, i0, i1, y):
+    """``(Σ (x − y)², error scale)`` over the gathered samples ``[i0, i1)`` (prefix sums)."""
+    if i1 <= i0:
+        return 0.0, 0.0
+    n = float(i1 - i0)
+    vh, vl, s1 = _bulk(g1h, g1l, g2h, g2l, i0, i1, n, y)
+    return max(vh + vl, 0.0), (g2h[i1] - g2h[i0]) + 2.0 * abs(y * s1) + y * y * n
+
+
+@numba.njit(cache=True)
+def _run_dist(xs, g1h, g1l, g2h, g2l, i0, i1, l_lo, r_lo, l_hi, r_hi):
+    """``Σ dist(x, [l_lo, r_lo] ∪ [l_hi, r_hi])²`` over the sorted gathered samples ``[i0, i1)``
+    (``l_lo <= l_hi``): sub-runs split by binary searches, each from the prefix sums."""
+    if l_hi <= r_lo:  # (the components overlap: one interval)
+        a = _bs_left(xs, l_lo, i0, i1)
+        b = _bs_right(xs, max(r_lo, r_hi), a, i1)
+        v1, e1 = _seg_dist(xs, g1h, g1l, g2h, g2l, i0, a, l_lo)
+        v2, e2 = _seg_dist(xs, g1h, g1l, g2h, g2l, b, i1, max(r_lo, r_hi))
+        return v1 + v2, e1 + e2
+    m = 0.5 * (r_lo + l_hi)
+    a = _bs_left(xs, l_lo, i0, i1)  # x < l_lo
+    b = _bs_right(xs, r_lo, a, i1)  # inside the lower component
+    c = _bs_right(xs, m, b, i1)  # nearer the lower one
+    d = _bs_left(xs, l_hi, c, i1)  # nearer the upper one
+    e = _bs_right(xs, r_hi, d, i1)  # inside the upper component
+    v, er = _seg_dist(xs, g1h, g1l, g2h, g2l, i0, a, l_lo)
+    v2, e2 = _seg_dist(xs, g1h, g1l, g2h, g2l, b, c, r_lo)
+    v3, e3 = _seg_dist(xs, g1h, g1l, g2h, g2l, c, d, l_hi)
+    v4, e4 = _seg_dist(xs, g1h, g1l, g2h, g2l, e, i1, r_hi)
+    return v + v2 + v3 + v4, er + e2 + e3 + e4
+
+
+@numba.njit(cache=True)
+def interval_bound(cnt, p1h, p1l, p2h, p2l, bmin, bmax, have, gstart, xs, g1h, g1l, g2h, g2l, ef, mb, nside, sa, sb,
+                   offset, qmin, qmax, mode, out):
+    """Lower bound of the error sum over every step in ``[sa, sb]`` (see above).
+
+    ``out[0]`` the bound (the minimum of the fixed buckets' quadratic plus the straddling
+    samples' distances), ``out[1]`` a bound of its rounding error, ``out[2]`` the samples of
+    straddling buckets not gathered (their bound is the weaker bucket one), ``out[3]`` the samples
+    of every straddling bucket and ``out[4]`` an upper estimate of their threshold crossings (the
+    work of an exact sweep of the interval)."""
+    nb = 2 * nside + 1
+    fqmin = float(qmin)
+    fqmax = float(qmax)
+    ch = 0.0  # Q(s) = C − 2·B·s + A·s² (C, B double-double; A = Σc²·n exact)
+    cl = 0.0
+    bh = 0.0
+    bl = 0.0
+    a_sum = 0.0
+    strad = 0.0
+    miss = 0.0
+    nev = 0.0
+    mag = 0.0
+    mscale = 0.0
+    wa = sa * (1.0 - 2e-9)
+    wb = sb * (1.0 + 2e-9)
+    j = 0
+    kcut = qmin  # the cut (threshold between codes kcut and kcut + 1) the walk is at
+    while j < nb:
+        # the next swept region, merged with the following ones while they overlap
+        if kcut < qmax:
+            u = kcut + offset + 0.5
+            r_lo = u * sa if u >= 0.0 else u * sb
+            r_hi = u * sb if u >= 0.0 else u * sa
+            k_hi = kcut
+            while k_hi + 1 < qmax:
+                u2 = k_hi + 1 + offset + 0.5
+                n_lo = u2 * sa if u2 >= 0.0 else u2 * sb
+                if n_lo > r_hi * (1.0 + 2e-9) + 1e-300:
+                    break
+                k_hi += 1
+                r_hi = u2 * sb if u2 >= 0.0 else u2 * sa
+            m = 1e-9 * max(abs(r_lo), abs(r_hi))
+            r_lo -= m
+            r_hi += m
+            j_lo = _bucket(r_lo, ef, mb, nside) - 1
+            j_hi = _bucket(r_hi, ef, mb, nside) + 1
+            if j_hi > nb - 1:
+                j_hi = nb - 1
+            code = float(kcut)
+        else:
+            r_lo = math.inf
+            r_hi = math.inf
+            j_lo = nb
+            j_hi = nb - 1
+            k_hi = qmax
+            code = fqmax
+        # buckets [j, j_lo) lie below the region: code `code` (every one of them, for every step)
+        if j_lo > j:
+            n = float(cnt[j_lo] - cnt[j])
+            if n > 0.0:
+                s1h, s1l = _dd_add(p1h[j_lo], p1l[j_lo], -p1h[j], -p1l[j])
+                s2h, s2l = _dd_add(p2h[j_lo], p2l[j_lo], -p2h[j], -p2l[j])
+                c = code + offset
+                ch, cl = _dd_add(ch, cl, s2h, s2l)
+                th, tl = _dd_mul_d(s1h, s1l, c)
+                bh, bl = _dd_add(bh, bl, th, tl)
+                a_sum += c * c * n
+            j = j_lo
+        # buckets [j, j_hi]: checked one by one against the region [r_lo, r_hi]
+        while j <= j_hi and j < nb:
+            nj = cnt[j + 1] - cnt[j]
+            if nj > 0:
+                x0 = bmin[j]
+                x1 = bmax[j]
+                # fixed if the four corners of [min, max] × [sa, sb] (widened by 2e-9: the
+                # quantizer's rounding) share one code (x/s is monotone in each)
+                k = _code(x0, wa, offset, fqmin, fqmax, mode)
+                if (k == _code(x0, wb, offset, fqmin, fqmax, mode) and k == _code(x1, wa, offset, fqmin, fqmax, mode)
+                        and k == _code(x1, wb, offset, fqmin, fqmax, mode)):
+                    c = k + offset
+                    n = float(nj)
+                    s1h, s1l = _dd_add(p1h[j + 1], p1l[j + 1], -p1h[j], -p1l[j])
+                    s2h, s2l = _dd_add(p2h[j + 1], p2l[j + 1], -p2h[j], -p2l[j])
+                    ch, cl = _dd_add(ch, cl, s2h, s2l)
+                    th, tl = _dd_mul_d(s1h, s1l, c)
+                    bh, bl = _dd_add(bh, bl, th, tl)
+                    a_sum += c * c * n
+                else:
+                    strad += nj
+                    if have[j]:
+                        # runs of equal (code at wa, code at wb) in the sorted samples (binary
+                        # searches): a run that keeps its code joins Q, the others go sample by sample
+                        i = gstart[j]
+                        iend = gstart[j + 1]
+                        while i < iend:
+                            xi = xs[i]
+                            ka = _code(xi, wa, offset, fqmin, fqmax, mode)
+                            kb = _code(xi, wb, offset, fqmin, fqmax, mode)
+                            lo_i = i
+                            hi_i = iend
+                            while hi_i - lo_i > 1:
+                                mid = (lo_i + hi_i) >> 1
+                                xm = xs[mid]
+                                if (_code(xm, wa, offset, fqmin, fqmax, mode) == ka
+                                        and _code(xm, wb, offset, fqmin, fqmax, mode) == kb):
+                                    lo_i = mid
+                                else:
+                                    hi_i = mid
+                            if abs(ka - kb) >= 2.0:  # (a level passes every sample of the run)
+                                nev += abs(ka - kb) * float(hi_i - i)
+                            elif ka == kb:
+                                c = ka + offset
+                                s1h, s1l = _dd_add(g1h[hi_i], g1l[hi_i], -g1h[i], -g1l[i])
+                                s2h, s2l = _dd_add(g2h[hi_i], g2l[hi_i], -g2h[i], -g2l[i])
+                                ch, cl = _dd_add(ch, cl, s2h, s2l)
+                                th, tl = _dd_mul_d(s1h, s1l, c)
+                                bh, bl = _dd_add(bh, bl, th, tl)
+                                a_sum += c * c * float(hi_i - i)
+                            else:  # one crossing each: distances to the two components, by sub-runs
+                                k_lo = min(ka, kb)
+                                c = k_lo + offset
+                                l_lo = c * sa if c >= 0.0 else c * sb
+                                r_lo = c * sb if c >= 0.0 else c * sa
+                                c += 1.0
+                                l_hi = c * sa if c >= 0.0 else c * sb
+                                r_hi = c * sb if c >= 0.0 else c * sa
+                                v, e = _run_dist(xs, g1h, g1l, g2h, g2l, i, hi_i, l_lo, r_lo, l_hi, r_hi)
+                                mag += v
+                                mscale += e
+                                nev += float(hi_i - i)
+                            i = hi_i
+                    else:
+                        miss += nj
+                        d0, g0, e0 = _u_dist(x0, offset, fqmin, fqmax, mode, sa, sb)
+                        d1, g1, e1 = _u_dist(x1, offset, fqmin, fqmax, mode, sa, sb)
+                        # (crossings: every sample's if a level passes the whole bucket, else the
+                        # share of the bucket the region covers, and the two ends)
+                        if max(e0, e1) >= 2.0:
+                            nev += nj * max(e0, e1)
+                        else:
+                            nev += nj * min(1.0, (r_hi - r_lo) / (x1 - x0 + 1e-300)) + 2.0
+                        wk = 0.0
+                        if d0 > 0.0 and d1 > 0.0 and g0 == g1:
+                            dm = min(d0, d1)
+                            wk = nj * dm * dm
+                        # the gap of U nearest the bucket's middle, (m − h, m + h): every sample
+                        # has dist² >= h² − 2h·|x − m| (the tangent of (h − t)² at t = 0; negative
+                        # once t > h), and Σ|x − m| <= sqrt(n·Σ(x − m)²) (exactly |Σx − n·m| if
+                        # the bucket lies on one side of m): a bound from the bucket's sums
+                        kg = math.floor(0.5 * (x0 + x1) / math.sqrt(sa * sb) - offset - 0.5)
+                        kg = min(max(kg, fqmin), fqmax - 1.0)
+                        c = kg + offset
+                        g_lo = max(c * sa, c * sb)
+                        g_hi = min((c + 1.0) * sa, (c + 1.0) * sb)
+                        if g_hi > g_lo:
+                            m = 0.5 * (g_lo + g_hi)
+                            h = 0.5 * (g_hi - g_lo)
+                            n = float(nj)
+                            vh, vl, s1 = _bulk(p1h, p1l, p2h, p2l, j, j + 1, n, m)
+                            if x0 >= m or x1 <= m:
+                                t = abs(s1 - n * m)
+                            else:
+                                t = math.sqrt(n * max(vh + vl, 0.0))
+                            wg = n * h * h - 2.0 * h * t
+                            if wg > wk:
+                                wk = wg
+                            mscale += (p2h[j + 1] - p2h[j]) + 2.0 * abs(m * s1) + m * m * n + n * h * h
+                        mag += wk
+            j += 1
+        kcut = k_hi + 1
+    # min of Q over [sa, sb] (A > 0 unless every fixed sample sits on level 0)
+    b = bh + bl
+    s = sa
+    if a_sum > 0.0:
+        s = min(max(b / a_sum, sa), sb)
+    th, tl = _dd_mul_d(bh, bl, -2.0 * s)
+    qh, ql = _dd_add(ch, cl, th, tl)
+    ah, al = _two_prod(a_sum, s)
+    ah, al = _dd_mul_d(ah, al, s)
+    qh, ql = _dd_add(qh, ql, ah, al)
+    out[0] = max(qh + ql, 0.0) + mag
+    out[1] = 1e-14 * (abs(ch) + 2.0 * abs(b) * s + a_sum * s * s + mscale) + 1e-12 * mag
+    out[2] = miss
+    out[3] = strad
+    out[4] = nev
+
+
+@numba.njit(cache=True)
+def marked_samples(want, gstart, xs):
+    """The gathered samples of the buckets marked in ``want`` (in bucket order)."""
+    m = 0
+    for j in range(want.shape[0]):
+        if want[j]:
+            m += gstart[j + 1] - gstart[j]
+    out = np.empty(m)
+    m = 0
+    for j in range(want.shape[0]):
+        if want[j]:
+            for i in range(gstart[j], gstart[j + 1]):
+                out[m] = xs[i]
+                m += 1
+    return out
+
+
 @numba.njit(cache=True)
 def sweep(x, s_lo, s_hi, offset, qmin, qmax, mode, n_best, s_floor):
     """Exact global minimisation over the step ``s in [s_lo, s_hi]`` by sweeping every breakpoint.
