@@ -43,6 +43,11 @@ def _session(w, bias, xq, wq, yq, stride, pad, dilation, groups):
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
     so = ort.SessionOptions()
     so.intra_op_num_threads = 1
+    # exact int32 accumulation on every CPU: without it, x86 CPUs lacking VNNI add each pair of uint8 x int8
+    # products in int16 with saturation (vpmaddubsw); the option makes ORT's (default-level) optimiser
+    # rewrite the int8 weights to uint8 for its exact uint8 x uint8 kernel (tests/test_realnets.py checks
+    # the saturating kernel itself)
+    so.add_session_config_entry("session.x64quantprecision", "1")
     return ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
 
 

@@ -267,24 +267,32 @@ def activation_table(calib: dict, held: dict, ort: dict | None = None, bits: int
 
 
 # ============================================================================ 5. integer kernels
-def qlinearconv_check(qmodel, x, requant: str = "fbgemm") -> pd.DataFrame:
-    """Every QLinearConv of a QOperator model vs qtheory.intconv.conv2d on the same integer inputs."""
+def _qlinearconvs(qmodel, x):
+    """The QLinearConv nodes of a QOperator model, its initializers and each node's uint8 input and
+    output from ONNX Runtime's default kernels (unoptimised session, no ``x64quantprecision``)."""
     import realnets_nets as nets
     from onnx import numpy_helper
-
-    from qtheory.intconv import conv2d
 
     g = qmodel.graph
     inits = {i.name: numpy_helper.to_array(i) for i in g.initializer}
     qconvs = [n for n in g.node if n.op_type == "QLinearConv"]
     need = sorted({n.input[0] for n in qconvs} | {n.output[0] for n in qconvs})
-    vals = nets.Runner(qmodel, need)(x)
+    return qconvs, inits, nets.Runner(qmodel, need, exact_int8=False)(x)
+
+
+def qlinearconv_check(qmodel, x, requant: str = "fbgemm") -> pd.DataFrame:
+    """Every QLinearConv of a QOperator model vs qtheory.intconv.conv2d on the same integer inputs."""
+    import realnets_nets as nets
+
+    from qtheory.intconv import conv2d
+
+    qconvs, inits, vals = _qlinearconvs(qmodel, x)
     rows = []
     for k, n in enumerate(qconvs):
         xs, xz, w, ws, wz, ys, yz = (inits.get(i) for i in n.input[1:8])
         bias = inits.get(n.input[8]) if len(n.input) > 8 else None
         row = {"conv": f"conv{k:02d}", "shape": "x".join(map(str, w.shape)), "groups": int(nets._attr(n, "group", 1)),
-               "x_zero_point": int(xz), "y_zero_point": int(yz)}
+               "x_zero_point": int(xz), "y_zero_point": int(yz), "w_min": int(w.min()), "w_max": int(w.max())}
         if int(xz) == 255 or int(yz) == 255:
             # a range entirely <= 0: qtheory.Quantizer needs alpha > 0, so this conv has no description
             rows.append({**row, "outputs": 0, "equal": 0, "max_lsb": -1})
@@ -308,8 +316,89 @@ def qlinearconv_check(qmodel, x, requant: str = "fbgemm") -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _u8s8_accumulators(x, w, xz: int, bias, stride, pads, dilation, groups: int, int16_pairs: bool):
+    """int32 accumulators of a uint8 x int8 convolution, exact or as the pre-VNNI x86 GEMM forms them.
+
+    The reduction runs over K = (kernel row, kernel column, input channel), input channel fastest
+    (ONNX Runtime's im2col/NHWC order); padded taps hold the input zero point. With ``int16_pairs``,
+    K is padded with a zero to an even length and each pair of neighbouring products x·w is added in
+    int16 with saturation (``vpmaddubsw``) before the pairs are summed in int32. The zero point then
+    enters exactly, as −z_x·Σw per output channel, and the int32 bias last. Also returns how many
+    pair sums saturated.
+    """
+    x = np.asarray(x, np.int64)
+    w = np.asarray(w, np.int64)
+    N = x.shape[0]
+    Co, Cg, KH, KW = w.shape
+    (sh, sw), (dh, dw) = stride, dilation
+    xp = np.pad(x, ((0, 0), (0, 0), (pads[0], pads[2]), (pads[1], pads[3])), constant_values=xz)
+    Ho = (xp.shape[2] - dh * (KH - 1) - 1) // sh + 1
+    Wo = (xp.shape[3] - dw * (KW - 1) - 1) // sw + 1
+    acc = np.empty((N, Co, Ho, Wo), np.int64)
+    saturated = 0
+    Og = Co // groups
+    for g in range(groups):
+        xg = xp[:, g * Cg:(g + 1) * Cg]
+        taps = [xg[:, :, i * dh:i * dh + sh * (Ho - 1) + 1:sh, j * dw:j * dw + sw * (Wo - 1) + 1:sw]
+                for i in range(KH) for j in range(KW)]
+        cols = np.stack(taps, axis=1).transpose(0, 3, 4, 1, 2).reshape(N, Ho, Wo, KH * KW * Cg)
+        wk = w[g * Og:(g + 1) * Og].transpose(0, 2, 3, 1).reshape(Og, KH * KW * Cg)
+        if int16_pairs:
+            if wk.shape[1] % 2:
+                cols = np.concatenate([cols, np.zeros(cols.shape[:3] + (1,), np.int64)], axis=3)
+                wk = np.concatenate([wk, np.zeros((Og, 1), np.int64)], axis=1)
+            prod = cols[:, :, :, None, :] * wk  # (N, Ho, Wo, Og, K)
+            pairs = prod[..., 0::2] + prod[..., 1::2]
+            clipped = np.clip(pairs, -(2**15), 2**15 - 1)
+            saturated += int(np.count_nonzero(clipped != pairs))
+            dot = clipped.sum(axis=-1)
+        else:
+            dot = cols @ wk.T
+        acc[:, g * Og:(g + 1) * Og] = (dot - xz * wk.sum(axis=1)).transpose(0, 3, 1, 2)
+    if bias is not None:
+        acc += np.asarray(bias, np.int64)[None, :, None, None]
+    return acc, saturated
+
+
+def qlinearconv_int16_check(qmodel, x) -> pd.DataFrame:
+    """Every QLinearConv of a QOperator model vs a numpy model of ONNX Runtime's uint8 x int8 kernels
+    on x86 CPUs without VNNI: pairs of products saturated to int16 in the GEMM convolutions
+    (``_u8s8_accumulators``), exact int32 in the depthwise ones (MLAS's depthwise kernel); then ORT's
+    requantisation (float32 multiplier s_x·s_w/s_y, round half to even, + z_y, clamp to uint8).
+    ``equal``/``max_lsb``: this model vs ORT; ``saturated_pairs``: pair sums that left int16;
+    ``differs_from_exact``: outputs on which the model and the exact int32 convolution disagree."""
+    import realnets_nets as nets
+
+    qconvs, inits, vals = _qlinearconvs(qmodel, x)
+    a = nets._attr
+    rows = []
+    for k, n in enumerate(qconvs):
+        xs, xz, w, ws, wz, ys, yz = (inits.get(i) for i in n.input[1:8])
+        if np.any(wz):
+            raise AssertionError(f"{n.name}: the model assumes symmetric weights (zero point 0)")
+        groups = int(a(n, "group", 1))
+        args = (vals[n.input[0]], w, int(xz), inits.get(n.input[8]) if len(n.input) > 8 else None,
+                tuple(a(n, "strides", [1, 1])), tuple(a(n, "pads", [0, 0, 0, 0])),
+                tuple(a(n, "dilations", [1, 1])), groups)
+        mult = (np.float32(xs) * np.atleast_1d(ws).astype(np.float32) / np.float32(ys)).astype(np.float32)
+        y = {}
+        for pairs in (False, True):
+            acc, sat = _u8s8_accumulators(*args, int16_pairs=pairs)
+            q = np.rint(acc.astype(np.float32) * mult[None, :, None, None]).astype(np.int64) + int(yz)
+            y[pairs] = np.clip(q, 0, 255)
+        depthwise = w.shape[1] == 1 and w.shape[0] == groups
+        model = y[False] if depthwise else y[True]
+        d = np.abs(model - vals[n.output[0]].astype(np.int64))
+        rows.append({"conv": f"conv{k:02d}", "shape": "x".join(map(str, w.shape)), "groups": groups,
+                     "depthwise": bool(depthwise), "outputs": int(d.size), "equal": int(np.sum(d == 0)),
+                     "max_lsb": int(d.max()), "saturated_pairs": 0 if depthwise else sat,
+                     "differs_from_exact": int(np.sum(model != y[False]))})
+    return pd.DataFrame(rows)
+
+
 def quantize_ort(model, batches, method: str = "MinMax", fmt: str = "QDQ", overrides: dict | None = None,
-                 per_channel: bool = True, nodes_exclude=None, weight_type: str = "QInt8"):
+                 per_channel: bool = True, nodes_exclude=None, weight_type: str = "QInt8",
+                 reduce_range: bool = False):
     """onnxruntime.quantization.quantize_static: uint8 activations, int8 (per-channel) weights, Conv only.
     ``overrides``: {tensor: (lo, hi)} written as TensorQuantOverrides rmin/rmax."""
     import contextlib
@@ -330,6 +419,7 @@ def quantize_ort(model, batches, method: str = "MinMax", fmt: str = "QDQ", overr
                             op_types_to_quantize=["Conv"], per_channel=per_channel,
                             activation_type=QuantType.QUInt8, weight_type=getattr(QuantType, weight_type),
                             calibrate_method=getattr(CalibrationMethod, method), extra_options=extra,
+                            reduce_range=reduce_range,
                             nodes_to_exclude=nodes_exclude or [])
         return onnx.load(str(dst))
 

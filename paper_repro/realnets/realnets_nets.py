@@ -235,9 +235,17 @@ def mtcnn_layers(net: str) -> list[dict]:
 
 
 class Runner:
-    """ONNX Runtime session over ``model`` returning the graph outputs plus ``extra`` tensors."""
+    """ONNX Runtime session over ``model`` returning the graph outputs plus ``extra`` tensors.
 
-    def __init__(self, model, extra=(), optimize: bool = False):
+    ``exact_int8``: the session option ``session.x64quantprecision=1``. On x86 CPUs without VNNI,
+    ONNX Runtime's uint8 x int8 kernels (MLAS, ``vpmaddubsw``) add each pair of products in int16
+    with saturation; with this option its graph optimiser (extended level, so only with
+    ``optimize=True``) rewrites the int8 weights to uint8 and the uint8 x uint8 kernels accumulate
+    exactly, so an optimised quantized model gives the same numbers on every CPU. Inert without
+    VNNI-less x86 or without ``optimize``.
+    """
+
+    def __init__(self, model, extra=(), optimize: bool = False, exact_int8: bool = True):
         import onnx
         import onnxruntime as ort
 
@@ -250,6 +258,8 @@ class Runner:
         so = ort.SessionOptions()
         so.intra_op_num_threads = 2
         so.log_severity_level = 3
+        if exact_int8:
+            so.add_session_config_entry("session.x64quantprecision", "1")
         if not optimize:
             so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
         self.sess = ort.InferenceSession(m.SerializeToString(), so, providers=["CPUExecutionProvider"])

@@ -166,7 +166,8 @@ def activations(cfg: Config):
 def intconv(cfg: Config):
     m = nets.prepare(nets.CLS)
     xc, xh = inputs(nets.CLS, cfg)
-    q = A.quantize_ort(m, batches(xc), fmt="QOperator")
+    # 7-bit weights: ONNX Runtime's default uint8 x int8 kernel is then exact on every CPU (see the report)
+    q = A.quantize_ort(m, batches(xc), fmt="QOperator", reduce_range=True)
     out = []
     for mode in ("fbgemm", "exact", "tflite"):
         d = A.qlinearconv_check(q, xh[:cfg.intconv_images], requant=mode)
@@ -468,10 +469,21 @@ def report(cfg, fits, wsum, act, asum, ent, ic, e2e, lad, pl, pa, wrows) -> str:
 
     # ---- 5. integer kernels
     L += ["## 5. Integer kernels: qtheory.intconv vs ONNX Runtime's QLinearConv", ""]
+    fb = ic[ic.requant == "fbgemm"]
+    wlo, whi = int(fb.w_min.min()), int(fb.w_max.max())
+    pair = 2 * 255 * max(-wlo, whi)
     L += ["The classifier quantized by `quantize_static` (QOperator format, uint8 activations, per-channel "
-          "int8 weights, int32 bias, MinMax calibration); ONNX Runtime run with graph optimisations off and "
-          "each QLinearConv's uint8 input and output read out; `qtheory.intconv.conv2d` fed the same uint8 "
-          "input, int8 weights, int32 bias and the same scales/zero points.", "",
+          "int8 weights with `reduce_range=True`, int32 bias, MinMax calibration); ONNX Runtime run with graph "
+          "optimisations off and each QLinearConv's uint8 input and output read out; `qtheory.intconv.conv2d` "
+          "fed the same uint8 input, int8 weights, int32 bias and the same scales/zero points.", "",
+          f"The weight codes span [{wlo}, {whi}] (7 bits, `reduce_range=True`), so no sum of two products "
+          f"uint8·int8 leaves int16 (at most 2·255·{max(-wlo, whi)} = {pair:,} "
+          f"{'≤' if pair <= 2**15 - 1 else '>'} 32,767). That is what makes this comparison the same on every "
+          "CPU: on x86 CPUs without VNNI, ONNX Runtime's uint8 x int8 GEMM (`vpmaddubsw`) adds each pair of "
+          "neighbouring products in int16 with saturation, so with the full 8-bit weights its output there is "
+          "not the exact convolution and depends on the CPU (ONNX Runtime's `quantize_static` documentation "
+          "recommends `reduce_range=True` on such CPUs). tests/test_realnets.py checks that case too: on them "
+          "ONNX Runtime equals, bit for bit, a numpy model of the pairwise int16 saturation.", "",
           "| requant mode | convs compared | outputs | bit-identical | max LSB |", "|---|---|---|---|---|"]
     for mode, d in ic.groupby("requant", sort=False):
         c = d[d.outputs > 0]
@@ -504,7 +516,11 @@ def _report_e2e(e2e, lad):
          "uint8 asymmetric activations, int8 symmetric per-channel weights; the ranges from ONNX Runtime's "
          "calibrators (defaults) or qtheory's exact (β, α) of each tensor (written as `TensorQuantOverrides` "
          "rmin/rmax). Scored on the held-out images: SQNR of the logits (classifier: Softmax input; detector: "
-         "Sigmoid input) against the float model, and for the classifier the top-1 agreement.", "",
+         "Sigmoid input) against the float model, and for the classifier the top-1 agreement. The W8A8 models "
+         "run in optimised sessions (QDQ fused into ONNX Runtime's integer kernels) with "
+         "`session.x64quantprecision=1`: on x86 CPUs without VNNI the int8 weights are then rewritten to uint8 "
+         "and accumulated exactly, instead of in saturating int16 pairs, so the numbers are the same on every "
+         "CPU.", "",
          "| net | weights | ranges | tensors | logits SQNR dB | top-1 agreement % |", "|---|---|---|---|---|---|"]
     for r in e2e.itertuples():
         if isinstance(r.error, str) and r.error:
