@@ -37,6 +37,7 @@ from qtheory.formats import (
 from qtheory.formats.exact import StudentT, Uniform, abs_sf
 
 PRIORS = {"gaussian": Gaussian(), "laplace": Laplace(), "t5": StudentT(5.0)}
+MAX_VALUE_DIGITS = 4   # significant digits of the Kuzmin table's searched max value
 WK_DB = 10 * math.log10(1 / 0.180)  # 7.45 dB: Widrow–Kollár's 0.180·2^(−2p), p = M + 1
 
 
@@ -59,7 +60,10 @@ def kuzmin_table() -> pd.DataFrame:
             r = optimal_scale(p, cb)
             rows.append(dict(prior=pname, format=g, codes=conv, max_value=r.alpha, sqnr_db=r.sqnr_db))
     df = pd.DataFrame(rows)
-    return df.assign(max_value=df.max_value.round(3), sqnr_db=df.sqnr_db.round(2))
+    # The MSE is flat at its optimum (t(8), E4M3: ±1e-5 in the max value moves it by ~1e-12, the size of
+    # its rounding), so the searched max value is known to ~5 significant digits only: 4 are printed.
+    return df.assign(max_value=[float(f"{v:.{MAX_VALUE_DIGITS}g}") for v in df.max_value],
+                     sqnr_db=df.sqnr_db.round(2))
 
 
 def widrow_kollar_tables() -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -206,7 +210,11 @@ def report(kuz, wk_opt, wk_sweep, crest, cross, rules, formats, budget) -> str:
               "as values and the exponent bias is continuous (the searched scale absorbs it); ml_dtypes' "
               "float8_e4m3fn loses its NaN code pair, and float8_e5m2/e3m4 reserve a whole exponent for Inf/NaN. "
               "N(0,1) clipped at ±10 and t(8) clipped at ±100 are computed unclipped (the clipped mass is "
-              "below 1e-13).", ""]
+              "below 1e-13). The max value is given to "
+              f"{MAX_VALUE_DIGITS} significant digits: the MSE is flat at its optimum (a relative change of 1e-5 "
+              "moves it by ~1e-12, the size of its rounding), so further digits depend on the CPU. Where the "
+              "optima of several binades tie (MSEs equal to 1e-10: a float grid is invariant under ×2 away "
+              "from its ends), the smallest max value is listed.", ""]
     for p in kuz.prior.unique():
         d = kuz[kuz.prior == p].set_index("format").sqnr_db
         best = d[["INT8", "E2M5", "E3M4", "E4M3", "E5M2"]].idxmax()

@@ -316,13 +316,18 @@ class ScaleResult(ResultMixin):
     sqnr_db: float
 
 
+_TIE_DIGITS = 10   # optimal_scale: minima whose MSEs agree to 1e-10 (relative) are ties
+
+
 def optimal_scale(prior: PriorLike, codebook: str | LevelSet | FormatInfo | ArrayLike, *, n_grid: int = 160) -> ScaleResult:
     """The per-tensor scale ``s`` minimising the exact MSE of ``s × codebook`` under ``prior``.
 
     A log-spaced scan of the clip ``alpha = s·amax`` over ``[q(0.5)/4, 64·q(1 − 1e-12)]`` (``q`` the
     quantiles of ``|X|``), then a bounded Brent search around every local minimum of the scan;
     the best is returned. The MSE of a floating-point codebook has many shallow local minima (one
-    per binade); the scan keeps the global one.
+    per binade); the scan keeps the global one. Minima whose MSEs agree to 1e-10 (relative) are
+    ties — for a float codebook whose ends do not matter they are equal up to rounding — and the
+    smallest clip among them is returned, so the choice does not depend on the CPU's rounding.
 
     Examples
     --------
@@ -350,13 +355,17 @@ def optimal_scale(prior: PriorLike, codebook: str | LevelSet | FormatInfo | Arra
 
     grid = np.linspace(math.log(lo), math.log(hi), n_grid)
     vals = np.array([mse(g) for g in grid])
-    best_x, best_v = grid[np.argmin(vals)], float(np.min(vals))
+    found = [(float(grid[i]), float(vals[i])) for i in range(n_grid)]
     cand = [i for i in range(n_grid) if vals[i] <= vals[max(i - 1, 0)] and vals[i] <= vals[min(i + 1, n_grid - 1)]]
-    cand = sorted(cand, key=lambda i: vals[i])[:6]
+    # Minima equal to rounding (a float codebook is invariant under ×2 away from its ends, so one
+    # minimum per binade can tie to 1e-14) are ordered and chosen by the clip, not by their last bits.
+    vmin = float(np.min(vals))
+    cand = sorted(cand, key=lambda i: (round(float(vals[i]) / vmin, _TIE_DIGITS), i))[:6]
     for i in cand:
         a, b = grid[max(i - 1, 0)], grid[min(i + 1, n_grid - 1)]
         r = minimize_scalar(mse, bounds=(a, b), method="bounded", options={"xatol": 1e-10})
-        if r.fun < best_v:
-            best_x, best_v = float(r.x), float(r.fun)
+        found.append((float(r.x), float(r.fun)))
+    best_v = min(v for _, v in found)
+    best_x, best_v = min((x, v) for x, v in found if v <= best_v * (1.0 + 10.0**-_TIE_DIGITS))
     alpha = math.exp(best_x)
     return ScaleResult(cb.name, alpha / cb.amax, alpha, best_v, 10.0 * math.log10(var / best_v))
