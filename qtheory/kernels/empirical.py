@@ -968,6 +968,18 @@ def _u_dist(x, offset, fqmin, fqmax, mode, sa, sb):
 
 
 @numba.njit(cache=True, inline="always")
+def _q_add(q1h, q1l, q2h, q2l, j0, j1, n, c, ch, cl, bh, bl, a_sum):
+    """Add the ``n`` samples ``[j0, j1)`` of prefix sums ``q1`` (Σx) and ``q2`` (Σx²), all on level
+    ``c`` for every step, to the quadratic ``Q(s) = C − 2·B·s + A·s²`` (``C``, ``B`` double-double)."""
+    s1h, s1l = _dd_add(q1h[j1], q1l[j1], -q1h[j0], -q1l[j0])
+    s2h, s2l = _dd_add(q2h[j1], q2l[j1], -q2h[j0], -q2l[j0])
+    ch, cl = _dd_add(ch, cl, s2h, s2l)
+    th, tl = _dd_mul_d(s1h, s1l, c)
+    bh, bl = _dd_add(bh, bl, th, tl)
+    return ch, cl, bh, bl, a_sum + c * c * n
+
+
+@numba.njit(cache=True, inline="always")
 def _seg_dist(xs, g1h, g1l, g2h, g2l, i0, i1, y):
     """``(Σ (x − y)², error scale)`` over the gathered samples ``[i0, i1)`` (prefix sums)."""
     if i1 <= i0:
@@ -1060,13 +1072,7 @@ def interval_bound(cnt, p1h, p1l, p2h, p2l, bmin, bmax, have, gstart, xs, g1h, g
         if j_lo > j:
             n = float(cnt[j_lo] - cnt[j])
             if n > 0.0:
-                s1h, s1l = _dd_add(p1h[j_lo], p1l[j_lo], -p1h[j], -p1l[j])
-                s2h, s2l = _dd_add(p2h[j_lo], p2l[j_lo], -p2h[j], -p2l[j])
-                c = code + offset
-                ch, cl = _dd_add(ch, cl, s2h, s2l)
-                th, tl = _dd_mul_d(s1h, s1l, c)
-                bh, bl = _dd_add(bh, bl, th, tl)
-                a_sum += c * c * n
+                ch, cl, bh, bl, a_sum = _q_add(p1h, p1l, p2h, p2l, j, j_lo, n, code + offset, ch, cl, bh, bl, a_sum)
             j = j_lo
         # buckets [j, j_hi]: checked one by one against the region [r_lo, r_hi]
         while j <= j_hi and j < nb:
@@ -1079,14 +1085,8 @@ def interval_bound(cnt, p1h, p1l, p2h, p2l, bmin, bmax, have, gstart, xs, g1h, g
                 k = _code(x0, wa, offset, fqmin, fqmax, mode)
                 if (k == _code(x0, wb, offset, fqmin, fqmax, mode) and k == _code(x1, wa, offset, fqmin, fqmax, mode)
                         and k == _code(x1, wb, offset, fqmin, fqmax, mode)):
-                    c = k + offset
-                    n = float(nj)
-                    s1h, s1l = _dd_add(p1h[j + 1], p1l[j + 1], -p1h[j], -p1l[j])
-                    s2h, s2l = _dd_add(p2h[j + 1], p2l[j + 1], -p2h[j], -p2l[j])
-                    ch, cl = _dd_add(ch, cl, s2h, s2l)
-                    th, tl = _dd_mul_d(s1h, s1l, c)
-                    bh, bl = _dd_add(bh, bl, th, tl)
-                    a_sum += c * c * n
+                    ch, cl, bh, bl, a_sum = _q_add(p1h, p1l, p2h, p2l, j, j + 1, float(nj), k + offset, ch, cl, bh,
+                                                   bl, a_sum)
                 else:
                     strad += nj
                     if have[j]:
@@ -1111,13 +1111,8 @@ def interval_bound(cnt, p1h, p1l, p2h, p2l, bmin, bmax, have, gstart, xs, g1h, g
                             if abs(ka - kb) >= 2.0:  # (a level passes every sample of the run)
                                 nev += abs(ka - kb) * float(hi_i - i)
                             elif ka == kb:
-                                c = ka + offset
-                                s1h, s1l = _dd_add(g1h[hi_i], g1l[hi_i], -g1h[i], -g1l[i])
-                                s2h, s2l = _dd_add(g2h[hi_i], g2l[hi_i], -g2h[i], -g2l[i])
-                                ch, cl = _dd_add(ch, cl, s2h, s2l)
-                                th, tl = _dd_mul_d(s1h, s1l, c)
-                                bh, bl = _dd_add(bh, bl, th, tl)
-                                a_sum += c * c * float(hi_i - i)
+                                ch, cl, bh, bl, a_sum = _q_add(g1h, g1l, g2h, g2l, i, hi_i, float(hi_i - i), ka + offset,
+                                                               ch, cl, bh, bl, a_sum)
                             else:  # one crossing each: distances to the two components, by sub-runs
                                 k_lo = min(ka, kb)
                                 c = k_lo + offset
