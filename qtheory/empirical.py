@@ -324,6 +324,21 @@ class EmpiricalMSE:
         k.gathered_prefix(xs, *g)
         self._have, self._gstart, self._xs, self._g = want, gstart, xs, g
 
+    def _windows_mask(self, windows):
+        """Buckets that straddle a cut for some step of any window ``(s_lo, s_hi, offset, qmin,
+        qmax)`` (see :func:`~qtheory.kernels.empirical.mark_window`)."""
+        k = _kernels()
+        want = np.zeros(self._have.size, dtype=bool)
+        for s_lo, s_hi, off, qmin, qmax in windows:
+            k.mark_window(want, self._bmin, self._bmax, self._cnt, *self._geo, s_lo, s_hi, off, qmin, qmax)
+        return want
+
+    def _gather_windows(self, windows):
+        """Gather, in one pass, the buckets of :meth:`_windows_mask` not gathered yet."""
+        want = self._windows_mask(windows)
+        if (want & ~self._have).any():
+            self._gather(want)
+
     def _args(self):
         return (self._cnt, *self._pref, self._bmin, self._bmax, self._have, self._gstart, self._xs, *self._g, *self._geo)
 
@@ -635,11 +650,7 @@ class EmpiricalMSE:
                         nxt += [(sa, m), (m, sb)]
                 todo = nxt
             # gather what the pending and surviving intervals straddle (one pass), go on with them
-            want = np.zeros(self._have.size, dtype=bool)
-            for sa, sb in pending + leaves:
-                k.mark_window(want, self._bmin, self._bmax, self._cnt, *self._geo, sa, sb, off, qmin, qmax)
-            if (want & ~self._have).any():
-                self._gather(want)
+            self._gather_windows([(sa, sb, off, qmin, qmax) for sa, sb in pending + leaves])
             todo = pending
         if not leaves:
             return [], 0
@@ -655,9 +666,7 @@ class EmpiricalMSE:
             b0 = self._eval(np.array([w_lo]), off, [qmin], [qmax], mode)[0]
             v0 = (b0[0] + b0[2]) + (b0[1] + b0[3])
             # (only the samples of buckets a cut passes through can change level in the window)
-            want = np.zeros(self._have.size, dtype=bool)
-            k.mark_window(want, self._bmin, self._bmax, self._cnt, *self._geo, w_lo, w_hi, off, qmin, qmax)
-            xw = k.marked_samples(want, self._gstart, self._xs)
+            xw = k.marked_samples(self._windows_mask([(w_lo, w_hi, off, qmin, qmax)]), self._gstart, self._xs)
             ss, _ = k.sweep_window(xw, w_lo, w_hi, off, qmin, qmax, mode, 16, b0[5], b0[4], v0, w_lo)
             ss = np.r_[w_lo, ss[np.isfinite(ss)]]
             ev = self._mse_of(self._eval(ss, off, np.full(ss.size, qmin), np.full(ss.size, qmax), mode)) * self.n
@@ -700,12 +709,8 @@ class EmpiricalMSE:
             starts = [a for a, kp in zip(starts, keep, strict=True) if kp]
             # every exact evaluation below stays in these windows: gather their straddling buckets
             # in one pass (the polish gathers more only if it leaves them)
-            want = np.zeros(self._have.size, dtype=bool)
-            for a0 in starts:
-                a_lo, a_hi = a0 * (1.0 - 2.0 * width), a0 * (1.0 + 2.0 * width)
-                k.mark_window(want, self._bmin, self._bmax, self._cnt, *self._geo, a_lo / d, a_hi / d, off, qmin,
-                              qmax)
-            self._gather(want)
+            self._gather_windows([(a0 * (1.0 - 2.0 * width) / d, a0 * (1.0 + 2.0 * width) / d, off, qmin, qmax)
+                                  for a0 in starts])
         local = np.concatenate([a * (1.0 + np.linspace(-width, width, m)) for a in starts])
         lv = self._curve(local, bits, grid, rounding) * self.n  # (gathers what it needs, once)
         cands, others = [], []
@@ -980,10 +985,7 @@ class EmpiricalMSE:
             width = min(max(1.5e-2 if small else min(lw, 2e-3), wide), _AFFINE_EVENTS * s_min / (4.0 * abs_sum))
             wins = [(s0 * (1.0 - 2.0 * width), s0 * (1.0 + 2.0 * width), z) for _, s0, z in found]
             if not small:  # the windows' straddling buckets, in one gathering pass
-                want = np.zeros(self._have.size, dtype=bool)
-                for w_lo, w_hi, z in wins:
-                    k.mark_window(want, self._bmin, self._bmax, self._cnt, *self._geo, w_lo, w_hi, 0.0, -z, top - z)
-                self._gather(want)
+                self._gather_windows([(w_lo, w_hi, 0.0, -z, top - z) for w_lo, w_hi, z in wins])
             cands = []
             for w_lo, w_hi, z in wins:
                 # outside the gathered buckets no sample changes level in [w_lo, w_hi]: the sweep
