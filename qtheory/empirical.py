@@ -629,6 +629,16 @@ class EmpiricalMSE:
             k.interval_bound(*self._args(), sa, sb, off, qmin, qmax, mode, out)
             return out[0] - out[1] > f_best, out[2], out[3], out[4]
 
+        def bounds(ivs):  # (many intervals: in parallel)
+            if len(ivs) < 8 or self.n < 1 << 18:
+                return [bound(float(sa), float(sb)) for sa, sb in ivs]
+            iv = np.array(ivs, dtype=np.float64)
+            res = np.empty((iv.shape[0], 5))
+            with _schedule(2):
+                k.interval_bounds_par(*self._args(), np.ascontiguousarray(iv[:, 0]), np.ascontiguousarray(iv[:, 1]),
+                                      off, qmin, qmax, mode, res)
+            return [(r[0] - r[1] > f_best, r[2], r[3], r[4]) for r in res]
+
         leaf = float(_PROOF_LEAF)
         edges = np.geomspace(s_lo, s_hi, 17)
         todo = list(zip(edges[:-1], edges[1:], strict=True))
@@ -637,8 +647,7 @@ class EmpiricalMSE:
             pending = []  # intervals whose straddling buckets should be gathered before going on
             while todo:
                 nxt = []
-                for sa, sb in todo:
-                    gone, miss, _, events = bound(float(sa), float(sb))
+                for (sa, sb), (gone, miss, _, events) in zip(todo, bounds(todo), strict=True):
                     if gone:
                         continue
                     if events <= leaf or sb <= sa * (1.0 + 1e-12):  # (few crossings left: swept)
@@ -654,7 +663,7 @@ class EmpiricalMSE:
             todo = pending
         if not leaves:
             return [], 0
-        leaves = sorted(iv for iv in leaves if not bound(*iv)[0])  # (again, with every sample)
+        leaves = sorted(iv for iv, b in zip(leaves, bounds(leaves), strict=True) if not b[0])  # (again, every sample)
         wins = []  # adjacent leaves: one window
         for sa, sb in leaves:
             if wins and sa <= wins[-1][1]:

@@ -1182,6 +1182,15 @@ def interval_bound(cnt, p1h, p1l, p2h, p2l, bmin, bmax, have, gstart, xs, g1h, g
     out[4] = nev
 
 
+@numba.njit(cache=True, parallel=True)
+def interval_bounds_par(cnt, p1h, p1l, p2h, p2l, bmin, bmax, have, gstart, xs, g1h, g1l, g2h, g2l, ef, mb, nside, sas,
+                        sbs, offset, qmin, qmax, mode, out):
+    """:func:`interval_bound` of the intervals ``[sas[i], sbs[i]]`` into ``out[i]``, in parallel."""
+    for i in numba.prange(sas.shape[0]):
+        interval_bound(cnt, p1h, p1l, p2h, p2l, bmin, bmax, have, gstart, xs, g1h, g1l, g2h, g2l, ef, mb, nside,
+                       sas[i], sbs[i], offset, qmin, qmax, mode, out[i])
+
+
 @numba.njit(cache=True)
 def marked_samples(want, gstart, xs):
     """The gathered samples of the buckets marked in ``want`` (in bucket order)."""
