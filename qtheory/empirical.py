@@ -95,9 +95,6 @@ _LARGE_WIDTH = 1e-4
 _BASIN_TOL = 1e-2
 #: the proof of the large-tensor search: an interval is swept once its crossings are at most this
 _PROOF_LEAF = 8000
-#: ... and an interval whose bound is weakened by samples not gathered is kept for one gathering
-#: pass once its crossings are at most this many times that
-_PROOF_GATHER = 1
 _SCALE_GRIDS = ("midrise", "int", "narrow", "unsigned", "uint")
 #: few samples, affine range: the per-zero-point sweeps run while they cross at most this many thresholds
 _AFFINE_EVENTS = 1_000_000
@@ -609,8 +606,8 @@ class EmpiricalMSE:
 
     def _prove(self, f_best, s_lo, s_hi, d, off, qmin, qmax, mode):
         """Branch and bound over the steps ``[s_lo, s_hi]`` against the error sum ``f_best`` already
-        reached: returns ``(candidates, leaves)``, the exact minima ``(error sum, clip)`` of every
-        part of the range that could not be excluded, and how many intervals were swept.
+        reached: returns the exact minima ``(error sum, clip)`` of every part of the range that
+        could not be excluded.
 
         An interval whose lower bound (:func:`~qtheory.kernels.empirical.interval_bound`: every
         sample's error at any step of the interval is at least its distance to the levels that
@@ -627,7 +624,7 @@ class EmpiricalMSE:
 
         def bound(sa, sb):
             k.interval_bound(*self._args(), sa, sb, off, qmin, qmax, mode, out)
-            return out[0] - out[1] > f_best, out[2], out[3], out[4]
+            return out[0] - out[1] > f_best, out[4]
 
         def bounds(ivs):  # (many intervals: in parallel)
             if len(ivs) < 8 or self.n < 1 << 18:
@@ -637,32 +634,27 @@ class EmpiricalMSE:
             with _schedule(2):
                 k.interval_bounds_par(*self._args(), np.ascontiguousarray(iv[:, 0]), np.ascontiguousarray(iv[:, 1]),
                                       off, qmin, qmax, mode, res)
-            return [(r[0] - r[1] > f_best, r[2], r[3], r[4]) for r in res]
+            return [(r[0] - r[1] > f_best, r[4]) for r in res]
 
         leaf = float(_PROOF_LEAF)
         edges = np.geomspace(s_lo, s_hi, 17)
         todo = list(zip(edges[:-1], edges[1:], strict=True))
         leaves = []
         while todo:
-            pending = []  # intervals whose straddling buckets should be gathered before going on
-            while todo:
-                nxt = []
-                for (sa, sb), (gone, miss, _, events) in zip(todo, bounds(todo), strict=True):
-                    if gone:
-                        continue
-                    if events <= leaf or sb <= sa * (1.0 + 1e-12):  # (few crossings left: swept)
-                        leaves.append((float(sa), float(sb)))
-                    elif miss > 0 and events <= _PROOF_GATHER * leaf:  # (the weak bound: gather first)
-                        pending.append((float(sa), float(sb)))
-                    else:
-                        m = math.sqrt(sa * sb)
-                        nxt += [(sa, m), (m, sb)]
-                todo = nxt
-            # gather what the pending and surviving intervals straddle (one pass), go on with them
-            self._gather_windows([(sa, sb, off, qmin, qmax) for sa, sb in pending + leaves])
-            todo = pending
+            nxt = []
+            for (sa, sb), (gone, events) in zip(todo, bounds(todo), strict=True):
+                if gone:
+                    continue
+                if events <= leaf or sb <= sa * (1.0 + 1e-12):  # (few crossings left: swept)
+                    leaves.append((float(sa), float(sb)))
+                else:
+                    m = math.sqrt(sa * sb)
+                    nxt += [(sa, m), (m, sb)]
+            todo = nxt
         if not leaves:
-            return [], 0
+            return []
+        # gather what the surviving intervals straddle (one pass), bound them again with every sample
+        self._gather_windows([(sa, sb, off, qmin, qmax) for sa, sb in leaves])
         leaves = sorted(iv for iv, b in zip(leaves, bounds(leaves), strict=True) if not b[0])  # (again, every sample)
         wins = []  # adjacent leaves: one window
         for sa, sb in leaves:
@@ -682,7 +674,7 @@ class EmpiricalMSE:
             for j in np.argsort(ev, kind="stable")[:2]:
                 a, tot = self._polish(float(ss[j]) * d, d, off, qmin, qmax, mode, box=(w_lo * d, w_hi * d))
                 cands.append((float(tot), float(a)))
-        return cands, len(leaves)
+        return cands
 
     def _search_large(self, lo, hi, bits, grid, rounding, d, off, qmin, qmax, mode, n_grid, n_refine, small,
                       f_ref=np.inf):
@@ -807,7 +799,7 @@ class EmpiricalMSE:
                 cands.insert(0, others[0])
             # the proof: every part of [α_L, α_B] that could beat the best clip found is swept
             s_floor = (alpha_l if alpha_l is not None else lo * 2.0**-60) / d
-            c3, _ = self._prove(cands[0][0], s_floor, max(alpha_b, hi) / d, d, off, qmin, qmax, mode)
+            c3 = self._prove(cands[0][0], s_floor, max(alpha_b, hi) / d, d, off, qmin, qmax, mode)
             cands += c3
         cands.sort()  # (equal errors: the smallest clip)
         alpha = cands[0][1]
