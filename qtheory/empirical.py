@@ -620,21 +620,21 @@ class EmpiricalMSE:
         found (or ``f_best``) is the global minimum over the range.
         """
         k = _kernels()
-        out = np.empty(5)
+        out = np.empty(3)
 
         def bound(sa, sb):
             k.interval_bound(*self._args(), sa, sb, off, qmin, qmax, mode, out)
-            return out[0] - out[1] > f_best, out[4]
+            return out[0] - out[1] > f_best, out[2]
 
         def bounds(ivs):  # (many intervals: in parallel)
             if len(ivs) < 8 or self.n < 1 << 18:
                 return [bound(float(sa), float(sb)) for sa, sb in ivs]
             iv = np.array(ivs, dtype=np.float64)
-            res = np.empty((iv.shape[0], 5))
+            res = np.empty((iv.shape[0], 3))
             with _schedule(2):
                 k.interval_bounds_par(*self._args(), np.ascontiguousarray(iv[:, 0]), np.ascontiguousarray(iv[:, 1]),
                                       off, qmin, qmax, mode, res)
-            return [(r[0] - r[1] > f_best, r[4]) for r in res]
+            return [(r[0] - r[1] > f_best, r[2]) for r in res]
 
         leaf = float(_PROOF_LEAF)
         edges = np.geomspace(s_lo, s_hi, 17)

@@ -1018,10 +1018,8 @@ def interval_bound(cnt, p1h, p1l, p2h, p2l, bmin, bmax, have, gstart, xs, g1h, g
     """Lower bound of the error sum over every step in ``[sa, sb]`` (see above).
 
     ``out[0]`` the bound (the minimum of the fixed buckets' quadratic plus the straddling
-    samples' distances), ``out[1]`` a bound of its rounding error, ``out[2]`` the samples of
-    straddling buckets not gathered (their bound is the weaker bucket one), ``out[3]`` the samples
-    of every straddling bucket and ``out[4]`` an upper estimate of their threshold crossings (the
-    work of an exact sweep of the interval)."""
+    samples' distances), ``out[1]`` a bound of its rounding error and ``out[2]`` an upper estimate
+    of the straddling samples' threshold crossings (the work of an exact sweep of the interval)."""
     nb = 2 * nside + 1
     fqmin = float(qmin)
     fqmax = float(qmax)
@@ -1030,8 +1028,6 @@ def interval_bound(cnt, p1h, p1l, p2h, p2l, bmin, bmax, have, gstart, xs, g1h, g
     bh = 0.0
     bl = 0.0
     a_sum = 0.0
-    strad = 0.0
-    miss = 0.0
     nev = 0.0
     mag = 0.0
     mscale = 0.0
@@ -1088,7 +1084,6 @@ def interval_bound(cnt, p1h, p1l, p2h, p2l, bmin, bmax, have, gstart, xs, g1h, g
                     ch, cl, bh, bl, a_sum = _q_add(p1h, p1l, p2h, p2l, j, j + 1, float(nj), k + offset, ch, cl, bh,
                                                    bl, a_sum)
                 else:
-                    strad += nj
                     if have[j]:
                         # runs of equal (code at wa, code at wb) in the sorted samples (binary
                         # searches): a run that keeps its code joins Q, the others go sample by sample
@@ -1127,7 +1122,6 @@ def interval_bound(cnt, p1h, p1l, p2h, p2l, bmin, bmax, have, gstart, xs, g1h, g
                                 nev += float(hi_i - i)
                             i = hi_i
                     else:
-                        miss += nj
                         d0, g0, e0 = _u_dist(x0, offset, fqmin, fqmax, mode, sa, sb)
                         d1, g1, e1 = _u_dist(x1, offset, fqmin, fqmax, mode, sa, sb)
                         # (crossings: every sample's if a level passes the whole bucket, else the
@@ -1177,9 +1171,7 @@ def interval_bound(cnt, p1h, p1l, p2h, p2l, bmin, bmax, have, gstart, xs, g1h, g
     qh, ql = _dd_add(qh, ql, ah, al)
     out[0] = max(qh + ql, 0.0) + mag
     out[1] = 1e-14 * (abs(ch) + 2.0 * abs(b) * s + a_sum * s * s + mscale) + 1e-12 * mag
-    out[2] = miss
-    out[3] = strad
-    out[4] = nev
+    out[2] = nev
 
 
 @numba.njit(cache=True, parallel=True)
