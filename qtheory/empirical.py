@@ -48,8 +48,9 @@ Samples no clip can reach (all zero; or, on the unsigned grids, none positive) h
 ``0.0`` by definition, with the MSE every clip gives (or its limit as ``α -> 0`` on midrise).
 
 :func:`per_channel_optimal_clip` does this for every channel of a weight tensor.
-``EmpiricalMSE._affine_optimum`` searches the asymmetric range of the affine grid (zero point and
-step jointly) on the same bucket statistics (see its docstring for what is proven).
+``EmpiricalMSE._affine_optimum`` finds the asymmetric range of the affine grid (zero point and
+step jointly) on the same bucket statistics, proven the same way over every zero point (see its
+docstring).
 
 Examples
 --------
@@ -109,7 +110,8 @@ def _kernels():
 def _threads(n: int) -> tuple[int, int]:
     """``(threads, chunk)`` for the O(N) passes: numba's thread count (one for small tensors) and
     the samples per chunk (chunks are handed out dynamically, so a core busy with other work
-    takes fewer of them)."""
+    takes fewer of them). With one thread the passes call the serial kernels: a parallel region
+    first wakes numba's sleeping worker threads, 0.1-0.5 ms, more than a small tensor's pass."""
     if n < 1 << 18:
         return 1, max(n, 1)
     import numba
@@ -253,15 +255,22 @@ class EmpiricalMSE:
             ctr = np.zeros((nthreads, 8))
             ctr[:, 5] = np.inf
             ctr[:, 6] = -np.inf
-            with _schedule(nthreads):
-                (k.accumulate32p_par if packed else k.accumulate32_par)(self._xbits, ef, mb, nside, tbl, ctr, chunk)
+            if nthreads == 1 and packed:
+                k.accumulate32p(self._xbits, ef, mb, nside, tbl[0], ctr[0])
+            else:
+                with _schedule(nthreads):
+                    (k.accumulate32p_par if packed else k.accumulate32_par)(self._xbits, ef, mb, nside, tbl, ctr,
+                                                                            chunk)
             (k.merge32p if packed else k.merge32)(tbl, ctr, ef, mb, nside, stats)
         else:
             st = np.zeros((nthreads, nb, 8))
             st[:, :, 5] = np.inf
             st[:, :, 6] = -np.inf
-            with _schedule(nthreads):
-                k.accumulate64_par(x, self._xbits, ef, mb, nside, st, chunk)
+            if nthreads == 1:
+                k.accumulate(x, self._xbits, False, ef, mb, nside, st[0])
+            else:
+                with _schedule(nthreads):
+                    k.accumulate64_par(x, self._xbits, ef, mb, nside, st, chunk)
             k.merge64(st, stats)
         cnt = np.empty(nb + 1, dtype=np.int64)
         pref = [np.empty(nb + 1) for _ in range(4)]
@@ -308,14 +317,21 @@ class EmpiricalMSE:
         hn = np.zeros(nthreads, dtype=np.int64)
         if self._is32:  # keys of the float32 bits, one radix sort (buckets are in value order)
             hk = np.empty((nthreads, m + 1), dtype=np.uint32)
-            with _schedule(nthreads):
-                k.gather32_par(self._xbits, *self._geo, want, chunk, hk, hn)
+            if nthreads == 1:
+                ef, mb, nside = self._geo
+                hn[0] = k.gather32(self._xbits, ef + 126, mb, nside, want, hk[0], 0)
+            else:
+                with _schedule(nthreads):
+                    k.gather32_par(self._xbits, *self._geo, want, chunk, hk, hn)
             k.sort_keys32(hk, hn, xs)
         else:
             hv = np.empty((nthreads, m))
             hj = np.empty((nthreads, m), dtype=np.int64)
-            with _schedule(nthreads):
-                k.gather_par(self._x, self._xbits, self._is32, *self._geo, want, chunk, hv, hj, hn)
+            if nthreads == 1:
+                hn[0] = k.gather(self._x, self._xbits, self._is32, *self._geo, want, hv[0], hj[0], 0)
+            else:
+                with _schedule(nthreads):
+                    k.gather_par(self._x, self._xbits, self._is32, *self._geo, want, chunk, hv, hj, hn)
             k.scatter_hits(hv, hj, hn, gstart, xs)
             k.sort_runs(np.flatnonzero(counts > 1), gstart, xs)
         k.gathered_prefix(xs, *g)
@@ -604,10 +620,11 @@ class EmpiricalMSE:
                 cands.append((tot, a))
         return cands
 
-    def _prove(self, f_best, s_lo, s_hi, d, off, qmin, qmax, mode):
-        """Branch and bound over the steps ``[s_lo, s_hi]`` against the error sum ``f_best`` already
-        reached: returns the exact minima ``(error sum, clip)`` of every part of the range that
-        could not be excluded.
+    def _prove(self, f_best, tasks, d, mode, splits=16):
+        """Branch and bound over the steps of ``tasks`` (``(s_lo, s_hi, offset, qmin, qmax)``: a
+        range of steps of one grid) against the error sum ``f_best`` already reached: returns the
+        exact minima ``(error sum, clip, task index)`` of every part of the ranges that could not
+        be excluded (each range starts as ``splits`` geometric pieces).
 
         An interval whose lower bound (:func:`~qtheory.kernels.empirical.interval_bound`: every
         sample's error at any step of the interval is at least its distance to the levels that
@@ -616,54 +633,61 @@ class EmpiricalMSE:
         (geometrically) until an exact sweep is cheap; then the buckets they need are gathered (one
         pass), their bound is taken again with every straddling sample, and what still survives is
         swept piece by piece (:func:`~qtheory.kernels.empirical.sweep_window`: every vertex).
-        Every clip of the range that could beat ``f_best`` is in a swept piece: the least vertex
-        found (or ``f_best``) is the global minimum over the range.
+        Every clip of the ranges that could beat ``f_best`` is in a swept piece: the least vertex
+        found (or ``f_best``) is the global minimum over the ranges.
         """
         k = _kernels()
         out = np.empty(3)
 
-        def bound(sa, sb):
-            k.interval_bound(*self._args(), sa, sb, off, qmin, qmax, mode, out)
-            return out[0] - out[1] > f_best, out[2]
-
-        def bounds(ivs):  # (many intervals: in parallel)
-            if len(ivs) < 8 or self.n < 1 << 18:
-                return [bound(float(sa), float(sb)) for sa, sb in ivs]
-            iv = np.array(ivs, dtype=np.float64)
+        def bounds(ivs):  # ivs: (sa, sb, task); many (in buckets walked): in parallel
+            if len(ivs) < 8 or len(ivs) * self._cnt.size < 1 << 17:
+                res = []
+                for sa, sb, t in ivs:
+                    off, qmin, qmax = tasks[t][2:]
+                    k.interval_bound(*self._args(), float(sa), float(sb), off, qmin, qmax, mode, out)
+                    res.append((out[0] - out[1] > f_best, out[2]))
+                return res
+            iv = np.array([(sa, sb) for sa, sb, _ in ivs], dtype=np.float64)
+            g = np.array([tasks[t][2:] for _, _, t in ivs], dtype=np.float64)
             res = np.empty((iv.shape[0], 3))
             with _schedule(2):
                 k.interval_bounds_par(*self._args(), np.ascontiguousarray(iv[:, 0]), np.ascontiguousarray(iv[:, 1]),
-                                      off, qmin, qmax, mode, res)
+                                      np.ascontiguousarray(g[:, 0]), g[:, 1].astype(np.int64),
+                                      g[:, 2].astype(np.int64), mode, res)
             return [(r[0] - r[1] > f_best, r[2]) for r in res]
 
         leaf = float(_PROOF_LEAF)
-        edges = np.geomspace(s_lo, s_hi, 17)
-        todo = list(zip(edges[:-1], edges[1:], strict=True))
+        todo = []
+        for t, (s_lo, s_hi, *_) in enumerate(tasks):
+            edges = np.geomspace(s_lo, s_hi, splits + 1)
+            todo += [(float(sa), float(sb), t) for sa, sb in zip(edges[:-1], edges[1:], strict=True)]
         leaves = []
         while todo:
             nxt = []
-            for (sa, sb), (gone, events) in zip(todo, bounds(todo), strict=True):
+            for (sa, sb, t), (gone, events) in zip(todo, bounds(todo), strict=True):
                 if gone:
                     continue
                 if events <= leaf or sb <= sa * (1.0 + 1e-12):  # (few crossings left: swept)
-                    leaves.append((float(sa), float(sb)))
+                    leaves.append((sa, sb, t))
                 else:
                     m = math.sqrt(sa * sb)
-                    nxt += [(sa, m), (m, sb)]
+                    nxt += [(sa, m, t), (m, sb, t)]
             todo = nxt
         if not leaves:
             return []
         # gather what the surviving intervals straddle (one pass), bound them again with every sample
-        self._gather_windows([(sa, sb, off, qmin, qmax) for sa, sb in leaves])
-        leaves = sorted(iv for iv, b in zip(leaves, bounds(leaves), strict=True) if not b[0])  # (again, every sample)
-        wins = []  # adjacent leaves: one window
-        for sa, sb in leaves:
-            if wins and sa <= wins[-1][1]:
-                wins[-1][1] = max(wins[-1][1], sb)
+        self._gather_windows([(sa, sb, *tasks[t][2:]) for sa, sb, t in leaves])
+        leaves = sorted((t, sa, sb) for (sa, sb, t), b in zip(leaves, bounds(leaves), strict=True)
+                        if not b[0])  # (again, every sample)
+        wins = []  # adjacent leaves of one task: one window
+        for t, sa, sb in leaves:
+            if wins and t == wins[-1][0] and sa <= wins[-1][2]:
+                wins[-1][2] = max(wins[-1][2], sb)
             else:
-                wins.append([sa, sb])
+                wins.append([t, sa, sb])
         cands = []
-        for w_lo, w_hi in wins:
+        for t, w_lo, w_hi in wins:
+            off, qmin, qmax = tasks[t][2:]
             b0 = self._eval(np.array([w_lo]), off, [qmin], [qmax], mode)[0]
             v0 = (b0[0] + b0[2]) + (b0[1] + b0[3])
             # (only the samples of buckets a cut passes through can change level in the window)
@@ -673,7 +697,7 @@ class EmpiricalMSE:
             ev = self._mse_of(self._eval(ss, off, np.full(ss.size, qmin), np.full(ss.size, qmax), mode)) * self.n
             for j in np.argsort(ev, kind="stable")[:2]:
                 a, tot = self._polish(float(ss[j]) * d, d, off, qmin, qmax, mode, box=(w_lo * d, w_hi * d))
-                cands.append((float(tot), float(a)))
+                cands.append((float(tot), float(a), t))
         return cands
 
     def _search_large(self, lo, hi, bits, grid, rounding, d, off, qmin, qmax, mode, n_grid, n_refine, small,
@@ -799,8 +823,8 @@ class EmpiricalMSE:
                 cands.insert(0, others[0])
             # the proof: every part of [α_L, α_B] that could beat the best clip found is swept
             s_floor = (alpha_l if alpha_l is not None else lo * 2.0**-60) / d
-            c3 = self._prove(cands[0][0], s_floor, max(alpha_b, hi) / d, d, off, qmin, qmax, mode)
-            cands += c3
+            cands += [c[:2] for c in self._prove(cands[0][0], [(s_floor, max(alpha_b, hi) / d, off, qmin, qmax)], d,
+                                                 mode)]
         cands.sort()  # (equal errors: the smallest clip)
         alpha = cands[0][1]
         b = self._eval(np.array([alpha / d]), off, [qmin], [qmax], mode)[0]
@@ -854,11 +878,14 @@ class EmpiricalMSE:
         section); then, for the best zero points (approximate error within 10^-4 of the best; at
         most 6, 3 above 8 bits), one gathering pass for the buckets that straddle a cut in a window
         around each approximate optimum (as wide as about 2·10^5 crossings allow, up to ±5 %), the
-        exact minimum over each window (sweep) and the exact polish. The basin selection rests on the bucket approximation, not on a proof (as for the
-        symmetric grids). For up to 2^16 samples the scan's best error then bounds, per zero
-        point, the steps that can still win (``[s_L, min(s_B, −min x/(z − 1/2))]``, see
-        :meth:`_affine_sweeps`), and these are swept exactly while that costs at most
-        ``_AFFINE_EVENTS`` crossings: then the result is again the exact global optimum.
+        exact minimum over each window (sweep) and the exact polish. That best error ``f`` then
+        bounds, per zero point, the steps that can still win: ``[s_L, s_B]`` for ``f``, and ``z``
+        in ``[min(z_a, z_b), z_b]``, i.e. (with ``min x < 0``) ``s < C_z = −min x/(z − 1/2)``
+        (``z >= 1``) and either ``s < A_z = max x/(top − z − 1/2)`` or ``s >= −min x/(z + 1/2)``.
+        For up to 2^16 samples these are swept exactly while that costs at most
+        ``_AFFINE_EVENTS`` crossings (:meth:`_affine_sweeps`). Otherwise they go through the
+        branch and bound of :meth:`_prove`, every zero point's steps at once. Either way the
+        result is the exact global optimum over (z, s).
         """
         top = 2**bits - 1
         lo, hi = self._lo, self._hi
@@ -1019,7 +1046,34 @@ class EmpiricalMSE:
         if extra:
             cands += exact_stage(extra)
         if small:
-            cands += self._affine_sweeps(top, z_max, min(cands)[0])
+            swept = self._affine_sweeps(top, z_max, min(cands)[0])
+            if swept is not None:  # (every crossing that can win was swept: the global optimum)
+                return min(cands + swept)
+        # The proof: for every zero point, the steps at which it can win go through the branch and
+        # bound. They lie in [s_L, s_B] (see above), and z must be in [min(z_a, z_b), z_b]: with
+        # lo < 0, z <= z_b(s) iff s < C_z = -lo/(z - 1/2) (z >= 1), z >= z_a(s) iff
+        # s < A_z = hi/(top - z - 1/2), and z = z_b(s) iff B_z = -lo/(z + 1/2) <= s < C_z. So z
+        # needs [s_L, min(A_z, C_z)) and [B_z, C_z) (each widened by 1e-9 for rounding).
+        f_best = min(cands)[0]
+        s_b = self._clip_bound("int", 1.0, f_best)
+        alpha_l = self._low_bound("int", 1.0, f_best, top * s_lo)
+        s_floor = alpha_l / top if alpha_l is not None else s_lo * 2.0**-60
+        up, dn = 1.0 + 1e-9, 1.0 - 1e-9
+        tasks = []
+        for z in range(z_max + 1):
+            if lo >= 0.0:
+                parts = [(s_floor, s_b)]
+            else:
+                c_z = -lo / (z - 0.5) * up if z >= 1 else np.inf
+                a_z = hi / (top - z - 0.5) * up
+                b_z = -lo / (z + 0.5) * dn
+                if b_z <= min(a_z, c_z):
+                    parts = [(s_floor, min(c_z, s_b))]
+                else:
+                    parts = [(s_floor, min(a_z, c_z, s_b)), (max(b_z, s_floor), min(c_z, s_b))]
+            tasks += [(a, b, 0.0, -z, top - z) for a, b in parts if b > a]
+        if tasks:
+            cands += [(tot, s, -tasks[t][3]) for tot, s, t in self._prove(f_best, tasks, 1.0, 0, splits=4)]
         return min(cands)
 
     def _affine_sweeps(self, top, z_max, f_best):
@@ -1031,7 +1085,7 @@ class EmpiricalMSE:
         step with ``Σ_{|x| > top·s} (|x| − top·s)² >= f_best`` (every level lies in
         ``[−top·s, top·s]``), or down to 0 (the first piece's vertex) if no such step exists; and,
         for ``z >= 1``, ``s <= −min x / (z − 1/2)``, beyond which ``z`` exceeds ``z_b`` and a
-        smaller zero point is at least as good.
+        smaller zero point is at least as good. ``None`` if over the budget.
         """
         k = _kernels()
         x = self._xs
@@ -1074,7 +1128,7 @@ class EmpiricalMSE:
         # crossings of a sample |x| over [w_lo, w_hi]: at most |x|·(1/w_lo − 1/w_hi) + 1 and top
         per_z = np.minimum(float(tail[0]) * (1.0 / w_lo - 1.0 / w_hi) + a.size, float(a.size) * top)
         if per_z.sum() > _AFFINE_EVENTS:
-            return []
+            return None
         b0 = self._eval(np.full(zs.size, w_lo), 0.0, -zs, top - zs, 0)
         found = []
         for i, z in enumerate(zs):

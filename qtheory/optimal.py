@@ -175,9 +175,9 @@ def optimal_clip(prior, bits: int, *, grid: str | None = None, method: str = "ex
     are read without a copy; an all-zero tensor has the clip ``0.0``. Priors with an infinite variance
     (Cauchy, Student-t with ``df <= 2``) are rejected by :func:`qtheory.as_prior`. With
     ``range="asymmetric"``, samples take the search over (zero point, step) of
-    ``qtheory.empirical.EmpiricalMSE._affine_optimum`` instead of the prior search above (the
-    global optimum for few samples; for large tensors every step of each basin's window is swept
-    exactly, the basins chosen from bucket statistics).
+    ``qtheory.empirical.EmpiricalMSE._affine_optimum`` instead of the prior search above: the
+    global optimum over (zero point, step) for every size (for large tensors a branch and bound
+    over every zero point's steps proves it).
 
     Continuous priors are searched at unit scale: the prior is divided by the power of two nearest
     its size (an exact scaling) and the answer scaled back, so ``optimal_clip(c·X).alpha`` is

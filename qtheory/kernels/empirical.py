@@ -240,7 +240,7 @@ def accumulate32p_par(xbits, ef, mb, nside, tbl, ctr, chunk):
     for ci in numba.prange(nch):
         t = numba.get_thread_id()
         i0 = ci * chunk
-        _acc32p_chunk(xbits[i0:min(n, i0 + chunk)], ef, mb, nside, tbl[t], ctr[t])
+        accumulate32p(xbits[i0:min(n, i0 + chunk)], ef, mb, nside, tbl[t], ctr[t])
 
 
 @numba.njit(cache=True, inline="always")
@@ -271,8 +271,9 @@ def _merge_centre(ctr, stats, j):
 
 
 @numba.njit(cache=True)
-def _acc32p_chunk(xbits, ef, mb, nside, tb, c):
-    """One chunk of :func:`accumulate32p_par` (a plain loop: better code than inside a prange).
+def accumulate32p(xbits, ef, mb, nside, tb, c):
+    """One chunk of :func:`accumulate32p_par` (a plain loop: better code than inside a prange; also
+    the one-thread pass of a small tensor).
     Centre-bucket samples are only noted in the main loop and summed afterwards."""
     e0 = ef + 126
     lowm = (1 << (23 - mb)) - 1
@@ -483,36 +484,40 @@ def gather_par(x, xbits, is32, ef, mb, nside, want, chunk, hv, hj, hn):
     :func:`scatter_hits` then puts them in bucket order."""
     n = x.shape[0]
     nch = (n + chunk - 1) // chunk
-    e0 = ef + 126
     for ci in numba.prange(nch):
         t = numba.get_thread_id()
         i0 = ci * chunk
         i1 = min(n, i0 + chunk)
-        h = hn[t]
-        v = hv[t]
-        jj = hj[t]
-        if is32:
-            # branch-free key of a float32 (as in accumulate32_par; equal to _bucket_bits)
-            for i in range(i0, i1):
-                b = np.int64(xbits[i])
-                mag = b & 0x7FFFFFFF
-                be = mag >> 23
-                d = ((be - e0) << mb) + ((mag & 0x7FFFFF) >> (23 - mb)) + 1
-                d = d if be >= e0 else 0
-                sg = b >> 63
-                j = nside + ((d ^ sg) - sg)
-                if want[j]:
-                    v[h] = np.float64(x[i])
-                    jj[h] = j
-                    h += 1
-        else:
-            for i in range(i0, i1):
-                j = _bucket_bits(xbits[i], is32, ef, mb, nside)
-                if want[j]:
-                    v[h] = np.float64(x[i])
-                    jj[h] = j
-                    h += 1
-        hn[t] = h
+        hn[t] = gather(x[i0:i1], xbits[i0:i1], is32, ef, mb, nside, want, hv[t], hj[t], hn[t])
+
+
+@numba.njit(cache=True)
+def gather(x, xbits, is32, ef, mb, nside, want, v, jj, h):
+    """One chunk of :func:`gather_par` (also the one-thread pass of a small tensor: a parallel
+    region would wake the sleeping worker threads first); returns the new fill of ``v``, ``jj``."""
+    if is32:
+        e0 = ef + 126
+        # branch-free key of a float32 (as in accumulate32_par; equal to _bucket_bits)
+        for i in range(x.shape[0]):
+            b = np.int64(xbits[i])
+            mag = b & 0x7FFFFFFF
+            be = mag >> 23
+            d = ((be - e0) << mb) + ((mag & 0x7FFFFF) >> (23 - mb)) + 1
+            d = d if be >= e0 else 0
+            sg = b >> 63
+            j = nside + ((d ^ sg) - sg)
+            if want[j]:
+                v[h] = np.float64(x[i])
+                jj[h] = j
+                h += 1
+    else:
+        for i in range(x.shape[0]):
+            j = _bucket_bits(xbits[i], is32, ef, mb, nside)
+            if want[j]:
+                v[h] = np.float64(x[i])
+                jj[h] = j
+                h += 1
+    return h
 
 
 @numba.njit(cache=True, parallel=True)
@@ -525,12 +530,13 @@ def gather32_par(xbits, ef, mb, nside, want, chunk, hk, hn):
     for ci in numba.prange(nch):
         t = numba.get_thread_id()
         i0 = ci * chunk
-        hn[t] = _gather32_chunk(xbits[i0:min(n, i0 + chunk)], e0, mb, nside, want, hk[t], hn[t])
+        hn[t] = gather32(xbits[i0:min(n, i0 + chunk)], e0, mb, nside, want, hk[t], hn[t])
 
 
 @numba.njit(cache=True)
-def _gather32_chunk(xbits, e0, mb, nside, want, kk, h):
-    """One chunk of :func:`gather32_par`; returns the new fill of ``kk``."""
+def gather32(xbits, e0, mb, nside, want, kk, h):
+    """One chunk of :func:`gather32_par` (also a small tensor's one-thread pass); returns the new
+    fill of ``kk``."""
     for i in range(xbits.shape[0]):
         b = np.int64(xbits[i])
         mag = b & 0x7FFFFFFF
@@ -1176,11 +1182,12 @@ def interval_bound(cnt, p1h, p1l, p2h, p2l, bmin, bmax, have, gstart, xs, g1h, g
 
 @numba.njit(cache=True, parallel=True)
 def interval_bounds_par(cnt, p1h, p1l, p2h, p2l, bmin, bmax, have, gstart, xs, g1h, g1l, g2h, g2l, ef, mb, nside, sas,
-                        sbs, offset, qmin, qmax, mode, out):
-    """:func:`interval_bound` of the intervals ``[sas[i], sbs[i]]`` into ``out[i]``, in parallel."""
+                        sbs, offsets, qmins, qmaxs, mode, out):
+    """:func:`interval_bound` of the intervals ``[sas[i], sbs[i]]`` (grid ``offsets[i], qmins[i],
+    qmaxs[i]``) into ``out[i]``, in parallel."""
     for i in numba.prange(sas.shape[0]):
         interval_bound(cnt, p1h, p1l, p2h, p2l, bmin, bmax, have, gstart, xs, g1h, g1l, g2h, g2l, ef, mb, nside,
-                       sas[i], sbs[i], offset, qmin, qmax, mode, out[i])
+                       sas[i], sbs[i], offsets[i], qmins[i], qmaxs[i], mode, out[i])
 
 
 @numba.njit(cache=True)
