@@ -620,35 +620,39 @@ class EmpiricalMSE:
                 cands.append((tot, a))
         return cands
 
-    def _prove(self, f_best, tasks, d, mode, splits=16):
-        """Branch and bound over the steps of ``tasks`` (``(s_lo, s_hi, offset, qmin, qmax)``: a
-        range of steps of one grid) against the error sum ``f_best`` already reached: returns the
-        exact minima ``(error sum, clip, task index)`` of every part of the ranges that could not
-        be excluded (each range starts as ``splits`` geometric pieces).
+    def _prove(self, f_best, items, d, mode, grid, split):
+        """Branch and bound against the error sum ``f_best`` already reached: returns the exact
+        minima ``(error sum, clip, key)`` of every part of ``items`` that could not be excluded.
 
-        An interval whose lower bound (:func:`~qtheory.kernels.empirical.interval_bound`: every
+        An item ``(s_a, s_b, key)`` is a range of steps of the grids ``key`` stands for;
+        ``grid(key)`` gives ``(offset, qmin, qmax)`` of one grid whose levels include those of
+        every grid of ``key`` at each step (so every sample's distance to it bounds its error under
+        any of them from below). ``split(s_a, s_b, key, crossings)`` returns the items that replace
+        an item that was not excluded, or ``None`` to sweep it (then ``key`` is one grid).
+
+        An item whose lower bound (:func:`~qtheory.kernels.empirical.interval_bound`: every
         sample's error at any step of the interval is at least its distance to the levels that
         interval can place; buckets that keep one level contribute their exact quadratic) exceeds
-        ``f_best`` by more than its rounding holds no clip that beats it. Others are halved
-        (geometrically) until an exact sweep is cheap; then the buckets they need are gathered (one
-        pass), their bound is taken again with every straddling sample, and what still survives is
-        swept piece by piece (:func:`~qtheory.kernels.empirical.sweep_window`: every vertex).
-        Every clip of the ranges that could beat ``f_best`` is in a swept piece: the least vertex
-        found (or ``f_best``) is the global minimum over the ranges.
+        ``f_best`` by more than its rounding holds no clip that beats it. Others are split until an
+        exact sweep is cheap; then the buckets they need are gathered (one pass), their bound is
+        taken again with every straddling sample, and what still survives is swept piece by piece
+        (:func:`~qtheory.kernels.empirical.sweep_window`: every vertex). Every clip of the items
+        that could beat ``f_best`` is in a swept piece: the least vertex found (or ``f_best``) is
+        the global minimum over them.
         """
         k = _kernels()
         out = np.empty(3)
 
-        def bounds(ivs):  # ivs: (sa, sb, task); many (in buckets walked): in parallel
+        def bounds(ivs):  # ivs: (sa, sb, key); many (in buckets walked): in parallel
             if len(ivs) < 8 or len(ivs) * self._cnt.size < 1 << 17:
                 res = []
-                for sa, sb, t in ivs:
-                    off, qmin, qmax = tasks[t][2:]
+                for sa, sb, key in ivs:
+                    off, qmin, qmax = grid(key)
                     k.interval_bound(*self._args(), float(sa), float(sb), off, qmin, qmax, mode, out)
                     res.append((out[0] - out[1] > f_best, out[2]))
                 return res
             iv = np.array([(sa, sb) for sa, sb, _ in ivs], dtype=np.float64)
-            g = np.array([tasks[t][2:] for _, _, t in ivs], dtype=np.float64)
+            g = np.array([grid(key) for _, _, key in ivs], dtype=np.float64)
             res = np.empty((iv.shape[0], 3))
             with _schedule(2):
                 k.interval_bounds_par(*self._args(), np.ascontiguousarray(iv[:, 0]), np.ascontiguousarray(iv[:, 1]),
@@ -656,38 +660,34 @@ class EmpiricalMSE:
                                       g[:, 2].astype(np.int64), mode, res)
             return [(r[0] - r[1] > f_best, r[2]) for r in res]
 
-        leaf = float(_PROOF_LEAF)
-        todo = []
-        for t, (s_lo, s_hi, *_) in enumerate(tasks):
-            edges = np.geomspace(s_lo, s_hi, splits + 1)
-            todo += [(float(sa), float(sb), t) for sa, sb in zip(edges[:-1], edges[1:], strict=True)]
+        todo = list(items)
         leaves = []
         while todo:
             nxt = []
-            for (sa, sb, t), (gone, events) in zip(todo, bounds(todo), strict=True):
+            for (sa, sb, key), (gone, events) in zip(todo, bounds(todo), strict=True):
                 if gone:
                     continue
-                if events <= leaf or sb <= sa * (1.0 + 1e-12):  # (few crossings left: swept)
-                    leaves.append((sa, sb, t))
+                parts = split(sa, sb, key, events)
+                if parts is None:
+                    leaves.append((sa, sb, key))
                 else:
-                    m = math.sqrt(sa * sb)
-                    nxt += [(sa, m, t), (m, sb, t)]
+                    nxt += parts
             todo = nxt
         if not leaves:
             return []
         # gather what the surviving intervals straddle (one pass), bound them again with every sample
-        self._gather_windows([(sa, sb, *tasks[t][2:]) for sa, sb, t in leaves])
-        leaves = sorted((t, sa, sb) for (sa, sb, t), b in zip(leaves, bounds(leaves), strict=True)
+        self._gather_windows([(sa, sb, *grid(key)) for sa, sb, key in leaves])
+        leaves = sorted((key, sa, sb) for (sa, sb, key), b in zip(leaves, bounds(leaves), strict=True)
                         if not b[0])  # (again, every sample)
-        wins = []  # adjacent leaves of one task: one window
-        for t, sa, sb in leaves:
-            if wins and t == wins[-1][0] and sa <= wins[-1][2]:
+        wins = []  # adjacent leaves of one grid: one window
+        for key, sa, sb in leaves:
+            if wins and key == wins[-1][0] and sa <= wins[-1][2]:
                 wins[-1][2] = max(wins[-1][2], sb)
             else:
-                wins.append([t, sa, sb])
+                wins.append([key, sa, sb])
         cands = []
-        for t, w_lo, w_hi in wins:
-            off, qmin, qmax = tasks[t][2:]
+        for key, w_lo, w_hi in wins:
+            off, qmin, qmax = grid(key)
             b0 = self._eval(np.array([w_lo]), off, [qmin], [qmax], mode)[0]
             v0 = (b0[0] + b0[2]) + (b0[1] + b0[3])
             # (only the samples of buckets a cut passes through can change level in the window)
@@ -697,7 +697,7 @@ class EmpiricalMSE:
             ev = self._mse_of(self._eval(ss, off, np.full(ss.size, qmin), np.full(ss.size, qmax), mode)) * self.n
             for j in np.argsort(ev, kind="stable")[:2]:
                 a, tot = self._polish(float(ss[j]) * d, d, off, qmin, qmax, mode, box=(w_lo * d, w_hi * d))
-                cands.append((float(tot), float(a), t))
+                cands.append((float(tot), float(a), key))
         return cands
 
     def _search_large(self, lo, hi, bits, grid, rounding, d, off, qmin, qmax, mode, n_grid, n_refine, small,
@@ -823,8 +823,17 @@ class EmpiricalMSE:
                 cands.insert(0, others[0])
             # the proof: every part of [α_L, α_B] that could beat the best clip found is swept
             s_floor = (alpha_l if alpha_l is not None else lo * 2.0**-60) / d
-            cands += [c[:2] for c in self._prove(cands[0][0], [(s_floor, max(alpha_b, hi) / d, off, qmin, qmax)], d,
-                                                 mode)]
+            edges = np.geomspace(s_floor, max(alpha_b, hi) / d, 17)
+            leaf = float(_PROOF_LEAF)
+
+            def halve(sa, sb, key, events):  # (few crossings left: swept)
+                if events <= leaf or sb <= sa * (1.0 + 1e-12):
+                    return None
+                m = math.sqrt(sa * sb)
+                return [(sa, m, key), (m, sb, key)]
+
+            items = [(float(a), float(b), 0) for a, b in zip(edges[:-1], edges[1:], strict=True)]
+            cands += [c[:2] for c in self._prove(cands[0][0], items, d, mode, lambda key: (off, qmin, qmax), halve)]
         cands.sort()  # (equal errors: the smallest clip)
         alpha = cands[0][1]
         b = self._eval(np.array([alpha / d]), off, [qmin], [qmax], mode)[0]
@@ -1049,31 +1058,46 @@ class EmpiricalMSE:
             swept = self._affine_sweeps(top, z_max, min(cands)[0])
             if swept is not None:  # (every crossing that can win was swept: the global optimum)
                 return min(cands + swept)
-        # The proof: for every zero point, the steps at which it can win go through the branch and
-        # bound. They lie in [s_L, s_B] (see above), and z must be in [min(z_a, z_b), z_b]: with
-        # lo < 0, z <= z_b(s) iff s < C_z = -lo/(z - 1/2) (z >= 1), z >= z_a(s) iff
-        # s < A_z = hi/(top - z - 1/2), and z = z_b(s) iff B_z = -lo/(z + 1/2) <= s < C_z. So z
-        # needs [s_L, min(A_z, C_z)) and [B_z, C_z) (each widened by 1e-9 for rounding).
+        # The proof: every zero point's steps that can win go through the branch and bound. They
+        # lie in [s_L, s_B] (see above), and z must be in [min(z_a, z_b), z_b]: with lo < 0,
+        # z <= z_b(s) iff s < C_z = -lo/(z - 1/2) (z >= 1), z >= z_a(s) iff
+        # s < A_z = hi/(top - z - 1/2), and z = z_b(s) iff B_z = -lo/(z + 1/2) <= s < C_z. An item
+        # holds a range of zero points [z1, z2]: the grid with the levels of all of them,
+        # (k - z2)·s .. (top - z1)·s, bounds each from below. (Limits widened by 1e-9 for rounding.)
         f_best = min(cands)[0]
         s_b = self._clip_bound("int", 1.0, f_best)
         alpha_l = self._low_bound("int", 1.0, f_best, top * s_lo)
         s_floor = alpha_l / top if alpha_l is not None else s_lo * 2.0**-60
         up, dn = 1.0 + 1e-9, 1.0 - 1e-9
-        tasks = []
-        for z in range(z_max + 1):
-            if lo >= 0.0:
-                parts = [(s_floor, s_b)]
-            else:
-                c_z = -lo / (z - 0.5) * up if z >= 1 else np.inf
-                a_z = hi / (top - z - 0.5) * up
-                b_z = -lo / (z + 0.5) * dn
-                if b_z <= min(a_z, c_z):
-                    parts = [(s_floor, min(c_z, s_b))]
-                else:
-                    parts = [(s_floor, min(a_z, c_z, s_b)), (max(b_z, s_floor), min(c_z, s_b))]
-            tasks += [(a, b, 0.0, -z, top - z) for a, b in parts if b > a]
-        if tasks:
-            cands += [(tot, s, -tasks[t][3]) for tot, s, t in self._prove(f_best, tasks, 1.0, 0, splits=4)]
+        leaf = float(_PROOF_LEAF)
+
+        def s_max(z1):  # (C_z decreases with z: the largest step any of z1.. can win at)
+            return s_b if (z1 == 0 or lo >= 0.0) else min(s_b, -lo / (z1 - 0.5) * up)
+
+        def admissible(sa, sb, z1, z2):  # (A_z increases, B_z decreases with z)
+            if sa >= s_max(z1):
+                return False
+            return lo >= 0.0 or sa < hi / (top - z2 - 0.5) * up or sb >= -lo / (z2 + 0.5) * dn
+
+        def item(sa, sb, z1, z2):
+            sb = min(sb, s_max(z1))
+            return [(sa, sb, (z1, z2))] if sb > sa and admissible(sa, sb, z1, z2) else []
+
+        def split(sa, sb, key, events):
+            z1, z2 = key
+            fine = events <= leaf or sb <= sa * (1.0 + 1e-12)
+            if fine and z1 == z2:
+                return None
+            if z1 < z2 and (fine or z2 - z1 > top * (sb / sa - 1.0)):  # (z-range wider than the steps')
+                zm = (z1 + z2) // 2
+                return item(sa, sb, z1, zm) + item(sa, sb, zm + 1, z2)
+            m = math.sqrt(sa * sb)
+            return item(sa, m, z1, z2) + item(m, sb, z1, z2)
+
+        edges = np.geomspace(s_floor, s_max(0), 17)
+        items = [it for a, b in zip(edges[:-1], edges[1:], strict=True) for it in item(float(a), float(b), 0, z_max)]
+        found = self._prove(f_best, items, 1.0, 0, lambda key: (0.0, -key[1], top - key[0]), split)
+        cands += [(tot, s, key[0]) for tot, s, key in found]
         return min(cands)
 
     def _affine_sweeps(self, top, z_max, f_best):
