@@ -96,6 +96,8 @@ _LARGE_WIDTH = 1e-4
 _BASIN_TOL = 1e-2
 #: the proof of the large-tensor search: an interval is swept once its crossings are at most this
 _PROOF_LEAF = 8000
+#: ... and in the affine search's proof (many zero points: more bounds, smaller sweeps pay)
+_AFFINE_PROOF_LEAF = 2000
 _SCALE_GRIDS = ("midrise", "int", "narrow", "unsigned", "uint")
 #: few samples, affine range: the per-zero-point sweeps run while they cross at most this many thresholds
 _AFFINE_EVENTS = 1_000_000
@@ -641,23 +643,20 @@ class EmpiricalMSE:
         the global minimum over them.
         """
         k = _kernels()
-        out = np.empty(3)
 
-        def bounds(ivs):  # ivs: (sa, sb, key); many (in buckets walked): in parallel
-            if len(ivs) < 8 or len(ivs) * self._cnt.size < 1 << 17:
-                res = []
-                for sa, sb, key in ivs:
-                    off, qmin, qmax = grid(key)
-                    k.interval_bound(*self._args(), float(sa), float(sb), off, qmin, qmax, mode, out)
-                    res.append((out[0] - out[1] > f_best, out[2]))
-                return res
+        def bounds(ivs):  # ivs: (sa, sb, key); one kernel call (much work, in buckets walked: in parallel)
+            if not ivs:
+                return []
             iv = np.array([(sa, sb) for sa, sb, _ in ivs], dtype=np.float64)
             g = np.array([grid(key) for _, _, key in ivs], dtype=np.float64)
             res = np.empty((iv.shape[0], 3))
-            with _schedule(2):
-                k.interval_bounds_par(*self._args(), np.ascontiguousarray(iv[:, 0]), np.ascontiguousarray(iv[:, 1]),
-                                      np.ascontiguousarray(g[:, 0]), g[:, 1].astype(np.int64),
-                                      g[:, 2].astype(np.int64), mode, res)
+            args = (*self._args(), np.ascontiguousarray(iv[:, 0]), np.ascontiguousarray(iv[:, 1]),
+                    np.ascontiguousarray(g[:, 0]), g[:, 1].astype(np.int64), g[:, 2].astype(np.int64), mode, res)
+            if len(ivs) < 8 or len(ivs) * self._cnt.size < 1 << 17:
+                k.interval_bounds(*args)
+            else:
+                with _schedule(2):
+                    k.interval_bounds_par(*args)
             return [(r[0] - r[1] > f_best, r[2]) for r in res]
 
         todo = list(items)
@@ -685,19 +684,33 @@ class EmpiricalMSE:
                 wins[-1][2] = max(wins[-1][2], sb)
             else:
                 wins.append([key, sa, sb])
-        cands = []
+        # each window's best vertices by the sweep's running error, pooled over the windows; the
+        # best of the pool evaluated exactly (one call per offset) and the best two polished
+        pool = []
         for key, w_lo, w_hi in wins:
             off, qmin, qmax = grid(key)
             b0 = self._eval(np.array([w_lo]), off, [qmin], [qmax], mode)[0]
             v0 = (b0[0] + b0[2]) + (b0[1] + b0[3])
             # (only the samples of buckets a cut passes through can change level in the window)
             xw = k.marked_samples(self._windows_mask([(w_lo, w_hi, off, qmin, qmax)]), self._gstart, self._xs)
-            ss, _ = k.sweep_window(xw, w_lo, w_hi, off, qmin, qmax, mode, 16, b0[5], b0[4], v0, w_lo)
-            ss = np.r_[w_lo, ss[np.isfinite(ss)]]
-            ev = self._mse_of(self._eval(ss, off, np.full(ss.size, qmin), np.full(ss.size, qmax), mode)) * self.n
-            for j in np.argsort(ev, kind="stable")[:2]:
-                a, tot = self._polish(float(ss[j]) * d, d, off, qmin, qmax, mode, box=(w_lo * d, w_hi * d))
-                cands.append((float(tot), float(a), key))
+            ss, vv = k.sweep_window(xw, w_lo, w_hi, off, qmin, qmax, mode, 16, b0[5], b0[4], v0, w_lo)
+            pool.append((float(v0), w_lo, key, w_lo, w_hi))
+            pool += [(float(v), float(sv), key, w_lo, w_hi) for sv, v in zip(ss, vv, strict=True) if np.isfinite(v)]
+        pool.sort(key=lambda r: r[:2])
+        pool = pool[:32]
+        ev = np.empty(len(pool))
+        grids = [grid(r[2]) for r in pool]
+        for off in set(g[0] for g in grids):
+            idx = [i for i, g in enumerate(grids) if g[0] == off]
+            ev[idx] = self._mse_of(self._eval(np.array([pool[i][1] for i in idx]), off,
+                                              np.array([grids[i][1] for i in idx]), np.array([grids[i][2] for i in idx]),
+                                              mode)) * self.n
+        cands = []
+        for j in np.argsort(ev, kind="stable")[:2]:
+            _, sv, key, w_lo, w_hi = pool[j]
+            off, qmin, qmax = grids[j]
+            a, tot = self._polish(sv * d, d, off, qmin, qmax, mode, box=(w_lo * d, w_hi * d))
+            cands.append((float(tot), float(a), key))
         return cands
 
     def _search_large(self, lo, hi, bits, grid, rounding, d, off, qmin, qmax, mode, n_grid, n_refine, small,
@@ -1069,7 +1082,7 @@ class EmpiricalMSE:
         alpha_l = self._low_bound("int", 1.0, f_best, top * s_lo)
         s_floor = alpha_l / top if alpha_l is not None else s_lo * 2.0**-60
         up, dn = 1.0 + 1e-9, 1.0 - 1e-9
-        leaf = float(_PROOF_LEAF)
+        leaf = float(_AFFINE_PROOF_LEAF)
 
         def s_max(z1):  # (C_z decreases with z: the largest step any of z1.. can win at)
             return s_b if (z1 == 0 or lo >= 0.0) else min(s_b, -lo / (z1 - 0.5) * up)
@@ -1141,25 +1154,34 @@ class EmpiricalMSE:
                 else:
                     s_h = m
             w_lo = floor = s_l
-        zs = np.arange(z_max + 1)
-        w_hi = np.full(zs.size, s_b)
-        if lo < 0:
-            w_hi[1:] = np.minimum(s_b, -lo / (zs[1:] - 0.5) * (1.0 + 1e-9))
-        keep = w_hi > w_lo
-        zs, w_hi = zs[keep], w_hi[keep]
-        if zs.size == 0:
+        # each zero point's admissible steps (see _affine_optimum): [w_lo, min(A_z, C_z, s_B)) and
+        # [B_z, min(C_z, s_B)), merged where they meet
+        up, dn = 1.0 + 1e-9, 1.0 - 1e-9
+        parts = []  # (z, lower step, upper step, floor)
+        for z in range(z_max + 1):
+            if lo >= 0:
+                spans = [(w_lo, s_b)]
+            else:
+                c_z = min(s_b, -lo / (z - 0.5) * up) if z >= 1 else s_b
+                a_z = self._hi / (top - z - 0.5) * up
+                b_z = -lo / (z + 0.5) * dn
+                spans = [(w_lo, c_z)] if b_z <= min(a_z, c_z) else [(w_lo, min(a_z, c_z)), (max(b_z, w_lo), c_z)]
+            parts += [(z, p0, p1, floor if p0 == w_lo else p0) for p0, p1 in spans if p1 > p0]
+        if not parts:
             return []
-        # crossings of a sample |x| over [w_lo, w_hi]: at most |x|·(1/w_lo − 1/w_hi) + 1 and top
-        per_z = np.minimum(float(tail[0]) * (1.0 / w_lo - 1.0 / w_hi) + a.size, float(a.size) * top)
+        # crossings of a sample |x| over [p0, p1]: at most |x|·(1/p0 − 1/p1) + 1 and top
+        lo_s = np.array([p[1] for p in parts])
+        hi_s = np.array([p[2] for p in parts])
+        per_z = np.minimum(float(tail[0]) * (1.0 / lo_s - 1.0 / hi_s) + a.size, float(a.size) * top)
         if per_z.sum() > _AFFINE_EVENTS:
             return None
-        b0 = self._eval(np.full(zs.size, w_lo), 0.0, -zs, top - zs, 0)
+        zs = np.array([p[0] for p in parts], dtype=np.int64)
+        b0 = self._eval(lo_s, 0.0, -zs, top - zs, 0)
         found = []
-        for i, z in enumerate(zs):
+        for i, (z, p0, p1, fl) in enumerate(parts):
             v0 = (b0[i, 0] + b0[i, 2]) + (b0[i, 1] + b0[i, 3])
-            ss, vv = k.sweep_window(x, w_lo, float(w_hi[i]), 0.0, -int(z), top - int(z), 0, 4, b0[i, 5], b0[i, 4],
-                                    v0, floor)
-            found += [(float(v), float(s), int(z)) for s, v in zip(ss, vv, strict=True) if np.isfinite(v) and s > 0]
+            ss, vv = k.sweep_window(x, p0, p1, 0.0, -z, top - z, 0, 4, b0[i, 5], b0[i, 4], v0, fl)
+            found += [(float(v), float(s), z) for s, v in zip(ss, vv, strict=True) if np.isfinite(v) and s > 0]
         found.sort()
         ss = np.array([r[1] for r in found[:64]])
         zz = np.array([r[2] for r in found[:64]], dtype=np.int64)

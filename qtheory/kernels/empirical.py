@@ -1191,6 +1191,15 @@ def interval_bounds_par(cnt, p1h, p1l, p2h, p2l, bmin, bmax, have, gstart, xs, g
 
 
 @numba.njit(cache=True)
+def interval_bounds(cnt, p1h, p1l, p2h, p2l, bmin, bmax, have, gstart, xs, g1h, g1l, g2h, g2l, ef, mb, nside, sas,
+                    sbs, offsets, qmins, qmaxs, mode, out):
+    """:func:`interval_bounds_par` in one thread (little work: no parallel region to start)."""
+    for i in range(sas.shape[0]):
+        interval_bound(cnt, p1h, p1l, p2h, p2l, bmin, bmax, have, gstart, xs, g1h, g1l, g2h, g2l, ef, mb, nside,
+                       sas[i], sbs[i], offsets[i], qmins[i], qmaxs[i], mode, out[i])
+
+
+@numba.njit(cache=True)
 def marked_samples(want, gstart, xs):
     """The gathered samples of the buckets marked in ``want`` (in bucket order)."""
     m = 0
