@@ -7,7 +7,10 @@ Prints GOP/s (2 ops per multiply-accumulate) of
              PyTorch: tests/test_intconv_ort.py, tests/test_intconv_torch.py);
 - conv2d   : the one-shot ``qtheory.intconv.conv2d`` (validates and packs the weights on every call);
 - ORT      : ONNX Runtime ``QLinearConv`` (a one-node model built with ``onnx.helper``; MLAS kernels),
-             session with ``intra_op_num_threads``;
+             session with ``intra_op_num_threads``; on x86 CPUs without VNNI its default kernel adds
+             uint8×int8 products in saturating int16 pairs (not exact), so
+- ORT-x64  : the same session with ``session.x64quantprecision=1`` (there: weights rewritten to
+             uint8, exact int32 accumulation; on VNNI CPUs the same kernel as ORT);
 - fbgemm   : ``torch.ao.nn.quantized.functional.conv2d`` on quint8/qint8 (engine "fbgemm"), if installed;
 - float32  : ``torch.nn.functional.conv2d``, if torch is installed;
 
@@ -36,8 +39,10 @@ SHAPES = [
 ]
 
 
-def ort_qlinearconv(w, bias, x_scale, x_zero, w_scales, y_scale, y_zero, stride, pad, groups, threads=1):
-    """An ONNX Runtime session of one QLinearConv (uint8 activations, int8 weights, int32 bias)."""
+def ort_qlinearconv(w, bias, x_scale, x_zero, w_scales, y_scale, y_zero, stride, pad, groups, threads=1,
+                    exact=False):
+    """An ONNX Runtime session of one QLinearConv (uint8 activations, int8 weights, int32 bias);
+    ``exact``: with ``session.x64quantprecision=1`` (exact accumulation on CPUs without VNNI)."""
     import onnxruntime as ort
     from onnx import TensorProto, helper, numpy_helper
 
@@ -58,6 +63,8 @@ def ort_qlinearconv(w, bias, x_scale, x_zero, w_scales, y_scale, y_zero, stride,
     so = ort.SessionOptions()
     so.intra_op_num_threads = threads
     so.inter_op_num_threads = 1
+    if exact:
+        so.add_session_config_entry("session.x64quantprecision", "1")
     return ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
 
 
@@ -79,9 +86,10 @@ def _callables(rng, requant, threads, N, C, H, W, K, k, s, p, g):
     layer = PackedConv2d(w, bias, **kw)
     fns = {"qtheory": lambda: layer(x), "conv2d": lambda: conv2d(x, w, bias, **kw)}
     try:
-        sess = ort_qlinearconv(w, bias, xq.scale, storage_zero_point(xq), [q.scale for q in wq], yq.scale,
-                               storage_zero_point(yq), (s, s), (p, p), g, threads or 1)
-        fns["ORT"] = lambda: sess.run(None, {"x": x})
+        for key, exact in (("ORT", False), ("ORT-x64", True)):
+            sess = ort_qlinearconv(w, bias, xq.scale, storage_zero_point(xq), [q.scale for q in wq], yq.scale,
+                                   storage_zero_point(yq), (s, s), (p, p), g, threads or 1, exact=exact)
+            fns[key] = lambda sess=sess: sess.run(None, {"x": x})
     except ImportError:
         pass
     try:
@@ -149,16 +157,16 @@ def main(reps: int = 30, requant: str = "fbgemm", threads: int | None = 1) -> li
                     f()
                     best[key] = min(best[key], time.perf_counter() - t0)
     keys = list(cases[0][1])
-    ratios = [r for r in ("ORT", "fbgemm") if r in keys]
+    ratios = [r for r in ("ORT", "ORT-x64", "fbgemm") if r in keys]
     print(f"{'shape':24s}" + "".join(f"{key:>9s}" for key in keys) + "   "
-          + "".join(f"{'q/' + r:>9s}" for r in ratios) + "  (GOP/s)")
+          + "".join(f"{'q/' + r:>10s}" for r in ratios) + "  (GOP/s)")
     rows = []
     for name, _fns, ops, best in cases:
         gops = {key: ops / t / 1e9 for key, t in best.items()}
         row = {"shape": name, **gops, **{f"q/{r}": gops["qtheory"] / gops[r] for r in ratios}}
         rows.append(row)
         print(f"{name:24s}" + "".join(f"{gops[key]:9.1f}" for key in keys) + "   "
-              + "".join(f"{row['q/' + r]:9.2f}" for r in ratios))
+              + "".join(f"{row['q/' + r]:10.2f}" for r in ratios))
     return rows
 
 
