@@ -298,13 +298,15 @@ def mse_sweep_clip(x: ArrayLike, bits: int, *, grid: str = DEFAULT_TENSOR_GRID, 
     q1 = Quantizer(bits, 1.0, grid)
     denom = 1.0 / q1.scale  # scale = alpha / denom, as Quantizer computes it
     costs = np.empty(cand.size)
-    step = max(1, (1 << 21) // num_bins)
+    nz = hist > 0  # (empty bins add nothing: most of them for a small tensor)
+    centres_nz, hist_nz = centres[nz], hist[nz].astype(np.float64)
+    step = max(1, (1 << 21) // max(centres_nz.size, 1))
     for lo in range(0, cand.size, step):
         a = cand[lo:lo + step, None]
         s = a / denom
-        k = np.clip(np.rint(centres[None, :] / s - q1.offset), q1.qmin, q1.qmax)
-        e = (k + q1.offset) * s - centres[None, :]
-        costs[lo:lo + step] = (e * e) @ hist
+        k = np.clip(np.rint(centres_nz[None, :] / s - q1.offset), q1.qmin, q1.qmax)
+        e = (k + q1.offset) * s - centres_nz[None, :]
+        costs[lo:lo + step] = (e * e) @ hist_nz
     return float(c * cand[np.argmin(costs)])
 
 
