@@ -497,15 +497,8 @@ def gather(x, xbits, is32, ef, mb, nside, want, v, jj, h):
     region would wake the sleeping worker threads first); returns the new fill of ``v``, ``jj``."""
     if is32:
         e0 = ef + 126
-        # branch-free key of a float32 (as in accumulate32_par; equal to _bucket_bits)
         for i in range(x.shape[0]):
-            b = np.int64(xbits[i])
-            mag = b & 0x7FFFFFFF
-            be = mag >> 23
-            d = ((be - e0) << mb) + ((mag & 0x7FFFFF) >> (23 - mb)) + 1
-            d = d if be >= e0 else 0
-            sg = b >> 63
-            j = nside + ((d ^ sg) - sg)
+            j = _bucket32(np.int64(xbits[i]), e0, mb, nside)
             if want[j]:
                 v[h] = np.float64(x[i])
                 jj[h] = j
@@ -539,16 +532,22 @@ def gather32(xbits, e0, mb, nside, want, kk, h):
     fill of ``kk``."""
     for i in range(xbits.shape[0]):
         b = np.int64(xbits[i])
-        mag = b & 0x7FFFFFFF
-        be = mag >> 23
-        d = ((be - e0) << mb) + ((mag & 0x7FFFFF) >> (23 - mb)) + 1
-        d = d if be >= e0 else 0
-        sg = b >> 63
-        j = nside + ((d ^ sg) - sg)
-        if want[j]:
+        if want[_bucket32(b, e0, mb, nside)]:
             kk[h] = _key32(b)
             h += 1
     return h
+
+
+@numba.njit(cache=True, inline="always")
+def _bucket32(b, e0, mb, nside):
+    """The bucket of float32 bits ``b`` (sign-extended), branch-free (as in accumulate32_par; equal
+    to :func:`_bucket_bits`); ``e0`` the biased exponent of ``2^(ef − 1)``."""
+    mag = b & 0x7FFFFFFF
+    be = mag >> 23
+    d = ((be - e0) << mb) + ((mag & 0x7FFFFF) >> (23 - mb)) + 1
+    d = d if be >= e0 else 0
+    sg = b >> 63
+    return nside + ((d ^ sg) - sg)
 
 
 @numba.njit(cache=True, inline="always")
