@@ -1090,16 +1090,14 @@ class EmpiricalMSE:
         s_b = self._clip_bound("int", 1.0, f_best)
         alpha_l = self._low_bound("int", 1.0, f_best, top * s_lo)
         s_floor = alpha_l / top if alpha_l is not None else s_lo * 2.0**-60
-        up, dn = 1.0 + 1e-9, 1.0 - 1e-9
         leaf = float(_AFFINE_PROOF_LEAF)
 
         def s_max(z1):  # (C_z decreases with z: the largest step any of z1.. can win at)
-            return s_b if (z1 == 0 or lo >= 0.0) else min(s_b, -lo / (z1 - 0.5) * up)
+            return min(s_b, self._zero_point_limits(top, z1, z1)[0])
 
         def admissible(sa, sb, z1, z2):  # (A_z increases, B_z decreases with z)
-            if sa >= s_max(z1):
-                return False
-            return lo >= 0.0 or sa < hi / (top - z2 - 0.5) * up or sb >= -lo / (z2 + 0.5) * dn
+            c, a, b = self._zero_point_limits(top, z1, z2)
+            return sa < min(s_b, c) and (sa < a or sb >= b)
 
         def item(sa, sb, z1, z2):
             sb = min(sb, s_max(z1))
@@ -1123,6 +1121,17 @@ class EmpiricalMSE:
         cands += [(tot, s, key[0]) for tot, s, key in found]
         return min(cands)
 
+    def _zero_point_limits(self, top, z1, z2):
+        """``(C, A, B)`` for the zero points ``z1 <= z <= z2`` (see :meth:`_affine_optimum`): each
+        of them can win only at steps ``s < C`` with ``s < A`` or ``s >= B`` (``C = C_{z1}``,
+        ``A = A_{z2}``, ``B = B_{z2}``, widened by 10^-9 for rounding; no limit without negative
+        samples)."""
+        lo = self._lo
+        if lo >= 0.0:
+            return np.inf, np.inf, 0.0
+        c = -lo / (z1 - 0.5) * (1.0 + 1e-9) if z1 >= 1 else np.inf
+        return c, self._hi / (top - z2 - 0.5) * (1.0 + 1e-9), -lo / (z2 + 0.5) * (1.0 - 1e-9)
+
     def _affine_sweeps(self, top, z_max, f_best):
         """Few samples, every one gathered: for every zero point ``z``, sweep every crossing of the
         steps it can win at (see :meth:`_affine_optimum`), unless that exceeds ``_AFFINE_EVENTS``
@@ -1136,7 +1145,6 @@ class EmpiricalMSE:
         """
         k = _kernels()
         x = self._xs
-        lo = self._lo
         target = f_best * (1.0 + 1e-9) + 1e-300
         s_b = self._clip_bound("int", 1.0, f_best)
         a = np.sort(np.abs(x))
@@ -1166,16 +1174,11 @@ class EmpiricalMSE:
             w_lo = floor = s_l
         # each zero point's admissible steps (see _affine_optimum): [w_lo, min(A_z, C_z, s_B)) and
         # [B_z, min(C_z, s_B)), merged where they meet
-        up, dn = 1.0 + 1e-9, 1.0 - 1e-9
         parts = []  # (z, lower step, upper step, floor)
         for z in range(z_max + 1):
-            if lo >= 0:
-                spans = [(w_lo, s_b)]
-            else:
-                c_z = min(s_b, -lo / (z - 0.5) * up) if z >= 1 else s_b
-                a_z = self._hi / (top - z - 0.5) * up
-                b_z = -lo / (z + 0.5) * dn
-                spans = [(w_lo, c_z)] if b_z <= min(a_z, c_z) else [(w_lo, min(a_z, c_z)), (max(b_z, w_lo), c_z)]
+            c_z, a_z, b_z = self._zero_point_limits(top, z, z)
+            c_z = min(s_b, c_z)
+            spans = [(w_lo, c_z)] if b_z <= min(a_z, c_z) else [(w_lo, min(a_z, c_z)), (max(b_z, w_lo), c_z)]
             parts += [(z, p0, p1, floor if p0 == w_lo else p0) for p0, p1 in spans if p1 > p0]
         if not parts:
             return []
