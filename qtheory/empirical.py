@@ -802,6 +802,23 @@ class EmpiricalMSE:
                               _sqnr_db=unit_db(p2, p2))
         d, off, qmin, qmax = _denominator(grid, bits)
         mode = ROUNDING_CODES[rounding]
+        cands = self._clip_candidates(bits, grid, rounding, n_grid, n_refine)
+        alpha = cands[0][1]
+        b = self._eval(np.array([alpha / d]), off, [qmin], [qmax], mode)[0]
+        clip, rnd = max(float(b[0] + b[1]), 0.0) / self.n, max(float(b[2] + b[3]), 0.0) / self.n  # (error_sums)
+        minima = np.unique(np.array([a for _, a in cands])) * u
+        scale = math.sqrt(self._var) if self._var > 0 else self._amax
+        p2 = float(self._pref[2][-1] + self._pref[3][-1]) / self.n  # E[X²] at the unit scale
+        return ClipResult(alpha * u, u2(clip + rnd), u2(clip), u2(rnd), alpha / scale, bits, grid, "exact",
+                          minima, signal_power=u2(p2), _sqnr_db=unit_db(p2, clip + rnd))
+
+    def _clip_candidates(self, bits, grid, rounding, n_grid, n_refine):
+        """The exact local minima ``(error sum, clip)`` found for a scale grid, sorted (the first
+        is the proven global optimum; equal errors: the smallest clip). The samples reach a clip:
+        some is positive (unsigned grids) or non-zero."""
+        d, off, qmin, qmax = _denominator(grid, bits)
+        mode = ROUNDING_CODES[rounding]
+        top = self._amax if grid in ("midrise", "int", "narrow") else self._hi
 
         def exact_sum(a):
             b = self._eval(np.array([a / d]), off, [qmin], [qmax], mode)[0]
@@ -857,14 +874,7 @@ class EmpiricalMSE:
             items = [(float(a), float(b), 0) for a, b in zip(edges[:-1], edges[1:], strict=True)]
             cands += [c[:2] for c in self._prove(cands[0][0], items, d, mode, lambda key: (off, qmin, qmax), halve)]
         cands.sort()  # (equal errors: the smallest clip)
-        alpha = cands[0][1]
-        b = self._eval(np.array([alpha / d]), off, [qmin], [qmax], mode)[0]
-        clip, rnd = max(float(b[0] + b[1]), 0.0) / self.n, max(float(b[2] + b[3]), 0.0) / self.n  # (error_sums)
-        minima = np.unique(np.array([a for _, a in cands])) * u
-        scale = math.sqrt(self._var) if self._var > 0 else self._amax
-        p2 = float(self._pref[2][-1] + self._pref[3][-1]) / self.n  # E[X²] at the unit scale
-        return ClipResult(alpha * u, u2(clip + rnd), u2(clip), u2(rnd), alpha / scale, bits, grid, "exact",
-                          minima, signal_power=u2(p2), _sqnr_db=unit_db(p2, clip + rnd))
+        return cands
 
 
     # ------------------------------------------------------------------------------ affine range
@@ -891,6 +901,8 @@ class EmpiricalMSE:
           the best exact error found; and every level lies in ``[−top·s, top·s]``, so below
           ``α_L / top`` (:meth:`_low_bound`) none does either. The scanned range is widened to
           both bounds.
+        - *One zero point* (no negative sample): the grid is the unsigned one (``α = top·s``),
+          whose proven optimum :meth:`_clip_candidates` gives.
         - *Few samples* (``n <= 2^16`` and ``n·top·(z_max + 1) <= 10^6``): for every zero point
           :meth:`_sweep_global` visits every threshold crossing of ``(0, 2·max|x|]`` (below the
           first crossing one quadratic piece reaches ``s = 0``; beyond ``2·max|x|`` every sample
@@ -921,6 +933,9 @@ class EmpiricalMSE:
         top = 2**bits - 1
         lo, hi = self._lo, self._hi
         z_max = top - 1 if lo < 0 else 0
+        if z_max == 0:  # one zero point: the levels k·s of the unsigned grid (α = top·s), proven there
+            tot, alpha = self._clip_candidates(bits, "unsigned", "half_even", 1024, 4)[0]
+            return tot, alpha / top, 0
         small = self.n <= 1 << 16
         if small and self.n * top * (z_max + 1) <= _SWEEP_LIMIT:
             s_end = 2.0 * self._amax * (1.0 + 1e-9)

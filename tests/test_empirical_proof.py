@@ -102,6 +102,7 @@ def _affine_reference(x, bits):
     ("gelu", 100_000, 6),       # skewed, a long positive tail, a short negative one
     ("student", 150_000, 5),
     ("integers", 90_000, 5),
+    ("relu6", 120_000, 8),      # no negative sample (one zero point: the unsigned grid's proof)
 ])
 def test_large_tensor_affine_optimum_equals_the_per_zero_point_optimum(kind, n, bits, rng):
     """The asymmetric (affine) range of a tensor too large for the full sweep, for any seed: its
@@ -110,6 +111,8 @@ def test_large_tensor_affine_optimum_equals_the_per_zero_point_optimum(kind, n, 
 
     if kind == "bimodal2":
         x = np.r_[rng.normal(-2.0, 0.5, n // 2), rng.normal(1.0, 1.0, n - n // 2)]
+    elif kind == "relu6":  # spikes at 0 and 6
+        x = np.clip(rng.normal(1.0, 2.5, n), 0.0, 6.0)
     elif kind == "gelu":
         g = rng.normal(size=n) * 2.0
         x = 0.5 * g * (1.0 + np.tanh(0.7978845608 * (g + 0.044715 * g**3)))
