@@ -105,6 +105,11 @@ _AFFINE_GATHER_ALL = 1 << 22
 _SCALE_GRIDS = ("midrise", "int", "narrow", "unsigned", "uint")
 #: few samples, affine range: the per-zero-point sweeps run while they cross at most this many thresholds
 _AFFINE_EVENTS = 1_000_000
+#: the affine search's exact windows: as wide as this many crossings allow
+_AFFINE_WINDOW_EVENTS = 20_000
+#: affine proof: a level with this many items evaluates the least bounds' steps exactly (a better
+#: error to prune against, when the search's was far from the optimum)
+_AFFINE_INCUMBENT_ITEMS = 32
 
 
 def _kernels():
@@ -626,7 +631,7 @@ class EmpiricalMSE:
                 cands.append((tot, a))
         return cands
 
-    def _prove(self, f_best, items, d, mode, grid, split, gather_after=None):
+    def _prove(self, f_best, items, d, mode, grid, split, gather_after=None, bounder=None):
         """Branch and bound against the error sum ``f_best`` already reached: returns the exact
         minima ``(error sum, clip, key)`` of every part of ``items`` that could not be excluded.
 
@@ -640,7 +645,12 @@ class EmpiricalMSE:
         An item whose lower bound (:func:`~qtheory.kernels.empirical.interval_bound`: every
         sample's error at any step of the interval is at least its distance to the levels that
         interval can place; buckets that keep one level contribute their exact quadratic) exceeds
-        ``f_best`` by more than its rounding holds no clip that beats it. Others are split until an
+        ``f_best`` by more than its rounding holds no clip that beats it. (``bounder(items)``, if
+        given, replaces that test: ``bounder(items, f_best)`` returns, for each item,
+        ``(excluded, info)``, ``info`` passed to ``split`` instead of the crossings, and an error sum
+        it reached (exactly evaluated; it replaces ``f_best`` if lower); ``split`` may then also
+        return ``(children, leaves)``.) Others are
+        split until an
         exact sweep is cheap; then the buckets they need are gathered (one pass), their bound is
         taken again with every straddling sample, and what still survives is swept piece by piece
         (:func:`~qtheory.kernels.empirical.sweep_window`: every vertex). Every clip of the items
@@ -672,12 +682,20 @@ class EmpiricalMSE:
                 self._gather(np.ones(self._have.size, dtype=bool))
             done += len(todo)
             nxt = []
-            for (sa, sb, key), (gone, events) in zip(todo, bounds(todo), strict=True):
+            if bounder is None:
+                res = bounds(todo)
+            else:
+                res, f_new = bounder(todo, f_best)
+                f_best = min(f_best, f_new)
+            for (sa, sb, key), (gone, events) in zip(todo, res, strict=True):
                 if gone:
                     continue
                 parts = split(sa, sb, key, events)
                 if parts is None:
                     leaves.append((sa, sb, key))
+                elif isinstance(parts, tuple):
+                    nxt += parts[0]
+                    leaves += parts[1]
                 else:
                     nxt += parts
             todo = nxt
@@ -916,19 +934,24 @@ class EmpiricalMSE:
 
         Otherwise the basins are found, inside the proven ranges, as in the symmetric search of
         large tensors (see the module docstring): a 2-D scan of the bucket-approximate error over
-        (step, every useful zero point; at most 32 per step, evenly spread), from its best local
+        (32 steps, every useful zero point; at most 32 per step, evenly spread), from its best local
         minima a descent over ``z`` of the approximate error minimised over ``s`` (golden
         section); then, for the best zero points (approximate error within 10^-4 of the best; at
         most 6, 3 above 8 bits), one gathering pass for the buckets that straddle a cut in a window
-        around each approximate optimum (as wide as about 2·10^5 crossings allow, up to ±5 %), the
+        around each approximate optimum (as wide as about 2·10^4 crossings allow, up to ±5 %), the
         exact minimum over each window (sweep) and the exact polish. That best error ``f`` then
         bounds, per zero point, the steps that can still win: ``[s_L, s_B]`` for ``f``, and ``z``
         in ``[min(z_a, z_b), z_b]``, i.e. (with ``min x < 0``) ``s < C_z = −min x/(z − 1/2)``
         (``z >= 1``) and either ``s < A_z = max x/(top − z − 1/2)`` or ``s >= −min x/(z + 1/2)``.
         For up to 2^16 samples these are swept exactly while that costs at most
         ``_AFFINE_EVENTS`` crossings (:meth:`_affine_sweeps`). Otherwise they go through the
-        branch and bound of :meth:`_prove`, every zero point's steps at once. Either way the
-        result is the exact global optimum over (z, s).
+        branch and bound of :meth:`_prove` over steps, each interval with a range of zero points:
+        one walk bounds every zero point of the range at once
+        (:func:`~qtheory.kernels.empirical.zero_point_bounds`: the levels shared by the range,
+        plus each zero point's clipped tails as exact quadratics), and only the zero points that
+        may still win stay with the halves. When many intervals survive (the search's error far
+        above the optimum) the least bounds' steps are evaluated exactly, which lowers the error
+        pruned against. Either way the result is the exact global optimum over (z, s).
         """
         top = 2**bits - 1
         lo, hi = self._lo, self._hi
@@ -961,7 +984,7 @@ class EmpiricalMSE:
 
         # (above 8 bits an evaluation walks 2^b cuts: fewer scan points, zero points per step, and
         # golden-section digits)
-        n_s = (128 if bits <= 8 else 32) if n_grid is None else n_grid
+        n_s = 32 if n_grid is None else n_grid
         z_cap, rtol, rtol_descent, n_basins = (32, 1e-10, 1e-10, 4) if bits <= 8 else (9, 1e-7, 1e-3, 2)
         span = (hi - min(lo, 0.0)) / top
         ratio = 1.0
@@ -1051,11 +1074,11 @@ class EmpiricalMSE:
             found = [r for r in found if r[0] <= found[0][0] * (1.0 + 1e-4)][:6 if bits <= 8 else 3]
             lw = _LARGE_WIDTH * max(1.0, 2.0 ** ((bits - 4) / 2)) * max(1.0, math.sqrt(1e7 / self.n))
             # A window's sweep costs about Σ|x|·4·width/s crossings: each window is as wide as
-            # 2·10^5 crossings allow (up to ±5 %; the approximate optimum of a flat valley can
-            # be ~1 % off at 10^5 samples), at least the symmetric search's width, and at most
-            # _AFFINE_EVENTS crossings.
+            # _AFFINE_WINDOW_EVENTS crossings allow (up to ±5 %), at least the symmetric search's
+            # width, and at most _AFFINE_EVENTS crossings. (Only a good start for the proof, which
+            # covers every step: a narrower window costs less than it saves.)
             s_min = min(r[1] for r in found)
-            wide = min(5e-2, 2e5 * s_min / (4.0 * abs_sum))
+            wide = min(5e-2, _AFFINE_WINDOW_EVENTS * s_min / (4.0 * abs_sum))
             width = min(max(1.5e-2 if small else min(lw, 2e-3), wide), _AFFINE_EVENTS * s_min / (4.0 * abs_sum))
             wins = [(s0 * (1.0 - 2.0 * width), s0 * (1.0 + 2.0 * width), z) for _, s0, z in found]
             if not small:  # the windows' straddling buckets, in one gathering pass
@@ -1066,7 +1089,8 @@ class EmpiricalMSE:
                 # of the gathered samples' crossings visits every piece of the window
                 b0 = self._eval(np.array([w_lo]), 0.0, [-z], [top - z], 0)[0]
                 v0 = (b0[0] + b0[2]) + (b0[1] + b0[3])
-                ss, _ = k.sweep_window(self._xs, w_lo, w_hi, 0.0, -z, top - z, 0, 16, b0[5], b0[4], v0, w_lo)
+                xw = k.marked_samples(self._windows_mask([(w_lo, w_hi, 0.0, -z, top - z)]), self._gstart, self._xs)
+                ss, _ = k.sweep_window(xw, w_lo, w_hi, 0.0, -z, top - z, 0, 16, b0[5], b0[4], v0, w_lo)
                 ss = np.r_[w_lo, ss[np.isfinite(ss)]]
                 zz = np.full(ss.size, z, dtype=np.int64)
                 ev = self._mse_of(self._eval(ss, 0.0, -zz, top - zz, 0)) * self.n
@@ -1118,21 +1142,64 @@ class EmpiricalMSE:
             sb = min(sb, s_max(z1))
             return [(sa, sb, (z1, z2))] if sb > sa and admissible(sa, sb, z1, z2) else []
 
-        def split(sa, sb, key, events):
-            z1, z2 = key
-            fine = events <= leaf or sb <= sa * (1.0 + 1e-12)
-            if fine and z1 == z2:
-                return None
-            if z1 < z2 and (fine or z2 - z1 > top * (sb / sa - 1.0)):  # (z-range wider than the steps')
-                zm = (z1 + z2) // 2
-                return item(sa, sb, z1, zm) + item(sa, sb, zm + 1, z2)
+        zs_all = np.arange(z_max + 1)
+        c_all, a_all, b_all = self._zero_point_limits(top, zs_all, zs_all)
+
+        def bounder(ivs, f_cur):
+            """Per item, every zero point's bound from one walk (zero_point_bounds): the zero points
+            that may still win (bound within f_cur, steps admissible) and their crossings. When many
+            items survive (f_cur far above the optimum), the exact error at the least bounds' steps
+            lowers f_cur."""
+            sas = np.array([it[0] for it in ivs])
+            sbs = np.array([it[1] for it in ivs])
+            z1s = np.array([it[2][0] for it in ivs], dtype=np.int64)
+            z2s = np.array([it[2][1] for it in ivs], dtype=np.int64)
+            offs = np.r_[0, np.cumsum(z2s - z1s + 1)]
+            out = np.empty((int(offs[-1]), 4))
+            args = (*self._args(), sas, sbs, z1s, z2s, top, 0, offs, out)
+            if len(ivs) < 4:
+                k.zero_point_bounds_many(*args)
+            else:
+                with _schedule(2):
+                    k.zero_point_bounds_par(*args)
+            # every item's zero points at once: bound within f_best, steps admissible
+            zz = np.concatenate([zs_all[z1:z2 + 1] for z1, z2 in zip(z1s, z2s, strict=True)])
+            sa_z = np.repeat(sas, z2s - z1s + 1)
+            sb_z = np.repeat(sbs, z2s - z1s + 1)
+            ok = (sa_z < np.minimum(s_b, c_all[zz])) & ((sa_z < a_all[zz]) | (sb_z >= b_all[zz]))
+            keep = ok & (out[:, 0] - out[:, 1] <= f_cur)
+            f_new = np.inf
+            if len(ivs) >= _AFFINE_INCUMBENT_ITEMS:
+                best = np.flatnonzero(keep)
+                best = best[np.argsort(out[best, 0], kind="stable")[:4]]
+                if best.size:
+                    z_b = zz[best]
+                    f_new = float(np.min(self._mse_of(self._eval(out[best, 3], 0.0, -z_b, top - z_b, 0)) * self.n))
+                    keep &= out[:, 0] - out[:, 1] <= f_new
+            res = []
+            for i in range(len(ivs)):
+                kp = keep[offs[i]:offs[i + 1]]
+                res.append((not kp.any(), (zz[offs[i]:offs[i + 1]][kp], out[offs[i]:offs[i + 1], 2][kp])))
+            return res, f_new
+
+        def split(sa, sb, key, info):
+            zs, events = info
+            if events.max() <= leaf or sb <= sa * (1.0 + 1e-12):  # (fine: each zero point swept)
+                return None if key[0] == key[1] else ([], [(sa, sb, (int(z), int(z))) for z in zs])
             m = math.sqrt(sa * sb)
-            return item(sa, m, z1, z2) + item(m, sb, z1, z2)
+            # (runs of consecutive surviving zero points: one item each)
+            cuts = np.flatnonzero(np.diff(zs) > 1) + 1
+            parts = []
+            for run in np.split(zs, cuts):
+                z1, z2 = int(run[0]), int(run[-1])
+                parts += item(sa, m, z1, z2) + item(m, sb, z1, z2)
+            return parts
 
         edges = np.geomspace(s_floor, s_max(0), 17)
         items = [it for a, b in zip(edges[:-1], edges[1:], strict=True) for it in item(float(a), float(b), 0, z_max)]
         found = self._prove(f_best, items, 1.0, 0, lambda key: (0.0, -key[1], top - key[0]), split,
-                            gather_after=_AFFINE_GATHER_AFTER if self.n <= _AFFINE_GATHER_ALL else None)
+                            gather_after=_AFFINE_GATHER_AFTER if self.n <= _AFFINE_GATHER_ALL else None,
+                            bounder=bounder)
         cands += [(tot, s, key[0]) for tot, s, key in found]
         return min(cands)
 
@@ -1144,7 +1211,11 @@ class EmpiricalMSE:
         lo = self._lo
         if lo >= 0.0:
             return np.inf, np.inf, 0.0
-        c = -lo / (z1 - 0.5) * (1.0 + 1e-9) if z1 >= 1 else np.inf
+        if np.ndim(z1) == 0:
+            c = -lo / (z1 - 0.5) * (1.0 + 1e-9) if z1 >= 1 else np.inf
+            return c, self._hi / (top - z2 - 0.5) * (1.0 + 1e-9), -lo / (z2 + 0.5) * (1.0 - 1e-9)
+        z1, z2 = np.asarray(z1, dtype=np.float64), np.asarray(z2, dtype=np.float64)  # (arrays: elementwise)
+        c = np.where(z1 >= 1, -lo / np.maximum(z1 - 0.5, 0.5) * (1.0 + 1e-9), np.inf)
         return c, self._hi / (top - z2 - 0.5) * (1.0 + 1e-9), -lo / (z2 + 0.5) * (1.0 - 1e-9)
 
     def _affine_sweeps(self, top, z_max, f_best):

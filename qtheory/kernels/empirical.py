@@ -1017,15 +1017,34 @@ def _run_dist(xs, g1h, g1l, g2h, g2l, i0, i1, l_lo, r_lo, l_hi, r_hi):
     return v + v2 + v3 + v4, er + e2 + e3 + e4
 
 
+@numba.njit(cache=True, inline="always")
+def _snap(snaps, i, ch, cl, bh, bl, a_sum, mag, mscale, nev):
+    snaps[i, 0] = ch
+    snaps[i, 1] = cl
+    snaps[i, 2] = bh
+    snaps[i, 3] = bl
+    snaps[i, 4] = a_sum
+    snaps[i, 5] = mag
+    snaps[i, 6] = mscale
+    snaps[i, 7] = nev
+
+
 @numba.njit(cache=True)
 def interval_bound(cnt, p1h, p1l, p2h, p2l, bmin, bmax, have, gstart, xs, g1h, g1l, g2h, g2l, ef, mb, nside, sa, sb,
-                   offset, qmin, qmax, mode, out):
+                   offset, qmin, qmax, mode, out, marks, snaps):
     """Lower bound of the error sum over every step in ``[sa, sb]`` (see above).
 
     ``out[0]`` the bound (the minimum of the fixed buckets' quadratic plus the straddling
     samples' distances), ``out[1]`` a bound of its rounding error and ``out[2]`` an upper estimate
-    of the straddling samples' threshold crossings (the work of an exact sweep of the interval)."""
+    of the straddling samples' threshold crossings (the work of an exact sweep of the interval).
+
+    ``snaps[i]`` receives the running sums over the buckets below ``marks[i]`` (sorted bucket
+    indices, ``0 .. nb``): ``C`` and ``B`` (double-double), ``A``, the straddling samples'
+    distances, their rounding scale and crossings; every bucket's part is its own, so a difference
+    of two snapshots is the part of the buckets between (:func:`zero_point_bounds`)."""
     nb = 2 * nside + 1
+    nm = marks.shape[0]
+    mi = 0
     fqmin = float(qmin)
     fqmax = float(qmax)
     ch = 0.0  # Q(s) = C − 2·B·s + A·s² (C, B double-double; A = Σc²·n exact)
@@ -1071,12 +1090,23 @@ def interval_bound(cnt, p1h, p1l, p2h, p2l, bmin, bmax, have, gstart, xs, g1h, g
             code = fqmax
         # buckets [j, j_lo) lie below the region: code `code` (every one of them, for every step)
         if j_lo > j:
+            while mi < nm and marks[mi] < j_lo:  # (split at the marks inside)
+                r = max(marks[mi], j)
+                n = float(cnt[r] - cnt[j])
+                if n > 0.0:
+                    ch, cl, bh, bl, a_sum = _q_add(p1h, p1l, p2h, p2l, j, r, n, code + offset, ch, cl, bh, bl, a_sum)
+                j = r
+                _snap(snaps, mi, ch, cl, bh, bl, a_sum, mag, mscale, nev)
+                mi += 1
             n = float(cnt[j_lo] - cnt[j])
             if n > 0.0:
                 ch, cl, bh, bl, a_sum = _q_add(p1h, p1l, p2h, p2l, j, j_lo, n, code + offset, ch, cl, bh, bl, a_sum)
             j = j_lo
         # buckets [j, j_hi]: checked one by one against the region [r_lo, r_hi]
         while j <= j_hi and j < nb:
+            while mi < nm and marks[mi] <= j:
+                _snap(snaps, mi, ch, cl, bh, bl, a_sum, mag, mscale, nev)
+                mi += 1
             nj = cnt[j + 1] - cnt[j]
             if nj > 0:
                 x0 = bmin[j]
@@ -1164,7 +1194,16 @@ def interval_bound(cnt, p1h, p1l, p2h, p2l, bmin, bmax, have, gstart, xs, g1h, g
                         mag += wk
             j += 1
         kcut = k_hi + 1
-    # min of Q over [sa, sb] (A > 0 unless every fixed sample sits on level 0)
+    while mi < nm:
+        _snap(snaps, mi, ch, cl, bh, bl, a_sum, mag, mscale, nev)
+        mi += 1
+    _q_min(ch, cl, bh, bl, a_sum, mag, mscale, nev, sa, sb, out)
+
+
+@numba.njit(cache=True, inline="always")
+def _q_min(ch, cl, bh, bl, a_sum, mag, mscale, nev, sa, sb, out):
+    """``out`` = (min of ``Q(s) = C − 2·B·s + A·s²`` over ``[sa, sb]`` plus ``mag``, its rounding
+    bound, ``nev``); ``A > 0`` unless every fixed sample sits on level 0."""
     b = bh + bl
     s = sa
     if a_sum > 0.0:
@@ -1179,23 +1218,96 @@ def interval_bound(cnt, p1h, p1l, p2h, p2l, bmin, bmax, have, gstart, xs, g1h, g
     out[2] = nev
 
 
+@numba.njit(cache=True)
+def zero_point_bounds(cnt, p1h, p1l, p2h, p2l, bmin, bmax, have, gstart, xs, g1h, g1l, g2h, g2l, ef, mb, nside, sa,
+                      sb, z1, z2, top, mode, out):
+    """:func:`interval_bound` of every zero point ``z1 <= z <= z2`` of the affine grid (levels
+    ``(k − z)·s``, ``k = 0 .. top``) over the steps ``[sa, sb]``, from one walk: ``out[z − z1]``.
+
+    A sample below ``t_z = −(z + 1/2)·sb`` sits on the bottom level ``−z·s`` at every step of the
+    interval (``out[:, 3]``: the step where the quadratic is least), one above
+    ``u_z = (top − z + 1/2)·sb`` on the top level: error ``(x + z·s)²`` or
+    ``(x − (top − z)·s)²``, exact quadratics in ``s`` from the bucket prefix sums of the buckets
+    wholly beyond (bucket order is value order). Every other sample's error is at least its
+    distance to the levels of the union grid ``k·s``, ``−z2 <= k <= top − z1`` (they include the
+    levels of ``z``): the walk of that grid (:func:`interval_bound`), snapshotted at each zero
+    point's bucket limits, gives the part of the buckets between. Their sum, minimised over ``s``
+    as one quadratic, bounds the error of ``z`` at every step of ``[sa, sb]``.
+    """
+    nb = 2 * nside + 1
+    nz = z2 - z1 + 1
+    wb = sb * (1.0 + 2e-9)  # (the quantizer's rounding: as the codes' widening)
+    jlo = np.empty(nz, dtype=np.int64)
+    jhi = np.empty(nz, dtype=np.int64)
+    for i in range(nz):
+        z = z1 + i
+        jlo[i] = _bucket(-(z + 0.5) * wb, ef, mb, nside)  # buckets below: every sample < t_z
+        jhi[i] = _bucket((top - z + 0.5) * wb, ef, mb, nside) + 1  # from here: every sample > u_z
+    marks = np.unique(np.concatenate((jlo, jhi)))
+    snaps = np.empty((marks.shape[0], 8))
+    tmp = np.empty(3)
+    interval_bound(cnt, p1h, p1l, p2h, p2l, bmin, bmax, have, gstart, xs, g1h, g1l, g2h, g2l, ef, mb, nside, sa, sb,
+                   0.0, -z2, top - z1, mode, tmp, marks, snaps)
+    for i in range(nz):
+        z = z1 + i
+        a = np.searchsorted(marks, jlo[i])
+        b = np.searchsorted(marks, jhi[i])
+        ch, cl = _dd_add(snaps[b, 0], snaps[b, 1], -snaps[a, 0], -snaps[a, 1])
+        bh, bl = _dd_add(snaps[b, 2], snaps[b, 3], -snaps[a, 2], -snaps[a, 3])
+        a_sum = snaps[b, 4] - snaps[a, 4]
+        mag = max(snaps[b, 5] - snaps[a, 5], 0.0)
+        mscale = snaps[b, 6] - snaps[a, 6]
+        nev = snaps[b, 7] - snaps[a, 7]
+        n = float(cnt[jlo[i]])
+        if n > 0.0:
+            ch, cl, bh, bl, a_sum = _q_add(p1h, p1l, p2h, p2l, 0, jlo[i], n, -float(z), ch, cl, bh, bl, a_sum)
+        n = float(cnt[nb] - cnt[jhi[i]])
+        if n > 0.0:
+            ch, cl, bh, bl, a_sum = _q_add(p1h, p1l, p2h, p2l, jhi[i], nb, n, float(top - z), ch, cl, bh, bl, a_sum)
+        _q_min(ch, cl, bh, bl, a_sum, mag, mscale, nev, sa, sb, out[i])
+        out[i, 3] = min(max((bh + bl) / a_sum, sa), sb) if a_sum > 0.0 else sa
+
+
+@numba.njit(cache=True)
+def zero_point_bounds_many(cnt, p1h, p1l, p2h, p2l, bmin, bmax, have, gstart, xs, g1h, g1l, g2h, g2l, ef, mb, nside,
+                           sas, sbs, z1s, z2s, top, mode, offs, out):
+    """:func:`zero_point_bounds` of the items ``[sas[i], sbs[i]] × z1s[i] .. z2s[i]`` into
+    ``out[offs[i]:offs[i + 1]]``."""
+    for i in range(sas.shape[0]):
+        zero_point_bounds(cnt, p1h, p1l, p2h, p2l, bmin, bmax, have, gstart, xs, g1h, g1l, g2h, g2l, ef, mb, nside,
+                          sas[i], sbs[i], z1s[i], z2s[i], top, mode, out[offs[i]:offs[i + 1]])
+
+
+@numba.njit(cache=True, parallel=True)
+def zero_point_bounds_par(cnt, p1h, p1l, p2h, p2l, bmin, bmax, have, gstart, xs, g1h, g1l, g2h, g2l, ef, mb, nside,
+                          sas, sbs, z1s, z2s, top, mode, offs, out):
+    """:func:`zero_point_bounds_many` in parallel."""
+    for i in numba.prange(sas.shape[0]):
+        zero_point_bounds(cnt, p1h, p1l, p2h, p2l, bmin, bmax, have, gstart, xs, g1h, g1l, g2h, g2l, ef, mb, nside,
+                          sas[i], sbs[i], z1s[i], z2s[i], top, mode, out[offs[i]:offs[i + 1]])
+
+
 @numba.njit(cache=True, parallel=True)
 def interval_bounds_par(cnt, p1h, p1l, p2h, p2l, bmin, bmax, have, gstart, xs, g1h, g1l, g2h, g2l, ef, mb, nside, sas,
                         sbs, offsets, qmins, qmaxs, mode, out):
     """:func:`interval_bound` of the intervals ``[sas[i], sbs[i]]`` (grid ``offsets[i], qmins[i],
     qmaxs[i]``) into ``out[i]``, in parallel."""
+    marks = np.empty(0, dtype=np.int64)
+    snaps = np.empty((0, 8))
     for i in numba.prange(sas.shape[0]):
         interval_bound(cnt, p1h, p1l, p2h, p2l, bmin, bmax, have, gstart, xs, g1h, g1l, g2h, g2l, ef, mb, nside,
-                       sas[i], sbs[i], offsets[i], qmins[i], qmaxs[i], mode, out[i])
+                       sas[i], sbs[i], offsets[i], qmins[i], qmaxs[i], mode, out[i], marks, snaps)
 
 
 @numba.njit(cache=True)
 def interval_bounds(cnt, p1h, p1l, p2h, p2l, bmin, bmax, have, gstart, xs, g1h, g1l, g2h, g2l, ef, mb, nside, sas,
                     sbs, offsets, qmins, qmaxs, mode, out):
     """:func:`interval_bounds_par` in one thread (little work: no parallel region to start)."""
+    marks = np.empty(0, dtype=np.int64)
+    snaps = np.empty((0, 8))
     for i in range(sas.shape[0]):
         interval_bound(cnt, p1h, p1l, p2h, p2l, bmin, bmax, have, gstart, xs, g1h, g1l, g2h, g2l, ef, mb, nside,
-                       sas[i], sbs[i], offsets[i], qmins[i], qmaxs[i], mode, out[i])
+                       sas[i], sbs[i], offsets[i], qmins[i], qmaxs[i], mode, out[i], marks, snaps)
 
 
 @numba.njit(cache=True)
