@@ -903,7 +903,7 @@ class EmpiricalMSE:
         ``z`` in ``0 .. z_max`` (``z_max = top − 1`` if some sample is negative, else 0) and a step
         ``s > 0`` (at the samples' unit scale). Returns ``(error sum, s, z)``: a vertex of the exact
         piecewise-quadratic empirical error (polished by :meth:`_polish`); equal errors: the
-        smallest step. The caller guarantees a positive sample.
+        smallest step, then the smallest zero point. The caller guarantees a positive sample.
 
         What is proven (every rule below holds for every round-to-nearest rule: the error of a
         sample is its squared distance to the nearest level, ``dist(x, L_{z,s})²``):
@@ -965,7 +965,7 @@ class EmpiricalMSE:
             cands = []
             for z in range(z_max + 1):
                 cands += [(tot, a, z) for tot, a in self._sweep_global(1.0, 0.0, -z, top - z, 0, s_end)]
-            return min(cands)
+            return self._least_zero_point(top, min(cands))
         k = _kernels()
 
         def z_range(s):
@@ -1118,7 +1118,7 @@ class EmpiricalMSE:
         if small:
             swept = self._affine_sweeps(top, z_max, min(cands)[0])
             if swept is not None:  # (every crossing that can win was swept: the global optimum)
-                return min(cands + swept)
+                return self._least_zero_point(top, min(cands + swept))
         # The proof: every zero point's steps that can win go through the branch and bound. They
         # lie in [s_L, s_B] (see above), and z must be in [min(z_a, z_b), z_b]: with lo < 0,
         # z <= z_b(s) iff s < C_z = -lo/(z - 1/2) (z >= 1), z >= z_a(s) iff
@@ -1201,7 +1201,19 @@ class EmpiricalMSE:
                             gather_after=_AFFINE_GATHER_AFTER if self.n <= _AFFINE_GATHER_ALL else None,
                             bounder=bounder)
         cands += [(tot, s, key[0]) for tot, s, key in found]
-        return min(cands)
+        return self._least_zero_point(top, min(cands))
+
+    def _least_zero_point(self, top, best):
+        """``best = (error sum, s, z)`` with the smallest zero point whose error at the step ``s``
+        is as small (where no sample reaches the levels a shift changes, neighbouring zero points
+        tie exactly)."""
+        tot, s, z = best
+        if z == 0:
+            return best
+        zz = np.arange(z + 1)
+        v = self._mse_of(self._eval(np.full(z + 1, s), 0.0, -zz, top - zz, 0)) * self.n
+        j = int(np.flatnonzero(v <= v[z])[0])
+        return (tot, s, j) if j < z else best
 
     def _zero_point_limits(self, top, z1, z2):
         """``(C, A, B)`` for the zero points ``z1 <= z <= z2`` (see :meth:`_affine_optimum`): each
