@@ -108,7 +108,8 @@ _AFFINE_EVENTS = 1_000_000
 #: the affine search's exact windows: as wide as this many crossings allow
 _AFFINE_WINDOW_EVENTS = 20_000
 #: affine proof: a level with this many items evaluates the least bounds' steps exactly (a better
-#: error to prune against, when the search's was far from the optimum)
+#: error to prune against, when the search's was far from the optimum; every sample gathered first
+#: up to _AFFINE_GATHER_ALL, beyond which it takes 64 times as many items: a gathering pass per level)
 _AFFINE_INCUMBENT_ITEMS = 32
 
 
@@ -1169,7 +1170,9 @@ class EmpiricalMSE:
             ok = (sa_z < np.minimum(s_b, c_all[zz])) & ((sa_z < a_all[zz]) | (sb_z >= b_all[zz]))
             keep = ok & (out[:, 0] - out[:, 1] <= f_cur)
             f_new = np.inf
-            if len(ivs) >= _AFFINE_INCUMBENT_ITEMS:
+            if len(ivs) >= _AFFINE_INCUMBENT_ITEMS and (self.n <= _AFFINE_GATHER_ALL or len(ivs) >= 64 * _AFFINE_INCUMBENT_ITEMS):
+                if not self._have.all() and self.n <= _AFFINE_GATHER_ALL:  # (one pass, not one per level)
+                    self._gather(np.ones(self._have.size, dtype=bool))
                 best = np.flatnonzero(keep)
                 best = best[np.argsort(out[best, 0], kind="stable")[:4]]
                 if best.size:
@@ -1208,11 +1211,13 @@ class EmpiricalMSE:
         is as small (where no sample reaches the levels a shift changes, neighbouring zero points
         tie exactly)."""
         tot, s, z = best
-        if z == 0:
+        # (a smaller zero point can only tie if no sample is nearest to the bottom level -z·s)
+        if z == 0 or self._lo < -(z - 0.5) * s * (1.0 - 1e-9):
             return best
-        zz = np.arange(z + 1)
-        v = self._mse_of(self._eval(np.full(z + 1, s), 0.0, -zz, top - zz, 0)) * self.n
-        j = int(np.flatnonzero(v <= v[z])[0])
+        z0 = max(int(math.floor(-self._lo / s - 0.5)) - 1, 0)  # (below it the bottom level is reached)
+        zz = np.arange(z0, z + 1)
+        v = self._mse_of(self._eval(np.full(zz.size, s), 0.0, -zz, top - zz, 0)) * self.n
+        j = int(zz[np.flatnonzero(v <= v[-1])[0]])
         return (tot, s, j) if j < z else best
 
     def _zero_point_limits(self, top, z1, z2):
