@@ -14,6 +14,7 @@ import math
 
 import numpy as np
 import pytest
+from _brute import candidate_steps
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -32,27 +33,9 @@ SCALE_GRIDS = ("midrise", "int", "narrow", "unsigned", "uint")
 def _brute_min(x, bits, grid):
     """Minimum of the exact empirical MSE over every clip α > 0, by enumerating all pieces."""
     x = np.asarray(x, dtype=np.float64)
+    s, d = candidate_steps(x, bits, grid)
     q1 = Quantizer(bits, 1.0, grid)
-    d, off, qmin, qmax = 1.0 / q1.scale, q1.offset, q1.qmin, q1.qmax
-    top = float(np.max(np.abs(x)))
-    s_max = 2.02 * top
-    # breakpoints: x / s - off = j + 1/2 for every threshold j + 1/2 in [qmin, qmax)
-    j = np.arange(qmin, qmax) + 0.5 + off
-    with np.errstate(divide="ignore", invalid="ignore"):
-        bp = (x[:, None] / j[None, :]).ravel()
-    bp = np.unique(bp[np.isfinite(bp) & (bp > 0) & (bp <= s_max)])
-    edges = np.concatenate([[0.0], bp, [s_max]])
-    mids = np.where(edges[:-1] > 0, 0.5 * (edges[:-1] + edges[1:]), 0.5 * edges[1])
-    cand = [edges[1:]]  # the breakpoints (and s_max)
-    c = np.clip(np.rint(x[None, :] / mids[:, None] - off), qmin, qmax) + off
-    a = np.sum(c * c, axis=1)
-    b = np.sum(c * x[None, :], axis=1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        v = np.where(a > 0, b / a, mids)
-    v = np.clip(v, np.nextafter(edges[:-1], np.inf), edges[1:])
-    cand.append(v)
-    s = np.concatenate(cand)
-    s = s[s > 0]
+    off, qmin, qmax = q1.offset, q1.qmin, q1.qmax
     c = np.clip(np.rint(x[None, :] / s[:, None] - off), qmin, qmax) + off
     e = np.sum((c * s[:, None] - x[None, :]) ** 2, axis=1) / x.size
     i = int(np.argmin(e))

@@ -12,6 +12,7 @@ import math
 
 import numpy as np
 import pytest
+from _brute import candidate_steps
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -36,29 +37,10 @@ def _reachable(row, grid):
 
 
 def _brute_min(x, bits, grid, rounding="half_even"):
-    """Minimum over every clip of the exact MSE: every breakpoint (a sample on a threshold) and
-    every piece's vertex, each evaluated directly (numpy quantizer)."""
-    x = np.asarray(x, dtype=np.float64)
-    q1 = Quantizer(bits, 1.0, grid)
-    d, off, qmin, qmax = 1.0 / q1.scale, q1.offset, q1.qmin, q1.qmax
-    top = float(np.max(np.abs(x)))
-    s_max = 2.02 * top
-    t = np.arange(qmin, qmax) + 0.5 + off
-    with np.errstate(divide="ignore", invalid="ignore"):
-        bp = (x[:, None] / t[None, :]).ravel()
-    bp = np.unique(bp[np.isfinite(bp) & (bp > 0) & (bp <= s_max)])
-    edges = np.concatenate([[0.0], bp, [s_max]])
-    mids = np.where(edges[:-1] > 0, 0.5 * (edges[:-1] + edges[1:]), 0.5 * edges[1])
-    c = np.clip(np.rint(x[None, :] / mids[:, None] - off), qmin, qmax) + off
-    a = np.sum(c * c, axis=1)
-    b = np.sum(c * x[None, :], axis=1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        v = np.where(a > 0, b / a, mids)
-    v = np.clip(v, np.nextafter(edges[:-1], np.inf), edges[1:])
-    s = np.concatenate([edges[1:], v])
-    s = s[s > 0]
-    best = min(direct_mse(x, Quantizer(bits, float(si * d), grid, rounding)) for si in s)
-    return best
+    """Minimum over every clip of the exact MSE: every breakpoint and every piece's vertex
+    (:func:`candidate_steps`), each evaluated directly (numpy quantizer, ``rounding``)."""
+    s, d = candidate_steps(x, bits, grid)
+    return min(direct_mse(x, Quantizer(bits, float(si * d), grid, rounding)) for si in s)
 
 
 def _channels(kind, c, n, rng):
