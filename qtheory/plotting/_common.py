@@ -44,6 +44,25 @@ def _check_alphas(alphas, func: str):
     return check_real_array(alphas, "alphas", func, 0.0, low_open=True)
 
 
+def _form(func: str, prior, alphas, given, given_name: str, extra: dict):
+    """Which call form of a two-form MSE plot (``plot_mse_vs_alpha``, ``plot_mse_curve``) was used:
+    ``("given", clips)`` when ``given`` (the caller's curves) is passed, the clips being the first
+    argument or ``alphas`` (not both); else ``("prior", None)``, after checking that a prior is
+    there and that none of ``extra`` (``{name: value}``, second-form-only parameters) is set."""
+    if given is not None:
+        if prior is not None and alphas is not None:
+            raise TypeError(f"{func} takes the clips of given {given_name} once: as its first argument or as "
+                            "'alphas', not both.")
+        return "given", (alphas if alphas is not None else prior)
+    for name, value in extra.items():
+        if value is not None:
+            raise TypeError(f"The '{name}' parameter of {func} is for given {given_name} (with "
+                            f"'{given_name}'); with a prior it is computed. Got it with a prior instead.")
+    if prior is None:
+        raise TypeError(f"{func} needs a prior (with 'bits') or clips and '{given_name}'. Got neither instead.")
+    return "prior", None
+
+
 def _mark_optimum(ax, opt, color, *, text: bool = True):
     """A dot at ``(opt.alpha, opt.mse)`` (``gid="optimum"``) and, with ``text``, the value of α* beside it."""
     (line,) = ax.plot([opt.alpha], [opt.mse], "o", ms=6, color=color, mec="black", mew=0.6, zorder=5,

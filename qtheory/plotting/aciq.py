@@ -9,7 +9,7 @@ import numpy as np
 
 from .._typing import ArrayLike, PriorLike
 from ..quantizer import GRIDS, Quantizer
-from ._common import _ax, _curves, _mark_optimum
+from ._common import _ax, _curves, _form, _mark_optimum
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -101,15 +101,9 @@ def plot_mse_vs_alpha(prior: PriorLike | ArrayLike | None = None,
     >>> import matplotlib.pyplot as plt; plt.close(ax.figure)
     """
     func = "plot_mse_vs_alpha"
-    if curves is not None:
-        if prior is not None and alphas is not None:
-            raise TypeError(f"{func} takes the clips of given curves once: as its first argument or as "
-                            "'alphas', not both.")
-        return _draw_curves(alphas if alphas is not None else prior, curves, ax, mc, logy)
-    if mc is not None:
-        raise TypeError(f"The 'mc' parameter of {func} is for given curves (with 'curves'). Got it with a prior instead.")
-    if prior is None:
-        raise TypeError(f"{func} needs a prior (with 'bits') or clips and 'curves'. Got neither instead.")
+    form, clips = _form(func, prior, alphas, curves, "curves", {"mc": mc})
+    if form == "given":
+        return _draw_curves(clips, curves, ax, mc, logy)
     alphas, computed = _curves(prior, bits, alphas, grid, methods, func)
     ax = _ax(ax)
     bit_list = list(dict.fromkeys(b for b, _ in computed))

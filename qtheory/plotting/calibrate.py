@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .._typing import ArrayLike, PriorLike
-from ._common import _ax, _curves, _mark_optimum
+from ._common import _ax, _curves, _form, _mark_optimum
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -168,16 +168,9 @@ def plot_mse_curve(prior: PriorLike | ArrayLike | None = None, result: MSEResult
     >>> import matplotlib.pyplot as plt; plt.close(ax.figure)
     """
     func = "plot_mse_curve"
-    if result is not None:
-        if prior is not None and alphas is not None:
-            raise TypeError(f"{func} takes the clips of a given result once: as its first argument or as "
-                            "'alphas', not both.")
-        return _draw_curve(alphas if alphas is not None else prior, result, optimum, picks, ax, title)
-    if optimum is not None:
-        raise TypeError(f"The 'optimum' parameter of {func} is for a given curve (with 'result'); "
-                        "with a prior every optimum is computed. Got both instead.")
-    if prior is None:
-        raise TypeError(f"{func} needs a prior (with 'bits') or clips and a 'result'. Got neither instead.")
+    form, clips = _form(func, prior, alphas, result, "result", {"optimum": optimum})
+    if form == "given":
+        return _draw_curve(clips, result, optimum, picks, ax, title)
     alphas, curves = _curves(prior, bits, alphas, grid, [method], func)
     ax = _ax(ax)
     show_parts = len(curves) == 1 if parts is None else bool(parts)
