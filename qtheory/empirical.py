@@ -831,6 +831,49 @@ class EmpiricalMSE:
         return ClipResult(alpha * u, u2(clip + rnd), u2(clip), u2(rnd), alpha / scale, bits, grid, "exact",
                           minima, signal_power=u2(p2), _sqnr_db=unit_db(p2, clip + rnd))
 
+    def optimal_range(self, bits: int) -> tuple[float, float]:
+        """The proven MSE-optimal asymmetric range ``(beta, alpha)`` of the affine grid.
+
+        The same optimum as ``qtheory.optimal_clip(x, bits, range="asymmetric")`` (its ``beta``
+        and ``alpha``), from this preparation: levels ``(k − z)·s``, ``k = 0 .. 2^bits − 1``, over
+        every integer zero point ``z`` and step ``s`` jointly (see ``_affine_optimum`` for what is
+        proven; equal errors: the smallest step, then the smallest zero point).
+
+        Parameters
+        ----------
+        bits : int
+            Bit-width of the affine grid.
+
+        Returns
+        -------
+        (beta, alpha) : tuple of float
+            ``beta = −z·s <= 0`` and ``alpha = (2^bits − 1 − z)·s > 0``.
+
+        Raises
+        ------
+        ValueError
+            If no sample is positive (mirror the samples, as :class:`qtheory.models.Observer`
+            does, for an all-non-positive tensor).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> import qtheory
+        >>> x = np.random.default_rng(0).gamma(2.0, size=5000) - 1.0
+        >>> beta, alpha = EmpiricalMSE(x).optimal_range(4)
+        >>> r = qtheory.optimal_clip(x, 4, range="asymmetric")
+        >>> (beta, alpha) == (r.beta, r.alpha)
+        True
+        """
+        func = "EmpiricalMSE.optimal_range"
+        bits = check_int(bits, "bits", func, MIN_BITS["affine"], MAX_BITS)
+        if self._hi <= 0.0:
+            raise param_error("x", func, "samples with a positive value", f"max {self.max!r}")
+        top = 2**bits - 1
+        _, s_u, z = self._affine_optimum(bits)
+        step = s_u * self._unit
+        return -z * step + 0.0, (top - z) * step
+
     def _clip_candidates(self, bits, grid, rounding, n_grid, n_refine):
         """The exact local minima ``(error sum, clip)`` found for a scale grid, sorted (the first
         is the proven global optimum; equal errors: the smallest clip). The samples reach a clip:

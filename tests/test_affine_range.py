@@ -163,3 +163,18 @@ def test_large_tensor_range_is_scale_equivariant(c, rng):
     assert rc.alpha / c == pytest.approx(r1.alpha, rel=1e-9)
     assert rc.beta / c == pytest.approx(r1.beta, rel=1e-9, abs=1e-300)
     assert rc.sqnr_db == pytest.approx(r1.sqnr_db, abs=1e-9)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(("kind", "n"), [("skewed", 3000), ("skewed", 90_000), ("relu", 90_000)])
+def test_optimal_range_is_optimal_clip_asymmetric(kind, n, dtype, rng):
+    """``EmpiricalMSE.optimal_range`` gives the (β, α) of ``optimal_clip(x, b, range="asymmetric")``
+    exactly, from the same preparation; samples without a positive value are refused by name."""
+    x = rng.gamma(2.0, size=n) - 1.0
+    if kind == "relu":
+        x = np.maximum(x, 0.0)
+    x = x.astype(dtype)
+    r = optimal_clip(x, 8, range="asymmetric")
+    assert EmpiricalMSE(x).optimal_range(8) == (r.beta, r.alpha)
+    with pytest.raises(ValueError, match="'x' parameter of EmpiricalMSE.optimal_range"):
+        EmpiricalMSE(-np.abs(x)).optimal_range(8)
