@@ -4,6 +4,7 @@ kernels), kept apart from the report text so that the repro, the notebook and th
 
 from __future__ import annotations
 
+import hashlib
 import math
 import tempfile
 from pathlib import Path
@@ -449,6 +450,10 @@ def qdq_activation_tensors(qmodel) -> list[str]:
                               if n.op_type == "QuantizeLinear" and n.input[0] not in inits))
 
 
+_EXACT_RANGES: dict = {}  # (digest of the values, bits) -> exact range: the ladder and the prediction
+#                           section compute it for the same calibration subsample
+
+
 def act_range(x, bits: int, method: str) -> tuple[float, float]:
     """(β, α) of one activation tensor: 'max' (MinMax), 'aciq' (ACIQ's auto-family clip; signed tensors:
     the symmetric clip intersected with the observed range), 'exact' (:func:`exact_affine`)."""
@@ -457,7 +462,10 @@ def act_range(x, bits: int, method: str) -> tuple[float, float]:
     if method == "max":
         return lo, hi
     if method == "exact":
-        return exact_affine(EmpiricalMSE(x), lo, hi, bits)
+        key = (hashlib.blake2b(x.tobytes(), digest_size=16).hexdigest(), x.size, bits)
+        if key not in _EXACT_RANGES:
+            _EXACT_RANGES[key] = exact_affine(EmpiricalMSE(x), lo, hi, bits)
+        return _EXACT_RANGES[key]
     if lo >= 0.0:
         return 0.0, clip(x, bits, "aciq(family=auto)", "unsigned")
     a = clip(x, bits, "aciq(family=auto)", "narrow")
