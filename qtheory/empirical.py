@@ -646,8 +646,8 @@ class EmpiricalMSE:
         An item whose lower bound (:func:`~qtheory.kernels.empirical.interval_bound`: every
         sample's error at any step of the interval is at least its distance to the levels that
         interval can place; buckets that keep one level contribute their exact quadratic) exceeds
-        ``f_best`` by more than its rounding holds no clip that beats it. (``bounder(items)``, if
-        given, replaces that test: ``bounder(items, f_best)`` returns, for each item,
+        ``f_best`` by more than its rounding holds no clip that beats it. (``bounder``, if given,
+        replaces that test: ``bounder(items, f_best)`` returns, for each item,
         ``(excluded, info)``, ``info`` passed to ``split`` instead of the crossings, and an error sum
         it reached (exactly evaluated; it replaces ``f_best`` if lower); ``split`` may then also
         return ``(children, leaves)``.) Others are
@@ -869,10 +869,14 @@ class EmpiricalMSE:
         bits = check_int(bits, "bits", func, MIN_BITS["affine"], MAX_BITS)
         if self._hi <= 0.0:
             raise param_error("x", func, "samples with a positive value", f"max {self.max!r}")
-        top = 2**bits - 1
         _, s_u, z = self._affine_optimum(bits)
+        return self._affine_range(bits, s_u, z)
+
+    def _affine_range(self, bits, s_u, z):
+        """``(beta, alpha)`` in the samples' units of the affine grid with the unit-scale step
+        ``s_u`` and zero point ``z``."""
         step = s_u * self._unit
-        return -z * step + 0.0, (top - z) * step
+        return -z * step + 0.0, (2**bits - 1 - z) * step
 
     def _clip_candidates(self, bits, grid, rounding, n_grid, n_refine):
         """The exact local minima ``(error sum, clip)`` found for a scale grid, sorted (the first

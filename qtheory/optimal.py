@@ -441,8 +441,7 @@ def _asymmetric(prior: Prior, bits: int, n_grid, func: str, progress: bool = Fal
         if prep.max <= 0:
             raise param_error("prior", func, "a prior with positive values for range='asymmetric'", repr(prior))
         tot, s_u, z = prep._affine_optimum(bits, n_grid)
-        step_s = s_u * prep._unit
-        alpha, beta = (top - z) * step_s, -z * step_s + 0.0
+        beta, alpha = prep._affine_range(bits, s_u, z)
         r = clipping_mse(prior, alpha, bits, grid="affine", beta=beta)
         # sqnr_db from unit-scale values (the MSE may be beyond float64)
         sq = unit_db(_unit_power(prior)[0], float(prep._mse_of(prep._eval(np.array([s_u]), 0.0, [-z], [top - z],
