@@ -364,6 +364,18 @@ class EmpiricalMSE:
         if (want & ~self._have).any():
             self._gather(want)
 
+    def _sweep_window(self, w_lo, w_hi, off, qmin, qmax, mode):
+        """``(v0, steps, error sums)``: the exact error at ``w_lo`` and the 16 best vertices of the
+        window ``[w_lo, w_hi]`` (:func:`~qtheory.kernels.empirical.sweep_window`). Outside the
+        buckets a cut passes through in the window no sample changes level, so sweeping those
+        buckets' (gathered) samples visits every piece of the window."""
+        b0 = self._eval(np.array([w_lo]), off, [qmin], [qmax], mode)[0]
+        v0 = (b0[0] + b0[2]) + (b0[1] + b0[3])
+        k = _kernels()
+        xw = k.marked_samples(self._windows_mask([(w_lo, w_hi, off, qmin, qmax)]), self._gstart, self._xs)
+        ss, vv = k.sweep_window(xw, w_lo, w_hi, off, qmin, qmax, mode, 16, b0[5], b0[4], v0, w_lo)
+        return v0, ss, vv
+
     def _args(self):
         return (self._cnt, *self._pref, self._bmin, self._bmax, self._have, self._gstart, self._xs, *self._g, *self._geo)
 
@@ -716,12 +728,7 @@ class EmpiricalMSE:
         # best of the pool evaluated exactly (one call per offset) and the best two polished
         pool = []
         for key, w_lo, w_hi in wins:
-            off, qmin, qmax = grid(key)
-            b0 = self._eval(np.array([w_lo]), off, [qmin], [qmax], mode)[0]
-            v0 = (b0[0] + b0[2]) + (b0[1] + b0[3])
-            # (only the samples of buckets a cut passes through can change level in the window)
-            xw = k.marked_samples(self._windows_mask([(w_lo, w_hi, off, qmin, qmax)]), self._gstart, self._xs)
-            ss, vv = k.sweep_window(xw, w_lo, w_hi, off, qmin, qmax, mode, 16, b0[5], b0[4], v0, w_lo)
+            v0, ss, vv = self._sweep_window(w_lo, w_hi, *grid(key), mode)
             pool.append((float(v0), w_lo, key, w_lo, w_hi))
             pool += [(float(v), float(sv), key, w_lo, w_hi) for sv, v in zip(ss, vv, strict=True) if np.isfinite(v)]
         pool.sort(key=lambda r: r[:2])
@@ -1133,12 +1140,7 @@ class EmpiricalMSE:
                 self._gather_windows([(w_lo, w_hi, 0.0, -z, top - z) for w_lo, w_hi, z in wins])
             cands = []
             for w_lo, w_hi, z in wins:
-                # outside the gathered buckets no sample changes level in [w_lo, w_hi]: the sweep
-                # of the gathered samples' crossings visits every piece of the window
-                b0 = self._eval(np.array([w_lo]), 0.0, [-z], [top - z], 0)[0]
-                v0 = (b0[0] + b0[2]) + (b0[1] + b0[3])
-                xw = k.marked_samples(self._windows_mask([(w_lo, w_hi, 0.0, -z, top - z)]), self._gstart, self._xs)
-                ss, _ = k.sweep_window(xw, w_lo, w_hi, 0.0, -z, top - z, 0, 16, b0[5], b0[4], v0, w_lo)
+                _, ss, _ = self._sweep_window(w_lo, w_hi, 0.0, -z, top - z, 0)
                 ss = np.r_[w_lo, ss[np.isfinite(ss)]]
                 zz = np.full(ss.size, z, dtype=np.int64)
                 ev = self._mse_of(self._eval(ss, 0.0, -zz, top - zz, 0)) * self.n
