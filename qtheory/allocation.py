@@ -1011,12 +1011,13 @@ class ChannelQuantization:
 
 
 def _clip_for(x, bits, clip, grid):
+    """One clip of samples ``x`` by rule ``clip`` (``"optimal"``: the proven exact empirical optimum)."""
     if clip == "max":
         return float(np.max(np.abs(x)))
     from .optimal import optimal_clip
 
     if clip == "optimal":
-        return _sample_optimal_clip(x, bits, grid)
+        return _optimal_clips(x[None, :], bits, grid)[0]
     from .priors import Gaussian, Laplace
 
     mu = float(np.mean(x))
@@ -1030,39 +1031,29 @@ def _clip_for(x, bits, clip, grid):
     return max(ratio * spread, np.finfo(float).tiny)
 
 
-def _sample_optimal_clip(x, bits, grid, n_grid: int = 128, rounds: int = 3):
-    """Clip minimising the exact empirical MSE of samples ``x``: a vectorised scan of
-    ``clipping_mse`` over ``n_grid`` clips up to 1.25·max|x|, zoomed ``rounds − 1`` times into the
-    two cells around the best clip (same objective as ``optimal_clip(x, bits)``; one vectorised
-    call per round instead of hundreds of scalar ones, which matters for many channels)."""
-    top = 1.25 * float(np.max(np.abs(x)))
-    if top == 0.0:
-        return np.finfo(float).tiny
-    lo, hi = top / n_grid, top
-    best, best_val = hi, np.inf
-    for _ in range(rounds):
-        cand = np.linspace(lo, hi, n_grid)
-        vals = _sample_mse_many(x, cand, bits, grid)
-        i = int(np.argmin(vals))
-        if vals[i] < best_val:
-            best, best_val = float(cand[i]), float(vals[i])
-        lo, hi = cand[max(i - 1, 0)], cand[min(i + 1, n_grid - 1)]
-    return best
+def _optimal_clips(rows, bits, grid):
+    """Exact empirical MSE-optimal clip of every row (one parallel pass,
+    :func:`qtheory.empirical.per_channel_optimal_clip`); a row no clip reaches (all zero) gets the
+    smallest positive clip, whose quantizer maps it to 0 like any other."""
+    from .empirical import per_channel_optimal_clip
 
-
-def _sample_mse_many(x, alphas, bits, grid):
-    """Exact empirical MSE of samples ``x`` for many clips at once (symmetric grids, whose step is
-    proportional to the clip): ``Quantizer(bits, α, grid).quantize`` vectorised over ``α``."""
-    unit = Quantizer(bits, 1.0, grid)
-    s = unit.scale * np.asarray(alphas, dtype=np.float64)[:, None]
-    k = np.clip(np.rint(x[None, :] / s - unit.offset), unit.qmin, unit.qmax)
-    return np.mean((x[None, :] - (k + unit.offset) * s) ** 2, axis=1)
+    a = per_channel_optimal_clip(rows, bits, axis=0, grid=grid).alpha
+    return np.maximum(a, np.finfo(float).tiny)
 
 
 def _quantize_rows(rows, bits, alphas, grid):
-    out = np.empty_like(rows)
-    for i, (r, m, a) in enumerate(zip(rows, bits, alphas, strict=True)):
-        out[i] = 0.0 if m == 0 else Quantizer(int(m), float(a), grid).quantize(r)
+    """Row ``i`` quantized by ``Quantizer(bits[i], alphas[i], grid)`` (0 where ``bits[i] == 0``),
+    with the same operations as :meth:`Quantizer.quantize`, vectorised over the rows."""
+    from .quantizer import _grid_params
+
+    bits = np.asarray(bits)
+    params = np.array([_grid_params(grid, int(max(m, MIN_BITS[grid])), float(a), None) for m, a in zip(bits, alphas, strict=True)],
+                      dtype=np.float64).reshape(-1, 4)
+    s, c, n, p = (params[:, j, None] for j in range(4))
+    with np.errstate(over="ignore", invalid="ignore"):
+        u = rows / s - c
+    out = (np.clip(np.rint(u), n, p) + c) * s
+    out[bits == 0] = 0.0
     return out
 
 
@@ -1123,7 +1114,10 @@ def quantize_channels(w: ArrayLike, mean_bits: int, *, granularity: str = "chann
     def clip_of(i, m):
         key = (i, m, clip, grid)
         if key not in memo:
-            memo[key] = _clip_for(rows[i], m, clip, grid)
+            if clip == "optimal":  # every channel at once: one parallel pass of the exact per-channel optimum
+                memo.update({(j, m, clip, grid): float(a) for j, a in enumerate(_optimal_clips(rows, m, grid))})
+            else:
+                memo[key] = _clip_for(rows[i], m, clip, grid)
         return memo[key]
 
     if granularity == "tensor":
@@ -1146,8 +1140,8 @@ def quantize_channels(w: ArrayLike, mean_bits: int, *, granularity: str = "chann
             bit_range = np.arange(lo, max_bits + 1)
             costs = np.empty((c, bit_range.size))
             for k, m in enumerate(bit_range):
-                for i, r in enumerate(rows):
-                    costs[i, k] = float(_sample_mse_many(r, [clip_of(i, int(m))], int(m), grid)[0])
+                a = [clip_of(i, int(m)) for i in range(c)]
+                costs[:, k] = np.mean((rows - _quantize_rows(rows, np.full(c, m), a, grid)) ** 2, axis=1)
             total = c * (2**mean_bits if budget == "bins" else mean_bits)
             bits = optimal_allocation(costs, total, budget=budget, min_bits=lo).bits
         alphas = np.array([clip_of(i, int(max(m, 1))) for i, m in enumerate(bits)])

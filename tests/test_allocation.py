@@ -34,7 +34,7 @@ from qtheory.allocation import (
     two_channel_optimum,
     weight_report,
 )
-from qtheory.quantizer import Quantizer
+from qtheory.quantizer import MIN_BITS, Quantizer
 
 K = 5  # standard errors allowed in Monte-Carlo comparisons
 MSG = re.compile(r"The '(\w+)' parameter of [\w.]+ must be .+\. Got .+ instead\.", re.S)
@@ -338,19 +338,29 @@ def test_per_channel_and_allocation_on_a_layer():
 
 
 @pytest.mark.parametrize("grid", ["midrise", "int", "narrow"])
-def test_sample_clip_search_matches_clipping_mse_and_optimal_clip(grid, rng):
+def test_channel_clips_and_rows_match_optimal_clip_and_quantizer(grid, rng):
     from qtheory import clipping_mse, optimal_clip
-    from qtheory.allocation import _sample_mse_many, _sample_optimal_clip
+    from qtheory.allocation import _optimal_clips, _quantize_rows
 
-    x = rng.laplace(size=300) * 0.03 + 0.01
-    alphas = np.linspace(0.01, 0.3, 7)
-    for bits in (2, 4):
-        np.testing.assert_allclose(_sample_mse_many(x, alphas, bits, grid),
-                                   clipping_mse(x, alphas, bits, grid=grid).mse, rtol=1e-12)
-        a = _sample_optimal_clip(x, bits, grid)
-        ref = optimal_clip(x, bits, grid=grid)
-        # the zoomed scan finds the global minimum of the same objective (to 0.1 %)
-        assert float(clipping_mse(x, a, bits, grid=grid).mse) <= ref.mse * 1.001
+    # channels of different scales and shapes, a constant one and an all-zero one
+    rows = np.stack([rng.laplace(size=300) * 0.03 + 0.01, rng.normal(size=300) * 5.0,
+                     np.r_[rng.normal(size=150) - 3, rng.normal(size=150) + 3], np.full(300, 0.7), np.zeros(300)])
+    for bits in (2, 4, 8):
+        a = _optimal_clips(rows, bits, grid)
+        for i, r in enumerate(rows[:4]):
+            ref = optimal_clip(r, bits, grid=grid)  # the breakpoint sweep of qtheory.empirical
+            # (a zero-error optimum, the constant row, is zero only to the rounding of its level)
+            tiny = (64 * np.finfo(float).eps) ** 2 * float(np.mean(r * r))
+            assert float(clipping_mse(r, a[i], bits, grid=grid).mse) <= ref.mse * (1 + 1e-12) + tiny
+        assert a[4] > 0.0
+        b = np.array([bits, max(bits - 1, MIN_BITS[grid]), 0, bits, bits])
+        q = _quantize_rows(rows, b, a, grid)
+        for i, r in enumerate(rows):
+            want = np.zeros_like(r) if b[i] == 0 else Quantizer(int(b[i]), float(a[i]), grid).quantize(r)
+            np.testing.assert_array_equal(q[i], want)
+    # quantize_channels' per-channel optimal clips are those exact optima
+    c = quantize_channels(rows, 4, clip="optimal", grid=grid)
+    np.testing.assert_array_equal(c.alpha, _optimal_clips(rows, 4, grid))
 
 
 def test_weight_report_tables():

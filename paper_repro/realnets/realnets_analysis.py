@@ -153,35 +153,15 @@ def scale_zp(lo: float, hi: float, bits: int = 8) -> tuple[float, int]:
     return q.scale, -q.qmin
 
 
-def exact_affine(prep: EmpiricalMSE, lo: float, hi: float, bits: int = 8, n: int = 24, rounds: int = 4):
-    """(β, α) minimising the exact empirical MSE of the uint affine grid: a grid search over the
-    range fractions, refined by shrinking local grids (the 2-D surface is piecewise quadratic;
-    this is a search, not a certified global optimum). Non-negative tensors use the 1-D exact
-    optimum of the unsigned grid (β = 0)."""
+def exact_affine(prep: EmpiricalMSE, lo: float, hi: float, bits: int = 8):
+    """(β, α) minimising the exact empirical MSE of the uint affine grid: the proven global optimum
+    over every step and zero point (:meth:`qtheory.EmpiricalMSE.optimal_range`). Non-negative tensors
+    use the exact optimum of the unsigned grid (β = 0); an all-negative tensor keeps its range."""
     if lo >= 0.0:
         return 0.0, float(prep.optimal_clip(bits, grid="unsigned").alpha)
     if hi <= 0.0:  # an all-negative tensor (rare: an SE squeeze conv's output): the range is kept
         return lo, 0.0
-    fb = np.linspace(0.05, 1.0, n)
-    fa = np.geomspace(0.02, 1.0, n)
-    best = (math.inf, lo, hi)
-    cb, ca, wb, wa = 0.5, 0.5, 1.0, 1.0
-    for r in range(rounds):
-        if r:
-            fb = np.clip(cb + np.linspace(-wb, wb, 9), 1e-3, 1.0)
-            fa = np.clip(ca * np.exp(np.linspace(-wa, wa, 9)), 1e-3, 1.0)
-        qs, pairs = [], []
-        for u in fb:
-            for v in fa:
-                qs.append(Quantizer(bits, v * hi, "affine", beta=u * lo))
-                pairs.append((u, v))
-        err = prep.error_sums(qs).sum(axis=1)
-        k = int(np.argmin(err))
-        if err[k] < best[0]:
-            best = (float(err[k]), pairs[k][0] * lo, pairs[k][1] * hi)
-        cb, ca = pairs[k]
-        wb, wa = (wb if r else 0.1) / 3.0, (wa if r else 0.3) / 3.0
-    return best[1], best[2]
+    return prep.optimal_range(bits)
 
 
 def qtheory_ranges(x, bits: int = 8, methods=ACT_METHODS) -> dict:

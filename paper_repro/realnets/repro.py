@@ -454,8 +454,8 @@ def report(cfg, fits, wsum, act, asum, ent, ic, e2e, lad, pl, pa, wrows) -> str:
     worst = act[act.method != "oracle:held-out exact"].sort_values("gap_to_oracle_db").iloc[0]
     beaten = act[(act.method != "oracle:held-out exact") & (act.vs_exact_db > 0.005)]
     L += ["", "`qt:*` are qtheory's calibrators (`qtheory.calibrate`; signed tensors: each symmetric clip "
-          "intersected with the observed range; `qt:exact` is the exact (β, α) of the calibration data by a "
-          "2-D search of the exact empirical MSE), `ort:*` ONNX Runtime's calibrators with their defaults, "
+          "intersected with the observed range; `qt:exact` is the (β, α) of the calibration data proven to "
+          "minimise its exact empirical MSE), `ort:*` ONNX Runtime's calibrators with their defaults, "
           "`oracle` the exact optimum of the held-out data itself (the floor).", "",
           f"- The in-sample optimum is not a floor on held-out data: some other calibrator beats it on "
           f"{beaten.groupby(['net', 'tensor']).ngroups} of {ex.shape[0]} tensors "
