@@ -4,6 +4,7 @@ fake-quant network where equality is possible; the data split is fixed and strat
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -147,3 +148,18 @@ def test_short_qat_run_learns_the_task(data):
     N.train(q, data, epochs=1, lr=1e-3, lr_threshold=1e-2, seed=0)
     assert N.evaluate(q, data.x_val, data.y_val) > 0.8
     assert math.isfinite(float(q.wq[0].s.detach()))
+
+
+@pytest.mark.slow
+def test_run_grid_tables_do_not_depend_on_the_number_of_processes():
+    """The pool starts a seed's runs as soon as its float model is trained; the tables come back in
+    job order and equal those of one process (every run is deterministic on one thread)."""
+    from qtheory.qat import experiment as E
+
+    cfg = E.Config(seeds=(0, 1, 2), bits=(2,), methods=("pact",), sat_ablation_bits=(), float_epochs=1,
+                   qat_epochs=1, analysis_images=64, integer_bits=())
+    one = E.run_grid(cfg, n_jobs=1, progress=False)
+    two = E.run_grid(cfg, n_jobs=2, progress=False)
+    assert list(one["accuracy"].method) == ["float"] * 3 + ["ptq_exact", "pact"] * 3
+    for key in one:
+        pd.testing.assert_frame_equal(one[key], two[key])

@@ -150,25 +150,48 @@ def run_grid(cfg: Config = FULL_CONFIG, *, n_jobs: int | None = None, progress: 
     n_jobs = n_jobs or min(2, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1)
     bar = tqdm(total=len(cfg.seeds) + len(jobs), desc="qat runs", unit="run", disable=not progress)
 
-    def run_all(mapper):
+    if n_jobs == 1:
         floats = []
-        for r in mapper(_run_job, [(("float", 32, s), cfg, None) for s in cfg.seeds]):
-            floats.append(r)
+        for s in cfg.seeds:
+            floats.append(_run_job((("float", 32, s), cfg, None)))
             bar.update()
         states = {r["seed"]: r.pop("state") for r in floats}
         rest = []
-        for r in mapper(_run_job, [(j, cfg, states[j[2]]) for j in jobs]):
-            rest.append(r)
+        for j in jobs:
+            rest.append(_run_job((j, cfg, states[j[2]])))
             bar.update()
-        return floats + rest
-
-    if n_jobs == 1:
-        results = run_all(map)
+        results = floats + rest
     else:
         import multiprocessing as mp
+        from concurrent.futures import FIRST_COMPLETED, wait
 
+        # a seed's quantized runs start as soon as its float model is trained (no core waits for the
+        # last float model); results are put back in job order
         with ProcessPoolExecutor(n_jobs, mp_context=mp.get_context("spawn")) as ex:
-            results = run_all(lambda f, it: ex.map(f, it, chunksize=1))
+            fl = {ex.submit(_run_job, (("float", 32, s), cfg, None)): s for s in cfg.seeds}
+            floats, futures = {}, {}
+            pending = set(fl)
+            try:
+                while pending:
+                    done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                    for f in done:
+                        r = f.result()  # a failed run raises here
+                        bar.update()
+                        if f in fl:
+                            floats[r["seed"]] = r
+                            state = r.pop("state")
+                            new = {ex.submit(_run_job, (j, cfg, state)): i for i, j in enumerate(jobs)
+                                   if j[2] == r["seed"]}
+                            futures.update(new)
+                            pending |= set(new)
+            except BaseException:
+                for f in pending:
+                    f.cancel()
+                raise
+            rest = [None] * len(jobs)
+            for f, i in futures.items():
+                rest[i] = f.result()
+        results = [floats[s] for s in cfg.seeds] + rest
     bar.close()
     acc = pd.DataFrame([{k: r[k] for k in ("method", "bits", "seed", "test_accuracy")} for r in results])
     acc.loc[acc.method == "float", "bits"] = 32
