@@ -9,6 +9,7 @@ check them::
 
 from __future__ import annotations
 
+import math
 import numbers
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
@@ -48,12 +49,11 @@ def check_int(value: object, name: str, func: str, low: int | None = None, high:
     Floats that happen to be integral (``4.0``) are rejected: a bit-width given
     as a float is almost always a bug upstream.
     """
-    rng = _range_text(low, high, "int")
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
-        raise param_error(name, func, rng, value, TypeError)
+        raise param_error(name, func, _range_text(low, high, "int"), value, TypeError)
     v = int(value)
     if (low is not None and v < low) or (high is not None and v > high):
-        raise param_error(name, func, rng, v)
+        raise param_error(name, func, _range_text(low, high, "int"), v)
     return v
 
 
@@ -68,20 +68,18 @@ def check_real(
     high_open: bool = False,
 ) -> float:
     """Return ``value`` as a finite Python float within bounds, or raise."""
-    rng = _range_text(low, high, "finite real number", low_open, high_open)
+    # (the message is built only on the error path: this check runs in inner loops)
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
         if isinstance(value, np.ndarray) and value.ndim == 0 and value.dtype.kind in "biuf":
             value = value.item()
             if isinstance(value, numbers.Real) and not isinstance(value, bool):
                 return check_real(value, name, func, low, high, low_open=low_open, high_open=high_open)
-        raise param_error(name, func, rng, value, TypeError)
+        raise param_error(name, func, _range_text(low, high, "finite real number", low_open, high_open), value,
+                          TypeError)
     v = float(value)
-    if not np.isfinite(v):
-        raise param_error(name, func, rng, v)
-    if low is not None and (v < low or (low_open and v == low)):
-        raise param_error(name, func, rng, v)
-    if high is not None and (v > high or (high_open and v == high)):
-        raise param_error(name, func, rng, v)
+    if (not math.isfinite(v) or (low is not None and (v < low or (low_open and v == low)))
+            or (high is not None and (v > high or (high_open and v == high)))):
+        raise param_error(name, func, _range_text(low, high, "finite real number", low_open, high_open), v)
     return v
 
 
@@ -140,13 +138,12 @@ def check_rng(value: RNGLike, name: str = "rng", func: str = "?") -> np.random.G
 
 
 def check_option(value: object, name: str, func: str, options: Iterable[str]) -> str:
-    opts = list(options)
-    allowed = "one of " + ", ".join(repr(o) for o in opts)
+    if isinstance(value, str) and value in options:
+        return value
+    allowed = "one of " + ", ".join(repr(o) for o in options)
     if not isinstance(value, str):
         raise param_error(name, func, allowed, value, TypeError)
-    if value not in opts:
-        raise param_error(name, func, allowed, value)
-    return value
+    raise param_error(name, func, allowed, value)
 
 
 def check_samples(x: ArrayLike, name: str, func: str, *, ndim: int | None = 1, min_size: int = 1) -> np.ndarray:
