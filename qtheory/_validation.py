@@ -49,7 +49,7 @@ def check_int(value: object, name: str, func: str, low: int | None = None, high:
     Floats that happen to be integral (``4.0``) are rejected: a bit-width given
     as a float is almost always a bug upstream.
     """
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+    if type(value) is not int and (isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral)):
         raise param_error(name, func, _range_text(low, high, "int"), value, TypeError)
     v = int(value)
     if (low is not None and v < low) or (high is not None and v > high):
@@ -69,7 +69,7 @@ def check_real(
 ) -> float:
     """Return ``value`` as a finite Python float within bounds, or raise."""
     # (the message is built only on the error path: this check runs in inner loops)
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+    if type(value) is not float and (isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real)):
         if isinstance(value, np.ndarray) and value.ndim == 0 and value.dtype.kind in "biuf":
             value = value.item()
             if isinstance(value, numbers.Real) and not isinstance(value, bool):
