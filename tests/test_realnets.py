@@ -206,3 +206,14 @@ def test_exact_affine_agrees_with_qtheory_models_observer(cls_model, cls_x):
     assert abs(m1 / m2 - 1.0) < 1e-12, (mine, theirs, m1, m2)
     grid = [A.affine_for(mine[0] * u, mine[1] * v) for u in np.linspace(0.8, 1.2, 21) for v in np.linspace(0.8, 1.2, 21)]
     assert float(prep.error_sums(grid).sum(axis=1).min()) / prep.n >= m1 * (1 - 1e-12)
+
+
+def test_channel_clip_equals_the_calibrate_clip():
+    """The per-channel table's direct clip functions give calibrate's clips, bit for bit."""
+    rng = np.random.default_rng(0)
+    rows = [rng.laplace(size=27), rng.normal(size=500) * 3, np.r_[rng.normal(size=100), 40.0],
+            rng.standard_t(3, size=2000) * 1e-3]
+    for r in rows:
+        for b in (4, 8):
+            for m in A.CHANNEL_METHODS[:-1]:
+                assert A.channel_clip(r, b, m, "narrow") == A.clip(r, b, m, "narrow"), (m, b)

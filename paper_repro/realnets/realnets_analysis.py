@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from qtheory import Quantizer
-from qtheory.calibrate import calibrate
+from qtheory.calibrate import aciq_clip, calibrate, max_clip, octav_clip
 from qtheory.empirical import EmpiricalMSE, per_channel_optimal_clip
 
 #: calibrators by their label in the tables: ``{label: (qtheory.calibrate method, keywords)}``
@@ -31,6 +31,18 @@ def clip(x, bits: int, label: str, grid: str) -> float:
     """The clip of the calibrator labelled ``label`` (:data:`CALIBRATORS`) for ``x`` on ``grid``."""
     method, kw = CALIBRATORS[label]
     return calibrate(x, bits, method, grid=grid, **kw).alpha
+
+
+def channel_clip(x, bits: int, label: str, grid: str) -> float:
+    """:func:`clip` of the per-channel calibrators (:data:`CHANNEL_METHODS` but 'exact') through their own
+    clip functions, the ones :func:`qtheory.calibrate.calibrate` calls (the same clip, without the exact MSE
+    ``calibrate`` adds, which the per-channel table computes for all channels at once)."""
+    method, kw = CALIBRATORS[label]
+    if method == "max":
+        return max_clip(x)
+    if method == "octav":
+        return octav_clip(x, bits, grid=grid, **kw)
+    return aciq_clip(x, bits, grid=grid, **kw)
 
 
 def sqnr_db(signal_power, noise_power) -> float:
@@ -102,7 +114,7 @@ def weight_rows(net: str, layer: dict, bits=(4, 8), channel: bool = True, max_ch
             if m == "exact":
                 a = per_channel_optimal_clip(ch, b, axis=0, grid="narrow").alpha
             else:
-                a = np.array([clip(r, b, m, "narrow") if np.any(r) else 1.0 for r in ch])
+                a = np.array([channel_clip(r, b, m, "narrow") if np.any(r) else 1.0 for r in ch])
             a = np.where(np.isfinite(a) & (a > 0), a, 1.0)
             mse, clip_mse = _narrow_mse_rows(ch, a, b)
             res[m] = (float(np.mean(a)), float(mse.mean()), float(clip_mse.mean()))
