@@ -1016,8 +1016,9 @@ def _clip_for(x, bits, clip, grid):
         return float(np.max(np.abs(x)))
     from .optimal import optimal_clip
 
-    if clip == "optimal":
-        return _optimal_clips(x[None, :], bits, grid)[0]
+    if clip == "optimal":  # (one tensor: the parallel proof of qtheory.empirical)
+        return max(float(optimal_clip(x, bits, grid=grid).alpha), np.finfo(float).tiny) if np.any(x) else \
+            np.finfo(float).tiny
     from .priors import Gaussian, Laplace
 
     mu = float(np.mean(x))

@@ -361,6 +361,8 @@ def test_channel_clips_and_rows_match_optimal_clip_and_quantizer(grid, rng):
     # quantize_channels' per-channel optimal clips are those exact optima
     c = quantize_channels(rows, 4, clip="optimal", grid=grid)
     np.testing.assert_array_equal(c.alpha, _optimal_clips(rows, 4, grid))
+    t = quantize_channels(rows, 4, granularity="tensor", clip="optimal", grid=grid)
+    assert t.alpha[0] == optimal_clip(rows.ravel(), 4, grid=grid).alpha
 
 
 def test_weight_report_tables():
