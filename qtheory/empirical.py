@@ -105,6 +105,8 @@ _AFFINE_GATHER_ALL = 1 << 22
 _SCALE_GRIDS = ("midrise", "int", "narrow", "unsigned", "uint")
 #: few samples, affine range: the per-zero-point sweeps run while they cross at most this many thresholds
 _AFFINE_EVENTS = 1_000_000
+#: per_channel_optimal_clip: channels at least this long go through EmpiricalMSE.optimal_clip
+_PC_LONG = 1 << 19
 #: the affine search's exact windows: as wide as this many crossings allow
 _AFFINE_WINDOW_EVENTS = 20_000
 #: affine proof: a level with this many items evaluates the least bounds' steps exactly (a better
@@ -1496,7 +1498,10 @@ def per_channel_optimal_clip(x, bits: int, axis: int = 0, grid: str = DEFAULT_TE
     exceeds an error already reached; what survives is swept piece by piece. The result is the
     provably global optimum over every clip (the same as ``EmpiricalMSE(channel).optimal_clip``
     to rounding wherever that is proven, i.e. the breakpoint sweep), with its MSE computed
-    directly with the reference quantizer's operations. float32 input is read as is. A channel no
+    directly with the reference quantizer's operations. Channels of 2^19 values or more (a
+    per-channel activation range) are instead solved one after another by
+    :meth:`EmpiricalMSE.optimal_clip`, whose bucketed proof runs in parallel inside a channel (the
+    same optimum; 2–10× faster there). float32 input is read as is. A channel no
     clip reaches (all zero; unsigned: none positive) has the clip ``0.0`` (never NaN) and the MSE
     every clip gives.
 
@@ -1559,13 +1564,34 @@ def per_channel_optimal_clip(x, bits: int, axis: int = 0, grid: str = DEFAULT_TE
     # _pc_channel). float64 channels far from unit magnitude are normalised by a power of two
     # inside the kernel (exact; as EmpiricalMSE does).
     d, off, qmin, qmax = _denominator(grid, bits)
-    out = np.zeros((n, 3))
-    srt = np.sort(chans, axis=1)
     k = _kernels()
-    # (a small job in one thread: starting the thread pool can cost more than the work)
-    kern = k.per_channel if n >= 2 and chans.size * (qmax - qmin) >= 1 << 16 else k.per_channel_serial
-    with _schedule(1 if kern is k.per_channel_serial else 2):
-        kern(srt, d, off, qmin, qmax, ROUNDING_CODES[rounding], grid in ("unsigned", "uint"), grid == "midrise",
-             srt.dtype == np.float64, out)
+
+    def kernel(ch):
+        """The per-channel kernel on channels ``ch``: rows (alpha, clipping, rounding)."""
+        res = np.zeros((ch.shape[0], 3))
+        srt = np.sort(ch, axis=1)
+        # (a small job in one thread: starting the thread pool can cost more than the work)
+        kern = k.per_channel if ch.shape[0] >= 2 and ch.size * (qmax - qmin) >= 1 << 16 else k.per_channel_serial
+        with _schedule(1 if kern is k.per_channel_serial else 2):
+            kern(srt, d, off, qmin, qmax, ROUNDING_CODES[rounding], grid in ("unsigned", "uint"), grid == "midrise",
+                 srt.dtype == np.float64, res)
+        return res
+
+    if chans.shape[1] < _PC_LONG:
+        out = kernel(chans)
+    else:
+        # Long channels (a per-channel activation of 2^19+ values): each through the bucketed proof of
+        # EmpiricalMSE.optimal_clip, parallel inside the channel (2-10x faster there than the kernel's
+        # one thread per channel); a channel no clip reaches (all zero; unsigned: none positive) is
+        # left to the kernel's rule.
+        out = np.zeros((n, 3))
+        reach = chans.max(axis=1) > 0
+        if grid not in ("unsigned", "uint"):
+            reach |= chans.min(axis=1) < 0
+        for i in np.flatnonzero(reach):
+            r = EmpiricalMSE(chans[i], _name="x", _func=func).optimal_clip(bits, grid=grid, rounding=rounding)
+            out[i] = r.alpha, r.clipping, r.rounding
+        if not reach.all():
+            out[~reach] = kernel(chans[~reach])
     alpha, clip, rnd = out[:, 0].copy(), out[:, 1].copy(), out[:, 2].copy()
     return PerChannelClips(alpha, clip + rnd, ax, bits, grid, clip, rnd)

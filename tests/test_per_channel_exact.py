@@ -224,3 +224,22 @@ def test_subnormal_and_huge_channels(scale, grid, rng):
         slow = EmpiricalMSE(w[i]).optimal_clip(4, grid=grid)
         assert r.alpha[i] == pytest.approx(slow.alpha, rel=1e-12)
         assert not math.isnan(r.mse[i]) and r.mse[i] == slow.mse
+
+
+@pytest.mark.parametrize("grid", ["narrow", "unsigned"])
+def test_channels_past_the_long_limit_equal_the_kernel(grid, rng, monkeypatch):
+    """Channels of 2^19+ values go through EmpiricalMSE.optimal_clip; they reach the optimum the
+    per-channel kernel proves (a second, independent proof) and keep its rule for a channel no clip
+    reaches (all zero; unsigned: no positive value)."""
+    import qtheory.empirical as E
+
+    n = E._PC_LONG + 7
+    w = np.stack([rng.laplace(size=n), np.zeros(n), -np.abs(rng.normal(size=n)),
+                  np.r_[rng.normal(size=n // 2) - 2.0, rng.normal(size=n - n // 2) + 2.0]]).astype(np.float32)
+    got = per_channel_optimal_clip(w, 4, grid=grid)
+    monkeypatch.setattr(E, "_PC_LONG", 1 << 62)  # every channel through the kernel
+    ref = per_channel_optimal_clip(w, 4, grid=grid)
+    np.testing.assert_allclose(got.mse, ref.mse, rtol=1e-12, atol=0.0)
+    np.testing.assert_array_equal(got.alpha == 0.0, ref.alpha == 0.0)
+    for i in np.flatnonzero(got.alpha > 0):  # the MSE reported is the error of the clip returned
+        assert got.mse[i] == pytest.approx(float(empirical_mse(w[i], got.alpha[i], 4, grid=grid).mse), rel=1e-12)
