@@ -1500,7 +1500,7 @@ def per_channel_optimal_clip(x, bits: int, axis: int = 0, grid: str = DEFAULT_TE
     to rounding wherever that is proven, i.e. the breakpoint sweep), with its MSE computed
     directly with the reference quantizer's operations. Channels of 2^19 values or more (a
     per-channel activation range) are instead solved one after another by
-    :meth:`EmpiricalMSE.optimal_clip`, whose bucketed proof runs in parallel inside a channel (the
+    ``EmpiricalMSE(channel).optimal_clip``, whose bucketed proof runs in parallel inside a channel (the
     same optimum; 2–10× faster there). float32 input is read as is. A channel no
     clip reaches (all zero; unsigned: none positive) has the clip ``0.0`` (never NaN) and the MSE
     every clip gives.
