@@ -846,7 +846,9 @@ class EmpiricalMSE:
         The same optimum as ``qtheory.optimal_clip(x, bits, range="asymmetric")`` (its ``beta``
         and ``alpha``), from this preparation: levels ``(k − z)·s``, ``k = 0 .. 2^bits − 1``, over
         every integer zero point ``z`` and step ``s`` jointly (see ``_affine_optimum`` for what is
-        proven; equal errors: the smallest step, then the smallest zero point).
+        proven). Equal errors at the chosen step: the smallest zero point. Where several steps
+        give an error of exactly 0 (samples that all lie on one grid, e.g. small integers), any
+        of them may be returned: all are optimal.
 
         Parameters
         ----------
@@ -959,8 +961,9 @@ class EmpiricalMSE:
         The levels are ``(k − z)·s``, ``k = 0 .. top = 2^b − 1``, with an integer zero point
         ``z`` in ``0 .. z_max`` (``z_max = top − 1`` if some sample is negative, else 0) and a step
         ``s > 0`` (at the samples' unit scale). Returns ``(error sum, s, z)``: a vertex of the exact
-        piecewise-quadratic empirical error (polished by :meth:`_polish`); equal errors: the
-        smallest step, then the smallest zero point. The caller guarantees a positive sample.
+        piecewise-quadratic empirical error (polished by :meth:`_polish`); equal errors at that
+        step: the smallest zero point (several steps with an error of exactly 0, data on a grid:
+        any of them). The caller guarantees a positive sample.
 
         What is proven (every rule below holds for every round-to-nearest rule: the error of a
         sample is its squared distance to the nearest level, ``dist(x, L_{z,s})²``):

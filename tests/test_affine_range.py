@@ -178,3 +178,15 @@ def test_optimal_range_is_optimal_clip_asymmetric(kind, n, dtype, rng):
     assert EmpiricalMSE(x).optimal_range(8) == (r.beta, r.alpha)
     with pytest.raises(ValueError, match="'x' parameter of EmpiricalMSE.optimal_range"):
         EmpiricalMSE(-np.abs(x)).optimal_range(8)
+
+
+@pytest.mark.parametrize("n", [1000, 100_000])
+def test_data_on_a_grid_get_an_exactly_zero_error_range(n):
+    """Small integers: every step 1/k whose 2^b − 1 levels span the data is a zero-error range; the
+    proven optimum is one of them (error 0 up to the rounding of the levels)."""
+    x = np.random.default_rng(0).integers(-3, 4, size=n).astype(float)
+    for bits in (4, 8):
+        beta, alpha = EmpiricalMSE(x).optimal_range(bits)
+        q = Quantizer(bits, alpha, "affine", beta=beta)
+        assert float(np.mean((q.quantize(x) - x) ** 2)) <= 1e-28
+        assert np.isclose(1.0 / q.scale, round(1.0 / q.scale))  # a step 1/k
