@@ -1048,8 +1048,8 @@ def _quantize_rows(rows, bits, alphas, grid):
     from .quantizer import _grid_params
 
     bits = np.asarray(bits)
-    params = np.array([_grid_params(grid, int(max(m, MIN_BITS[grid])), float(a), None) for m, a in zip(bits, alphas, strict=True)],
-                      dtype=np.float64).reshape(-1, 4)
+    params = np.array([_grid_params(grid, int(max(m, MIN_BITS[grid])), float(a), None)
+                       for m, a in zip(bits, alphas, strict=True)], dtype=np.float64).reshape(-1, 4)
     s, c, n, p = (params[:, j, None] for j in range(4))
     with np.errstate(over="ignore", invalid="ignore"):
         u = rows / s - c
@@ -1145,7 +1145,8 @@ def quantize_channels(w: ArrayLike, mean_bits: int, *, granularity: str = "chann
                 costs[:, k] = np.mean((rows - _quantize_rows(rows, np.full(c, m), a, grid)) ** 2, axis=1)
             total = c * (2**mean_bits if budget == "bins" else mean_bits)
             bits = optimal_allocation(costs, total, budget=budget, min_bits=lo).bits
-        alphas = np.array([clip_of(i, int(max(m, 1))) for i, m in enumerate(bits)])
+        # (a 0-bit channel is set to 0; its clip is the one at the grid's fewest bits)
+        alphas = np.array([clip_of(i, int(max(m, MIN_BITS[grid]))) for i, m in enumerate(bits)])
     q = _quantize_rows(rows, bits, alphas, grid)
     q = bias_correct(rows, q, correction)
     ch = np.mean((rows - q) ** 2, axis=1)

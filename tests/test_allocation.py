@@ -431,3 +431,15 @@ def test_brute_force_enumerates_every_allocation():
     costs = channel_costs(range(1, 4), alphas=[1.0, 2.0])
     vals = [allocation_cost(costs, np.array(b)) for b in itertools.product(range(1, 4), repeat=2) if sum(b) <= 4]
     assert brute_force_allocation(costs, 4).mse == pytest.approx(min(vals))
+
+
+@pytest.mark.parametrize("grid", ["midrise", "int", "narrow"])
+@pytest.mark.parametrize("clip", ["optimal", "laplace", "max"])
+def test_zero_bit_channels_are_zero_on_every_grid(grid, clip):
+    """The official allocation can give a channel 0 bits (min_bits=0): that channel is 0 and the
+    others are quantized with their bits, on every grid (narrow has no 1-bit grid)."""
+    w = np.random.default_rng(0).normal(size=(8, 50)) * np.array([1e-3, 1, 1, 1, 1, 1, 1, 5.0])[:, None]
+    r = quantize_channels(w, 2, clip=clip, allocation="official", min_bits=0, grid=grid)
+    assert r.bits[0] == 0 and np.all(r.w_q[0] == 0.0)
+    for i in np.flatnonzero(r.bits):
+        np.testing.assert_array_equal(r.w_q[i], Quantizer(int(r.bits[i]), float(r.alpha[i]), grid).quantize(w[i]))
