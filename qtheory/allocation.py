@@ -65,6 +65,7 @@ array([2, 3, 4, 5, 6])
 
 from __future__ import annotations
 
+import functools
 import heapq
 import itertools
 import math
@@ -1014,22 +1015,24 @@ def _clip_for(x, bits, clip, grid):
     """One clip of samples ``x`` by rule ``clip`` (``"optimal"``: the proven exact empirical optimum)."""
     if clip == "max":
         return float(np.max(np.abs(x)))
-    from .optimal import optimal_clip
-
     if clip == "optimal":  # (one tensor: the parallel proof of qtheory.empirical)
+        from .optimal import optimal_clip
+
         return max(float(optimal_clip(x, bits, grid=grid).alpha), np.finfo(float).tiny) if np.any(x) else \
             np.finfo(float).tiny
+    spread = float(np.mean(np.abs(x - np.mean(x)))) if clip == "laplace" else float(np.std(x))
+    return max(_aciq_ratio(clip, bits) * spread, np.finfo(float).tiny)
+
+
+@functools.lru_cache(maxsize=64)
+def _aciq_ratio(family: str, bits: int) -> float:
+    """ACIQ's optimal clip of the unit Laplace (``b = 1``) or Gaussian (``σ = 1``) prior on its
+    model, the midrise grid (one solve per family and bit-width, not one per channel)."""
+    from .optimal import optimal_clip
     from .priors import Gaussian, Laplace
 
-    mu = float(np.mean(x))
-    if clip == "laplace":
-        base = Laplace(1.0)
-        spread = float(np.mean(np.abs(x - mu)))
-    else:
-        base = Gaussian(1.0)
-        spread = float(np.std(x))
-    ratio = optimal_clip(base, bits, grid="midrise", method="aciq").alpha  # ACIQ's model is the midrise grid
-    return max(ratio * spread, np.finfo(float).tiny)
+    base = Laplace(1.0) if family == "laplace" else Gaussian(1.0)
+    return optimal_clip(base, bits, grid="midrise", method="aciq").alpha
 
 
 def _optimal_clips(rows, bits, grid):

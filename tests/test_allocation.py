@@ -443,3 +443,17 @@ def test_zero_bit_channels_are_zero_on_every_grid(grid, clip):
     assert r.bits[0] == 0 and np.all(r.w_q[0] == 0.0)
     for i in np.flatnonzero(r.bits):
         np.testing.assert_array_equal(r.w_q[i], Quantizer(int(r.bits[i]), float(r.alpha[i]), grid).quantize(w[i]))
+
+
+@pytest.mark.parametrize("family", ["laplace", "gaussian"])
+def test_aciq_channel_clips_are_the_paper_ratio_times_the_fitted_spread(family, rng):
+    """clip='laplace' / 'gaussian': ACIQ's ratio of the unit prior on its midrise grid (solved once
+    per family and bit-width) times the channel's b = mean|w − mean w| or σ."""
+    from qtheory import optimal_clip
+
+    w = rng.normal(size=(6, 40)) * np.arange(1, 7)[:, None]
+    for bits in (2, 4, 8):
+        base = Laplace(1.0) if family == "laplace" else Gaussian(1.0)
+        ratio = optimal_clip(base, bits, grid="midrise", method="aciq").alpha
+        spread = np.mean(np.abs(w - w.mean(1, keepdims=True)), 1) if family == "laplace" else w.std(1)
+        np.testing.assert_allclose(quantize_channels(w, bits, clip=family).alpha, ratio * spread, rtol=1e-15)
