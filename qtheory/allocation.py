@@ -1013,8 +1013,8 @@ class ChannelQuantization:
 
 def _clip_for(x, bits, clip, grid):
     """One clip of samples ``x`` by rule ``clip`` (``"optimal"``: the proven exact empirical optimum)."""
-    if clip == "max":
-        return float(np.max(np.abs(x)))
+    if clip == "max":  # (an all-zero tensor: the smallest positive clip, which maps it to 0)
+        return max(float(np.max(np.abs(x))), np.finfo(float).tiny)
     if clip == "optimal":  # (one tensor: the parallel proof of qtheory.empirical)
         from .optimal import optimal_clip
 
@@ -1090,7 +1090,8 @@ def quantize_channels(w: ArrayLike, mean_bits: int, *, granularity: str = "chann
         Quantizer grid (default the ACIQ midrise grid).
     min_bits, max_bits : int
         Range of per-channel bit-widths (0-bit channels, possible only with ``"official"``
-        clamped by ``min_bits=0``, are set to 0).
+        clamped by ``min_bits=0``, are set to 0; on the narrow grid, which has no 1-bit form,
+        ``"official"`` gives a 1-bit channel 2 bits, and ``bits`` says so).
 
     Examples
     --------
@@ -1139,6 +1140,9 @@ def quantize_channels(w: ArrayLike, mean_bits: int, *, granularity: str = "chann
                                           max_bits=max_bits).bits
         elif allocation == "official":
             bits = np.clip(official_allocation(rows.std(axis=1, ddof=1), mean_bits).bits, min_bits, max_bits)
+            # (a grid without a 1-bit form, narrow: a channel given fewer bits than the grid has takes
+            # the grid's fewest; 0 stays 0)
+            bits = np.where(bits > 0, np.maximum(bits, MIN_BITS[grid]), 0)
         else:
             lo = max(min_bits, MIN_BITS[grid])
             bit_range = np.arange(lo, max_bits + 1)

@@ -582,7 +582,7 @@ class EmpiricalMSE:
         ca = np.concatenate([[0.0], np.cumsum(n * a)])
         ca2 = np.concatenate([[0.0], np.cumsum(n * a * a)])
         cq = np.concatenate([[0.0], np.cumsum(q)])
-        target = target * (1.0 + 1e-9) + 1e-300
+        target = max(target, 0.0) * (1.0 + 1e-9) + 1e-300  # (an exact error can round below 0)
         amax = float(a[-1])
         if grid == "midrise":
             def lb(s):
@@ -622,7 +622,7 @@ class EmpiricalMSE:
         amin = np.where((bmin <= 0) & (bmax >= 0), 0.0, np.minimum(np.abs(bmin), np.abs(bmax)))
         if grid in ("unsigned", "uint"):
             amin = np.where(bmin < 0, 0.0, amin)
-        target = target * (1.0 + 1e-9) + 1e-300
+        target = max(target, 0.0) * (1.0 + 1e-9) + 1e-300  # (an exact error can round below 0)
         for _ in range(80):
             if float(np.sum(cnt * np.maximum(amin - lo, 0.0) ** 2)) >= target:
                 return lo
@@ -1302,7 +1302,7 @@ class EmpiricalMSE:
         """
         k = _kernels()
         x = self._xs
-        target = f_best * (1.0 + 1e-9) + 1e-300
+        target = max(f_best, 0.0) * (1.0 + 1e-9) + 1e-300
         s_b = self._clip_bound("int", 1.0, f_best)
         a = np.sort(np.abs(x))
         tail = np.cumsum(a[::-1])[::-1]  # Σ_{i >= j} a_i
@@ -1586,15 +1586,16 @@ def per_channel_optimal_clip(x, bits: int, axis: int = 0, grid: str = DEFAULT_TE
         # Long channels (a per-channel activation of 2^19+ values): each through the bucketed proof of
         # EmpiricalMSE.optimal_clip, parallel inside the channel (2-10x faster there than the kernel's
         # one thread per channel); a channel no clip reaches (all zero; unsigned: none positive) is
-        # left to the kernel's rule.
+        # left to the kernel's rule, and so is a constant channel (its error is exactly 0 at the
+        # optimum, which the kernel's direct evaluation gives; bucket sums, only to ~1e-23 of x²).
         out = np.zeros((n, 3))
-        reach = chans.max(axis=1) > 0
-        if grid not in ("unsigned", "uint"):
-            reach |= chans.min(axis=1) < 0
-        for i in np.flatnonzero(reach):
+        hi_c, lo_c = chans.max(axis=1), chans.min(axis=1)
+        reach = (hi_c > 0) if grid in ("unsigned", "uint") else (hi_c > 0) | (lo_c < 0)
+        bulk = reach & (hi_c > lo_c)
+        for i in np.flatnonzero(bulk):
             r = EmpiricalMSE(chans[i], _name="x", _func=func).optimal_clip(bits, grid=grid, rounding=rounding)
             out[i] = r.alpha, r.clipping, r.rounding
-        if not reach.all():
-            out[~reach] = kernel(chans[~reach])
+        if not bulk.all():
+            out[~bulk] = kernel(chans[~bulk])
     alpha, clip, rnd = out[:, 0].copy(), out[:, 1].copy(), out[:, 2].copy()
     return PerChannelClips(alpha, clip + rnd, ax, bits, grid, clip, rnd)

@@ -457,3 +457,24 @@ def test_aciq_channel_clips_are_the_paper_ratio_times_the_fitted_spread(family, 
         ratio = optimal_clip(base, bits, grid="midrise", method="aciq").alpha
         spread = np.mean(np.abs(w - w.mean(1, keepdims=True)), 1) if family == "laplace" else w.std(1)
         np.testing.assert_allclose(quantize_channels(w, bits, clip=family).alpha, ratio * spread, rtol=1e-15)
+
+
+def test_official_allocation_on_the_narrow_grid_reports_the_bits_it_used():
+    """The narrow grid has no 1-bit form: a channel the official rule gives 1 bit takes 2, and
+    ``bits`` says 2 (the weights are those of a 2-bit narrow quantizer)."""
+    w = np.random.default_rng(0).normal(size=(8, 50)) * np.array([0.1, 1, 1, 1, 1, 1, 1, 5.0])[:, None]
+    for clip in ("laplace", "optimal", "max"):
+        r = quantize_channels(w, 2, clip=clip, allocation="official", grid="narrow")
+        assert r.bits.min() >= 2
+        for i in range(8):
+            np.testing.assert_array_equal(r.w_q[i], Quantizer(int(r.bits[i]), float(r.alpha[i]), "narrow").quantize(w[i]))
+
+
+@pytest.mark.parametrize("granularity", ["tensor", "channel"])
+def test_all_zero_weights_with_the_max_clip_quantize_to_zero(granularity):
+    """clip='max' of an all-zero tensor or channel: the smallest positive clip, so the weights stay 0
+    up to half that step on the midrise grid, which has no zero level (no NaN from a zero step)."""
+    w = np.zeros((3, 16))
+    w[1] = np.linspace(-1, 1, 16) if granularity == "channel" else 0.0
+    r = quantize_channels(w, 4, granularity=granularity, clip="max")
+    assert np.all(np.isfinite(r.w_q)) and np.all(np.abs(r.w_q[0]) <= np.finfo(float).tiny) and np.all(r.alpha > 0)

@@ -271,3 +271,17 @@ def test_error_sums_of_a_constant_channel_are_never_negative(grid):
     assert (e.curve(np.array([0.5, 1.0, 1.7722244222894705, 3.0]), 4, grid=grid) >= 0).all()
     assert qtheory.optimal_clip(w, 4, grid=grid).mse >= 0
     assert per_channel_optimal_clip(w[None, :], 4, axis=0, grid=grid).mse[0] >= 0
+
+
+@pytest.mark.parametrize("grid", ["midrise", "int", "narrow", "unsigned"])
+@pytest.mark.parametrize("value", [1e-3, 0.3, 0.7, 12345.678, 3e20, 7e-151])
+def test_constant_large_tensor_has_a_zero_error_clip(grid, value):
+    """A constant tensor above the full sweep's size (2^19 values): its exact error sums, from the
+    bucket prefix sums, can round to a tiny negative number on the way through the bounds; the
+    optimum is a clip that puts a level on the value (to the rounding of that level), never a math
+    domain error. (The MSE reported comes from those sums: 0 to about 1e-23 of x², not to eps².)"""
+    x = np.full(1 << 19, value)
+    r = qtheory.optimal_clip(x, 4, grid=grid)
+    q = Quantizer(4, r.alpha, grid)
+    assert abs(float(q.quantize(x[:1])[0]) - value) <= 8 * np.finfo(float).eps * value
+    assert 0.0 <= r.mse <= 1e-20 * value * value

@@ -230,12 +230,13 @@ def test_subnormal_and_huge_channels(scale, grid, rng):
 def test_channels_past_the_long_limit_equal_the_kernel(grid, rng, monkeypatch):
     """Channels of 2^19+ values go through EmpiricalMSE.optimal_clip; they reach the optimum the
     per-channel kernel proves (a second, independent proof) and keep its rule for a channel no clip
-    reaches (all zero; unsigned: no positive value)."""
+    reaches (all zero; unsigned: no positive value) and its exact 0 for a constant channel."""
     import qtheory.empirical as E
 
     n = E._PC_LONG + 7
     w = np.stack([rng.laplace(size=n), np.zeros(n), -np.abs(rng.normal(size=n)),
-                  np.r_[rng.normal(size=n // 2) - 2.0, rng.normal(size=n - n // 2) + 2.0]]).astype(np.float32)
+                  np.r_[rng.normal(size=n // 2) - 2.0, rng.normal(size=n - n // 2) + 2.0], np.full(n, 0.7)
+                  ]).astype(np.float32)
     got = per_channel_optimal_clip(w, 4, grid=grid)
     monkeypatch.setattr(E, "_PC_LONG", 1 << 62)  # every channel through the kernel
     ref = per_channel_optimal_clip(w, 4, grid=grid)
