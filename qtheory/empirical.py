@@ -49,8 +49,9 @@ Samples no clip can reach (all zero; or, on the unsigned grids, none positive) h
 
 :func:`per_channel_optimal_clip` does this for every channel of a weight tensor.
 ``EmpiricalMSE._affine_optimum`` finds the asymmetric range of the affine grid (zero point and
-step jointly) on the same bucket statistics, proven the same way over every zero point (see its
-docstring).
+step jointly), proven over every zero point (see its docstring): for few samples (``N·levels <=
+2^20``) each zero point's grid through the per-channel kernel on the sorted samples, otherwise on
+the same bucket statistics as above.
 
 Examples
 --------
@@ -90,6 +91,8 @@ __all__ = ["EmpiricalMSE", "empirical_mse", "empirical_optimal_clip", "per_chann
 _OCTAVES = 24
 #: tensors with N·levels up to this get the exact breakpoint sweep (the true global optimum)
 _SWEEP_LIMIT = 1_000_000
+#: buckets of a tensor of 2^20 samples or more (default; fewer below: min(N/2, 2^14))
+_LARGE_BUCKETS = 2**16
 #: large tensors: relative half-width of the exact scan around each basin's approximate optimum
 _LARGE_WIDTH = 1e-4
 #: ... basins whose bucket-approximate error exceeds the best one's by this factor are dropped
@@ -113,6 +116,10 @@ _AFFINE_WINDOW_EVENTS = 20_000
 #: error to prune against, when the search's was far from the optimum; every sample gathered first
 #: up to _AFFINE_GATHER_ALL, beyond which it takes 64 times as many items: a gathering pass per level)
 _AFFINE_INCUMBENT_ITEMS = 32
+#: affine range: up to this many samples × levels (N·(2^b − 1)), each zero point's proven optimum
+#: over the step from the sorted samples (kernels.empirical.affine_zero_points) instead of the
+#: bucketed (z, s) search (measured crossover: 2^20 at 2 to 8 bits, within a factor of 2)
+_AFFINE_DIRECT = 1 << 20
 
 
 def _kernels():
@@ -250,7 +257,7 @@ class EmpiricalMSE:
         top = self._amax if self._amax > 0 else 1.0
         ef = max(math.frexp(top)[1] - _OCTAVES + 1, -125 if is32 else -1021)
         if buckets is None:
-            target = min(max(n // 2, 64), 2**14 if n < 1 << 20 else 2**16)
+            target = min(max(n // 2, 64), 2**14 if n < 1 << 20 else _LARGE_BUCKETS)
         else:
             target = check_int(buckets, "buckets", _func, 3, 2**24)
         mb = min(max(0, int(math.floor(math.log2(max(target / (2 * _OCTAVES), 1.0))))), 16)
@@ -329,15 +336,20 @@ class EmpiricalMSE:
         k = _kernels()
         nthreads, chunk = _threads(self.n)
         hn = np.zeros(nthreads, dtype=np.int64)
-        if self._is32:  # keys of the float32 bits, one radix sort (buckets are in value order)
-            hk = np.empty((nthreads, m + 1), dtype=np.uint32)
+        if self._is32:  # the float32 samples, sorted by numpy (buckets are in value order)
+            hk = np.empty((nthreads, m + 1), dtype=np.int32)
+            dense = m > self.n >> 3  # (branch-free above about one sample in 8: see gather32)
             if nthreads == 1:
                 ef, mb, nside = self._geo
-                hn[0] = k.gather32(self._xbits, ef + 126, mb, nside, want, hk[0], 0)
+                hn[0] = k.gather32(self._xbits, ef + 126, mb, nside, want, hk[0], 0, dense)
+                v = hk[0, :m]
             else:
                 with _schedule(nthreads):
-                    k.gather32_par(self._xbits, *self._geo, want, chunk, hk, hn)
-            k.sort_keys32(hk, hn, xs)
+                    k.gather32_par(self._xbits, *self._geo, want, chunk, hk, hn, dense)
+                v = np.concatenate([hk[t, :hn[t]] for t in range(nthreads)])
+            v = v.view(np.float32)
+            v.sort()
+            xs[:] = v
         else:
             hv = np.empty((nthreads, m))
             hj = np.empty((nthreads, m), dtype=np.int64)
@@ -348,7 +360,11 @@ class EmpiricalMSE:
                     k.gather_par(self._x, self._xbits, self._is32, *self._geo, want, chunk, hv, hj, hn)
             k.scatter_hits(hv, hj, hn, gstart, xs)
             k.sort_runs(np.flatnonzero(counts > 1), gstart, xs)
-        k.gathered_prefix(xs, *g)
+        if m < 1 << 18:
+            k.gathered_prefix(xs, *g)
+        else:
+            with _schedule(nthreads):
+                k.gathered_prefix_par(xs, *g)
         self._have, self._gstart, self._xs, self._g = want, gstart, xs, g
 
     def _windows_mask(self, windows):
@@ -981,12 +997,13 @@ class EmpiricalMSE:
           both bounds.
         - *One zero point* (no negative sample): the grid is the unsigned one (``α = top·s``),
           whose proven optimum :meth:`_clip_candidates` gives.
-        - *Few samples* (``n <= 2^16`` and ``n·top·(z_max + 1) <= 10^6``): for every zero point
-          :meth:`_sweep_global` visits every threshold crossing of ``(0, 2·max|x|]`` (below the
-          first crossing one quadratic piece reaches ``s = 0``; beyond ``2·max|x|`` every sample
-          rounds to 0, the constant ``Σx²``, which the grid ``z = 0`` never exceeds at any step:
-          each sample's nearest level is at most as far as 0). That is the exact global optimum,
-          with no scan.
+        - *Few samples* (``n·top <= 2^20``, ``_AFFINE_DIRECT``): with ``z`` fixed the levels are
+          those of the scale grid ``qmin = −z``, ``qmax = top − z``, whose proven optimum over the
+          step the per-channel kernel gives (:func:`~qtheory.kernels.empirical.affine_zero_points`:
+          the samples sorted once; every zero point searched, from max-calibration's outwards,
+          only for steps ``s < C_z`` (above, ``z − 1`` does as well) that can beat the best error
+          so far, most ruled out from prefix sums alone). The least over the zero points is the
+          exact global optimum, with no scan.
         - *Windows.* Where no cut passes through a bucket while ``s`` runs over a window, its
           samples keep their levels; sweeping the crossings of the other (gathered) samples
           (:func:`~qtheory.kernels.empirical.sweep_window`) visits every piece of the window: the
@@ -1019,13 +1036,13 @@ class EmpiricalMSE:
         if z_max == 0:  # one zero point: the levels k·s of the unsigned grid (α = top·s), proven there
             tot, alpha = self._clip_candidates(bits, "unsigned", "half_even", 1024, 4)[0]
             return tot, alpha / top, 0
+        if self.n * top <= _AFFINE_DIRECT:
+            xs = self._xs if self._have.all() else np.sort(self._x)  # (n <= 2^16: sorted at the preparation)
+            out = np.empty(3)
+            z0 = min(max(int(round(top * -lo / (hi - lo))), 0), z_max)  # (max calibration's)
+            _kernels().affine_zero_points(xs, top, 0, z_max, z0, 0, not self._is32, out)
+            return float(out[1]), float(out[0]), int(out[2])
         small = self.n <= 1 << 16
-        if small and self.n * top * (z_max + 1) <= _SWEEP_LIMIT:
-            s_end = 2.0 * self._amax * (1.0 + 1e-9)
-            cands = []
-            for z in range(z_max + 1):
-                cands += [(tot, a, z) for tot, a in self._sweep_global(1.0, 0.0, -z, top - z, 0, s_end)]
-            return self._least_zero_point(top, min(cands))
         k = _kernels()
 
         def z_range(s):
@@ -1489,6 +1506,27 @@ class PerChannelClips:
                              "clipping": self.clipping, "rounding": self.rounding})
 
 
+def _sorted_rows(chans):
+    """``np.sort(chans, axis=1)``; a large array in blocks of rows sorted in numba's thread count of
+    Python threads (numpy's sort releases the GIL; the result is the same)."""
+    nthreads = _threads(chans.size)[0]
+    if nthreads == 1 or chans.shape[0] < 2 * nthreads:
+        return np.sort(chans, axis=1)
+    from concurrent.futures import ThreadPoolExecutor
+
+    out = np.empty_like(chans)
+    cuts = np.linspace(0, chans.shape[0], nthreads + 1).astype(int)
+
+    def part(i):
+        block = slice(cuts[i], cuts[i + 1])
+        out[block] = chans[block]
+        out[block].sort(axis=1)
+
+    with ThreadPoolExecutor(nthreads) as pool:
+        list(pool.map(part, range(nthreads)))
+    return out
+
+
 def per_channel_optimal_clip(x, bits: int, axis: int = 0, grid: str = DEFAULT_TENSOR_GRID, *, rounding: str = "half_even",
                              n_grid: int = 1024) -> PerChannelClips:
     """Exact empirical optimal clip of every channel of a weight tensor.
@@ -1556,7 +1594,11 @@ def per_channel_optimal_clip(x, bits: int, axis: int = 0, grid: str = DEFAULT_TE
     if chans.dtype not in (np.float32, np.float64):
         chans = chans.astype(np.float64)
     chans = np.ascontiguousarray(chans)
-    lo, hi = chans.min(), chans.max()  # (float32 read as is: no float64 copy)
+    long = chans.shape[1] >= _PC_LONG
+    # (float32 read as is: no float64 copy.) Short channels are sorted first, and the sorted ends
+    # validate them (NaN sorts last): no separate pass over the samples.
+    srt = chans if long else _sorted_rows(chans)
+    lo, hi = (chans.min(), chans.max()) if long else (srt[:, 0].min(), srt[:, -1].max())
     if not (np.isfinite(lo) and np.isfinite(hi)):
         bad = int(chans.size - np.count_nonzero(np.isfinite(chans)))
         raise param_error("x", func, "a non-empty array of finite real numbers", f"array with {bad} non-finite value(s)")
@@ -1569,19 +1611,18 @@ def per_channel_optimal_clip(x, bits: int, axis: int = 0, grid: str = DEFAULT_TE
     d, off, qmin, qmax = _denominator(grid, bits)
     k = _kernels()
 
-    def kernel(ch):
-        """The per-channel kernel on channels ``ch``: rows (alpha, clipping, rounding)."""
-        res = np.zeros((ch.shape[0], 3))
-        srt = np.sort(ch, axis=1)
+    def kernel(srt):
+        """The per-channel kernel on the sorted channels ``srt``: rows (alpha, clipping, rounding)."""
+        res = np.zeros((srt.shape[0], 3))
         # (a small job in one thread: starting the thread pool can cost more than the work)
-        kern = k.per_channel if ch.shape[0] >= 2 and ch.size * (qmax - qmin) >= 1 << 16 else k.per_channel_serial
+        kern = k.per_channel if srt.shape[0] >= 2 and srt.size * (qmax - qmin) >= 1 << 16 else k.per_channel_serial
         with _schedule(1 if kern is k.per_channel_serial else 2):
             kern(srt, d, off, qmin, qmax, ROUNDING_CODES[rounding], grid in ("unsigned", "uint"), grid == "midrise",
                  srt.dtype == np.float64, res)
         return res
 
-    if chans.shape[1] < _PC_LONG:
-        out = kernel(chans)
+    if not long:
+        out = kernel(srt)
     else:
         # Long channels (a per-channel activation of 2^19+ values): each through the bucketed proof of
         # EmpiricalMSE.optimal_clip, parallel inside the channel (2-10x faster there than the kernel's
@@ -1596,6 +1637,6 @@ def per_channel_optimal_clip(x, bits: int, axis: int = 0, grid: str = DEFAULT_TE
             r = EmpiricalMSE(chans[i], _name="x", _func=func).optimal_clip(bits, grid=grid, rounding=rounding)
             out[i] = r.alpha, r.clipping, r.rounding
         if not bulk.all():
-            out[~bulk] = kernel(chans[~bulk])
+            out[~bulk] = kernel(_sorted_rows(chans[~bulk]))
     alpha, clip, rnd = out[:, 0].copy(), out[:, 1].copy(), out[:, 2].copy()
     return PerChannelClips(alpha, clip + rnd, ax, bits, grid, clip, rnd)

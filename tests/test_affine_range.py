@@ -16,7 +16,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from qtheory import Quantizer, optimal_clip
+from qtheory import Quantizer, empirical, optimal_clip
 from qtheory.empirical import EmpiricalMSE, direct_mse
 
 
@@ -104,15 +104,42 @@ def _data(kind, n, rng):
 _KINDS = ["bimodal", "symmetric_bimodal", "heavy", "positive", "zeros", "ties", "mostly_negative", "activations"]
 
 
+@pytest.mark.parametrize("path", ["direct", "search"])
 @pytest.mark.parametrize("kind", _KINDS)
-def test_scan_path_on_few_samples_equals_the_brute_force(kind, rng):
-    """24 samples at 8 bits: too many (zero point, crossing) pairs for the plain sweep, so the 2-D
-    scan and the descent over zero points run, then the sweeps over the steps each zero point can
+def test_few_samples_at_8_bits_equal_the_brute_force(kind, path, rng, monkeypatch):
+    """24 samples at 8 bits, by both paths: each zero point's proven optimum from the sorted
+    samples (``direct``, the default below N·255 <= 2^20), and (forced) the bucketed search: the
+    2-D scan, the descent over zero points, then the sweeps over the steps each zero point can
     still win at (bounded by the scan's best error)."""
+    if path == "search":
+        monkeypatch.setattr(empirical, "_AFFINE_DIRECT", 0)
     x = _data(kind, 24, rng)
     if x.max() <= 0:
         x[0] = 1.0
     _check(x, 8, _brute_affine(x, 8))
+
+
+@pytest.mark.parametrize(("bits", "n"), [(8, 3000), (4, 20_000), (2, 100_000)])
+def test_direct_and_searched_ranges_agree(bits, n, rng, monkeypatch):
+    """Two independent exact methods on the same samples (each below its default threshold forced
+    to the other): the per-zero-point kernel and the bucketed (z, s) branch and bound give the same
+    zero point and error sum (to rounding; the steps to a few ulps), on every kind of data."""
+    for kind in _KINDS:
+        x = _data(kind, n, rng)
+        if x.max() <= 0:
+            x[0] = 1.0
+        if kind == "positive":  # (no negative sample: both take the unsigned proof)
+            x[0] = -0.5
+        x = x.astype(np.float32) if bits == 4 else x
+        got = {}
+        for path, limit in (("direct", 1 << 30), ("search", 0)):
+            monkeypatch.setattr(empirical, "_AFFINE_DIRECT", limit)
+            got[path] = EmpiricalMSE(x)._affine_optimum(bits)
+        (e1, s1, z1), (e2, s2, z2) = got["direct"], got["search"]
+        scale = 1e-15 * float(np.sum(np.asarray(x, dtype=np.float64) ** 2))  # (error sums near 0)
+        assert z1 == z2 or e1 == e2 == 0.0, kind  # (data on a grid: any zero-error range is optimal)
+        assert e1 == pytest.approx(e2, rel=1e-12, abs=scale), kind
+        assert s1 == pytest.approx(s2, rel=1e-9) or e1 == e2 == 0.0, kind
 
 
 def test_sweep_reference_equals_the_brute_force(rng):

@@ -106,6 +106,28 @@ def test_parallel_preparation_is_exact(dtype, rng):
         assert o.mse <= dense.min() * (1 + (1e-12 if bits < 8 else 1e-3))
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_gathered_samples_are_sorted_by_bucket_with_exact_prefix_sums(dtype, rng):
+    # the threaded gathering pass (float32: every sample's bits, sorted by numpy) and the blocked
+    # parallel prefix sums (>= 2^18 gathered samples): the samples in increasing order, each
+    # bucket's run at gstart, and double-double prefix sums of x and x² equal to the exact sums
+    x = (rng.laplace(size=400_003) * 7.0).astype(dtype)
+    x[:9] = [0.0, -0.0, 1e-30, -1e-30, 2.5, 2.5, -2.5, 1e-40, -3e-42]  # zeros, ties, subnormals
+    x[9:2000] = x[10]  # a long run of one value
+    prep = EmpiricalMSE(x, presort=True)
+    x64 = np.sort(x.astype(np.float64))
+    np.testing.assert_array_equal(prep._xs, x64)
+    np.testing.assert_array_equal(prep._gstart, prep._cnt)
+    g1h, g1l, g2h, g2l = prep._g
+    assert g1h[0] == g1l[0] == g2h[0] == g2l[0] == 0.0
+    for i in (1, 9, 2000, 32767, 32768, 32769, 65537, 200_000, 400_003):
+        want1 = math.fsum(x64[:i])
+        want2 = math.fsum(x64[:i] ** 2) if dtype == np.float32 else None  # (float32: x² exact)
+        assert g1h[i] + g1l[i] == want1 and abs(g1l[i]) <= abs(g1h[i]) * 2.0**-52, i
+        if want2 is not None:
+            assert g2h[i] + g2l[i] == want2 and abs(g2l[i]) <= abs(g2h[i]) * 2.0**-52, i
+
+
 def test_float32_bucket_tables_agree(rng):
     # the 16-byte packed float32 table (used below 2^25 samples) and the 32-byte one (above) give
     # the same exact bucket statistics, and both the compensated float64 ones to double-double rounding

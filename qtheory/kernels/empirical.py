@@ -514,27 +514,36 @@ def gather(x, xbits, is32, ef, mb, nside, want, v, jj, h):
 
 
 @numba.njit(cache=True, parallel=True)
-def gather32_par(xbits, ef, mb, nside, want, chunk, hk, hn):
-    """:func:`gather_par` for float32 samples: thread ``t`` appends to ``hk[t]`` the order key
-    (:func:`_key32`) of every sample of a wanted bucket; :func:`sort_keys32` then orders them."""
+def gather32_par(xbits, ef, mb, nside, want, chunk, hk, hn, dense):
+    """:func:`gather_par` for float32 samples: thread ``t`` appends to ``hk[t]`` the bits of every
+    sample of a wanted bucket (``hk[t]`` one longer than it can fill); the caller sorts the values
+    (every wanted bucket's run sorted, in bucket order). ``dense``: see :func:`gather32`."""
     n = xbits.shape[0]
     nch = (n + chunk - 1) // chunk
     e0 = ef + 126
     for ci in numba.prange(nch):
         t = numba.get_thread_id()
         i0 = ci * chunk
-        hn[t] = gather32(xbits[i0:min(n, i0 + chunk)], e0, mb, nside, want, hk[t], hn[t])
+        hn[t] = gather32(xbits[i0:min(n, i0 + chunk)], e0, mb, nside, want, hk[t], hn[t], dense)
 
 
 @numba.njit(cache=True)
-def gather32(xbits, e0, mb, nside, want, kk, h):
+def gather32(xbits, e0, mb, nside, want, kk, h, dense):
     """One chunk of :func:`gather32_par` (also a small tensor's one-thread pass); returns the new
-    fill of ``kk``."""
-    for i in range(xbits.shape[0]):
-        b = np.int64(xbits[i])
-        if want[_bucket32(b, e0, mb, nside)]:
-            kk[h] = _key32(b)
-            h += 1
+    fill of ``kk``. ``dense`` (many samples wanted): every sample is written at ``kk[h]`` and ``h``
+    advances only for a wanted one, no branch to mispredict; otherwise a branch, which a sparse
+    gathering predicts well."""
+    if dense:
+        for i in range(xbits.shape[0]):
+            b = xbits[i]
+            kk[h] = b
+            h += want[_bucket32(np.int64(b), e0, mb, nside)]
+    else:
+        for i in range(xbits.shape[0]):
+            b = xbits[i]
+            if want[_bucket32(np.int64(b), e0, mb, nside)]:
+                kk[h] = b
+                h += 1
     return h
 
 
@@ -548,48 +557,6 @@ def _bucket32(b, e0, mb, nside):
     d = d if be >= e0 else 0
     sg = b >> 63
     return nside + ((d ^ sg) - sg)
-
-
-@numba.njit(cache=True, inline="always")
-def _key32(b):
-    """An unsigned 32-bit key of float32 bits ``b`` (sign-extended) in the order of the values."""
-    if b < 0:
-        return np.uint32((~b) & 0xFFFFFFFF)
-    return np.uint32(b | 0x80000000)
-
-
-@numba.njit(cache=True)
-def sort_keys32(hk, hn, xs):
-    """LSD radix sort (two 16-bit digits) of the gathered keys of all threads; writes the values
-    in increasing order to ``xs`` (as float64), i.e. every wanted bucket's run sorted, in bucket order."""
-    m = xs.shape[0]
-    a = np.empty(m, dtype=np.uint32)
-    r = 0
-    for t in range(hn.shape[0]):
-        for h in range(hn[t]):
-            a[r] = hk[t, h]
-            r += 1
-    b = np.empty(m, dtype=np.uint32)
-    cnt = np.zeros(1 << 16, dtype=np.int64)
-    for shift in (0, 16):
-        cnt[:] = 0
-        for i in range(m):
-            cnt[(a[i] >> shift) & 0xFFFF] += 1
-        tot = 0
-        for v in range(1 << 16):
-            c = cnt[v]
-            cnt[v] = tot
-            tot += c
-        for i in range(m):
-            dg = (a[i] >> shift) & 0xFFFF
-            b[cnt[dg]] = a[i]
-            cnt[dg] += 1
-        a, b = b, a
-    for i in range(m):
-        u = np.int64(a[i])
-        bits = u & 0x7FFFFFFF if u >= 0x80000000 else (~u) & 0xFFFFFFFF
-        mag = bits & 0x7FFFFFFF
-        xs[i] = _f32_value(mag, -1 if bits & 0x80000000 else 1)
 
 
 @numba.njit(cache=True)
@@ -618,14 +585,58 @@ def gathered_prefix(xs, g1h, g1l, g2h, g2l):
     g1l[0] = 0.0
     g2h[0] = 0.0
     g2l[0] = 0.0
-    for i in range(xs.shape[0]):
+    _prefix_run(xs, 0, xs.shape[0], g1h, g1l, g2h, g2l)
+
+
+@numba.njit(cache=True, inline="always")
+def _prefix_run(xs, i0, i1, g1h, g1l, g2h, g2l):
+    """Double-double running sums of ``x`` and ``x²`` over ``xs[i0:i1]`` from 0, written at
+    ``[i0 + 1, i1]``."""
+    h1 = 0.0
+    l1 = 0.0
+    h2 = 0.0
+    l2 = 0.0
+    for i in range(i0, i1):
         v = xs[i]
-        g1h[i + 1], g1l[i + 1] = _dd_add_d(g1h[i], g1l[i], v)
+        h1, l1 = _dd_add_d(h1, l1, v)
         qh, ql = _two_prod(v, v)
         if ql == 0.0:  # (always for float32 samples: x² is exact)
-            g2h[i + 1], g2l[i + 1] = _dd_add_d(g2h[i], g2l[i], qh)
+            h2, l2 = _dd_add_d(h2, l2, qh)
         else:
-            g2h[i + 1], g2l[i + 1] = _dd_add(g2h[i], g2l[i], qh, ql)
+            h2, l2 = _dd_add(h2, l2, qh, ql)
+        g1h[i + 1] = h1
+        g1l[i + 1] = l1
+        g2h[i + 1] = h2
+        g2l[i + 1] = l2
+
+
+#: gathered_prefix_par: samples per block (fixed, so the sums do not depend on the thread count)
+_PREFIX_BLOCK = 1 << 15
+
+
+@numba.njit(cache=True, parallel=True)
+def gathered_prefix_par(xs, g1h, g1l, g2h, g2l):
+    """:func:`gathered_prefix` in numba threads: each block of ``_PREFIX_BLOCK`` samples sums from
+    0, then every block is shifted by the double-double total of the blocks before it. The blocks
+    are fixed, so the result depends on the samples only (for float32 samples every sum is exact
+    in double-double, and it equals :func:`gathered_prefix` bit for bit)."""
+    n = xs.shape[0]
+    nbk = (n + _PREFIX_BLOCK - 1) // _PREFIX_BLOCK
+    g1h[0] = 0.0
+    g1l[0] = 0.0
+    g2h[0] = 0.0
+    g2l[0] = 0.0
+    for b in numba.prange(nbk):
+        _prefix_run(xs, b * _PREFIX_BLOCK, min(n, (b + 1) * _PREFIX_BLOCK), g1h, g1l, g2h, g2l)
+    base = np.zeros((nbk, 4))
+    for b in range(1, nbk):
+        e = b * _PREFIX_BLOCK
+        base[b, 0], base[b, 1] = _dd_add(base[b - 1, 0], base[b - 1, 1], g1h[e], g1l[e])
+        base[b, 2], base[b, 3] = _dd_add(base[b - 1, 2], base[b - 1, 3], g2h[e], g2l[e])
+    for b in numba.prange(1, nbk):
+        for i in range(b * _PREFIX_BLOCK + 1, min(n, (b + 1) * _PREFIX_BLOCK) + 1):
+            g1h[i], g1l[i] = _dd_add(base[b, 0], base[b, 1], g1h[i], g1l[i])
+            g2h[i], g2l[i] = _dd_add(base[b, 2], base[b, 3], g2h[i], g2l[i])
 
 
 @numba.njit(cache=True)
@@ -2042,8 +2053,22 @@ def _pc_channel(row, d, offset, qmin, qmax, mode, unsigned, midrise, norm, out):
     """Exact global optimum of one sorted channel (see the comment above); ``out = (alpha,
     clipping MSE, rounding MSE)``."""
     n = row.shape[0]
-    fqmin = float(qmin)
-    fqmax = float(qmax)
+    xs, unit, p1, p1l, p2, s2h, s2l = _pc_prepare(row, norm)
+    res = np.empty(3)
+    _pc_solve(xs, p1, p1l, p2, s2h, s2l, d, offset, qmin, qmax, mode, unsigned, midrise, norm, np.inf, np.inf, res)
+    # (MSEs back in the samples' units: times the unit twice, so 0 stays 0 when unit² overflows)
+    out[0] = res[0] * d * unit
+    out[1] = max(res[1], 0.0) / n * unit * unit
+    out[2] = max(res[2], 0.0) / n * unit * unit
+
+
+@numba.njit(cache=True)
+def _pc_prepare(row, norm):
+    """``(xs, unit, p1, p1l, p2, s2h, s2l)`` of one sorted channel: the samples as float64 (``norm``:
+    float64 channels far from unit magnitude divided by the power of two ``unit``, exactly), prefix
+    sums ``Σx`` (double-double ``p1 + p1l``) and ``Σx²`` (plain ``p2``), and ``S2 = Σx²`` in
+    double-double (``s2h + s2l``; exact products when ``norm``; float32 samples' squares are exact)."""
+    n = row.shape[0]
     xs = np.empty(n)
     amax = max(-float(row[0]), float(row[n - 1]))
     unit = 1.0
@@ -2081,15 +2106,33 @@ def _pc_channel(row, d, offset, qmin, qmax, mode, unsigned, midrise, norm, out):
             x = xs[i]
             s2h, e = _two_sum(s2h, x * x)
             s2l += e
+    return xs, unit, p1, p1l, p2, s2h, s2l
+
+
+@numba.njit(cache=True)
+def _pc_solve(xs, p1, p1l, p2, s2h, s2l, d, offset, qmin, qmax, mode, unsigned, midrise, norm, ext, s_cap, out):
+    """The exact global optimum over the step of one prepared channel (:func:`_pc_prepare`) on the
+    grid ``(d, offset, qmin, qmax)``: ``out = (step, clipping error sum, rounding error sum)`` at
+    the samples' scale. ``ext``: an error sum already reached elsewhere (``inf`` if none); steps
+    that cannot beat it (with the pruning margin) are not searched, and if none can,
+    ``out = (nan, inf, inf)``. ``s_cap``: no step above it is searched (``inf``: every step).
+
+    With ``ext`` finite, a grid that cannot beat it is first ruled out in O(log² n) from the
+    prefix sums alone: below the least step ``s_c`` with ``CL(s_c) <= ext`` every step clips more
+    than ``ext``, and from there on every step's error is at least ``DZ(s_c)`` (fact 3); the crossing
+    is bracketed by bisection, ``[a, b]`` with ``CL(a)`` above the threshold, and ``DZ(a)`` above it
+    too rules out every step (``CL(s_cap)`` above it alone does, for every step up to ``s_cap``)."""
+    n = xs.shape[0]
+    fqmin = float(qmin)
+    fqmax = float(qmax)
     s2 = s2h + s2l
     # few levels: evaluations and sweeps from the cells of the codes (binary searches), no pass
     cells = (qmax - qmin) * 2.0 * (math.log2(n) + 1.0) < n
     i0 = _bs_left(xs, 0.0, 0, n)  # negatives: [0, i0)
     top = xs[n - 1] if unsigned else max(xs[n - 1], -xs[0])
-    # (MSEs back in the samples' units: times the unit twice, so 0 stays 0 when unit² overflows)
     if not top > 0.0:  # (no sample a clip can reach: clip 0.0, see EmpiricalMSE.optimal_clip)
         out[0] = 0.0
-        out[1] = s2 / n * unit * unit
+        out[1] = s2
         out[2] = 0.0
         return
     c_lo = 0.5 if midrise else 0.0
@@ -2104,6 +2147,12 @@ def _pc_channel(row, d, offset, qmin, qmax, mode, unsigned, midrise, norm, out):
     # upper bound: max-calibration, and a polished guess from the smooth estimate
     # upper bound: the exact error at a guess, the minimum of a smooth estimate (golden-section
     # search over log(step) in [max|x|/D / 256, 2·max|x|/D])
+    if ext < np.inf and _pc_hopeless(xs, p1, p2, i0, c_n, c_p, midrise, _pc_thr(ext, s2, tie), (n + 8) * _EPS,
+                                     s_cap, top):
+        out[0] = np.nan
+        out[1] = np.inf
+        out[2] = np.inf
+        return
     s_mc = top / d
     ga = math.log(s_mc) - 8.0 * math.log(2.0)
     gb = math.log(s_mc) + math.log(2.0)
@@ -2140,7 +2189,7 @@ def _pc_channel(row, d, offset, qmin, qmax, mode, unsigned, midrise, norm, out):
         amin = xs[jz]
     s0 = amin / (2.0 * (max(c_p, c_n) + 1.0))
     margin = (n + 8) * _EPS
-    thr = res[0] * (1.0 + 1e-9) + 1e-12 * math.sqrt(res[0] * s2) + tie
+    thr = _pc_thr(min(res[0], ext), s2, tie)
     # s_L (CL non-increasing): halve from the guess until CL exceeds the target, then bisect
     # coarsely (any step with CL above the target will do)
     b_l = res[1]
@@ -2170,7 +2219,7 @@ def _pc_channel(row, d, offset, qmin, qmax, mode, unsigned, midrise, norm, out):
         if buf[3] > 0.0 and 0.0 < buf[2] / buf[3] < s0:
             _pc_polish(xs, buf[2] / buf[3], d, offset, fqmin, fqmax, mode, buf, cand, 2)
             _pc_take(res, cand, tie)
-            thr = res[0] * (1.0 + 1e-9) + 1e-12 * math.sqrt(res[0] * s2) + tie
+            thr = _pc_thr(min(res[0], ext), s2, tie)
     # s_H (DZ non-decreasing): double until DZ exceeds the target, then bisect coarsely; on the
     # zero-level grids nothing beyond 2·max|x| rounds to a nonzero level (F = S2 there)
     a_h = res[1]
@@ -2191,7 +2240,7 @@ def _pc_channel(row, d, offset, qmin, qmax, mode, unsigned, midrise, norm, out):
             b_h = mid
         else:
             a_h = mid
-    s_h = b_h
+    s_h = min(b_h, s_cap)
     # branch and bound on [s_l, s_h]
     best = np.empty(2)
     best[0] = np.inf
@@ -2210,8 +2259,7 @@ def _pc_channel(row, d, offset, qmin, qmax, mode, unsigned, midrise, norm, out):
         sp -= 1
         sa = st_a[sp]
         sb = st_b[sp]
-        ub = min(res[0], best[0])
-        thr = ub * (1.0 + 1e-9) + 1e-12 * math.sqrt(max(ub, 0.0) * s2) + tie
+        thr = _pc_thr(min(res[0], best[0], ext), s2, tie)
         ev = _pc_events(xs, p1, i0, c_n, c_p, sa, sb)
         if ev > tiny and not (sa == s_l and sb == s_h and ev <= leaf) and _pc_bound(xs, i0, c_lo, im_n, im_p, sa, sb, s2, thr):
             continue
@@ -2234,6 +2282,11 @@ def _pc_channel(row, d, offset, qmin, qmax, mode, unsigned, midrise, norm, out):
             st_a[sp + 1] = sm
             st_b[sp + 1] = sb
         sp += 2
+    if best[0] == np.inf and res[0] > ext:  # (no step of this grid beats ext)
+        out[0] = np.nan
+        out[1] = np.inf
+        out[2] = np.inf
+        return
     # the answer's error, directly with the reference quantizer's operations: the best vertex (the
     # upper-bound point too if no vertex reached its error, which only rounding can cause)
     if best[0] <= res[0]:
@@ -2243,9 +2296,85 @@ def _pc_channel(row, d, offset, qmin, qmax, mode, unsigned, midrise, norm, out):
         if best[0] < np.inf:
             _pc_polish(xs, best[1], d, offset, fqmin, fqmax, mode, buf, cand, 0)
             _pc_take(res, cand, tie)
-    out[0] = res[1] * d * unit
-    out[1] = max(res[2], 0.0) / n * unit * unit
-    out[2] = max(res[3], 0.0) / n * unit * unit
+    out[0] = res[1]
+    out[1] = res[2]
+    out[2] = res[3]
+
+
+@numba.njit(cache=True)
+def _pc_hopeless(xs, p1, p2, i0, c_n, c_p, midrise, thr, margin, s_cap, top):
+    """Whether no step up to ``s_cap`` can have an error sum within ``thr`` (see :func:`_pc_solve`):
+    ``CL`` (non-increasing) above ``thr`` below a step ``a``, ``DZ`` (non-decreasing) above it from
+    ``a`` on. Beyond ``4·max|x|`` (``c_p, c_n >= 1``) no sample is clipped but by a ``c = 0`` side,
+    whose part is constant: ``CL`` is constant there."""
+    b = s_cap if s_cap < np.inf else 4.0 * top
+    v, e = _pc_clip_part(xs, p1, p2, i0, b, c_n, c_p)
+    if v - margin * e > thr:
+        return True
+    a = 0.5 * b
+    for _ in range(1100):  # (halving: CL above thr somewhere below b, or no bound from it)
+        if not a > 0.0:
+            return False
+        v, e = _pc_clip_part(xs, p1, p2, i0, a, c_n, c_p)
+        if v - margin * e > thr:
+            break
+        b = a
+        a *= 0.5
+    else:
+        return False
+    for _ in range(40):  # (CL(a) above thr, CL(b) not: narrow the bracket)
+        m = math.sqrt(a * b)
+        if not a < m < b:
+            break
+        v, e = _pc_clip_part(xs, p1, p2, i0, m, c_n, c_p)
+        if v - margin * e > thr:
+            a = m
+        else:
+            b = m
+    v, e = _pc_dead_zone(xs, p1, p2, i0, a, c_n, midrise)
+    return v - margin * e > thr
+
+
+@numba.njit(cache=True, inline="always")
+def _pc_thr(ub, s2, tie):
+    """The error sum an interval's bound must exceed to be dropped: ``ub`` plus the pruning margin."""
+    return ub * (1.0 + 1e-9) + 1e-12 * math.sqrt(max(ub, 0.0) * s2) + tie
+
+
+@numba.njit(cache=True)
+def affine_zero_points(row, top, z_lo, z_hi, z0, mode, norm, out):
+    """Exact optimum of the affine grid over every zero point ``z`` in ``[z_lo, z_hi]`` and every
+    step, for one sorted tensor ``row``: ``out = (step, error sum, z)`` at the samples' scale.
+
+    The levels ``(k − z)·s``, ``k = 0 .. top``, are those of the scale grid ``qmin = −z``,
+    ``qmax = top − z`` (offset 0), whose proven optimum over the step :func:`_pc_solve` gives from
+    one preparation (the sort and the prefix sums are shared). Zero points are visited from ``z0``
+    outwards, each searched only for steps that can beat the best error so far (``ext``): a zero
+    point that cannot is dropped by its proven step range and bounds, mostly without a pass over
+    the samples. The least error over all zero points is the global optimum; equal error sums:
+    the smallest zero point."""
+    xs, unit, p1, p1l, p2, s2h, s2l = _pc_prepare(row, norm)
+    res = np.empty(3)
+    best = np.inf
+    best_s = np.nan
+    best_z = -1
+    for t in range(2 * (z_hi - z_lo) + 1):
+        # z0, z0 + 1, z0 − 1, z0 + 2, ... (those inside [z_lo, z_hi])
+        z = z0 + (t + 1) // 2 if t % 2 == 1 else z0 - t // 2
+        if z < z_lo or z > z_hi:
+            continue
+        # (s >= C_z = −min x/(z − 1/2): no sample is nearer to the bottom level than to the next, so
+        # z − 1 does at least as well at that step; see EmpiricalMSE._affine_optimum)
+        s_cap = -xs[0] / (z - 0.5) if z >= 1 and xs[0] < 0.0 else np.inf
+        _pc_solve(xs, p1, p1l, p2, s2h, s2l, 1.0, 0.0, -z, top - z, mode, False, False, norm, best, s_cap, res)
+        tot = res[1] + res[2]
+        if tot < best or (tot == best and z < best_z):
+            best = tot
+            best_s = res[0]
+            best_z = z
+    out[0] = best_s * unit
+    out[1] = max(best, 0.0) * unit * unit
+    out[2] = float(best_z)
 
 
 @numba.njit(cache=True, parallel=True)
