@@ -336,30 +336,28 @@ class EmpiricalMSE:
         k = _kernels()
         nthreads, chunk = _threads(self.n)
         hn = np.zeros(nthreads, dtype=np.int64)
-        if self._is32:  # the float32 samples, sorted by numpy (buckets are in value order)
-            hk = np.empty((nthreads, m + 1), dtype=np.int32)
-            dense = m > self.n >> 3  # (branch-free above about one sample in 8: see gather32)
-            if nthreads == 1:
-                ef, mb, nside = self._geo
+        # the wanted samples, then sorted by numpy (buckets are in value order, so each bucket's
+        # run is sorted and in place); float32 as their bits
+        dense = m > self.n >> 3  # (branch-free above about one sample in 8: see gather32)
+        hk = np.empty((nthreads, m + 1), dtype=np.int32 if self._is32 else np.float64)
+        ef, mb, nside = self._geo
+        if nthreads == 1:
+            if self._is32:
                 hn[0] = k.gather32(self._xbits, ef + 126, mb, nside, want, hk[0], 0, dense)
-                v = hk[0, :m]
             else:
-                with _schedule(nthreads):
-                    k.gather32_par(self._xbits, *self._geo, want, chunk, hk, hn, dense)
-                v = np.concatenate([hk[t, :hn[t]] for t in range(nthreads)])
-            v = v.view(np.float32)
-            v.sort()
-            xs[:] = v
+                hn[0] = k.gather(self._x, self._xbits, ef, mb, nside, want, hk[0], 0, dense)
+            v = hk[0, :m]
         else:
-            hv = np.empty((nthreads, m))
-            hj = np.empty((nthreads, m), dtype=np.int64)
-            if nthreads == 1:
-                hn[0] = k.gather(self._x, self._xbits, self._is32, *self._geo, want, hv[0], hj[0], 0)
-            else:
-                with _schedule(nthreads):
-                    k.gather_par(self._x, self._xbits, self._is32, *self._geo, want, chunk, hv, hj, hn)
-            k.scatter_hits(hv, hj, hn, gstart, xs)
-            k.sort_runs(np.flatnonzero(counts > 1), gstart, xs)
+            with _schedule(nthreads):
+                if self._is32:
+                    k.gather32_par(self._xbits, ef, mb, nside, want, chunk, hk, hn, dense)
+                else:
+                    k.gather_par(self._x, self._xbits, ef, mb, nside, want, chunk, hk, hn, dense)
+            v = np.concatenate([hk[t, :hn[t]] for t in range(nthreads)])
+        if self._is32:
+            v = v.view(np.float32)
+        v.sort()
+        xs[:] = v
         if m < 1 << 18:
             k.gathered_prefix(xs, *g)
         else:

@@ -478,37 +478,32 @@ def prefix(stats, cnt, p1h, p1l, p2h, p2l):
 
 
 @numba.njit(cache=True, parallel=True)
-def gather_par(x, xbits, is32, ef, mb, nside, want, chunk, hv, hj, hn):
-    """Parallel gathering pass by chunks (dynamic schedule): thread ``t`` appends the value and
-    bucket of every sample of a wanted bucket to ``hv[t]``, ``hj[t]`` (``hn[t]`` of them);
-    :func:`scatter_hits` then puts them in bucket order."""
+def gather_par(x, xbits, ef, mb, nside, want, chunk, hv, hn, dense):
+    """Parallel gathering pass (float64 samples) by chunks (dynamic schedule): thread ``t`` appends
+    the value of every sample of a wanted bucket to ``hv[t]`` (``hn[t]`` of them; ``hv[t]`` one
+    longer than it can fill); the caller sorts them (every wanted bucket's run sorted, in bucket
+    order). ``dense``: see :func:`gather32`."""
     n = x.shape[0]
     nch = (n + chunk - 1) // chunk
     for ci in numba.prange(nch):
         t = numba.get_thread_id()
         i0 = ci * chunk
         i1 = min(n, i0 + chunk)
-        hn[t] = gather(x[i0:i1], xbits[i0:i1], is32, ef, mb, nside, want, hv[t], hj[t], hn[t])
+        hn[t] = gather(x[i0:i1], xbits[i0:i1], ef, mb, nside, want, hv[t], hn[t], dense)
 
 
 @numba.njit(cache=True)
-def gather(x, xbits, is32, ef, mb, nside, want, v, jj, h):
+def gather(x, xbits, ef, mb, nside, want, v, h, dense):
     """One chunk of :func:`gather_par` (also the one-thread pass of a small tensor: a parallel
-    region would wake the sleeping worker threads first); returns the new fill of ``v``, ``jj``."""
-    if is32:
-        e0 = ef + 126
+    region would wake the sleeping worker threads first); returns the new fill of ``v``."""
+    if dense:
         for i in range(x.shape[0]):
-            j = _bucket32(np.int64(xbits[i]), e0, mb, nside)
-            if want[j]:
-                v[h] = np.float64(x[i])
-                jj[h] = j
-                h += 1
+            v[h] = x[i]
+            h += want[_bucket_bits(xbits[i], False, ef, mb, nside)]
     else:
         for i in range(x.shape[0]):
-            j = _bucket_bits(xbits[i], is32, ef, mb, nside)
-            if want[j]:
-                v[h] = np.float64(x[i])
-                jj[h] = j
+            if want[_bucket_bits(xbits[i], False, ef, mb, nside)]:
+                v[h] = x[i]
                 h += 1
     return h
 
@@ -557,25 +552,6 @@ def _bucket32(b, e0, mb, nside):
     d = d if be >= e0 else 0
     sg = b >> 63
     return nside + ((d ^ sg) - sg)
-
-
-@numba.njit(cache=True)
-def scatter_hits(hv, hj, hn, gstart, xs):
-    """Counting-sort placement of the gathered samples: bucket ``j``'s run is ``xs[gstart[j]:gstart[j+1]]``."""
-    fill = gstart[:-1].copy()
-    for t in range(hn.shape[0]):
-        for h in range(hn[t]):
-            j = hj[t, h]
-            xs[fill[j]] = hv[t, h]
-            fill[j] += 1
-
-
-@numba.njit(cache=True)
-def sort_runs(runs, gstart, xs):
-    """Sort in place the run of ``xs`` of each bucket in ``runs``."""
-    for r in range(runs.shape[0]):
-        j = runs[r]
-        xs[gstart[j]:gstart[j + 1]].sort()
 
 
 @numba.njit(cache=True)
