@@ -192,6 +192,27 @@ def test_large_tensor_range_is_scale_equivariant(c, rng):
     assert rc.sqnr_db == pytest.approx(r1.sqnr_db, abs=1e-9)
 
 
+@pytest.mark.parametrize("c", [2.0**-900, 1e-300, 1e300])
+def test_few_samples_range_is_scale_equivariant(c, rng):
+    """The per-zero-point path (float64 samples normalised by a power of two): the same range, scaled."""
+    x = _data("activations", 2000, rng)
+    for bits in (2, 4, 8):
+        r1 = optimal_clip(x, bits, grid="affine", range="asymmetric", progress=False)
+        rc = optimal_clip(x * c, bits, grid="affine", range="asymmetric", progress=False)
+        assert rc.alpha / c == pytest.approx(r1.alpha, rel=1e-12)
+        assert rc.beta / c == pytest.approx(r1.beta, rel=1e-12, abs=1e-300)
+
+
+def test_a_large_sample_before_tiny_ones_and_many_bits_equal_the_brute_force(rng):
+    """Prefix sums whose magnitude is set by one large sample sorted before many tiny ones (the
+    bounds' rounding margins must follow the prefix, not the segment), and 10 bits (1023 zero
+    points) on few samples."""
+    x = np.r_[-1.0, 1e-3 * rng.random(60)]
+    _check(x, 3, _brute_affine(x, 3))
+    x = np.r_[rng.normal(size=7), 2.5]
+    _check(x, 10, _brute_affine(x, 10))
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize(("kind", "n"), [("skewed", 3000), ("skewed", 90_000), ("relu", 90_000)])
 def test_optimal_range_is_optimal_clip_asymmetric(kind, n, dtype, rng):

@@ -107,6 +107,16 @@ def test_parallel_preparation_is_exact(dtype, rng):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("rows", [3, 600])  # (600 x 1024: rows sorted in threads)
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_per_channel_rejects_non_finite_values_found_at_the_sorted_ends(dtype, rows, bad, rng):
+    w = rng.normal(size=(rows, 1024)).astype(dtype)
+    w[rows // 2, 17] = bad
+    with pytest.raises(ValueError, match="x.*1 non-finite"):
+        per_channel_optimal_clip(w, 4, axis=0)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_gathered_samples_are_sorted_by_bucket_with_exact_prefix_sums(dtype, rng):
     # the threaded gathering pass (float32: every sample's bits, sorted by numpy) and the blocked
     # parallel prefix sums (>= 2^18 gathered samples): the samples in increasing order, each

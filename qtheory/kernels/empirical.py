@@ -9,7 +9,7 @@ mantissas (one exponent per bucket; the bucket's edges bound its samples); float
 with exact products, and the min and max. The pass runs in numba threads by chunks (dynamic
 schedule, one table per thread, merged after); double-double prefix sums over buckets follow in
 O(buckets). The samples themselves are only gathered (a second pass; float32: the keys of their
-bits, radix-sorted) for the few buckets that an exact evaluation finds straddling a cut.
+bits; sorted by numpy) for the few buckets that an exact evaluation finds straddling a cut.
 
 Evaluation of one quantizer (``scale, offset, qmin, qmax, rounding``): the real line is cut at
 the overload points and the decision thresholds. Buckets at least one bucket away from every
@@ -594,8 +594,9 @@ _PREFIX_BLOCK = 1 << 15
 def gathered_prefix_par(xs, g1h, g1l, g2h, g2l):
     """:func:`gathered_prefix` in numba threads: each block of ``_PREFIX_BLOCK`` samples sums from
     0, then every block is shifted by the double-double total of the blocks before it. The blocks
-    are fixed, so the result depends on the samples only (for float32 samples every sum is exact
-    in double-double, and it equals :func:`gathered_prefix` bit for bit)."""
+    are fixed, so the result depends on the samples only, not on the thread count; it equals
+    :func:`gathered_prefix` to double-double rounding (bit for bit where the sums are exact in
+    double-double, e.g. float32 samples spanning a few dozen octaves)."""
     n = xs.shape[0]
     nbk = (n + _PREFIX_BLOCK - 1) // _PREFIX_BLOCK
     g1h[0] = 0.0
@@ -1627,14 +1628,18 @@ def _bs_right(xs, v, lo, hi):
 
 @numba.njit(cache=True, inline="always")
 def _seg2(p1, p2, j0, j1, y, sign):
-    """``(Σ (sign·x − y)², error bound scale)`` over the sorted samples ``[j0, j1)`` from prefix sums."""
+    """``(Σ (sign·x − y)², error bound scale)`` over the sorted samples ``[j0, j1)`` from prefix sums.
+
+    The scale is that of the prefix sums the differences are taken from (their rounding is
+    relative to the whole prefix, e.g. a large sample sorted before a segment of small ones), not
+    only of the segment's own sums."""
     if j1 <= j0:
         return 0.0, 0.0
     nn = float(j1 - j0)
     s1 = sign * (p1[j1] - p1[j0])
     s2 = p2[j1] - p2[j0]
     v = s2 - 2.0 * y * s1 + y * y * nn
-    return max(v, 0.0), s2 + 2.0 * abs(y * s1) + y * y * nn
+    return max(v, 0.0), (p2[j1] + p2[j0]) + 2.0 * abs(y) * (abs(p1[j1]) + abs(p1[j0])) + y * y * nn
 
 
 @numba.njit(cache=True)
@@ -2090,8 +2095,9 @@ def _pc_solve(xs, p1, p1l, p2, s2h, s2l, d, offset, qmin, qmax, mode, unsigned, 
     """The exact global optimum over the step of one prepared channel (:func:`_pc_prepare`) on the
     grid ``(d, offset, qmin, qmax)``: ``out = (step, clipping error sum, rounding error sum)`` at
     the samples' scale. ``ext``: an error sum already reached elsewhere (``inf`` if none); steps
-    that cannot beat it (with the pruning margin) are not searched, and if none can,
-    ``out = (nan, inf, inf)``. ``s_cap``: no step above it is searched (``inf``: every step).
+    that cannot beat it (with the pruning margin) are not searched; if no step is left,
+    ``out = (nan, inf, inf)`` (otherwise ``out`` may still be a step slightly worse than ``ext``,
+    within the margin). ``s_cap``: no step above it is searched (``inf``: every step).
 
     With ``ext`` finite, a grid that cannot beat it is first ruled out in O(log² n) from the
     prefix sums alone: below the least step ``s_c`` with ``CL(s_c) <= ext`` every step clips more
@@ -2327,8 +2333,10 @@ def affine_zero_points(row, top, z_lo, z_hi, z0, mode, norm, out):
     one preparation (the sort and the prefix sums are shared). Zero points are visited from ``z0``
     outwards, each searched only for steps that can beat the best error so far (``ext``): a zero
     point that cannot is dropped by its proven step range and bounds, mostly without a pass over
-    the samples. The least error over all zero points is the global optimum; equal error sums:
-    the smallest zero point."""
+    the samples. The least error over all zero points is the global optimum; equal error sums
+    (bit for bit): the smallest zero point (errors equal only up to rounding at different steps
+    may resolve either way, as in the bucketed search). The step cap applies from ``z_lo + 1`` on
+    (``z − 1`` must be searched too)."""
     xs, unit, p1, p1l, p2, s2h, s2l = _pc_prepare(row, norm)
     res = np.empty(3)
     best = np.inf
@@ -2341,8 +2349,10 @@ def affine_zero_points(row, top, z_lo, z_hi, z0, mode, norm, out):
             continue
         # (s >= C_z = −min x/(z − 1/2): no sample is nearer to the bottom level than to the next, so
         # z − 1 does at least as well at that step; see EmpiricalMSE._affine_optimum)
-        s_cap = -xs[0] / (z - 0.5) if z >= 1 and xs[0] < 0.0 else np.inf
-        _pc_solve(xs, p1, p1l, p2, s2h, s2l, 1.0, 0.0, -z, top - z, mode, False, False, norm, best, s_cap, res)
+        s_cap = -xs[0] / (z - 0.5) if z > z_lo and xs[0] < 0.0 else np.inf
+        # (d: the outermost level in steps, which places the first guess at max-calibration's step)
+        _pc_solve(xs, p1, p1l, p2, s2h, s2l, float(max(z, top - z)), 0.0, -z, top - z, mode, False, False, norm, best,
+                  s_cap, res)
         tot = res[1] + res[2]
         if tot < best or (tot == best and z < best_z):
             best = tot
