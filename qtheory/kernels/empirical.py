@@ -2174,26 +2174,8 @@ def _pc_solve(xs, p1, p1l, p2, s2h, s2l, d, offset, qmin, qmax, mode, unsigned, 
     thr = _pc_thr(min(res[0], ext), s2, tie)
     # s_L (CL non-increasing): halve from the guess until CL exceeds the target, then bisect
     # coarsely (any step with CL above the target will do)
-    b_l = res[1]
-    a_l = 0.5 * b_l
-    found = False
-    while a_l > s0:
-        v, e = _pc_clip_part(xs, p1, p2, i0, a_l, c_n, c_p)
-        if v - margin * e > thr:
-            found = True
-            break
-        b_l = a_l
-        a_l *= 0.5
+    found, a_l, _ = _cl_bracket(xs, p1, p2, i0, c_n, c_p, thr, margin, res[1], s0, 6)
     if found:
-        for _ in range(6):
-            mid = math.sqrt(a_l * b_l)
-            if not (a_l < mid < b_l):
-                break
-            v, e = _pc_clip_part(xs, p1, p2, i0, mid, c_n, c_p)
-            if v - margin * e > thr:
-                a_l = mid
-            else:
-                b_l = mid
         s_l = a_l
     else:  # down to s0: the first piece's vertex, if inside (0, s0)
         s_l = s0
@@ -2293,28 +2275,38 @@ def _pc_hopeless(xs, p1, p2, i0, c_n, c_p, midrise, thr, margin, s_cap, top):
     v, e = _pc_clip_part(xs, p1, p2, i0, b, c_n, c_p)
     if v - margin * e > thr:
         return True
+    found, a, _ = _cl_bracket(xs, p1, p2, i0, c_n, c_p, thr, margin, b, 0.0, 40)
+    if not found:  # (CL within thr down to 0: no bound from it)
+        return False
+    v, e = _pc_dead_zone(xs, p1, p2, i0, a, c_n, midrise)
+    return v - margin * e > thr
+
+
+@numba.njit(cache=True, inline="always")
+def _cl_bracket(xs, p1, p2, i0, c_n, c_p, thr, margin, b, floor, n_bisect):
+    """``(found, a, b)``: halving from ``b`` while above ``floor``, a step ``a`` whose ``CL`` (less its
+    rounding margin) exceeds ``thr``, then ``n_bisect`` bisections of ``[a, b]`` (``CL(a)`` above
+    ``thr``, ``CL(b)`` not); ``found`` is False if no such step lies above ``floor``."""
     a = 0.5 * b
-    for _ in range(1100):  # (halving: CL above thr somewhere below b, or no bound from it)
-        if not a > 0.0:
-            return False
+    found = False
+    while a > floor:
         v, e = _pc_clip_part(xs, p1, p2, i0, a, c_n, c_p)
         if v - margin * e > thr:
+            found = True
             break
         b = a
         a *= 0.5
-    else:
-        return False
-    for _ in range(40):  # (CL(a) above thr, CL(b) not: narrow the bracket)
-        m = math.sqrt(a * b)
-        if not a < m < b:
-            break
-        v, e = _pc_clip_part(xs, p1, p2, i0, m, c_n, c_p)
-        if v - margin * e > thr:
-            a = m
-        else:
-            b = m
-    v, e = _pc_dead_zone(xs, p1, p2, i0, a, c_n, midrise)
-    return v - margin * e > thr
+    if found:
+        for _ in range(n_bisect):
+            m = math.sqrt(a * b)
+            if not a < m < b:
+                break
+            v, e = _pc_clip_part(xs, p1, p2, i0, m, c_n, c_p)
+            if v - margin * e > thr:
+                a = m
+            else:
+                b = m
+    return found, a, b
 
 
 @numba.njit(cache=True, inline="always")
