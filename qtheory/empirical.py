@@ -331,7 +331,6 @@ class EmpiricalMSE:
         counts = np.diff(self._cnt) * want
         gstart = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
         m = int(gstart[-1])
-        xs = np.empty(m)
         g = [np.empty(m + 1) for _ in range(4)]
         k = _kernels()
         nthreads, chunk = _threads(self.n)
@@ -356,8 +355,11 @@ class EmpiricalMSE:
             v = np.concatenate([hk[t, :hn[t]] for t in range(nthreads)])
         if self._is32:
             v = v.view(np.float32)
-        v.sort()
-        xs[:] = v
+            v.sort()
+            xs = v.astype(np.float64)
+        else:  # (already float64 and contiguous: sorted in place, no copy)
+            v.sort()
+            xs = v
         if m < 1 << 18:
             k.gathered_prefix(xs, *g)
         else:
