@@ -11,6 +11,10 @@ each as a ratio to ``np.sort`` of the same data, measured in the same run (issue
 <= 2x). Each time is the best of ``--repeat`` runs; on a shared machine compare ratios of one run.
 
 Usage: ``python benchmarks/bench_activation_range.py [--sizes 1e7,2e7] [--repeat R]``
+
+The reference is numpy's sort at its fastest on the CPU: where numpy sorts clearly faster with its
+AVX-512 dispatch off (AMD Zen 4), the script re-runs itself with ``NPY_DISABLE_CPU_FEATURES``
+(see ``_timing.fastest_numpy_sort``; ``QTHEORY_BENCH_KEEP_NUMPY=1`` keeps numpy as installed).
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from __future__ import annotations
 import argparse
 
 import numpy as np
-from _timing import best_of
+from _timing import best_of, fastest_numpy_sort
 
 import qtheory
 
@@ -37,6 +41,7 @@ def main(argv=None):
     ap.add_argument("--sizes", default="1e7,2e7")
     ap.add_argument("--repeat", type=int, default=2)
     args = ap.parse_args(argv)
+    fastest_numpy_sort(argv)
     small = activations(1 << 20, 1)
     for b in (2, 4, 8):  # (compile or load the kernels outside the timing)
         qtheory.optimal_clip(small, b, grid="affine", range="asymmetric")

@@ -11,6 +11,10 @@ qtheory's O(N) passes run in numba threads (all cores by default; ``--threads 1`
 load: compare the ratios of one run. Each time is the best of ``--repeat`` runs.
 
 Usage: ``python benchmarks/bench_optimal_clip.py [--n N] [--repeat R] [--threads T]``
+
+The reference is numpy's sort at its fastest on the CPU: where numpy sorts clearly faster with its
+AVX-512 dispatch off (AMD Zen 4), the script re-runs itself with ``NPY_DISABLE_CPU_FEATURES``
+(see ``_timing.fastest_numpy_sort``; ``QTHEORY_BENCH_KEEP_NUMPY=1`` keeps numpy as installed).
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from __future__ import annotations
 import argparse
 
 import numpy as np
-from _timing import best_of
+from _timing import best_of, fastest_numpy_sort
 
 import qtheory
 from qtheory import Quantizer
@@ -47,6 +51,7 @@ def main(argv=None):
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--grids", default="midrise,int,narrow")
     args = ap.parse_args(argv)
+    fastest_numpy_sort(argv)
     if args.threads:
         import numba
 
