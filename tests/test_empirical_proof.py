@@ -18,6 +18,9 @@ def _data(kind, n, rng):
     elif kind == "relu":  # skewed, a spike of exact zeros
         x = rng.lognormal(size=n)
         x[rng.random(n) < 0.2] = 0.0
+    elif kind == "relu6":  # a spike at the top: the saturated activations of a ReLU6
+        x = np.minimum(rng.lognormal(0.5, 1.0, size=n), 6.0)
+        x[rng.random(n) < 0.1] = 0.0
     elif kind == "student":  # heavy tails
         x = rng.standard_t(3.0, size=n)
     elif kind == "integers":  # ties: values on thresholds of many clips
@@ -37,6 +40,7 @@ def _tol(m, x):
     ("bimodal", 300_000, 8, "narrow"),
     ("bimodal", 70_000, 8, "unsigned"),
     ("relu", 300_000, 8, "unsigned"),
+    ("relu6", 200_000, 8, "unsigned"),
     ("relu", 70_000, 6, "int"),
     ("student", 200_000, 8, "midrise"),
     ("integers", 100_000, 7, "narrow"),

@@ -1574,8 +1574,15 @@ def _direct_errs(xs, scale, offset, fqmin, fqmax, mode, out):
 #    wins. ``F(s') >= DZ(s)`` for every ``s' >= s`` with ``DZ(s) = Σ_{a<s/2} a² + Σ_{s/2<=a<s}
 #    (s − a)²`` on the zero-level grids and ``Σ_{a<s/2} (s/2 − a)²`` on midrise (fact 2 with
 #    ``s_b = ∞``), non-decreasing in ``s``: above a step where it exceeds that error, nothing wins.
+# 4. Pairs: two samples ``x < y`` less than ``s`` apart (``δ = y − x``) either share a level
+#    (their errors sum to at least ``δ²/2``) or sit on two levels at least ``s`` apart (the errors
+#    then differ by at least ``s − δ``: their squares sum to at least ``(s − δ)²/2``). For every
+#    ``s' >= s`` the second is larger still, so over disjoint pairs ``F(s') >= PB(s) =
+#    Σ min(δ², (s − δ)²)/2`` (any uniform grid, clipped or not). Pairs about ``s/2`` apart give
+#    ``s²/8`` each, ``s²/16`` a sample against the ``s²/12`` of rounding: above the optimum this
+#    ends the range where ``DZ`` (only the dead zone's samples) is far too weak at many bits.
 # So: an upper bound ``UB`` (the exact error of max-calibration and of a polished guess), the range
-# ``[s_L, s_H]`` from 3 (prefix sums of the sorted channel), then branch and bound on it: an
+# ``[s_L, s_H]`` from 3 and 4 (prefix sums and one pass of the sorted channel), then branch and bound on it: an
 # interval whose ``LB`` exceeds ``UB`` (with a margin for the rounding of the bound, so only
 # provably worse intervals go) is dropped; one with few crossings is swept exactly (every piece's
 # vertex, values ``S2 − B²/A`` in double-double, ``B`` and ``S2`` double-double sums, ``A`` exact);
@@ -1597,6 +1604,8 @@ _PC_LEAF = 4.0
 _PC_TINY = 1.0
 #: ... and at least this many crossings (small channels: one sweep beats many bounds)
 _PC_LEAF_MIN = 4096.0
+#: levels from which the pair bound (fact 4) ends the range above (fewer: DZ does it well enough)
+_PC_PAIR_LEVELS = 31
 #: the same two for few levels, whose sweeps need no pass over the samples
 _PC_LEAF_CELLS = 2.0
 _PC_TINY_CELLS = 0.5
@@ -2204,6 +2213,18 @@ def _pc_solve(xs, p1, p1l, p2, s2h, s2l, d, offset, qmin, qmax, mode, unsigned, 
             b_h = mid
         else:
             a_h = mid
+    # fact 4 (pairs): a step above which every step errs more than the target, far closer than DZ's
+    # at many bits; bisected between the guess and b_h (every step found excludes all above it)
+    if b_h < np.inf and qmax - qmin >= _PC_PAIR_LEVELS:
+        a_p = res[1]
+        for _ in range(8):
+            mid = math.sqrt(a_p * b_h)
+            if not (a_p < mid < b_h):
+                break
+            if pair_bound(xs, mid, 0, n) * (1.0 - 4.0 * margin) > thr:
+                b_h = mid
+            else:
+                a_p = mid
     s_h = min(b_h, s_cap)
     # branch and bound on [s_l, s_h]
     best = np.empty(2)
@@ -2263,6 +2284,26 @@ def _pc_solve(xs, p1, p1l, p2, s2h, s2l, d, offset, qmin, qmax, mode, unsigned, 
     out[0] = res[1]
     out[1] = res[2]
     out[2] = res[3]
+
+
+@numba.njit(cache=True)
+def pair_bound(xs, s, j0, j1):
+    """Fact 4: ``PB(s)`` of the sorted samples ``xs[j0:j1]``, a lower bound of their error sum at
+    every step ``>= s`` (on any grid of uniform step, clipping included), from disjoint pairs less
+    than ``s`` apart: the samples are cut into blocks spanning less than ``s`` (from each block's
+    first sample), and in a block of ``k`` samples sample ``t`` pairs with sample ``t + k//2``."""
+    v = 0.0
+    b = j0
+    while b < j1 - 1:
+        e = _bs_left(xs, xs[b] + s, b + 1, j1)
+        m = (e - b) // 2
+        for t in range(b, b + m):
+            dl = xs[t + m] - xs[t]
+            if dl < s:
+                r = s - dl
+                v += min(dl * dl, r * r)
+        b = max(e, b + 1)
+    return 0.5 * v
 
 
 @numba.njit(cache=True)
