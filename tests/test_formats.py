@@ -81,11 +81,18 @@ def test_rounding_equals_ml_dtypes_on_every_tie_and_between(name, rng):
     assert np.array_equal(q.quantize(x), _cast(np.clip(x, -f.max, f.max), f))
 
 
-def test_ml_dtypes_double_rounds_float64_inputs():
-    """A float64 just inside a tie: exact RNE rounds it down; ml_dtypes goes through float32 first."""
+def test_ml_dtypes_float64_inputs_against_exact_rounding():
+    """A float64 just inside a tie: exact RNE rounds it down to -416, as qtheory does. ml_dtypes
+    before 0.7 cast float64 through float32, whose rounding lands on the tie -432 (then to even:
+    -448); 0.7 casts float64 directly (jax-ml/ml_dtypes#401). Either way its cast of the float32
+    value is -448, so the reference inputs of the tests above are float32 numbers."""
+    import ml_dtypes
+    from packaging.version import Version
+
     x = np.nextafter(-432.0, 0.0)  # between -448 and -416, nearer -416
     assert element_quantizer("fp8_e4m3fn", 1.0).quantize([x])[0] == -416.0
-    assert _cast([x], FORMATS["fp8_e4m3fn"])[0] == -448.0
+    direct = -416.0 if Version(ml_dtypes.__version__) >= Version("0.7") else -448.0
+    assert _cast([x], FORMATS["fp8_e4m3fn"])[0] == direct
     assert _cast([np.float32(x)], FORMATS["fp8_e4m3fn"])[0] == -448.0
 
 

@@ -290,8 +290,9 @@ CONVENTIONS = """## Conventions and where references differ
 - Rounding is to the nearest level, ties to the even code, with saturation at the largest level, for every
   element format (OCP). `tests/test_formats.py` checks every code and every tie against ml_dtypes casts.
 - ml_dtypes casts do not saturate (float8_e4m3fn overflows to NaN above 464, float8_e5m2 to Inf from 61440):
-  clip first. They also round a float64 input through float32, so a float64 just inside a tie can round the
-  other way (a double rounding); on float32 inputs they agree with qtheory bit for bit.
+  clip first. Before ml_dtypes 0.7 they also rounded a float64 input through float32, so a float64 just inside
+  a tie could round the other way (a double rounding; 0.7 casts float64 directly); on float32 inputs they agree
+  with qtheory bit for bit.
 - microxcaling's default element rounding `"nearest"` rounds half away from zero; its `"even"` mode (and the
   OCP spec) round half to even, as here.
 - MX scales: `floor` is OCP MX v1.0 §6.3; `ceil` is the smallest power of two without saturation (the
