@@ -163,3 +163,25 @@ def test_run_grid_tables_do_not_depend_on_the_number_of_processes():
     assert list(one["accuracy"].method) == ["float"] * 3 + ["ptq_exact", "pact"] * 3
     for key in one:
         pd.testing.assert_frame_equal(one[key], two[key])
+
+
+def test_worker_processes_take_the_pinned_cpu_paths(monkeypatch):
+    """Runs train in spawned workers on ATen's and MKL's AVX2 code paths (``CPU_PATHS``), whatever
+    this CPU offers beyond AVX2; a value the user set is kept; the parent's environment is restored."""
+    import multiprocessing as mp
+    import os
+    import platform
+    from concurrent.futures import ProcessPoolExecutor
+
+    from qtheory.qat import experiment as E
+
+    if platform.machine().lower() not in ("x86_64", "amd64") or torch.backends.cpu.get_cpu_capability() not in (
+            "AVX2", "AVX512"):
+        pytest.skip("needs an x86-64 CPU with AVX2")
+    monkeypatch.delenv("ATEN_CPU_CAPABILITY", raising=False)
+    monkeypatch.setenv("MKL_CBWR", "COMPATIBLE")
+    with E._pinned_cpu_paths(), ProcessPoolExecutor(1, mp_context=mp.get_context("spawn")) as ex:
+        cap, env = ex.submit(E._worker_cpu_paths).result()
+    assert cap == "AVX2"
+    assert env == {"ATEN_CPU_CAPABILITY": "avx2", "MKL_CBWR": "COMPATIBLE"}
+    assert "ATEN_CPU_CAPABILITY" not in os.environ and os.environ["MKL_CBWR"] == "COMPATIBLE"

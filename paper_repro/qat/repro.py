@@ -186,8 +186,8 @@ def report(frames: dict, cfg: E.Config) -> str:
         "conv–BN–ReLU ×3 CNN with max pooling and a linear classifier, trained in float for "
         f"{cfg.float_epochs} epochs, then fine-tuned for {cfg.qat_epochs} epochs with each estimator's "
         f"fake-quantizers on weights and activations (Adam, lr {cfg.lr:g}, thresholds {cfg.lr_threshold:g}), "
-        f"seeds {', '.join(map(str, cfg.seeds))}. float64, one thread per run: a run is a deterministic function "
-        "of its seed. PACT and calibrated PACT quantize weights on the symmetric narrow grid at max|w| (a "
+        f"seeds {', '.join(map(str, cfg.seeds))}. float64, one thread per run, ATen and MKL on their AVX2 code paths: a "
+        "run is a deterministic function of its seed. PACT and calibrated PACT quantize weights on the symmetric narrow grid at max|w| (a "
         "deployment-friendly stand-in for the PACT paper's DoReFa weights); SAT uses DoReFa weights, SAT scaling on "
         "the classifier and calibrated PACT, as its paper. The input pixels (0..16) are exact on an 8-bit grid of "
         "step 1/16, so the first layer sees no input quantization error.",

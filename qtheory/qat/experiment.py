@@ -5,12 +5,20 @@ fine-tunes it, then measures test accuracy, the learned thresholds beside theory
 power-of-two visits, SAT's statistics and (4 and 8 bits) the integer-only network. Runs are
 independent and deterministic given their seed, so :func:`run_grid` spreads them over local
 processes (``n_jobs``) and the tables do not depend on how many there were.
+
+The runs are float64 on one thread each, in worker processes whose CPU code paths are pinned
+(:data:`CPU_PATHS`): ATen's vectorised kernels and MKL's BLAS otherwise take AVX-512 paths where the
+CPU has them, whose rounding differs from the AVX2 paths, and a training run amplifies a last-bit
+difference into different thresholds.
 """
 
 from __future__ import annotations
 
+import contextlib
+import multiprocessing as mp
 import os
-from concurrent.futures import ProcessPoolExecutor
+import platform
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 
 import numpy as np
@@ -136,13 +144,43 @@ def _run_job(args):
     return run_one(*job, cfg=cfg, fp_state=state)
 
 
+#: environment of the worker processes on x86-64 (a value the user set is kept): ATen's kernels and
+#: MKL's conditional numerical reproducibility on their AVX2 code paths, the same on every CPU with AVX2
+CPU_PATHS = {"ATEN_CPU_CAPABILITY": "avx2", "MKL_CBWR": "AVX2"}
+
+
+@contextlib.contextmanager
+def _pinned_cpu_paths():
+    """:data:`CPU_PATHS` in ``os.environ`` while the worker processes start (they inherit it)."""
+    old = {k: os.environ.get(k) for k in CPU_PATHS}
+    if platform.machine().lower() in ("x86_64", "amd64"):
+        for k, v in CPU_PATHS.items():
+            os.environ.setdefault(k, v)
+    try:
+        yield
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def _worker_cpu_paths() -> tuple[str, dict]:
+    """(ATen's CPU capability, the :data:`CPU_PATHS` variables) as a worker process sees them."""
+    import torch
+
+    return torch.backends.cpu.get_cpu_capability(), {k: os.environ.get(k) for k in CPU_PATHS}
+
+
 def run_grid(cfg: Config = FULL_CONFIG, *, n_jobs: int | None = None, progress: bool = True) -> dict:
     """Run every job of ``cfg`` and return ``{"accuracy", "thresholds", "pow2", "sat", "integer"}``
     DataFrames (rows in job order, whatever ``n_jobs``).
 
     The float model of each seed is trained first (one job per seed), then every quantized run
-    starts from it. ``n_jobs`` local processes (default: the CPUs available, at most 2); each run
-    trains on one thread, so the tables do not depend on ``n_jobs``.
+    starts from it. ``n_jobs`` local worker processes (default: the CPUs available, at most 2; also one
+    is a worker process, started with :data:`CPU_PATHS`); each run trains on one thread, so the
+    tables do not depend on ``n_jobs``.
     """
     from tqdm.auto import tqdm
 
@@ -150,48 +188,34 @@ def run_grid(cfg: Config = FULL_CONFIG, *, n_jobs: int | None = None, progress: 
     n_jobs = n_jobs or min(2, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1)
     bar = tqdm(total=len(cfg.seeds) + len(jobs), desc="qat runs", unit="run", disable=not progress)
 
-    if n_jobs == 1:
-        floats = []
-        for s in cfg.seeds:
-            floats.append(_run_job((("float", 32, s), cfg, None)))
-            bar.update()
-        states = {r["seed"]: r.pop("state") for r in floats}
-        rest = []
-        for j in jobs:
-            rest.append(_run_job((j, cfg, states[j[2]])))
-            bar.update()
-        results = floats + rest
-    else:
-        import multiprocessing as mp
-        from concurrent.futures import FIRST_COMPLETED, wait
-
-        # a seed's quantized runs start as soon as its float model is trained (no core waits for the
-        # last float model); results are put back in job order
-        with ProcessPoolExecutor(n_jobs, mp_context=mp.get_context("spawn")) as ex:
-            fl = {ex.submit(_run_job, (("float", 32, s), cfg, None)): s for s in cfg.seeds}
-            floats, futures = {}, {}
-            pending = set(fl)
-            try:
-                while pending:
-                    done, pending = wait(pending, return_when=FIRST_COMPLETED)
-                    for f in done:
-                        r = f.result()  # a failed run raises here
-                        bar.update()
-                        if f in fl:
-                            floats[r["seed"]] = r
-                            state = r.pop("state")
-                            new = {ex.submit(_run_job, (j, cfg, state)): i for i, j in enumerate(jobs)
-                                   if j[2] == r["seed"]}
-                            futures.update(new)
-                            pending |= set(new)
-            except BaseException:
-                for f in pending:
-                    f.cancel()
-                raise
-            rest = [None] * len(jobs)
-            for f, i in futures.items():
-                rest[i] = f.result()
-        results = [floats[s] for s in cfg.seeds] + rest
+    # every run in a worker process, one or many: the same CPU code paths
+    # a seed's quantized runs start as soon as its float model is trained (no core waits for the
+    # last float model); results are put back in job order
+    with _pinned_cpu_paths(), ProcessPoolExecutor(n_jobs, mp_context=mp.get_context("spawn")) as ex:
+        fl = {ex.submit(_run_job, (("float", 32, s), cfg, None)): s for s in cfg.seeds}
+        floats, futures = {}, {}
+        pending = set(fl)
+        try:
+            while pending:
+                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for f in done:
+                    r = f.result()  # a failed run raises here
+                    bar.update()
+                    if f in fl:
+                        floats[r["seed"]] = r
+                        state = r.pop("state")
+                        new = {ex.submit(_run_job, (j, cfg, state)): i for i, j in enumerate(jobs)
+                               if j[2] == r["seed"]}
+                        futures.update(new)
+                        pending |= set(new)
+        except BaseException:
+            for f in pending:
+                f.cancel()
+            raise
+        rest = [None] * len(jobs)
+        for f, i in futures.items():
+            rest[i] = f.result()
+    results = [floats[s] for s in cfg.seeds] + rest
     bar.close()
     acc = pd.DataFrame([{k: r[k] for k in ("method", "bits", "seed", "test_accuracy")} for r in results])
     acc.loc[acc.method == "float", "bits"] = 32
