@@ -7,7 +7,7 @@ independent and deterministic given their seed, so :func:`run_grid` spreads them
 processes (``n_jobs``) and the tables do not depend on how many there were.
 
 The runs are float64 on one thread each, in worker processes whose CPU code paths are pinned
-(:data:`CPU_PATHS`): ATen's vectorised kernels and MKL's BLAS otherwise take AVX-512 paths where the
+(``CPU_PATHS``): ATen's vectorised kernels and MKL's BLAS otherwise take AVX-512 paths where the
 CPU has them, whose rounding differs from the AVX2 paths, and a training run amplifies a last-bit
 difference into different thresholds.
 """
@@ -151,7 +151,7 @@ CPU_PATHS = {"ATEN_CPU_CAPABILITY": "avx2", "MKL_CBWR": "AVX2"}
 
 @contextlib.contextmanager
 def _pinned_cpu_paths():
-    """:data:`CPU_PATHS` in ``os.environ`` while the worker processes start (they inherit it)."""
+    """``CPU_PATHS`` in ``os.environ`` while the worker processes start (they inherit it)."""
     old = {k: os.environ.get(k) for k in CPU_PATHS}
     if platform.machine().lower() in ("x86_64", "amd64"):
         for k, v in CPU_PATHS.items():
@@ -167,7 +167,7 @@ def _pinned_cpu_paths():
 
 
 def _worker_cpu_paths() -> tuple[str, dict]:
-    """(ATen's CPU capability, the :data:`CPU_PATHS` variables) as a worker process sees them."""
+    """(ATen's CPU capability, the ``CPU_PATHS`` variables) as a worker process sees them."""
     import torch
 
     return torch.backends.cpu.get_cpu_capability(), {k: os.environ.get(k) for k in CPU_PATHS}
@@ -179,7 +179,7 @@ def run_grid(cfg: Config = FULL_CONFIG, *, n_jobs: int | None = None, progress: 
 
     The float model of each seed is trained first (one job per seed), then every quantized run
     starts from it. ``n_jobs`` local worker processes (default: the CPUs available, at most 2; also one
-    is a worker process, started with :data:`CPU_PATHS`); each run trains on one thread, so the
+    is a worker process, started with ``CPU_PATHS``); each run trains on one thread, so the
     tables do not depend on ``n_jobs``.
     """
     from tqdm.auto import tqdm
