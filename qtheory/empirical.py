@@ -121,9 +121,11 @@ _AFFINE_INCUMBENT_ITEMS = 32
 #: bucketed (z, s) search (measured crossover: 2^20 at 2 to 8 bits, within a factor of 2)
 _AFFINE_DIRECT = 1 << 20
 #: the pair bound (fact 4 of the kernels' notes) ends the proof's range above the optimum on grids
-#: of at least this many steps, for tensors of up to _PAIR_GATHER samples (it needs them all sorted)
+#: of at least this many steps: from the buckets, then, up to _PAIR_GATHER samples and where the
+#: buckets' bound left the range above _PAIR_GATHER_RATIO times the best clip, from every sample
 _PAIR_LEVELS = 31
 _PAIR_GATHER = 1 << 22
+_PAIR_GATHER_RATIO = 1.5
 
 
 def _kernels():
@@ -631,26 +633,38 @@ class EmpiricalMSE:
 
     def _pair_clip(self, d, target, lo, hi):
         """A clip in ``(lo, hi]`` beyond which no clip has an error sum below ``target`` (``hi``:
-        the one already known): the pair bound ``PB(s)`` of every sample (gathered), a lower bound
-        of the error sum at every step ``>= s`` on any uniform grid (fact 4 of
-        :mod:`qtheory.kernels.empirical`), bisected geometrically between the steps ``lo/d`` and
-        ``hi/d``; each step where it exceeds ``target`` (less its rounding) ends the range."""
+        the one already known): the pair bound ``PB(s)``, a lower bound of the error sum at every
+        step ``>= s`` on any uniform grid (fact 4 of :mod:`qtheory.kernels.empirical`), bisected
+        geometrically between the steps ``lo/d`` and ``hi/d``; each step where it exceeds
+        ``target`` (less its rounding) ends the range. First from the buckets (pairs of buckets,
+        each pair's distance known within the buckets' widths: no pass over the samples); then, if
+        that leaves more than half of ``lo`` above it and there are at most ``_PAIR_GATHER``
+        samples, from every sample (gathered: one pass and a sort)."""
         if not 0.0 < lo < hi < np.inf:
             return hi
-        if not self._have.all():
-            self._gather(np.ones(self._have.size, dtype=bool))
         k = _kernels()
         target = max(target, 0.0) * (1.0 + 1e-9) + 1e-300
         shrink = 1.0 - 4.0 * (self.n + 8) * 2.0**-52
-        a, b = lo / d, hi / d
-        for _ in range(7):
-            mid = math.sqrt(a * b)
-            if not a < mid < b:
-                break
-            if k.pair_bound(self._xs, mid, 0, self._xs.size) * shrink > target:
-                b = mid
-            else:
-                a = mid
+
+        def bisect(pb, b):
+            a = lo / d
+            for _ in range(7):
+                mid = math.sqrt(a * b)
+                if not a < mid < b:
+                    break
+                if pb(mid) * shrink > target:
+                    b = mid
+                else:
+                    a = mid
+            return b
+
+        b = hi / d
+        if not self._have.all():
+            b = bisect(lambda s: k.pair_bound_buckets(self._cnt, self._bmin, self._bmax, s), b)
+            if b * d > _PAIR_GATHER_RATIO * lo and self.n <= _PAIR_GATHER:
+                self._gather(np.ones(self._have.size, dtype=bool))
+        if self._have.all():
+            b = bisect(lambda s: k.pair_bound(self._xs, s, 0, self._xs.size), b)
         return min(b * d, hi)
 
     def _low_bound(self, grid, d, target, lo):
@@ -967,7 +981,7 @@ class EmpiricalMSE:
             f_best = min(cands[0][0], others[0][0] if small else np.inf)
             # the range is provably wide enough: below α_L and above α_B no clip beats f_best
             alpha_b = self._clip_bound(grid, d, f_best)
-            if qmax - qmin >= _PAIR_LEVELS and self.n <= _PAIR_GATHER:
+            if qmax - qmin >= _PAIR_LEVELS:
                 alpha_b = self._pair_clip(d, f_best, cands[0][1], alpha_b)
             if alpha_b > hi:
                 c2, o2 = self._search_large(hi, alpha_b, bits, grid, rounding, d, off, qmin, qmax, mode,

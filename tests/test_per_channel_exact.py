@@ -236,6 +236,33 @@ def test_pair_bound_is_below_the_error_at_every_larger_step(kind, rng):
         assert pair_bound(u, s, 0, u.size) >= 0.5 * u.size * s * s / 16
 
 
+@pytest.mark.parametrize("kind", ["laplace", "integers", "zeros", "bimodal"])
+def test_bucket_pair_bound_is_below_the_error_and_near_the_sample_one(kind, rng):
+    """The pair bound from bucket statistics (``pair_bound_buckets``: intervals of distances) is at
+    most the exact error at every larger step on the scale and affine grids, and with fine buckets
+    it keeps most of the sample-level bound."""
+    from qtheory.empirical import _denominator
+    from qtheory.kernels.empirical import pair_bound, pair_bound_buckets
+
+    x = _channels(kind, 2, 200_000, rng)[1]  # (row 0 of "zeros" is all zero)
+    e = EmpiricalMSE(x, buckets=2**16)
+    xs = np.sort(x / e._unit)
+    top = float(np.max(np.abs(xs)))
+    for bits in (4, 8):
+        grids = [_denominator(g, bits)[1:] for g in ("narrow", "midrise", "unsigned")]
+        grids += [(-float(z), 0, 2**bits - 1) for z in (0, 2 ** (bits - 1))]
+        steps = top / 2 ** (bits - 1) * np.geomspace(0.05, 20.0, 61)
+        for off, qmin, qmax in grids:
+            f = _f_exact(xs, steps, off, qmin, qmax)
+            tail = np.minimum.accumulate(f[::-1])[::-1]
+            for j in range(0, steps.size, 3):
+                pb = pair_bound_buckets(e._cnt, e._bmin, e._bmax, steps[j])
+                assert pb <= tail[j] * (1 + 1e-12) + 1e-300
+    if kind == "laplace":  # (evenly spread at the scale of a step: most of the sample-level bound)
+        for s in top / 127 * np.array([1.0, 2.0, 4.0]):
+            assert pair_bound_buckets(e._cnt, e._bmin, e._bmax, s) >= 0.5 * pair_bound(xs, s, 0, xs.size)
+
+
 @pytest.mark.parametrize("scale", [2.0**-1060, 2.0**-1030, 2.0**1000])
 @pytest.mark.parametrize("grid", ["narrow", "midrise", "unsigned"])
 def test_subnormal_and_huge_channels(scale, grid, rng):

@@ -2307,6 +2307,49 @@ def pair_bound(xs, s, j0, j1):
 
 
 @numba.njit(cache=True)
+def pair_bound_buckets(cnt, bmin, bmax, s):
+    """:func:`pair_bound` from bucket statistics (no sample gathered): blocks of whole buckets
+    spanning less than ``s`` (from the block's first ``bmin`` to its last ``bmax``); in a block of
+    ``k`` samples (in value order, bucket by bucket) sample ``t`` pairs with sample ``t + k//2``, and
+    a pair whose samples lie in buckets ``b1 <= b2`` is ``δ`` apart with ``δ`` in
+    ``[bmin[b2] − bmax[b1], bmax[b2] − bmin[b1]]`` (``δ >= 0`` within one bucket), so it errs at
+    least ``min(δ_lo², (s − δ_hi)²)/2``. Pairs go by runs of equal ``(b1, b2)``: O(buckets)."""
+    nb = bmin.shape[0]
+    v = 0.0
+    j = 0
+    while j < nb:
+        if cnt[j + 1] == cnt[j]:
+            j += 1
+            continue
+        v0 = bmin[j]
+        j1 = j
+        while j1 < nb and (cnt[j1 + 1] == cnt[j1] or bmax[j1] - v0 < s):
+            j1 += 1
+        if j1 == j:  # (one bucket spans s or more: its samples stay unpaired)
+            j += 1
+            continue
+        m = (cnt[j1] - cnt[j]) // 2
+        r = cnt[j]  # (rank of the pair run's first sample)
+        r_end = cnt[j] + m
+        b1 = j
+        b2 = j
+        while r < r_end:
+            while cnt[b1 + 1] <= r:
+                b1 += 1
+            while cnt[b2 + 1] <= r + m:
+                b2 += 1
+            step = min(cnt[b1 + 1] - r, cnt[b2 + 1] - (r + m), r_end - r)
+            lo = max(bmin[b2] - bmax[b1], 0.0) if b2 > b1 else 0.0
+            hi = bmax[b2] - bmin[b1]
+            if hi < s:
+                t = s - hi
+                v += float(step) * min(lo * lo, t * t)
+            r += step
+        j = j1
+    return 0.5 * v
+
+
+@numba.njit(cache=True)
 def _pc_hopeless(xs, p1, p2, i0, c_n, c_p, midrise, thr, margin, s_cap, top):
     """Whether no step up to ``s_cap`` can have an error sum within ``thr`` (see :func:`_pc_solve`):
     ``CL`` (non-increasing) above ``thr`` below a step ``a``, ``DZ`` (non-decreasing) above it from
