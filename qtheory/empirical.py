@@ -561,6 +561,15 @@ class EmpiricalMSE:
                     break
             else:
                 break
+        # the vertex itself: ulp-neighbours of it differ in error by far less than the error's
+        # rounding, so which one the comparisons kept is chance; the vertex of the piece (Σc·x in
+        # double-double: the same whatever the buckets and gathered samples) is the canonical answer
+        if buf[5] > 0:
+            g = float(buf[4] / buf[5] * d)
+            if g != best_a and g > 0 and box[0] <= g <= box[1]:
+                f, nbuf = at(g)
+                if nbuf[4] == buf[4] and nbuf[5] == buf[5]:  # (the same piece)
+                    best_a, best_f = g, f
         return best_a, best_f
 
     # ------------------------------------------------------------------------------------ search

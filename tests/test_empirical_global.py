@@ -285,3 +285,29 @@ def test_constant_large_tensor_has_a_zero_error_clip(grid, value):
     q = Quantizer(4, r.alpha, grid)
     assert abs(float(q.quantize(x[:1])[0]) - value) <= 8 * np.finfo(float).eps * value
     assert 0.0 <= r.mse <= 1e-20 * value * value
+
+
+def _relu6(rng, n):
+    x = np.minimum(rng.lognormal(0.5, 1.0, size=n), 6.0)
+    x[rng.random(n) < 0.1] = 0.0
+    return x.astype(np.float32)
+
+
+@pytest.mark.parametrize(("data", "bits", "grid"), [
+    ("relu6 seed 9", 8, "unsigned"),  # (before: 5.99995739366597 or ...971 by the bucket count)
+    ("relu6", 8, "unsigned"), ("student", 8, "narrow"), ("laplace", 4, "midrise")])
+def test_clip_is_the_same_to_the_last_bit_whatever_the_buckets(data, bits, grid, rng):
+    """The returned clip is the vertex of its piece (Σc·x summed in double-double), not whichever
+    ulp-neighbour the error comparisons kept: the same bits for any bucket count, with every sample
+    gathered or not."""
+    if data == "relu6 seed 9":
+        x = _relu6(np.random.default_rng(9), 300_000)
+    elif data == "relu6":
+        x = _relu6(rng, 300_000)
+    elif data == "student":
+        x = rng.standard_t(3.0, size=300_000).astype(np.float32)
+    else:
+        x = rng.laplace(size=300_000).astype(np.float32)
+    clips = {EmpiricalMSE(x, **kw).optimal_clip(bits, grid=grid).alpha
+             for kw in ({}, {"buckets": 2**12}, {"buckets": 2**15}, {"buckets": 2**17}, {"presort": True})}
+    assert len(clips) == 1, clips

@@ -656,7 +656,8 @@ def _code(x, scale, offset, fqmin, fqmax, mode):
 
 @numba.njit(cache=True, inline="always")
 def _bulk(p1h, p1l, p2h, p2l, j0, j1, n, y):
-    """``Σ (x − y)²`` over buckets ``[j0, j1)`` (``n`` samples) from the prefix sums (double-double)."""
+    """``Σ (x − y)²`` over buckets ``[j0, j1)`` (``n`` samples) from the prefix sums (double-double),
+    and ``Σ x`` (double-double): ``(vh, vl, s1h, s1l)``."""
     s1h, s1l = _dd_add(p1h[j1], p1l[j1], -p1h[j0], -p1l[j0])
     s2h, s2l = _dd_add(p2h[j1], p2l[j1], -p2h[j0], -p2l[j0])
     ah, al = _dd_mul_d(s1h, s1l, -2.0 * y)
@@ -664,33 +665,34 @@ def _bulk(p1h, p1l, p2h, p2l, j0, j1, n, y):
     bh, bl = _dd_mul_d(yh, yl, n)
     vh, vl = _dd_add(s2h, s2l, ah, al)
     vh, vl = _dd_add(vh, vl, bh, bl)
-    return vh, vl, s1h + s1l
+    return vh, vl, s1h, s1l
 
 
 @numba.njit(cache=True, inline="always")
-def _flush(p1h, p1l, p2h, p2l, cnt, rs, re, rk, rf, offset, scale, ch, cl, rh, rl, scx, scc, exact):
+def _flush(p1h, p1l, p2h, p2l, cnt, rs, re, rk, rf, offset, scale, ch, cl, rh, rl, bh, bl, scc, exact):
     """Add the run of buckets ``[rs, re)`` on level ``rk`` (clipping part if ``rf``) to the sums
-    (``exact=False``: the sums of the run in double-double, the rest in double — for scans)."""
+    (``exact=False``: the sums of the run in double-double, the rest in double — for scans);
+    ``Σ c·x`` in double-double (``bh + bl``)."""
     if re > rs:
         n = float(cnt[re] - cnt[rs])
         if n > 0.0:
             y = (rk + offset) * scale
             if exact:
-                vh, vl, s1 = _bulk(p1h, p1l, p2h, p2l, rs, re, n, y)
+                vh, vl, s1h, s1l = _bulk(p1h, p1l, p2h, p2l, rs, re, n, y)
             else:
                 s1h, s1l = _dd_add(p1h[re], p1l[re], -p1h[rs], -p1l[rs])
                 s2h, s2l = _dd_add(p2h[re], p2l[re], -p2h[rs], -p2l[rs])
-                s1 = s1h + s1l
-                vh = (s2h + s2l) - y * (2.0 * s1 - y * n)
+                vh = (s2h + s2l) - y * (2.0 * (s1h + s1l) - y * n)
                 vl = 0.0
             if rf:
                 ch, cl = _dd_add(ch, cl, vh, vl)
             else:
                 rh, rl = _dd_add(rh, rl, vh, vl)
             cc = rk + offset
-            scx += cc * s1
+            th, tl = _dd_mul_d(s1h, s1l, cc)
+            bh, bl = _dd_add(bh, bl, th, tl)
             scc += cc * cc * n
-    return ch, cl, rh, rl, scx, scc
+    return ch, cl, rh, rl, bh, bl, scc
 
 
 @numba.njit(cache=True)
@@ -699,8 +701,9 @@ def _eval_one(cnt, p1h, p1l, p2h, p2l, bmin, bmax, have, gstart, xs, g1h, g1l, g
     """Error sums of one quantizer; returns the number of straddling buckets whose samples are not
     gathered (marked in ``missing``; the sums are then incomplete).
 
-    ``out[0:2]`` = clipping Σe² (double-double), ``out[2:4]`` = rounding Σe², ``out[4]`` = Σ c·x,
-    ``out[5]`` = Σ c² with ``c = k + offset`` the level in units of the step (for the step update
+    ``out[0:2]`` = clipping Σe² (double-double), ``out[2:4]`` = rounding Σe², ``out[4]`` = Σ c·x
+    (summed in double-double, so the same whatever the buckets and gathered samples: the polish's
+    vertices do not depend on them), ``out[5]`` = Σ c² with ``c = k + offset`` the level in units of the step (for the step update
     of the exact polish). ``exact=False`` puts a straddling bucket whole on the side of its mean
     (an approximation for scans; no samples needed).
     """
@@ -714,7 +717,8 @@ def _eval_one(cnt, p1h, p1l, p2h, p2l, bmin, bmax, have, gstart, xs, g1h, g1l, g
     cl = 0.0
     rh = 0.0
     rl = 0.0
-    scx = 0.0
+    bh = 0.0
+    bl = 0.0
     scc = 0.0
     nmiss = 0
     j = 0
@@ -750,8 +754,8 @@ def _eval_one(cnt, p1h, p1l, p2h, p2l, bmin, bmax, have, gstart, xs, g1h, g1l, g
                 code = fqmin + (c - 1)
             fc = c == 0 or c == ncut
             if not (re == j and code == rk and fc == rf):
-                ch, cl, rh, rl, scx, scc = _flush(p1h, p1l, p2h, p2l, cnt, rs, re, rk, rf, offset, scale, ch, cl, rh,
-                                                  rl, scx, scc, exact)
+                ch, cl, rh, rl, bh, bl, scc = _flush(p1h, p1l, p2h, p2l, cnt, rs, re, rk, rf, offset, scale, ch, cl,
+                                                      rh, rl, bh, bl, scc, exact)
                 rs = j
                 rk = code
                 rf = fc
@@ -786,8 +790,8 @@ def _eval_one(cnt, p1h, p1l, p2h, p2l, bmin, bmax, have, gstart, xs, g1h, g1l, g
                         rh, rl = _dd_add(rh, rl, tot, 0.0)
                     elif k0 == k1 and (f0 == f1 or not exact):
                         if not (re == j and k0 == rk and f0 == rf):
-                            ch, cl, rh, rl, scx, scc = _flush(p1h, p1l, p2h, p2l, cnt, rs, re, rk, rf, offset, scale,
-                                                              ch, cl, rh, rl, scx, scc, exact)
+                            ch, cl, rh, rl, bh, bl, scc = _flush(p1h, p1l, p2h, p2l, cnt, rs, re, rk, rf, offset,
+                                                                  scale, ch, cl, rh, rl, bh, bl, scc, exact)
                             rs = j
                             rk = k0
                             rf = f0
@@ -815,23 +819,24 @@ def _eval_one(cnt, p1h, p1l, p2h, p2l, bmin, bmax, have, gstart, xs, g1h, g1l, g
                                     b = mid
                             n = float(b - i)
                             y = (k + offset) * scale
-                            vh, vl, s1 = _bulk(g1h, g1l, g2h, g2l, i, b, n, y)
+                            vh, vl, s1h, s1l = _bulk(g1h, g1l, g2h, g2l, i, b, n, y)
                             if f:
                                 ch, cl = _dd_add(ch, cl, vh, vl)
                             else:
                                 rh, rl = _dd_add(rh, rl, vh, vl)
                             cc = k + offset
-                            scx += cc * s1
+                            th, tl = _dd_mul_d(s1h, s1l, cc)
+                            bh, bl = _dd_add(bh, bl, th, tl)
                             scc += cc * cc * n
                             i = b
                 j += 1
-    ch, cl, rh, rl, scx, scc = _flush(p1h, p1l, p2h, p2l, cnt, rs, re, rk, rf, offset, scale, ch, cl, rh, rl, scx, scc,
-                                      exact)
+    ch, cl, rh, rl, bh, bl, scc = _flush(p1h, p1l, p2h, p2l, cnt, rs, re, rk, rf, offset, scale, ch, cl, rh, rl, bh,
+                                          bl, scc, exact)
     out[0] = ch
     out[1] = cl
     out[2] = rh
     out[3] = rl
-    out[4] = scx
+    out[4] = bh + bl
     out[5] = scc
     return nmiss
 
@@ -978,7 +983,8 @@ def _seg_dist(xs, g1h, g1l, g2h, g2l, i0, i1, y):
     if i1 <= i0:
         return 0.0, 0.0
     n = float(i1 - i0)
-    vh, vl, s1 = _bulk(g1h, g1l, g2h, g2l, i0, i1, n, y)
+    vh, vl, s1h, s1l = _bulk(g1h, g1l, g2h, g2l, i0, i1, n, y)
+    s1 = s1h + s1l
     return max(vh + vl, 0.0), (g2h[i1] - g2h[i0]) + 2.0 * abs(y * s1) + y * y * n
 
 
@@ -1170,7 +1176,8 @@ def interval_bound(cnt, p1h, p1l, p2h, p2l, bmin, bmax, have, gstart, xs, g1h, g
                             m = 0.5 * (g_lo + g_hi)
                             h = 0.5 * (g_hi - g_lo)
                             n = float(nj)
-                            vh, vl, s1 = _bulk(p1h, p1l, p2h, p2l, j, j + 1, n, m)
+                            vh, vl, s1h, s1l = _bulk(p1h, p1l, p2h, p2l, j, j + 1, n, m)
+                            s1 = s1h + s1l
                             if x0 >= m or x1 <= m:
                                 t = abs(s1 - n * m)
                             else:
