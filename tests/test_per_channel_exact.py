@@ -267,14 +267,16 @@ def test_bucket_pair_bound_is_below_the_error_and_near_the_sample_one(kind, rng)
 @pytest.mark.parametrize("grid", ["narrow", "midrise", "unsigned"])
 def test_subnormal_and_huge_channels(scale, grid, rng):
     """Channels of subnormal or near-overflow float64 values (normalised with ldexp, where 2^-e itself
-    overflows: this hung once) give EmpiricalMSE's clip; their MSEs are 0 or inf, never NaN."""
-    w = rng.laplace(size=(2, 50)) * scale
-    w[:, 0] = np.abs(w[:, 0]) + scale
-    r = per_channel_optimal_clip(w, 4, grid=grid)
-    for i in range(2):
-        slow = EmpiricalMSE(w[i]).optimal_clip(4, grid=grid)
-        assert r.alpha[i] == pytest.approx(slow.alpha, rel=1e-12)
-        assert not math.isnan(r.mse[i]) and r.mse[i] == slow.mse
+    overflows: this hung once) give EmpiricalMSE's clip; their MSEs are 0 or inf, never NaN (8 bits:
+    with the pair bound)."""
+    for bits, n in ((4, 50), (8, 300)):
+        w = rng.laplace(size=(2, n)) * scale
+        w[:, 0] = np.abs(w[:, 0]) + scale
+        r = per_channel_optimal_clip(w, bits, grid=grid)
+        for i in range(2):
+            slow = EmpiricalMSE(w[i]).optimal_clip(bits, grid=grid)
+            assert r.alpha[i] == pytest.approx(slow.alpha, rel=1e-12)
+            assert not math.isnan(r.mse[i]) and r.mse[i] == slow.mse
 
 
 @pytest.mark.parametrize("grid", ["narrow", "unsigned"])
