@@ -155,6 +155,20 @@ def test_scale_equivariance_1e_minus300_to_1e300(e, bits, grid, n, rng):
         assert r2.mse == pytest.approx(expect, rel=1e-12)
 
 
+@pytest.mark.parametrize("grid", ["unsigned", "narrow", "midrise"])
+def test_large_tensor_scale_equivariance_at_8_bits(grid, rng):
+    """The large-tensor path at 8 bits (bucketed search, pair bounds from the buckets and from the
+    gathered samples, proof): the clip of 2^e·x is 2^e times the clip of x, bit for bit, from
+    2^-1000 to 2^1000 (float64 samples normalised by a power of two)."""
+    x = np.minimum(rng.lognormal(0.5, 1.0, size=200_000), 6.0)
+    x[rng.random(x.size) < 0.1] = 0.0
+    if grid != "unsigned":
+        x[rng.random(x.size) < 0.5] *= -1.0
+    ref = qtheory.optimal_clip(x, 8, grid=grid).alpha
+    for e in (-1000, -300, 300, 1000):
+        assert qtheory.optimal_clip(np.ldexp(x, e), 8, grid=grid).alpha == math.ldexp(ref, e)
+
+
 @pytest.mark.parametrize("c", [1e-300, 1e-160, 1e150, 1e180, 1e300])
 def test_extreme_magnitudes(c, rng):
     x = rng.laplace(size=500)
