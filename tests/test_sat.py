@@ -277,8 +277,15 @@ def test_network_experiment_table(seed):
 
 
 def test_pointwise_conv_pooling(seed):
-    r = sat.synthetic_network((16, 64, 256), 100, weights="fp", pool=4, rng=seed, batch=64)
-    assert r.logit_var == pytest.approx(r.logit_var_predicted, rel=0.3)
+    # One network's logit variance scatters by ~13 % around the prediction (its random weights and
+    # inputs; a fixed 30 % tolerance failed for 1 seed in 60). The mean ratio over 32 independent
+    # networks must match 1 within K standard errors of that mean.
+    ratios = []
+    for s in np.random.SeedSequence(seed).spawn(32):
+        r = sat.synthetic_network((16, 64, 256), 100, weights="fp", pool=4, rng=np.random.default_rng(s), batch=64)
+        ratios.append(r.logit_var / r.logit_var_predicted)
+    ratios = np.array(ratios)
+    assert abs(ratios.mean() - 1.0) < K * ratios.std(ddof=1) / math.sqrt(ratios.size)
     assert r.grad_rms.shape == (3,)
     # E[ȳ²] of pooled BN+ReLU features: independent positions -> relu_pool_mean_square
     r7 = sat.synthetic_network((32, 64, 512), 100, weights="fp", pool=7, rng=seed, batch=32)
