@@ -137,9 +137,11 @@ def test_direct_and_searched_ranges_agree(bits, n, rng, monkeypatch):
             got[path] = EmpiricalMSE(x)._affine_optimum(bits)
         (e1, s1, z1), (e2, s2, z2) = got["direct"], got["search"]
         scale = 1e-15 * float(np.sum(np.asarray(x, dtype=np.float64) ** 2))  # (error sums near 0)
-        assert z1 == z2 or e1 == e2 == 0.0, kind  # (data on a grid: any zero-error range is optimal)
+        # (an exact tie of two ranges is two optima: data on a grid, any zero-error range; heavy
+        # tails at 2 bits, rng seed 38: z = 1, s = 751.6 and z = 2, s = 375.8 err exactly alike)
+        assert z1 == z2 or e1 == e2, kind
         assert e1 == pytest.approx(e2, rel=1e-12, abs=scale), kind
-        assert s1 == pytest.approx(s2, rel=1e-9) or e1 == e2 == 0.0, kind
+        assert s1 == pytest.approx(s2, rel=1e-9) or e1 == e2, kind
 
 
 def test_sweep_reference_equals_the_brute_force(rng):
