@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from _mc import k_family
 from scipy import stats
 
 from qtheory.formats import BLOCK_FORMATS, block_montecarlo, block_mse, quantize_blocks, tensor_mse
@@ -104,6 +105,12 @@ CASES = [(n, r) for n in ("mxfp4", "mxfp6_e2m3", "mxfp6_e3m2", "mxfp8_e4m3", "mx
                                                ("int4_g128", "absmax"), ("int8_g32", "absmax")]
 
 
+# two comparisons per case and prior (seed 401049061 of an earlier run: the mxfp4-rne Gaussian
+# saturation at z = -4.23, a false alarm of a fixed 4-SE rule over 156 comparisons; 300 seeds:
+# z ~ N(0.04, 1.03))
+K_BLOCK = k_family(2 * len(CASES) * len(PRIORS))
+
+
 @pytest.mark.parametrize("prior", list(PRIORS))
 @pytest.mark.parametrize("name,rule", CASES)
 def test_block_exact_mse_matches_monte_carlo(name, rule, prior, seed):
@@ -112,10 +119,10 @@ def test_block_exact_mse_matches_monte_carlo(name, rule, prior, seed):
         bf = bf.with_rule(rule)
     exact = block_mse(PRIORS[prior], bf)
     mc = block_montecarlo(PRIORS[prior], bf, n_blocks=6000, rng=seed)
-    assert abs(mc.mse - exact.mse) < 4 * mc.stderr
+    assert abs(mc.mse - exact.mse) < K_BLOCK * mc.stderr
     # saturation frequency of the block maximum: a binomial proportion
     se = np.sqrt(max(exact.saturation * (1 - exact.saturation), 1e-4) / mc.n_blocks)
-    assert abs(mc.saturation - exact.saturation) < 4 * se + 1e-12
+    assert abs(mc.saturation - exact.saturation) < K_BLOCK * se + 1e-12
 
 
 def test_block_of_one_is_the_element_quantizer_at_its_own_scale():
