@@ -914,8 +914,10 @@ class EmpiricalMSE:
         and ``alpha``), from this preparation: levels ``(k − z)·s``, ``k = 0 .. 2^bits − 1``, over
         every integer zero point ``z`` and step ``s`` jointly (see ``_affine_optimum`` for what is
         proven). Equal errors at the chosen step: the smallest zero point. Where several steps
-        give an error of exactly 0 (samples that all lie on one grid, e.g. small integers), any
-        of them may be returned: all are optimal.
+        give exactly the same least error sum, any of them may be returned: all are optimal. This
+        happens for samples that all lie on one grid (e.g. small integers: error 0) and, rarely,
+        at few bits (e.g. ``z = 1`` at a step ``s`` and ``z = 2`` at ``s/2`` for heavy tails at
+        2 bits); which one comes back may then depend on the size of the data (the search path).
 
         Parameters
         ----------
@@ -1031,8 +1033,9 @@ class EmpiricalMSE:
         ``z`` in ``0 .. z_max`` (``z_max = top − 1`` if some sample is negative, else 0) and a step
         ``s > 0`` (at the samples' unit scale). Returns ``(error sum, s, z)``: a vertex of the exact
         piecewise-quadratic empirical error (polished by :meth:`_polish`); equal errors at that
-        step: the smallest zero point (several steps with an error of exactly 0, data on a grid:
-        any of them). The caller guarantees a positive sample.
+        step: the smallest zero point (several steps with exactly the least error sum, e.g. data
+        on a grid: any of them, possibly a different one per path). The caller guarantees a
+        positive sample.
 
         What is proven (every rule below holds for every round-to-nearest rule: the error of a
         sample is its squared distance to the nearest level, ``dist(x, L_{z,s})²``):
