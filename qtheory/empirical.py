@@ -704,7 +704,8 @@ class EmpiricalMSE:
         ltop = max(abs(qmin + off), abs(qmax + off))
         # below s0 every non-zero sample sits on its outermost level (|x|/s > L + 1) and zeros on
         # theirs: one assignment, one quadratic piece, all the way down to s = 0
-        s0 = float(ax.min()) / (ltop + 1.0) * 0.5
+        # (at least the least subnormal: below it there is no step, and 0 would divide by zero)
+        s0 = max(float(ax.min()) / (ltop + 1.0) * 0.5, 5e-324)
         ss, _ = _kernels().sweep(x, s0, max(alpha_b / d, 2.0 * s0), off, qmin, qmax, mode, 16, 0.0)
         cands = []
         for v in ss[np.isfinite(ss)]:
