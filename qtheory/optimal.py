@@ -303,15 +303,28 @@ def _optimal_at(prior, bits, grid, method, n_grid, rng_kind, progress, func) -> 
         # (Empirical.scale: no pass over the samples once prepared)
         return ClipResult(r.alpha, r.mse, r.clipping, r.rounding, r.alpha / prior.scale, bits, grid, method,
                           r.local_minima, signal_power=r.signal_power, _sqnr_db=r._sqnr_db)
-    if isinstance(prior, Empirical):  # the symmetric affine grid: searched in the samples' unit (no overflow)
+    if isinstance(prior, Empirical):
+        # The symmetric affine grid: zero point exactly 2^(b-1) for every α (see
+        # qtheory.quantizer), so its levels are the "int" grid's at the step s = (2α)/(2^b - 1):
+        # MSE(α) = MSE_int(s) >= the int grid's proven optimum, reached at α = s*·(2^b - 1)/2 up to
+        # the rounding of that step (the best of a few neighbouring clips, evaluated exactly).
         u = prepared_samples(prior)._unit
         fu = lambda a: math.fsum(_exact_parts_unit(prior, bits, grid, "half_even", a * u, None)[:2])  # noqa: E731
-        lo, hi = _search_range(prior, bits)
-        alpha_u, minima_u = _global_min(fu, (lo / u, hi / u), 400 if n_grid is None else n_grid,
-                                        cap=hi / u * 2.0**bits)
+        r_int = _optimal_at(prior, bits, "int", method, n_grid, "symmetric", progress, func)
+        ratio = (2**bits - 1) / 2.0**bits  # (α_int = s*·2^(b-1))
+        alpha_u = r_int.alpha / u * ratio
+        cands = [alpha_u]
+        for direction in (0.0, math.inf):
+            a = alpha_u
+            for _ in range(3):
+                a = math.nextafter(a, direction)
+                cands.append(a)
+        vals = [fu(a) for a in cands if a > 0.0 and math.isfinite(a)]
+        alpha_u = [a for a in cands if a > 0.0 and math.isfinite(a)][int(np.argmin(vals))]
         alpha = alpha_u * u
         r = clipping_mse(prior, alpha, bits, grid=grid)
-        return ClipResult(alpha, r.mse, r.clipping, r.rounding, alpha / prior.scale, bits, grid, method, minima_u * u,
+        minima = np.unique(np.append(np.asarray(r_int.local_minima) * ratio, alpha))
+        return ClipResult(alpha, r.mse, r.clipping, r.rounding, alpha / prior.scale, bits, grid, method, minima,
                           signal_power=r.signal_power, _sqnr_db=unit_db(_unit_power(prior)[0], fu(alpha_u)))
     quad = _is_quadrature(prior)
     if n_grid is None:
