@@ -147,6 +147,29 @@ def test_observer_validation():
         Observer().collect([1.0]).range("kl-divergence")
 
 
+def test_integer_batches_keep_their_values():
+    """A uint32 of 2^32 − 1 or an int64 of 2^24 + 1 is not a float32: such batches are kept as
+    float64 (they became float32, so ``max`` gave 2^32 and ``exact`` a range with a wrong MSE);
+    8- and 16-bit integers are exact in float32 and stay so."""
+    for x in (np.array([4294967295, 1, 2], np.uint32), np.array([16777217, 3], np.int64),
+              np.array([-32768, 7, 32767], np.int16), np.array([0, 255, 17], np.uint8)):
+        ref = x.astype(np.float64)
+        obs = Observer(8, "narrow").collect(x)
+        assert obs.range("max").alpha == float(np.max(np.abs(ref)))
+        r, o = obs.range("exact"), optimal_clip(ref, 8)
+        assert (r.alpha, r.mse) == (o.alpha, o.mse)
+        assert obs._streams()[0].data().dtype == (np.float32 if x.dtype.itemsize <= 2 else np.float64)
+
+
+def test_torch_float64_and_integer_tensors_keep_their_values():
+    torch = pytest.importorskip("torch")
+    for t in (torch.tensor([1.0000000001, 3.0], dtype=torch.float64), torch.tensor([16777217, 3])):
+        ref = t.double().numpy()
+        r = Observer(8, "narrow").collect(t).range("exact")
+        o = optimal_clip(ref, 8)
+        assert (r.alpha, r.mse) == (o.alpha, o.mse)
+
+
 def test_torch_hooks_see_the_module_outputs():
     torch = pytest.importorskip("torch")
     torch.manual_seed(0)

@@ -265,10 +265,17 @@ class Observer:
 
     # ----------------------------------------------------------------- collection
     def collect(self, batch, *, _owned: bool = False) -> Observer:
-        """Add a batch (any shape; with ``axis``, the channel axis must have the same length)."""
+        """Add a batch (any shape; with ``axis``, the channel axis must have the same length).
+
+        float32 and float64 values are kept as they are (numpy arrays or torch tensors); bool,
+        8- and 16-bit integers and float16 as float32 (exactly); other real dtypes as float64
+        (exact for integers up to 2^53, as everywhere in qtheory)."""
         func = "Observer.collect"
         base = _as_array(batch, func)
-        x = base if base.dtype in (np.float32, np.float64) else base.astype(np.float32)
+        # float32/float64 as they are; other dtypes exactly where float32 holds them (bool, 8- and
+        # 16-bit integers, float16), else as float64 (a uint32 of 2^32 − 1 is not a float32)
+        x = base if base.dtype in (np.float32, np.float64) else base.astype(
+            np.float32 if base.dtype.itemsize <= 2 else np.float64)
         owned = _owned or x is not base  # (a private array is kept without another copy)
         if self.axis is None:
             flat = x.reshape(-1)
@@ -338,9 +345,16 @@ class Observer:
 
 
 def _as_array(batch, func):
-    """The batch as a numpy array of real numbers (torch tensors: float32, sharing their memory)."""
+    """The batch as a numpy array of real numbers (torch float32/float64 tensors share their
+    memory; other dtypes convert as :meth:`Observer.collect` says)."""
     if hasattr(batch, "detach"):  # torch tensor
-        batch = batch.detach().cpu().float().numpy()
+        t = batch.detach().cpu()
+        if str(t.dtype) in ("torch.float32", "torch.float64") or t.is_complex():
+            batch = t.numpy()  # (complex: rejected below)
+        elif t.dtype.is_floating_point or t.element_size() <= 2:  # (exact in float32)
+            batch = t.float().numpy()
+        else:
+            batch = t.double().numpy()
     x = np.asarray(batch)
     if x.dtype.kind not in "biuf":
         raise param_error("batch", func, "an array of real numbers", f"dtype {x.dtype}", TypeError)
