@@ -89,6 +89,9 @@ __all__ = ["EmpiricalMSE", "empirical_mse", "empirical_optimal_clip", "per_chann
            "PerChannelClips", "direct_mse"]
 
 _OCTAVES = 24
+#: midrise steps at least this many times max|x| are evaluated in closed form (every sample in the
+#: innermost cell; the bucketed sums of such steps overflow at the samples' unit scale)
+_MIDRISE_FAR = 2.0**30
 #: tensors with N·levels up to this get the exact breakpoint sweep (the true global optimum)
 _SWEEP_LIMIT = 1_000_000
 #: buckets of a tensor of 2^20 samples or more (default; fewer below: min(N/2, 2^14))
@@ -310,6 +313,7 @@ class EmpiricalMSE:
         self._gstart = np.zeros(nb + 1, dtype=np.int64)
         self._xs = np.empty(0)
         self._g = [np.zeros(1) for _ in range(4)]
+        self._abs_sum = None  # Σ|x| (unit scale), for midrise steps far above the samples
         if n <= 1 << 16 or check_bool(presort, "presort", _func):  # gather everything at once
             self._gather(np.ones(nb, dtype=bool))
         s1 = pref[0][-1] + pref[1][-1]
@@ -430,7 +434,45 @@ class EmpiricalMSE:
     # ------------------------------------------------------------------------------------ sums
     def error_sums(self, quantizers) -> np.ndarray:
         """``(len(quantizers), 2)`` array of ``(clipping, rounding)`` error *sums* (not means)."""
-        return self._from_unit2(self._error_sums_unit(quantizers))
+        qs = [quantizers] if isinstance(quantizers, Quantizer) else list(quantizers)
+        out = np.empty((len(qs), 2))
+        far = np.array([self._far(q) for q in qs], dtype=bool)
+        if not far.all():
+            near = np.flatnonzero(~far)
+            out[near] = self._from_unit2(self._error_sums_unit([qs[i] for i in near]))
+        if far.any():
+            out[far, 0] = 0.0
+            out[far, 1] = self._far_midrise(np.array([q.scale for q, f in zip(qs, far, strict=True) if f]))
+        return out
+
+    def _far(self, q):
+        """Whether ``q`` is a midrise grid of step at least ``_MIDRISE_FAR·max|x|``."""
+        return q.codebook is None and q.offset == 0.5 and q.scale >= _MIDRISE_FAR * self.absmax
+
+    def _far_midrise(self, scales):
+        """Rounding error sums (the samples' units; ``inf`` beyond the float64 range) of midrise
+        grids whose steps are at least ``_MIDRISE_FAR·max|x|`` (see :meth:`_far_midrise_unit`)."""
+        out = np.empty(len(scales))
+        with np.errstate(over="ignore"):
+            for i, sc in enumerate(scales):
+                m, e = self._far_midrise_unit(float(sc))
+                out[i] = float(np.ldexp(m, 2 * e)) * self.n
+        return out
+
+    def _far_midrise_unit(self, scale):
+        """``(MSE / 4^e, e)`` of a midrise grid of step ``s = scale >= _MIDRISE_FAR·max|x|``: every
+        sample lies in the innermost cell and errs ``s/2 − |x|``, so the MSE is
+        ``h² − 2h·mean|x| + mean x²`` (``h = s/2``), each term to double rounding (the least value,
+        ``(h − max|x|)²``, is nearly ``h²``), computed at the scale ``2^e`` of the step (at the
+        samples' unit scale its square overflows)."""
+        if self._abs_sum is None:  # Σ|x| at the samples' unit scale (one pass, once)
+            self._abs_sum = float(np.sum(np.abs(self._x), dtype=np.float64))
+        k = math.frexp(self._unit)[1] - 1  # (unit = 2^k)
+        e = math.frexp(scale)[1]
+        h = math.ldexp(scale, -e) * 0.5
+        m1 = math.ldexp(self._abs_sum / self.n, k - e)
+        m2 = math.ldexp(float(self._pref[2][-1] + self._pref[3][-1]) / self.n, 2 * (k - e))
+        return h * (h - 2.0 * m1) + m2, e
 
     def _error_sums_unit(self, quantizers) -> np.ndarray:
         """:meth:`error_sums` at the samples' unit scale (divided by the unit squared)."""
@@ -503,6 +545,14 @@ class EmpiricalMSE:
 
             _check_alphas(alphas, func)
             return self.error_sums([Quantizer(bits, float(a), grid, rounding) for a in alphas]).sum(axis=1) / self.n
+        if grid == "midrise":  # (steps far above the samples: in closed form, see _far_midrise)
+            far = alphas / 2.0 ** (bits - 1) >= _MIDRISE_FAR * self.absmax
+            if far.any():
+                out = np.empty(alphas.size)
+                out[far] = self._far_midrise(alphas[far] / 2.0 ** (bits - 1)) / self.n
+                if not far.all():
+                    out[~far] = self._from_unit2(self._curve(self._to_unit(alphas[~far]), bits, grid, rounding, exact))
+                return out
         return self._from_unit2(self._curve(self._to_unit(alphas), bits, grid, rounding, exact))
 
     def _curve(self, alphas, bits, grid, rounding, exact=True):

@@ -302,6 +302,9 @@ def _exact_parts_unit(prior: Prior, bits, grid, rounding, alpha, beta) -> tuple[
         q = Quantizer(bits, alpha, grid, rounding, beta)
         if isinstance(prior, Empirical):
             prep = prepared_samples(prior)
+            if prep._far(q):  # (a midrise step far above the samples)
+                m, e = prep._far_midrise_unit(q.scale)
+                return 0.0, m, e
             s = prep._error_sums_unit([q])[0]
             return float(s[0] / prep.n), float(s[1] / prep.n), math.frexp(prep._unit)[1] - 1
         clip, rnd = _exact_parts(prior, q)

@@ -31,11 +31,13 @@ from qtheory import (
     Gaussian,
     Laplace,
     Mixture,
+    Quantizer,
     Rectified,
     ScipyPrior,
     clipping_mse,
     optimal_clip,
 )
+from qtheory.empirical import EmpiricalMSE
 
 MSE_RTOL = 1e-11
 ALPHA_RTOL_POLISHED = 1e-10
@@ -144,3 +146,21 @@ def test_montecarlo_works_at_unit_scale(c, seed):
     r = clipping_mse(Laplace(c), 3.0 * c, 4, method="montecarlo", n_samples=200_000, rng=seed)
     assert abs(r.mse - exact * c * c) < 5 * r.stderr
     assert 0 < r.stderr < 0.05 * exact * c * c
+
+
+@pytest.mark.parametrize("x,alpha", [([1e-300, -2e-300], 1.0), ([1.0, -2.0], 1e153), ([3e-232, -1e-232, 5e-233], 4.3e-17),
+                                     ([0.0, 0.0], 3.0), ([1.0, -2.0], 2.0**40), ([1.0, -2.0], 1e160)])
+def test_midrise_clip_far_above_the_samples(x, alpha):
+    """Every sample in the innermost cell errs h − |x| (h = α/2^b, the level ±s/2): the MSE is
+    h² − 2h·mean|x| + mean x², finite wherever that is (it was NaN: the step's square overflowed at
+    the samples' unit scale), inf beyond the float64 range, and the same by every path."""
+    x = np.array(x)
+    h = alpha / 2**4
+    with np.errstate(over="ignore"):
+        ref = math.fsum((h - abs(v)) ** 2 for v in x) / x.size
+        direct = float(np.mean((Quantizer(4, alpha, "midrise").quantize(x) - x) ** 2))
+    r = clipping_mse(x, alpha, 4, grid="midrise")
+    assert r.mse == pytest.approx(ref, rel=1e-15) and r.clipping == 0.0
+    assert direct == pytest.approx(ref, rel=1e-15)
+    assert EmpiricalMSE(x).curve([alpha], 4, "midrise")[0] == pytest.approx(ref, rel=1e-15)
+    assert EmpiricalMSE(x).mse(alpha, 4, grid="midrise").mse == pytest.approx(ref, rel=1e-15)
