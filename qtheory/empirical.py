@@ -254,7 +254,7 @@ class EmpiricalMSE:
         # converted on the way in, MSEs (times the unit squared) on the way out.
         self._unit = 1.0
         if x.dtype == np.float64 and self.absmax > 0.0 and not 2.0**-100 <= self.absmax <= 2.0**100:
-            k = math.frexp(self.absmax)[1]
+            k = min(math.frexp(self.absmax)[1], 1023)  # (2^1024 is not a float64: 2^1023 there)
             self._unit = math.ldexp(1.0, k)
             x = np.ldexp(x, -k)
             lo, hi = float(x.min()), float(x.max())
@@ -950,9 +950,12 @@ class EmpiricalMSE:
         mode = ROUNDING_CODES[rounding]
         cands = self._clip_candidates(bits, grid, rounding, n_grid, n_refine)
         alpha = cands[0][1]
+        self._check_representable(alpha * u, func=func)
         b = self._eval(np.array([alpha / d]), off, [qmin], [qmax], mode)[0]
         clip, rnd = max(float(b[0] + b[1]), 0.0) / self.n, max(float(b[2] + b[3]), 0.0) / self.n  # (error_sums)
-        minima = np.unique(np.array([a for _, a in cands])) * u
+        with np.errstate(over="ignore"):  # (clips beyond the float64 range are no clips)
+            minima = np.unique(np.array([a for _, a in cands])) * u
+        minima = minima[np.isfinite(minima)]
         scale = math.sqrt(self._var) if self._var > 0 else self._amax
         p2 = float(self._pref[2][-1] + self._pref[3][-1]) / self.n  # E[X²] at the unit scale
         return ClipResult(alpha * u, u2(clip + rnd), u2(clip), u2(rnd), alpha / scale, bits, grid, "exact",
@@ -1006,8 +1009,18 @@ class EmpiricalMSE:
     def _affine_range(self, bits, s_u, z):
         """``(beta, alpha)`` in the samples' units of the affine grid with the unit-scale step
         ``s_u`` and zero point ``z``."""
-        step = s_u * self._unit
-        return -z * step + 0.0, (2**bits - 1 - z) * step
+        with np.errstate(over="ignore"):
+            step = s_u * self._unit
+            beta, alpha = -z * step + 0.0, (2**bits - 1 - z) * step
+        self._check_representable(alpha, beta, func="optimal_range")
+        return beta, alpha
+
+    def _check_representable(self, *clips, func):
+        """A clear error where the optimum found lies beyond the float64 range (samples within a
+        few steps of its largest value)."""
+        if not all(math.isfinite(c) for c in clips):
+            raise param_error("x", func, "samples whose optimal range fits in float64 (divide them by a "
+                              "power of two)", f"values up to {self.absmax!r}, whose optimum lies beyond 1.8e308")
 
     def _clip_candidates(self, bits, grid, rounding, n_grid, n_refine):
         """The exact local minima ``(error sum, clip)`` found for a scale grid, sorted (the first
@@ -1746,4 +1759,9 @@ def per_channel_optimal_clip(x, bits: int, axis: int = 0, grid: str = DEFAULT_TE
         if not bulk.all():
             out[~bulk] = kernel(_sorted_rows(chans[~bulk]))
     alpha, clip, rnd = out[:, 0].copy(), out[:, 1].copy(), out[:, 2].copy()
+    if not np.isfinite(alpha).all():  # (a channel within a few steps of 1.8e308: no float64 clip)
+        i = int(np.flatnonzero(~np.isfinite(alpha))[0])
+        raise param_error("x", func, "channels whose optimal clips fit in float64 (divide them by a power of two)",
+                          f"channel {i} with values up to {float(np.max(np.abs(chans[i])))!r}, whose optimum "
+                          "lies beyond 1.8e308")
     return PerChannelClips(alpha, clip + rnd, ax, bits, grid, clip, rnd)

@@ -37,7 +37,7 @@ from qtheory import (
     clipping_mse,
     optimal_clip,
 )
-from qtheory.empirical import EmpiricalMSE
+from qtheory.empirical import EmpiricalMSE, per_channel_optimal_clip
 
 MSE_RTOL = 1e-11
 ALPHA_RTOL_POLISHED = 1e-10
@@ -164,3 +164,29 @@ def test_midrise_clip_far_above_the_samples(x, alpha):
     assert direct == pytest.approx(ref, rel=1e-15)
     assert EmpiricalMSE(x).curve([alpha], 4, "midrise")[0] == pytest.approx(ref, rel=1e-15)
     assert EmpiricalMSE(x).mse(alpha, 4, grid="midrise").mse == pytest.approx(ref, rel=1e-15)
+
+
+def test_samples_of_2_to_the_1023_and_more():
+    """Magnitudes from 2^1023 up (their power-of-two unit was 2^1024, an OverflowError): the unit
+    is 2^1023 there. Errors below 2^-537 of the unit square to below the float64 range at its
+    scale and count as 0 (here x = 1.0 next to 1e308: 0.5 of an MSE whose scale is 1e616)."""
+    x = np.array([1e308, 1.0])
+    r = optimal_clip(x, 4)
+    assert r.alpha == 1e308 and 0.0 <= r.mse <= 0.5
+    assert clipping_mse(x, 1e308, 4).mse <= 0.5
+    pc = per_channel_optimal_clip(np.array([[1e308, 1.0], [1.7e308, -3.0]]), 4)
+    assert pc.alpha.tolist() == [1e308, 1.7e308] and np.all(pc.mse <= 4.5)
+    y = np.array([1.7e308, -1e308, 3.0])
+    with np.errstate(over="ignore"):  # (its errors, ~1e306, square beyond the float64 range)
+        direct = float(np.mean((Quantizer(8, 1.7e308, "narrow").quantize(y) - y) ** 2))
+    assert EmpiricalMSE(y).mse(1.7e308, 8).mse == direct == np.inf
+
+
+def test_optimum_beyond_the_float64_range_is_a_clear_error():
+    """Samples within a few steps of 1.8e308 whose optimum lies beyond it: a ValueError naming
+    ``x`` (it was a clip of inf with an MSE of inf or NaN)."""
+    top = np.finfo(np.float64).max
+    with pytest.raises(ValueError, match="'x'"):
+        optimal_clip(np.array([1.7e308, -1e308, 3.0]), 8, grid="affine", range="asymmetric")
+    with pytest.raises(ValueError, match="'x'"):
+        per_channel_optimal_clip(np.array([[top, -top, 1.0]]), 4)

@@ -2089,7 +2089,7 @@ def _pc_prepare(row, norm):
     amax = max(-float(row[0]), float(row[n - 1]))
     unit = 1.0
     if norm and amax > 0.0 and not (2.0**-100 <= amax <= 2.0**100):
-        ex = math.frexp(amax)[1]
+        ex = min(math.frexp(amax)[1], 1023)  # (2^1024 is not a float64: 2^1023 there)
         unit = math.ldexp(1.0, ex)
         for i in range(n):  # (ldexp: exact, also for subnormal channels, where 2^-ex overflows)
             xs[i] = math.ldexp(float(row[i]), -ex)
