@@ -76,7 +76,10 @@ def check_real(
                 return check_real(value, name, func, low, high, low_open=low_open, high_open=high_open)
         raise param_error(name, func, _range_text(low, high, "finite real number", low_open, high_open), value,
                           TypeError)
-    v = float(value)
+    try:
+        v = float(value)
+    except OverflowError:  # (an int beyond the float64 range, e.g. 10**400: not a finite real)
+        v = math.inf if value > 0 else -math.inf
     if (not math.isfinite(v) or (low is not None and (v < low or (low_open and v == low)))
             or (high is not None and (v > high or (high_open and v == high)))):
         raise param_error(name, func, _range_text(low, high, "finite real number", low_open, high_open), v)

@@ -1708,6 +1708,8 @@ def per_channel_optimal_clip(x, bits: int, axis: int = 0, grid: str = DEFAULT_TE
     bits = check_int(bits, "bits", func, MIN_BITS[grid], MAX_BITS)
     rounding = check_option(rounding, "rounding", func, ROUNDINGS)
     n_grid = check_int(n_grid, "n_grid", func, 16, 1_000_000)
+    if arr.size == 0:  # (no channel, or none with a value: reshape cannot infer a length)
+        raise param_error("x", func, "a tensor with at least one value per channel", f"array of shape {arr.shape}")
     chans = np.moveaxis(arr, ax, 0).reshape(arr.shape[ax], -1)
     if chans.shape[1] == 0:
         raise param_error("x", func, "a tensor with at least one value per channel", f"array of shape {arr.shape}")

@@ -349,9 +349,13 @@ def _grid_params(grid: str, bits: int, alpha: float, beta: float | None):
     # that a symmetric range (beta = -alpha) gives exactly (2^b - 1) / 2, a tie, for every alpha:
     # z = 2^(b-1), the levels of the "int" grid. (-beta / s rounds differently from one alpha to
     # the next, which made the zero point, and so the MSE, jump with rounding noise.)
+    # (α − β beyond the float64 range, e.g. α = −β = 1.7e308: halved first, which is exact and
+    # gives the same quotients)
     top = 2**bits - 1
-    s = (alpha - beta) / top
-    z = int(min(max(math.floor(top * (-beta / (alpha - beta)) + 0.5), 0), top))
+    h = 1.0 if math.isfinite(alpha - beta) else 0.5
+    w = alpha * h - beta * h
+    s = w / top / h
+    z = int(min(max(math.floor(top * (-beta * h / w) + 0.5), 0), top))
     return s, 0.0, -z, top - z
 
 

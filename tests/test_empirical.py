@@ -297,6 +297,10 @@ def test_bucket_keys_agree_and_are_monotone(rng):
         (lambda: per_channel_optimal_clip(np.ones((2, 3)), 4, axis=-3), "axis"),
         (lambda: per_channel_optimal_clip(np.ones((2, 3)), 4, axis=0.5), "axis"),
         (lambda: per_channel_optimal_clip(np.ones((2, 0)), 4, axis=0), "x"),
+        (lambda: per_channel_optimal_clip(np.zeros((0, 5)), 4, axis=0), "x"),  # (numpy's reshape error)
+        (lambda: qtheory.optimal_clip(np.zeros((5, 0)), 4, axis=1), "x"),
+        (lambda: empirical_mse([1.0, 2.0], 10**400, 4), "alpha"),  # (OverflowError from float())
+        (lambda: qtheory.Quantizer(4, -10**400), "alpha"),
         (lambda: per_channel_optimal_clip(np.float64(3.0), 4, axis=0), "x"),
         (lambda: per_channel_optimal_clip([[1.0, np.nan]], 4, axis=0), "x"),
         (lambda: per_channel_optimal_clip(np.ones((2, 3)), 4, axis=0, grid="affine"), "grid"),

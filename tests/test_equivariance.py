@@ -190,3 +190,12 @@ def test_optimum_beyond_the_float64_range_is_a_clear_error():
         optimal_clip(np.array([1.7e308, -1e308, 3.0]), 8, grid="affine", range="asymmetric")
     with pytest.raises(ValueError, match="'x'"):
         per_channel_optimal_clip(np.array([[top, -top, 1.0]]), 4)
+
+
+def test_affine_range_wider_than_the_float64_range():
+    """α − β beyond 1.8e308 (α = −β = 1.7e308): the step and zero point are those of the halved
+    range, the same quotients (the step was inf and every value quantized to NaN)."""
+    q = Quantizer(4, 1.7e308, "affine", beta=-1.7e308)
+    ref = Quantizer(4, 1.7e307, "affine", beta=-1.7e307)
+    assert q.scale == 10 * ref.scale and (q.qmin, q.qmax) == (ref.qmin, ref.qmax) == (-8, 7)
+    assert np.array_equal(q.quantize(np.array([1.0, -1e308])), np.round(np.array([1.0, -1e308]) / q.scale) * q.scale)
