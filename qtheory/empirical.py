@@ -419,8 +419,10 @@ class EmpiricalMSE:
             return buf
         for _ in range(3):
             missing = self._missing
-            nmiss = k.evaluate(*self._args(), scales, float(offset), qmins, qmaxs, int(mode), bool(exact), buf,
-                               missing)
+            # (exact: 1 for float32 samples, whose bucket sums are exact; 2 for float64, whose
+            # cancelling runs are summed sample by sample, see the kernel's _flush)
+            nmiss = k.evaluate(*self._args(), scales, float(offset), qmins, qmaxs, int(mode),
+                               int(exact) * (1 if self._is32 else 2), buf, missing)
             if nmiss == 0:
                 return buf
             # also take the neighbours: a nearby clip will likely need them (saves O(N) passes)

@@ -668,17 +668,65 @@ def _bulk(p1h, p1l, p2h, p2l, j0, j1, n, y):
     return vh, vl, s1h, s1l
 
 
+#: a run's ``Σ(x − y)²`` from moments below this share of their magnitude (``Σx² + 2|y·Σx| + y²n``)
+#: is summed sample by sample where the samples are gathered: the moments' double-double rounding
+#: (~2^-104 of the magnitude) would show in its double (samples within ~1e-13 of a level far from 0)
+_CANCEL = 2.0**-48
+
+
 @numba.njit(cache=True, inline="always")
-def _flush(p1h, p1l, p2h, p2l, cnt, rs, re, rk, rf, offset, scale, ch, cl, rh, rl, bh, bl, scc, exact):
+def _cancels(vh, vl, s1h, s2h, y, n):
+    return vh + vl < _CANCEL * (s2h + 2.0 * abs(y * s1h) + y * y * n)
+
+
+@numba.njit(cache=True)
+def _direct_run(xs, i0, i1, y):
+    """``Σ (x − y)²`` over the gathered samples ``[i0, i1)`` one by one (double-double; ``x − y``
+    is exact where it matters, ``x`` within a factor 2 of ``y``)."""
+    vh = 0.0
+    vl = 0.0
+    for i in range(i0, i1):
+        d = xs[i] - y
+        p, pe = _two_prod(d, d)
+        vh, vl = _dd_add(vh, vl, p, pe)
+    return vh, vl
+
+
+@numba.njit(cache=True, inline="always")
+def _flush(p1h, p1l, p2h, p2l, cnt, rs, re, rk, rf, offset, scale, ch, cl, rh, rl, bh, bl, scc, exact, have, gstart,
+           xs, missing, bmin, bmax):
     """Add the run of buckets ``[rs, re)`` on level ``rk`` (clipping part if ``rf``) to the sums
     (``exact=False``: the sums of the run in double-double, the rest in double — for scans);
-    ``Σ c·x`` in double-double (``bh + bl``)."""
+    ``Σ c·x`` in double-double (``bh + bl``). With ``exact == 2`` (float64 samples, whose bucket
+    sums are compensated, not exact) a run whose error cancels (``_CANCEL``) is summed sample by
+    sample, by value for buckets of one value, from the gathered samples otherwise; buckets not
+    gathered are marked in ``missing`` (their count is returned last: the sums are then
+    incomplete)."""
+    nm = 0
     if re > rs:
         n = float(cnt[re] - cnt[rs])
         if n > 0.0:
             y = (rk + offset) * scale
             if exact:
                 vh, vl, s1h, s1l = _bulk(p1h, p1l, p2h, p2l, rs, re, n, y)
+                if exact == 2 and _cancels(vh, vl, s1h, p2h[re] - p2h[rs], y, n):
+                    vh = 0.0
+                    vl = 0.0
+                    for jj in range(rs, re):
+                        nj = cnt[jj + 1] - cnt[jj]
+                        if nj == 0:
+                            continue
+                        if bmin[jj] == bmax[jj]:  # (one value: (x − y)² times the count)
+                            d = bmin[jj] - y
+                            p, pe = _two_prod(d, d)
+                            th, tl = _dd_mul_d(p, pe, float(nj))
+                            vh, vl = _dd_add(vh, vl, th, tl)
+                        elif have[jj]:
+                            th, tl = _direct_run(xs, gstart[jj], gstart[jj + 1], y)
+                            vh, vl = _dd_add(vh, vl, th, tl)
+                        else:
+                            missing[jj] = True
+                            nm += 1
             else:
                 s1h, s1l = _dd_add(p1h[re], p1l[re], -p1h[rs], -p1l[rs])
                 s2h, s2l = _dd_add(p2h[re], p2l[re], -p2h[rs], -p2l[rs])
@@ -692,7 +740,7 @@ def _flush(p1h, p1l, p2h, p2l, cnt, rs, re, rk, rf, offset, scale, ch, cl, rh, r
             th, tl = _dd_mul_d(s1h, s1l, cc)
             bh, bl = _dd_add(bh, bl, th, tl)
             scc += cc * cc * n
-    return ch, cl, rh, rl, bh, bl, scc
+    return ch, cl, rh, rl, bh, bl, scc, nm
 
 
 @numba.njit(cache=True)
@@ -754,8 +802,9 @@ def _eval_one(cnt, p1h, p1l, p2h, p2l, bmin, bmax, have, gstart, xs, g1h, g1l, g
                 code = fqmin + (c - 1)
             fc = c == 0 or c == ncut
             if not (re == j and code == rk and fc == rf):
-                ch, cl, rh, rl, bh, bl, scc = _flush(p1h, p1l, p2h, p2l, cnt, rs, re, rk, rf, offset, scale, ch, cl,
-                                                      rh, rl, bh, bl, scc, exact)
+                ch, cl, rh, rl, bh, bl, scc, nm = _flush(p1h, p1l, p2h, p2l, cnt, rs, re, rk, rf, offset, scale, ch, cl,
+                                                      rh, rl, bh, bl, scc, exact, have, gstart, xs, missing, bmin, bmax)
+                nmiss += nm
                 rs = j
                 rk = code
                 rf = fc
@@ -790,8 +839,10 @@ def _eval_one(cnt, p1h, p1l, p2h, p2l, bmin, bmax, have, gstart, xs, g1h, g1l, g
                         rh, rl = _dd_add(rh, rl, tot, 0.0)
                     elif k0 == k1 and (f0 == f1 or not exact):
                         if not (re == j and k0 == rk and f0 == rf):
-                            ch, cl, rh, rl, bh, bl, scc = _flush(p1h, p1l, p2h, p2l, cnt, rs, re, rk, rf, offset,
-                                                                  scale, ch, cl, rh, rl, bh, bl, scc, exact)
+                            ch, cl, rh, rl, bh, bl, scc, nm = _flush(p1h, p1l, p2h, p2l, cnt, rs, re, rk, rf, offset,
+                                                                  scale, ch, cl, rh, rl, bh, bl, scc, exact, have,
+                                                                  gstart, xs, missing, bmin, bmax)
+                            nmiss += nm
                             rs = j
                             rk = k0
                             rf = f0
@@ -820,6 +871,8 @@ def _eval_one(cnt, p1h, p1l, p2h, p2l, bmin, bmax, have, gstart, xs, g1h, g1l, g
                             n = float(b - i)
                             y = (k + offset) * scale
                             vh, vl, s1h, s1l = _bulk(g1h, g1l, g2h, g2l, i, b, n, y)
+                            if exact == 2 and _cancels(vh, vl, s1h, g2h[b] - g2h[i], y, n):
+                                vh, vl = _direct_run(xs, i, b, y)
                             if f:
                                 ch, cl = _dd_add(ch, cl, vh, vl)
                             else:
@@ -830,8 +883,9 @@ def _eval_one(cnt, p1h, p1l, p2h, p2l, bmin, bmax, have, gstart, xs, g1h, g1l, g
                             scc += cc * cc * n
                             i = b
                 j += 1
-    ch, cl, rh, rl, bh, bl, scc = _flush(p1h, p1l, p2h, p2l, cnt, rs, re, rk, rf, offset, scale, ch, cl, rh, rl, bh,
-                                          bl, scc, exact)
+    ch, cl, rh, rl, bh, bl, scc, nm = _flush(p1h, p1l, p2h, p2l, cnt, rs, re, rk, rf, offset, scale, ch, cl, rh, rl, bh,
+                                          bl, scc, exact, have, gstart, xs, missing, bmin, bmax)
+    nmiss += nm
     out[0] = ch
     out[1] = cl
     out[2] = rh
