@@ -311,6 +311,8 @@ def _optimal_at(prior, bits, grid, method, n_grid, rng_kind, progress, func) -> 
         u = prepared_samples(prior)._unit
         fu = lambda a: math.fsum(_exact_parts_unit(prior, bits, grid, "half_even", a * u, None)[:2])  # noqa: E731
         r_int = _optimal_at(prior, bits, "int", method, n_grid, "symmetric", progress, func)
+        if r_int.alpha == 0.0:  # (all zero: the clip 0.0, as for the int grid)
+            return dataclasses.replace(r_int, grid=grid)
         ratio = (2**bits - 1) / 2.0**bits  # (α_int = s*·2^(b-1))
         alpha_u = r_int.alpha / u * ratio
         cands = [alpha_u]

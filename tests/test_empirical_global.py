@@ -119,6 +119,8 @@ def test_symmetric_affine_range_of_samples_is_the_int_grid_optimum(bits, rng):
         ref, _ = _brute_min(x, bits, "int")
         assert direct_mse(x, Quantizer(bits, r.alpha, "affine")) == pytest.approx(r.mse, rel=1e-12, abs=1e-300)
         assert r.mse <= ref * (1 + 1e-10) + 1e-30 * float(np.mean(np.asarray(x, float) ** 2)), name
+    z = qtheory.optimal_clip(np.zeros(7), bits, grid="affine")  # (no sample a clip reaches: 0.0, as on "int")
+    assert (z.alpha, z.mse, z.grid) == (0.0, 0.0, "affine")
 
 
 def test_small_channels_beyond_the_old_search_range(rng):
