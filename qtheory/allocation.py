@@ -781,8 +781,12 @@ def correction_terms(w: ArrayLike, w_q: ArrayLike) -> tuple[np.ndarray, np.ndarr
         raise param_error("w_q", func, f"an array of the same shape as 'w' {np.shape(w)}",
                           f"array of shape {np.shape(w_q)}")
     mu = a.mean(axis=1) - b.mean(axis=1)
-    na = np.linalg.norm(a - a.mean(axis=1, keepdims=True), axis=1)
-    nb = np.linalg.norm(b - b.mean(axis=1, keepdims=True), axis=1)
+    # the norms' ratio in units of a power of two near the channels' size (exact scaling): squared in
+    # the weights' own units they underflow or overflow from ~1e∓155 (ξ became 1 or NaN)
+    top = float(max(np.max(np.abs(a)), np.max(np.abs(b)))) if a.size else 0.0
+    e = -math.frexp(top)[1] if top > 0.0 and math.isfinite(top) else 0
+    na = np.linalg.norm(np.ldexp(a - a.mean(axis=1, keepdims=True), e), axis=1)
+    nb = np.linalg.norm(np.ldexp(b - b.mean(axis=1, keepdims=True), e), axis=1)
     xi = np.divide(na, nb, out=np.ones_like(na), where=nb > 0)
     return mu, xi
 

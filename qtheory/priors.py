@@ -248,7 +248,7 @@ class Laplace(Prior):
 
     @property
     def var(self) -> float:
-        return 2.0 * self.b**2
+        return 2.0 * (self.b * self.b)  # (inf beyond the float64 range; ** raises OverflowError)
 
     @property
     def symmetric(self) -> bool:
@@ -449,7 +449,7 @@ class Gaussian(Prior):
 
     @property
     def var(self) -> float:
-        return self.sigma**2
+        return self.sigma * self.sigma  # (inf beyond the float64 range; ** raises OverflowError)
 
     @property
     def symmetric(self) -> bool:

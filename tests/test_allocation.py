@@ -478,3 +478,20 @@ def test_all_zero_weights_with_the_max_clip_quantize_to_zero(granularity):
     w[1] = np.linspace(-1, 1, 16) if granularity == "channel" else 0.0
     r = quantize_channels(w, 4, granularity=granularity, clip="max")
     assert np.all(np.isfinite(r.w_q)) and np.all(np.abs(r.w_q[0]) <= np.finfo(float).tiny) and np.all(r.alpha > 0)
+
+
+@pytest.mark.parametrize("c", [1e-170, 1e170, 1e300])
+def test_correction_terms_are_scale_equivariant(c, rng):
+    """ξ = ‖w − mean‖/‖w_q − mean‖ per channel does not depend on the weights' scale (the norms,
+    squared in the weights' own units, underflowed to ξ = 1 at 1e-170 and overflowed to NaN at
+    1e170)."""
+    w = rng.standard_normal((3, 50))
+    wq = np.round(2 * w) / 2
+    mu, xi = correction_terms(w, wq)
+    mu_c, xi_c = correction_terms(w * c, wq * c)
+    assert xi_c == pytest.approx(xi, rel=1e-12)  # (c is not a power of two: w·c rounds)
+    assert mu_c == pytest.approx(mu * c, rel=1e-12)
+
+
+def test_prior_variance_beyond_the_float64_range_is_inf():
+    assert Gaussian(1e200).var == np.inf and Laplace(1e200).var == np.inf  # (was an OverflowError)

@@ -237,8 +237,11 @@ def quantize_blocks(x: ArrayLike, fmt: str | BlockFormat, *, axis: int = -1, ten
         q = _quantize_with(bf, blocks, block_scale(bf, amax, ta))
         if bf.rule == "4over6":
             q4 = _quantize_with(bf, blocks, block_scale(bf, amax, ta, four=True))
-            better4 = np.sum((q4 - blocks) ** 2, axis=-1, keepdims=True) < np.sum((q - blocks) ** 2, axis=-1,
-                                                                                     keepdims=True)
+            # squared errors in units of a power of two near the tensor's maximum (exact scaling):
+            # in the data's own units they underflow or overflow from ~1e∓155, and the choice with them
+            e = -math.frexp(ta)[1]
+            better4 = (np.sum(np.ldexp(q4 - blocks, e) ** 2, axis=-1, keepdims=True)
+                       < np.sum(np.ldexp(q - blocks, e) ** 2, axis=-1, keepdims=True))
             q = np.where(better4, q4, q)
     else:
         q = _quantize_with(bf, blocks, block_scale(bf, amax))
