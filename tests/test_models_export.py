@@ -167,3 +167,27 @@ def test_quantize_onnx_after_quant_pre_process(tmp_path):
     assert len(hits) >= len(ranges) // 2
     for n in hits:
         assert scales[n][0] == export.ort_qparams(*ranges[n])[0]
+
+
+@pytest.mark.parametrize("call,name", [
+    (lambda: export.ort_range(np.nan, 0), "scale"),
+    (lambda: export.ort_range(-1.0, 0), "scale"),
+    (lambda: export.ort_range(0.1, 300), "zero_point"),  # (a uint8 zero point out of range: a range without 0)
+    (lambda: export.ort_range(0.1, 2.5), "zero_point"),
+    (lambda: export.ort_qparams([1.0, 2.0], [3.0, 4.0, 5.0]), "alpha"),  # (numpy's broadcast message)
+    (lambda: export.ort_qparams(2.0, 1.0), "beta"),
+])
+def test_export_helpers_reject_bad_ranges(call, name):
+    """Bad ranges and quantization parameters name the parameter (they passed NaN, negative or
+    inconsistent values through, or raised numpy's messages)."""
+    with pytest.raises(ValueError, match=f"'{name}' parameter"):
+        call()
+
+
+@pytest.mark.parametrize("beta,alpha,name", [(np.nan, 1.0, "alpha"), (-1.0, np.inf, "alpha"), (-1.0, 1e39, "alpha"),
+                                             (2.0, 1.0, "beta")])
+def test_torch_qparams_rejects_bad_ranges(beta, alpha, name):
+    """NaN and ranges beyond float32 gave NaN or inf scales, beta > alpha torch's bare AssertionError."""
+    pytest.importorskip("torch")
+    with pytest.raises(ValueError, match=f"'{name}' parameter"):
+        export.torch_qparams(beta, alpha)

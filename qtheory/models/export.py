@@ -50,6 +50,21 @@ def _qrange(qtype, symmetric, reduce_range):
     return red if reduce_range else (sym if symmetric else full)
 
 
+def _range_arrays(beta, alpha, func):
+    """``beta``, ``alpha`` as float32 arrays of one shape, finite (in float32) with ``beta <= alpha``."""
+    try:
+        with np.errstate(over="ignore"):  # (beyond float32: inf, rejected below)
+            b, a = np.broadcast_arrays(np.asarray(beta, dtype=np.float32), np.asarray(alpha, dtype=np.float32))
+    except (TypeError, ValueError):
+        raise param_error("alpha", func, "range ends of one shape (or broadcastable), real numbers",
+                          f"beta {np.shape(beta)}, alpha {np.shape(alpha)}") from None
+    if not (np.all(np.isfinite(b)) and np.all(np.isfinite(a))):
+        raise param_error("alpha", func, "finite range ends (within float32)", (beta, alpha))
+    if np.any(b > a):
+        raise param_error("beta", func, "range ends with beta <= alpha", (beta, alpha))
+    return b, a
+
+
 def ort_qparams(beta: ArrayLike, alpha: ArrayLike, qtype: str = "uint8", *, symmetric: bool = False,
                 reduce_range: bool = False) -> tuple[np.ndarray | np.floating, np.ndarray | np.integer]:
     """``(scale, zero_point)`` of the range ``[beta, alpha]`` under ONNX Runtime's conventions.
@@ -71,10 +86,9 @@ def ort_qparams(beta: ArrayLike, alpha: ArrayLike, qtype: str = "uint8", *, symm
     symmetric = check_bool(symmetric, "symmetric", func)
     reduce_range = check_bool(reduce_range, "reduce_range", func)
     qmin, qmax = _qrange(qtype, symmetric, reduce_range)
-    rmin = np.minimum(np.asarray(beta, dtype=np.float32), np.float32(0))
-    rmax = np.maximum(np.asarray(alpha, dtype=np.float32), np.float32(0))
-    if not (np.all(np.isfinite(rmin)) and np.all(np.isfinite(rmax))):
-        raise param_error("alpha", func, "finite range ends", (beta, alpha))
+    b, a = _range_arrays(beta, alpha, func)
+    rmin = np.minimum(b, np.float32(0))
+    rmax = np.maximum(a, np.float32(0))
     if symmetric:
         absmax = np.maximum(np.abs(rmin), np.abs(rmax))
         rmin, rmax = -absmax, absmax
@@ -98,10 +112,18 @@ def ort_range(scale: ArrayLike, zero_point: ArrayLike, qtype: str = "uint8", *, 
     >>> ort_range(np.float32(0.025), np.uint8(15))
     (-0.375, 6.0)
     """
-    qtype = check_option(qtype, "qtype", "ort_range", tuple(QTYPES))
+    func = "ort_range"
+    qtype = check_option(qtype, "qtype", func, tuple(QTYPES))
     qmin, qmax = _qrange(qtype, symmetric, reduce_range)
-    s = np.asarray(scale, dtype=np.float64)
-    z = np.asarray(zero_point, dtype=np.float64)
+    try:
+        s, z = np.broadcast_arrays(np.asarray(scale, dtype=np.float64), np.asarray(zero_point, dtype=np.float64))
+    except (TypeError, ValueError):
+        raise param_error("zero_point", func, "a scale and zero point of one shape, real numbers",
+                          f"scale {np.shape(scale)}, zero point {np.shape(zero_point)}") from None
+    if not np.all(np.isfinite(s) & (s > 0)):
+        raise param_error("scale", func, "finite scales > 0", scale)
+    if not np.all((z == np.round(z)) & (z >= qmin) & (z <= qmax)):
+        raise param_error("zero_point", func, f"integer zero points in [{qmin}, {qmax}] ({qtype})", zero_point)
     b, a = s * (qmin - z), s * (qmax - z)
     return (float(b), float(a)) if b.ndim == 0 else (b, a)
 
@@ -415,8 +437,9 @@ def _observer(beta, alpha, dtype, per_channel_axis, symmetric, reduce_range):
     from torch.ao.quantization.observer import MinMaxObserver, PerChannelMinMaxObserver
 
     tdt = {"quint8": torch.quint8, "qint8": torch.qint8}[dtype]
-    b = torch.as_tensor(np.asarray(beta, dtype=np.float32))
-    a = torch.as_tensor(np.asarray(alpha, dtype=np.float32))
+    bn, an = _range_arrays(beta, alpha, "torch_qparams")
+    b = torch.as_tensor(np.ascontiguousarray(bn))
+    a = torch.as_tensor(np.ascontiguousarray(an))
     if per_channel_axis is None:
         scheme = torch.per_tensor_symmetric if symmetric else torch.per_tensor_affine
         obs = MinMaxObserver(dtype=tdt, qscheme=scheme, reduce_range=reduce_range)
