@@ -269,3 +269,10 @@ def test_block_mse_where_one_scale_spans_a_wide_range():
               for a, b in zip(cuts[:-1], cuts[1:], strict=True))
     ref += 2 * integrate.quad(lambda x: (x - lv[-1]) ** 2 * stats.norm.pdf(x), 12.0, np.inf)[0]
     assert r.mse == pytest.approx(ref, rel=1e-6) and 0.0 <= r.saturation <= 1.0
+
+
+@pytest.mark.parametrize("axis", [0.5, "0", None, True])
+def test_block_axis_must_be_an_int(axis):
+    """``axis`` of another type raised Python's own TypeErrors (``True`` was taken as axis 1)."""
+    with pytest.raises(TypeError, match="'axis' parameter"):
+        quantize_blocks(np.ones((2, 40)), "mxfp4", axis=axis)

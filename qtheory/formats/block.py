@@ -221,8 +221,7 @@ def quantize_blocks(x: ArrayLike, fmt: str | BlockFormat, *, axis: int = -1, ten
     func = "quantize_blocks"
     bf = _get(fmt, func)
     x = check_samples(x, "x", func, ndim=None)
-    if not -max(x.ndim, 1) <= axis < max(x.ndim, 1):
-        raise param_error("axis", func, f"an axis of the {x.ndim}-D input", axis)
+    axis = check_int(axis, "axis", func, -max(x.ndim, 1), max(x.ndim, 1) - 1)  # (0.5, "0", None, True: TypeError)
     xm = np.moveaxis(np.atleast_1d(x), axis, -1)
     n = xm.shape[-1]
     pad = (-n) % bf.block_size
