@@ -539,11 +539,7 @@ def _asymmetric(prior: Prior, bits: int, n_grid, func: str, progress: bool = Fal
 
 
 def _search_range(prior: Prior, bits: int) -> tuple[float, float]:
-    if isinstance(prior, Empirical):
-        top = float(np.max(np.abs(prior.x)))
-        if top == 0.0:
-            raise param_error("prior", "optimal_clip", "samples that are not all zero", "all-zero samples")
-        return top * 1e-3, top * (1.0 + 2.0 ** (2 - bits))
+    """The scanned clip range of a distribution (samples take the exact paths of qtheory.empirical)."""
     # Beyond the (1 - 1e-14)-quantile of |X| there is no mass worth a level; the outermost level of
     # every grid is at least (1 - 2^(1-b))·α (int), so α up to top·(1 + 2^(2-b)) puts a level on
     # any value up to top (a level *on* a narrow outer mode can be optimal: multimodal priors).
