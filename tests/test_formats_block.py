@@ -276,3 +276,105 @@ def test_block_axis_must_be_an_int(axis):
     """``axis`` of another type raised Python's own TypeErrors (``True`` was taken as axis 1)."""
     with pytest.raises(TypeError, match="'axis' parameter"):
         quantize_blocks(np.ones((2, 40)), "mxfp4", axis=axis)
+
+
+# ----------------------------------------------------------------------------- extreme scales
+def _ld(v, k):
+    """``v·2^k`` rounded once (0 or inf beyond float64), without warnings."""
+    with np.errstate(over="ignore", under="ignore"):
+        return np.ldexp(v, k)
+
+
+def _priors(c):
+    from qtheory import Gaussian, Laplace
+    from qtheory.formats.exact import StudentT, Uniform
+
+    return [Gaussian(sigma=c), Laplace(c), StudentT(5.0, c), Uniform(c), stats.t(6, scale=c)]
+
+
+@pytest.mark.parametrize("k", [-990, -660, 660, 990])
+def test_block_mse_at_extreme_prior_scales(k):
+    """The formats code runs on X / 2^e at unit scale. NVFP4 is relative to the tensor amax, so its
+    SQNR is the same at 2^k as at 1 (the MSE is the unit one times 4^k, 0 or inf where that
+    leaves float64). E8M0 and FP16 block scales have absolute ranges: at 2^∓660 every element
+    rounds to 0 or saturates far beyond the data, the MSE is E[X²] and the SQNR 0 dB. Before,
+    these raised ZeroDivisionError or OverflowError."""
+    for p, p1 in zip(_priors(2.0**k), _priors(1.0), strict=True):
+        r, r1 = block_mse(p, "nvfp4"), block_mse(p1, "nvfp4")
+        assert r.sqnr_db == pytest.approx(r1.sqnr_db, rel=1e-12, abs=1e-12), p
+        assert r.mse == pytest.approx(_ld(r1.mse, 2 * k), rel=1e-12), p
+        assert r.saturation == pytest.approx(r1.saturation, rel=1e-12, abs=1e-15)
+        for name in ("mxfp4", "int4_g32"):
+            # (the integral drops M beyond its 1 - 1e-15 quantile: ~tail^(1 - 2/ν) of E[X²] for t(ν))
+            assert abs(block_mse(p, name).sqnr_db) < 1e-6, (p, name)
+
+
+@pytest.mark.parametrize("k", [-900, -400, 400, 900])
+def test_optimal_scale_and_format_table_at_extreme_scales(k, rng):
+    from qtheory import Laplace
+    from qtheory.formats import optimal_scale
+
+    c = 2.0**k
+    for cb in ("fp4_e2m1fn", "int4", "nf4"):
+        r, r1 = optimal_scale(Laplace(c), cb), optimal_scale(Laplace(1.0), cb)
+        assert r.scale == np.ldexp(r1.scale, k) and r.alpha == np.ldexp(r1.alpha, k)  # (the same unit search)
+        assert r.sqnr_db == r1.sqnr_db and r.mse == _ld(r1.mse, 2 * k)
+    x = rng.laplace(size=(16, 64))
+    names = ["fp4_e2m1fn", "nvfp4", "nvfp4_4over6", "mxfp4", "int4_g32"]
+    t, t1 = format_table(x * c, names).set_index("format"), format_table(x, names).set_index("format")
+    for n in names[:3]:
+        assert t.sqnr_db[n] == pytest.approx(t1.sqnr_db[n], rel=1e-12), n
+        assert t.mse[n] == pytest.approx(_ld(t1.mse[n], 2 * k), rel=1e-12), n
+    assert abs(t.sqnr_db["mxfp4"]) < 1e-12 and abs(t.sqnr_db["int4_g32"]) < 1e-12
+
+
+def test_nvfp4_on_subnormal_data(rng):
+    """Subnormal data: NVFP4's tensor scale amax/2688 underflowed and every value came out NaN."""
+    xi = rng.integers(-2**10, 2**10, size=(8, 32)).astype(np.float64)
+    xs = np.ldexp(xi, -1074)  # (exact: integers times the least subnormal)
+    for name in ("nvfp4", "nvfp4_4over6", "nvint4"):
+        q = quantize_blocks(xs, name)
+        assert np.array_equal(q, np.ldexp(quantize_blocks(xi, name), -1074)), name
+    sb = block_scale("nvfp4", np.abs(xs).max(axis=1), tensor_amax=float(np.abs(xs).max()))
+    assert np.all(sb > 0) and np.all(np.isfinite(sb))
+    assert tensor_mse(xi * 2.0**-600, "nvfp4") == np.ldexp(tensor_mse(xi, "nvfp4"), -1200)
+
+
+def test_block_montecarlo_at_extreme_scales():
+    from qtheory import Gaussian
+
+    a = block_montecarlo(Gaussian(sigma=2.0**-400), "nvfp4", n_blocks=3000, rng=5)
+    b = block_montecarlo(Gaussian(sigma=1.0), "nvfp4", n_blocks=3000, rng=5)
+    assert a.mse == np.ldexp(b.mse, -800) and a.stderr == np.ldexp(b.stderr, -800) and a.mse > 0
+    # the same draws, by hand: the standard error of the mean of the per-block MSEs
+    x = Gaussian(sigma=1.0).rvs(3000 * 16, np.random.default_rng(5)).reshape(3000, 16)
+    ta = block_mse("gaussian", "nvfp4").tensor_amax  # (the large-tensor amax both use)
+    e = np.mean((x - quantize_blocks(x, "nvfp4", tensor_amax=ta)) ** 2, axis=1)
+    assert b.mse == pytest.approx(e.mean(), rel=1e-12)
+    assert b.stderr == pytest.approx(e.std(ddof=1) / np.sqrt(e.size), rel=1e-9)
+
+
+def test_fp32_block_scales():
+    """An FP32 block scale: amax/element_max rounded to float32 (RNE) on the tensor path; the
+    exact integral refuses it (its scale changes at every float32 of the block maximum)."""
+    f = BlockFormat("int4_g32_fp32", "int4_narrow", 32, "fp32", "absmax")
+    assert f.bits_per_element == 5.0
+    x = np.random.default_rng(3).normal(size=(4, 32)) * np.array([[1.0], [1e-3], [3e5], [0.0]])
+    s = (np.abs(x).max(axis=1) / 7.0).astype(np.float32).astype(np.float64)
+    s[s == 0] = np.finfo(np.float32).smallest_subnormal
+    want = np.clip(np.round(x / s[:, None]), -7, 7) * s[:, None]
+    assert np.array_equal(quantize_blocks(x, f), want)
+    with pytest.raises(ValueError, match="'fmt' parameter of block_mse"):
+        block_mse("gaussian", f)
+
+
+@pytest.mark.parametrize("call,param", [
+    (lambda: BlockFormat("x", "intX_narrow", 32, "fp16", "absmax"), "element"),
+    (lambda: BlockFormat("x", "int1_narrow", 32, "fp16", "absmax"), "element"),
+    (lambda: BlockFormat("x", 4, 32, "fp16", "absmax"), "element"),
+    (lambda: block_scale("nvfp4", [1.0], tensor_amax=float("nan")), "tensor_amax"),
+    (lambda: block_scale("nvfp4", [1.0], tensor_amax=-1.0), "tensor_amax"),
+])
+def test_more_bad_input_names_the_parameter(call, param):
+    with pytest.raises((ValueError, TypeError), match=rf"The '{param}' parameter of [\w.]+ must be .+\. Got .+ instead\."):
+        call()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, replace
 from functools import cached_property
 
@@ -11,6 +12,7 @@ import numpy as np
 from .._results import ResultMixin
 from .._typing import ArrayLike, PriorLike, RNGLike
 from .._validation import check_int, check_option, check_real, check_samples, param_error
+from ..priors import _ldexp
 from ..quantizer import LevelSet
 from .codebooks import level_set
 from .element import FORMATS
@@ -37,10 +39,11 @@ def _element_levels(name: str) -> LevelSet:
         return _mxint8_levels()
     if name == "mxint4":  # 1.2 fixed point, symmetric
         return LevelSet.from_levels(np.arange(-7, 8) / 4.0, name="mxint4")
-    if name.endswith("_narrow") and name.startswith("int"):
+    m = re.fullmatch(r"int(\d+)_narrow", name) if isinstance(name, str) else None
+    if m:
         from .codebooks import int_levels
 
-        return int_levels(int(name[3:-7]), narrow=True)
+        return int_levels(int(m[1]), narrow=True)
     return level_set(name)
 
 
@@ -77,6 +80,12 @@ class BlockFormat:
 
     def __post_init__(self):
         func = "BlockFormat"
+        try:
+            _element_levels(self.element)
+        except (TypeError, ValueError):
+            raise param_error("element", func, "an element codebook name (qtheory.formats.level_set, 'mxint8', "
+                              "'mxint4' or 'int<b>_narrow' with 2 <= b <= 16)", self.element,
+                              ValueError if isinstance(self.element, str) else TypeError) from None
         check_int(self.block_size, "block_size", func, 1, 1 << 20)
         check_option(self.scale, "scale", func, tuple(SCALE_FORMATS))
         check_option(self.rule, "rule", func, BLOCK_RULES)
@@ -188,16 +197,23 @@ def block_scale(fmt: str | BlockFormat, amax: ArrayLike, tensor_amax: float | No
     if bf.scale == "e8m0":
         return np.ldexp(1.0, _pow2_exponent(bf, m))
     if bf.rule == "absmax":
+        if bf.scale == "fp32":  # (RNE to float32, saturating; 0 raised to its smallest subnormal)
+            f32 = np.finfo(np.float32)
+            with np.errstate(over="ignore"):
+                s = np.minimum(np.abs((m / bf.element_max).astype(np.float32)), f32.max).astype(np.float64)
+            return np.where(s > 0, s, float(f32.smallest_subnormal))
         sl = FORMATS[_SCALE_LEVELS[bf.scale]]
         s = _round_to(sl.level_set(), m / bf.element_max)
         return np.where(s > 0, s, sl.min_subnormal)
     if tensor_amax is None:
         raise param_error("tensor_amax", "block_scale", "a finite real number > 0 for the NVFP4 rules", None)
+    tensor_amax = check_real(tensor_amax, "tensor_amax", "block_scale", 0.0, low_open=True)
     top = bf.element_max  # 6 for E2M1
-    st = tensor_amax / (448.0 * top)
+    e = math.frexp(tensor_amax)[1]  # (at unit scale: ta/2688 underflows for a subnormal tensor amax)
+    st = math.ldexp(tensor_amax, -e) / (448.0 * top)
     e4 = FORMATS["fp8_e4m3fn"]
-    sb = _round_to(e4.level_set(), m / ((top * 2.0 / 3.0 if four else top) * st))
-    return np.where(sb > 0, sb, e4.min_subnormal) * st
+    sb = _round_to(e4.level_set(), _ldexp(m, -e) / ((top * 2.0 / 3.0 if four else top) * st))
+    return _ldexp(np.where(sb > 0, sb, e4.min_subnormal) * st, e)
 
 
 # ----------------------------------------------------------------------------- tensor path
@@ -227,22 +243,27 @@ def quantize_blocks(x: ArrayLike, fmt: str | BlockFormat, *, axis: int = -1, ten
     pad = (-n) % bf.block_size
     xp = np.concatenate([xm, np.zeros(xm.shape[:-1] + (pad,))], axis=-1) if pad else xm
     blocks = xp.reshape(xp.shape[:-1] + (-1, bf.block_size))
-    amax = np.max(np.abs(blocks), axis=-1, keepdims=True)
     if bf.rule in ("nvfp4", "4over6"):
         ta = float(np.max(np.abs(x))) if tensor_amax is None else check_real(
             tensor_amax, "tensor_amax", func, 0.0, low_open=True)
         if ta == 0.0:
             return np.zeros_like(x)
+        # the NVFP4 rules are relative to the tensor amax: they run on x / 2^e with 2^e near it, an
+        # exact scaling (in the data's own units the tensor scale ta/2688 underflows for subnormal
+        # data, and squared errors underflow or overflow from ~1e∓155)
+        e = math.frexp(ta)[1]
+        blocks = _ldexp(blocks, -e)
+        ta = math.ldexp(ta, -e)
+        amax = np.max(np.abs(blocks), axis=-1, keepdims=True)
         q = _quantize_with(bf, blocks, block_scale(bf, amax, ta))
         if bf.rule == "4over6":
             q4 = _quantize_with(bf, blocks, block_scale(bf, amax, ta, four=True))
-            # squared errors in units of a power of two near the tensor's maximum (exact scaling):
-            # in the data's own units they underflow or overflow from ~1e∓155, and the choice with them
-            e = -math.frexp(ta)[1]
-            better4 = (np.sum(np.ldexp(q4 - blocks, e) ** 2, axis=-1, keepdims=True)
-                       < np.sum(np.ldexp(q - blocks, e) ** 2, axis=-1, keepdims=True))
+            better4 = (np.sum((q4 - blocks) ** 2, axis=-1, keepdims=True)
+                       < np.sum((q - blocks) ** 2, axis=-1, keepdims=True))
             q = np.where(better4, q4, q)
+        q = _ldexp(q, e)
     else:
+        amax = np.max(np.abs(blocks), axis=-1, keepdims=True)
         q = _quantize_with(bf, blocks, block_scale(bf, amax))
     q = q.reshape(xp.shape)[..., :n]
     return np.moveaxis(q, -1, axis).reshape(x.shape)
@@ -263,8 +284,21 @@ def tensor_mse(x: ArrayLike, fmt: str | BlockFormat, *, axis: int = -1, tensor_a
     """
     bf = _get(fmt, "tensor_mse")
     x = check_samples(x, "x", "tensor_mse", ndim=None)
+    mse, e = _tensor_mse_unit(x, bf, axis, tensor_amax)
+    return float(_ldexp(mse, 2 * e))
+
+
+def _tensor_mse_unit(x: np.ndarray, bf: BlockFormat, axis: int, tensor_amax) -> tuple[float, int]:
+    """``(MSE of x / 2^e, e)``: squares at unit scale (exact scaling, no underflow or overflow)."""
     q = quantize_blocks(x, bf, axis=axis, tensor_amax=tensor_amax)
-    return float(np.mean((x - q) ** 2))
+    e = _unit_exponent(x)
+    return float(np.mean(_ldexp(x - q, -e) ** 2)), e
+
+
+def _unit_exponent(x) -> int:
+    """``e`` with ``max|x| / 2^e`` in ``[0.5, 1)`` (0 for an all-zero or empty ``x``)."""
+    top = float(np.max(np.abs(x))) if np.size(x) else 0.0
+    return math.frexp(top)[1]
 
 
 # ----------------------------------------------------------------------------- exact under a prior
@@ -312,7 +346,13 @@ def block_mse(prior: PriorLike, fmt: str | BlockFormat, *, tensor_amax: float | 
     ``s(m)`` cut at ``±m``. ``s(m)`` is piecewise constant; each piece is split again where ``±m``
     crosses a decision threshold or the largest level, and integrated by Gauss–Legendre with
     ``nodes`` points. ``M`` below the ``tail``-quantile or above the ``1 − tail`` quantile of its
-    law is dropped (relative error ~``tail``).
+    law is dropped (relative error ~``tail`` for light tails, ~``tail^(1 − 2/ν)`` for a t(ν)).
+
+    The integral runs on ``X / 2^e`` with ``2^e`` near the prior's scale (an exact scaling). NVFP4
+    is relative to the tensor amax, so its SQNR does not depend on the prior's scale; E8M0 and
+    FP16/BF16 block scales have absolute ranges (``2^±127``, FP16 ``2^-24 .. 65504``), so far
+    outside them every element rounds to 0 or saturates and the SQNR falls to 0 dB. ``mse`` is 0
+    or inf only where the true value lies outside the float64 range (``sqnr_db`` stays exact).
 
     The NVFP4 rules need the per-tensor amax: ``tensor_amax`` if given, else the large-tensor value
     ``P(|X| > amax) = 1/N`` with ``N = 2^24`` elements. "4 over 6" chooses per block from all of its
@@ -327,7 +367,7 @@ def block_mse(prior: PriorLike, fmt: str | BlockFormat, *, tensor_amax: float | 
     >>> abs(mc.mse - r.mse) < 4 * mc.stderr
     True
     """
-    from .exact import abs_isf, abs_sf, fast_prior
+    from .exact import _unit, abs_isf, abs_sf, fast_prior
 
     func = "block_mse"
     bf = _get(fmt, func)
@@ -335,6 +375,9 @@ def block_mse(prior: PriorLike, fmt: str | BlockFormat, *, tensor_amax: float | 
     if bf.rule == "4over6":
         raise param_error("fmt", func, "a format whose block scale depends on the block maximum only (use "
                           "block_montecarlo for '4over6')", bf.name)
+    if bf.scale == "fp32":
+        raise param_error("fmt", func, "a block scale in E8M0, E4M3, FP16 or BF16 (an FP32 scale changes at every "
+                          "float32 of the block maximum: use block_montecarlo or tensor_mse)", bf.name)
     if not hasattr(prior, "pdf"):
         raise param_error("prior", func, "a prior with a density (use tensor_mse for samples)", repr(prior), TypeError)
     nodes = check_int(nodes, "nodes", func, 2, 64)
@@ -344,14 +387,24 @@ def block_mse(prior: PriorLike, fmt: str | BlockFormat, *, tensor_amax: float | 
     if bf.rule == "nvfp4":
         ta = abs_isf(prior, 1.0 / NVFP4_TENSOR_SIZE) if tensor_amax is None else check_real(
             tensor_amax, "tensor_amax", func, 0.0, low_open=True)
+    # the integral runs on X / 2^e at unit scale (exact power-of-two scaling); the E8M0 and FP16
+    # scales have absolute ranges, so they are chosen in the data's units and scaled alike
+    prior, e = _unit(prior)
     # range of M: P(M < lo) = tail, P(M > hi) = tail
     lo_p = -math.expm1(math.log(tail) / B)  # P(|X| >= lo) with G(lo)^B = tail
     m_lo = abs_isf(prior, lo_p)
     m_hi = abs_isf(prior, tail / B)
-    cuts = _scale_breakpoints(bf, m_lo, m_hi, ta)
+    if bf.rule == "nvfp4":  # (relative to the tensor amax: scale-equivariant)
+        ta_u = float(_ldexp(ta, -e))
+        cuts = _scale_breakpoints(bf, m_lo, m_hi, ta_u)
+    else:
+        cuts = _ldexp(_scale_breakpoints(bf, float(_ldexp(m_lo, e)), float(_ldexp(m_hi, e)), None), -e)
     edges = np.unique(np.concatenate([[m_lo, m_hi], cuts[(cuts > m_lo) & (cuts < m_hi)]]))
     mid = 0.5 * (edges[1:] + edges[:-1])
-    s_piece = block_scale(bf, mid, ta)
+    if bf.rule == "nvfp4":
+        s_piece = block_scale(bf, mid, ta_u)
+    else:  # (beyond 2^±300 of the unit every element rounds to 0, or saturates, all the same)
+        s_piece = np.clip(_ldexp(block_scale(bf, _ldexp(mid, e)), -e), 2.0**-300, 2.0**300)
     L = bf.levels
     kinks = np.concatenate([np.abs(L.thresholds), [L.amax]])
     # sub-pieces: split each piece where m/s crosses |threshold| or the largest level
@@ -421,7 +474,13 @@ def block_mse(prior: PriorLike, fmt: str | BlockFormat, *, tensor_amax: float | 
     p_sat = min(float(np.dot(ww, dens * sat)), 1.0)  # (a probability: quadrature rounding can pass 1)
     mse = e_max + e_rest
     var = prior.var + prior.mean**2
-    return BlockMSEResult(bf.name, mse, 10.0 * math.log10(var / mse), p_sat, e_max, bf.bits_per_element, ta)
+    return BlockMSEResult(bf.name, float(_ldexp(mse, 2 * e)), _sqnr_db(var, mse), p_sat, float(_ldexp(e_max, 2 * e)),
+                          bf.bits_per_element, ta)
+
+
+def _sqnr_db(power: float, mse: float) -> float:
+    """``10 log10(power / mse)`` (both at one scale); ``inf`` for a lossless format."""
+    return 10.0 * math.log10(power / mse) if mse > 0.0 else math.inf
 
 
 def _scale_breakpoints(bf: BlockFormat, lo: float, hi: float, ta) -> np.ndarray:
@@ -466,6 +525,8 @@ def block_montecarlo(prior: PriorLike, fmt: str | BlockFormat, *, n_blocks: int 
         ta = abs_isf(prior, 1.0 / NVFP4_TENSOR_SIZE) if tensor_amax is None else check_real(
             tensor_amax, "tensor_amax", func, 0.0, low_open=True)
     B = bf.block_size
+    mag = prior._magnitude()  # (errors squared at unit scale: exact scaling, no underflow or overflow)
+    eu = math.frexp(mag)[1] if mag > 0 else 0
     s1 = s2 = 0.0
     nsat = 0
     done = 0
@@ -473,7 +534,7 @@ def block_montecarlo(prior: PriorLike, fmt: str | BlockFormat, *, n_blocks: int 
         n = min(chunk, n_blocks - done)
         x = prior.rvs(n * B, rng).reshape(n, B)
         q = quantize_blocks(x, bf, tensor_amax=ta)
-        e = np.mean((x - q) ** 2, axis=1)
+        e = np.mean(_ldexp(x - q, -eu) ** 2, axis=1)
         s1 += float(e.sum())
         s2 += float((e * e).sum())
         amax = np.max(np.abs(x), axis=1)
@@ -481,4 +542,5 @@ def block_montecarlo(prior: PriorLike, fmt: str | BlockFormat, *, n_blocks: int 
         done += n
     mean = s1 / n_blocks
     var = max(s2 / n_blocks - mean * mean, 0.0)
-    return BlockMCResult(bf.name, mean, math.sqrt(var / (n_blocks - 1)), nsat / n_blocks, n_blocks)
+    return BlockMCResult(bf.name, float(_ldexp(mean, 2 * eu)), float(_ldexp(math.sqrt(var / (n_blocks - 1)), 2 * eu)),
+                         nsat / n_blocks, n_blocks)

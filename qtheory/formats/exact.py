@@ -11,7 +11,16 @@ from .._results import ResultMixin
 from .._typing import ArrayLike, PriorLike, RNGLike
 from .._validation import check_int, check_option, check_real, param_error
 from ..mse import MSEResult
-from ..priors import Empirical, Gaussian, Laplace, Prior, ScipyPrior, as_prior
+from ..priors import (
+    Empirical,
+    Gaussian,
+    Laplace,
+    Prior,
+    ScipyPrior,
+    _ldexp,
+    _pow2_exponent,
+    as_prior,
+)
 from ..quantizer import CODEBOOK, LevelSet, Quantizer
 from .element import FormatInfo
 
@@ -73,6 +82,12 @@ class StudentT(Prior):
     @property
     def scale(self) -> float:
         return self.sigma
+
+    def _magnitude(self) -> float:
+        return self.sigma
+
+    def _scaled(self, e: int) -> StudentT:
+        return StudentT(self.nu, math.ldexp(self.sigma, -e))
 
     def pdf(self, x):
         from scipy.special import gammaln
@@ -164,6 +179,12 @@ class Uniform(Prior):
     @property
     def scale(self) -> float:
         return self.a
+
+    def _magnitude(self) -> float:
+        return self.a
+
+    def _scaled(self, e: int) -> Uniform:
+        return Uniform(math.ldexp(self.a, -e))
 
     def pdf(self, x):
         x = np.asarray(x, float)
@@ -278,7 +299,7 @@ def level_set_mse(prior: PriorLike, quantizer: Quantizer, *, method: str = "exac
     >>> abs(r.mse - level_set_mse("laplace", element_quantizer("fp8_e4m3fn", 2**-6)).mse) < 5 * r.stderr
     True
     """
-    from ..mse import _exact_parts, _result, quantizer_intervals
+    from ..mse import _result, quantizer_intervals
 
     func = "level_set_mse"
     method = check_option(method, "method", func, ("exact", "montecarlo"))
@@ -290,19 +311,52 @@ def level_set_mse(prior: PriorLike, quantizer: Quantizer, *, method: str = "exac
         n_samples = check_int(n_samples, "n_samples", func, 2, None)
         return montecarlo.mse(prior, q, n_samples=n_samples, rng=rng)
     if q.grid != CODEBOOK:
-        c, r = _exact_parts(prior, q)
+        c, r = _exact_parts_scaled_q(prior, q)
         return _result(c, r, "exact", True)
-    if isinstance(prior, Empirical):
-        x = prior.x
-        e = x - q.quantize(x)
-        lo, hi = q.overload
+    p, e = _unit(prior, q.alpha)
+    qu = q.with_alpha(math.ldexp(q.alpha, -e)) if e else q
+    if isinstance(p, Empirical):
+        x = p.x
+        err = x - qu.quantize(x)
+        lo, hi = qu.overload
         clip = (x < lo) | (x >= hi)
         n = x.size
-        e2 = e * e  # pairwise summation: float64 rounding ~1e-16·log2(n) relative
-        return _result(float(np.sum(e2[clip])) / n, float(np.sum(e2[~clip])) / n, "exact", True)
-    a, b, y, clip = quantizer_intervals(q)
-    err = prior.interval_sq_error(a, b, y)
-    return _result(math.fsum(err[clip]), math.fsum(err[~clip]), "exact", True)
+        e2 = err * err  # pairwise summation: float64 rounding ~1e-16·log2(n) relative
+        c, r = float(np.sum(e2[clip])) / n, float(np.sum(e2[~clip])) / n
+    else:
+        a, b, y, clip = quantizer_intervals(qu)
+        err = p.interval_sq_error(a, b, y)
+        c, r = math.fsum(err[clip]), math.fsum(err[~clip])
+    return _result(float(_ldexp(c, 2 * e)), float(_ldexp(r, 2 * e)), "exact", True)
+
+
+def _exact_parts_scaled_q(prior: Prior, q: Quantizer) -> tuple[float, float]:
+    from ..mse import _exact_parts_scaled
+
+    return _exact_parts_scaled(prior, q.bits, q.grid, q.rounding, q.alpha, q.beta)
+
+
+def _unit(prior: Prior, alpha: float | None = None) -> tuple[Prior, int]:
+    """``(the prior of X / 2^e, e)``, ``2^e`` a power of two near the size of ``X`` (or of the clip
+    ``alpha`` where that is far above it).
+
+    The formats code works on ``X / 2^e`` and scales its answers back: a power-of-two scaling
+    changes no significand, so results are scale-equivariant from 1e-300 to 1e300, and an MSE
+    underflows to 0 or overflows to inf only where the true one lies outside the float64 range.
+    """
+    if isinstance(prior, Empirical):
+        x = prior.x
+        e = _pow2_exponent(float(max(-x[0], x[-1]))) if x.size else 0
+    else:
+        mag = prior._magnitude()
+        e = _pow2_exponent(mag) if mag > 0 else 0
+    if alpha is not None and _pow2_exponent(alpha) - e > 400:  # (a clip far beyond the prior)
+        e = _pow2_exponent(alpha)
+    if e == 0:
+        return prior, 0
+    if isinstance(prior, Empirical):
+        return Empirical(_ldexp(prior.x, -e)), e
+    return prior._scaled(e), e
 
 
 @dataclass(frozen=True)
@@ -346,6 +400,7 @@ def optimal_scale(prior: PriorLike, codebook: str | LevelSet | FormatInfo | Arra
     prior = fast_prior(prior, func)
     cb: LevelSet = _as_levelset(codebook, func)
     n_grid = check_int(n_grid, "n_grid", func, 8, 100_000)
+    prior, e = _unit(prior)  # (the search runs at unit scale; answers are scaled back exactly)
     lo = prior.abs_quantile(0.5) / 4.0
     hi = 64.0 * (float(np.max(np.abs(prior.x))) if isinstance(prior, Empirical) else abs_isf(prior, 1e-12))
     var = float(np.mean(prior.x**2)) if isinstance(prior, Empirical) else prior.var + prior.mean**2
@@ -368,4 +423,5 @@ def optimal_scale(prior: PriorLike, codebook: str | LevelSet | FormatInfo | Arra
     best_v = min(v for _, v in found)
     best_x, best_v = min((x, v) for x, v in found if v <= best_v * (1.0 + 10.0**-_TIE_DIGITS))
     alpha = math.exp(best_x)
-    return ScaleResult(cb.name, alpha / cb.amax, alpha, best_v, 10.0 * math.log10(var / best_v))
+    return ScaleResult(cb.name, float(_ldexp(alpha / cb.amax, e)), float(_ldexp(alpha, e)),
+                       float(_ldexp(best_v, 2 * e)), 10.0 * math.log10(var / best_v))

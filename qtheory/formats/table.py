@@ -11,7 +11,8 @@ import numpy as np
 
 from .._typing import PriorLike
 from .._validation import check_option, check_real, check_samples, param_error
-from .block import BLOCK_FORMATS, block_mse, tensor_mse
+from ..priors import _ldexp
+from .block import BLOCK_FORMATS, _sqnr_db, _tensor_mse_unit, block_mse
 from .codebooks import ELEMENT_NAMES, level_set
 from .exact import fast_prior, optimal_scale
 
@@ -86,9 +87,9 @@ def format_table(prior: PriorLike = "gaussian", formats: Sequence[str] | None = 
         if n in BLOCK_FORMATS:
             bf = BLOCK_FORMATS[n]
             if tensor is not None:
-                mse = tensor_mse(tensor, bf)
-                r = SimpleNamespace(mse=mse, sqnr_db=10 * math.log10(float(np.mean(tensor**2)) / mse),
-                                    saturation=np.nan)
+                mse, e = _tensor_mse_unit(tensor, bf, -1, None)
+                r = SimpleNamespace(mse=float(_ldexp(mse, 2 * e)), sqnr_db=_sqnr_db(
+                    float(np.mean(_ldexp(tensor, -e) ** 2)), mse), saturation=np.nan)
             else:
                 r = block_mse(prior, bf)
             rows.append(dict(format=n, kind="block", bits_per_element=bf.bits_per_element, mse=r.mse,
