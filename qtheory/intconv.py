@@ -363,11 +363,12 @@ def _f32_normal(v) -> bool:
 
 # ============================================================================ validation / plan
 def _pair(v, name, func, low):
+    """``(v, v)`` or the pair ``v``, each an int in ``[low, 2^31 − 1]`` (the kernels' index range)."""
     if isinstance(v, (tuple, list)):
         if len(v) != 2:
             raise param_error(name, func, f"an int >= {low} or a pair of them", v)
-        return check_int(v[0], name, func, low), check_int(v[1], name, func, low)
-    v = check_int(v, name, func, low)
+        return check_int(v[0], name, func, low, 2**31 - 1), check_int(v[1], name, func, low, 2**31 - 1)
+    v = check_int(v, name, func, low, 2**31 - 1)
     return v, v
 
 

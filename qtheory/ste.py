@@ -768,6 +768,8 @@ def _half_mse(prior, estimator, s, bits, signed) -> float:
 
 def _expect(prior, regions_list) -> np.ndarray:
     """``Σ_regions c0·m0 + c1·m1 + c2·m2`` for each item of ``regions_list`` (one prior call)."""
+    if not regions_list:  # (an empty array of parameters)
+        return np.zeros(0)
     sizes = [len(r[0]) for r in regions_list]
     a, b, c0, c1, c2 = (np.concatenate([r[i] for r in regions_list]) for i in range(5))
     with np.errstate(over="ignore"):   # far tails: exp(−z²/2) with z² = inf is exactly 0

@@ -505,3 +505,34 @@ def test_sgd_on_theta_barely_moves_at_8_bits(seed):
     d8 = ste.train_threshold("tqt", "gaussian", 8, **kw).param[-1] - 3.0
     assert d4 < -0.05                      # 4 bits: clearly moving down toward t* ≈ 2.7
     assert abs(d8) < 0.05 * abs(d4)
+
+
+@pytest.mark.parametrize("estimator", ["pact", "lsq", "calibrated_pact"])
+def test_expected_grad_far_above_the_prior(estimator):
+    """A clip or step far above a Laplace prior: every sample rounds to 0, so the LSQ / calibrated
+    PACT gradients are ``E[X²]/s`` and ``E[X²]/(2^b − 1)/α``-type terms and the loss is ``E[X²]/2``
+    exactly; PACT's gradient is 0. The Laplace moments of ``[t, inf)`` were NaN from t = 1e154
+    (t² overflowed while e^-t was 0)."""
+    p = np.array([1e100, 1e200, 1e300])
+    g = ste.expected_grad(estimator, "laplace", p, 4)
+    g_gauss = ste.expected_grad(estimator, "gaussian", p, 4)
+    assert np.all(np.isfinite(g))
+    # E[X²] is 2 for Laplace(1), 1 for N(0, 1); every such term is linear in E[X²]
+    np.testing.assert_allclose(g, 2.0 * g_gauss, rtol=1e-12, atol=0)
+    np.testing.assert_allclose(ste.expected_loss(estimator, "laplace", p, 4), 1.0, rtol=1e-15)
+    if estimator == "lsq":
+        np.testing.assert_allclose(g, 2.0 / p, rtol=1e-12)
+
+
+def test_laplace_moments_of_far_intervals():
+    m = Laplace(1.0).partial_moments([1e155, 1e300, -np.inf], [np.inf, np.inf, -1e200])
+    assert all(np.array_equal(v, np.zeros(3)) for v in m)
+    near = Laplace(1.0).partial_moments(700.0, np.inf)  # (not yet underflowed: e^-700 (700² + 2·700 + 2)/2)
+    assert near[2] == pytest.approx(0.5 * math.exp(-700.0) * (700.0**2 + 1402.0), rel=1e-12)
+
+
+@pytest.mark.parametrize("func", ["expected_grad", "expected_loss", "expected_loss_grad"])
+def test_empty_parameter_arrays_give_empty_results(func):
+    for shape in [(0,), (0, 3)]:
+        out = getattr(ste, func)("tqt", "laplace", np.zeros(shape), 4)
+        assert out.shape == shape
