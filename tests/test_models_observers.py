@@ -368,3 +368,21 @@ def test_streamed_scan_parameters_are_the_quantizers(rng, grid, bits):
             q = (Quantizer(bits, (top - z) * v, "affine", beta=-z * v) if grid == "affine"
                  else Quantizer(bits, v, grid))
             assert (q.scale, q.offset, q.qmin, q.qmax) == (scale[i], offset[i], qmin[i], qmax[i])
+
+
+def test_all_non_positive_tensor_range_and_mse(rng):
+    """An all-non-positive tensor is searched mirrored: alpha is 0.0 (it was -0.0) and the MSE is
+    the mirrored optimum's, equal to a direct quantization (it was 2e-29 for data exactly on the
+    grid, from an MSE recomputed at a tiny positive alpha)."""
+    from fractions import Fraction
+
+    for x in (np.array([-1.0, -2.0, -0.5]), -rng.random(1000), -rng.gamma(2.0, size=3000)):
+        o = Observer(8)
+        o.collect(x)
+        r = o.range("exact")
+        assert r.alpha == 0.0 and str(r.alpha) == "0.0"
+        s = -r.beta / 255
+        q = np.clip(np.round(x / s), -255, 0) * s
+        want = float(sum((Fraction(a) - Fraction(b)) ** 2 for a, b in zip(x, q, strict=True)) / x.size)
+        assert r.mse == pytest.approx(want, rel=1e-12, abs=0.0)
+        assert (-r.beta, r.alpha) == (optimal_clip(-x, 8, grid="affine", range="asymmetric").alpha, 0.0)

@@ -189,7 +189,8 @@ def _exact_range(x, bits, grid, *, lo, hi):
     """``(beta, alpha, mse)`` of :func:`qtheory.optimal_clip` on the 1-D samples ``x`` (min ``lo``,
     max ``hi``), in their own dtype (float32 is not copied to float64: the result is the same exact
     optimum). ``mse`` is the optimum's MSE on ``x``, or ``None`` where it is not computed here
-    (a zero range, or an all-non-positive tensor searched mirrored)."""
+    (a zero range). An all-non-positive tensor is searched mirrored: the mirrored grid has the same
+    levels, negated, so the same MSE (a tie's two errors are equal)."""
     from ..optimal import optimal_clip
 
     if x.dtype not in (np.float32, np.float64):  # (integers: negated below, e.g. int8 -128)
@@ -203,7 +204,7 @@ def _exact_range(x, bits, grid, *, lo, hi):
         return 0.0, 0.0, None
     if hi <= 0:  # mirror: the optimiser wants positive values
         r = optimal_clip(-x, bits, grid="affine", range="asymmetric")
-        return -float(r.alpha), -float(r.beta), None
+        return -float(r.alpha), 0.0 - float(r.beta), float(r.mse)  # (0.0 - 0.0: alpha 0.0, not -0.0)
     r = optimal_clip(x, bits, grid="affine", range="asymmetric")
     return float(r.beta), float(r.alpha), float(r.mse)
 
