@@ -31,7 +31,14 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ._validation import check_real, check_real_array, check_samples, param_error
+from ._validation import (
+    check_int,
+    check_real,
+    check_real_array,
+    check_rng,
+    check_samples,
+    param_error,
+)
 
 if TYPE_CHECKING:  # qtheory._typing imports this module
     from ._typing import PriorLike
@@ -48,6 +55,8 @@ __all__ = [
 ]
 
 _SQRT2 = math.sqrt(2.0)
+#: the most values one ``Prior.rvs`` call draws (8 GiB of float64)
+MAX_DRAWS = 2**30
 _SQRT2PI = math.sqrt(2.0 * math.pi)
 
 
@@ -64,6 +73,29 @@ def _ldexp(v, e: int):
 
 def _bcast(*arrays):
     return np.broadcast_arrays(*(np.asarray(a, dtype=np.float64) for a in arrays))
+
+
+def _bounds(a, b, func: str):
+    """``a``, ``b`` as broadcast float64 arrays with ``a <= b`` (±inf allowed, NaN refused)."""
+    out = []
+    for name, v in (("a", a), ("b", b)):
+        if isinstance(v, (str, bytes)):
+            raise param_error(name, func, "a real number or an array of them (±inf allowed)", v, TypeError)
+        try:
+            v = np.asarray(v, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise param_error(name, func, "a real number or an array of them (±inf allowed)", v, TypeError) from None
+        if np.isnan(v).any():
+            raise param_error(name, func, "real numbers, not NaN", "NaN")
+        out.append(v)
+    try:
+        a, b = np.broadcast_arrays(*out)
+    except ValueError:
+        raise param_error("b", func, f"an array broadcastable with a (shape {out[0].shape})",
+                          f"shape {out[1].shape}") from None
+    if np.any(b < a):
+        raise param_error("b", func, "an array with a <= b elementwise", f"b < a at {int(np.sum(b < a))} place(s)")
+    return a, b
 
 
 class Prior:
@@ -83,22 +115,46 @@ class Prior:
 
         Intervals are half-open ``[a, b)``, which matters only for atoms and samples.
         """
-        a, b = _bcast(a, b)
-        if np.any(b < a):
-            raise ValueError("partial_moments needs a <= b elementwise")
+        a, b = _bounds(a, b, "partial_moments")
+        e = self._extreme_exponent(a, b)
+        if e:  # (at unit scale: m2 = L²·z0 + 2·L·B·z1 + B²·z2 overflowed to inf·0 = NaN)
+            p = self._scaled(e)
+            m0, m1, m2 = p._partial_moments(_ldexp(a, -e), _ldexp(b, -e))
+            return m0, _ldexp(m1, e), _ldexp(m2, 2 * e)
         return self._partial_moments(a, b)
 
     def interval_sq_error(self, a, b, y):
         """``∫_a^b (x − y)² dP(x)`` for arrays ``a <= b`` and reconstruction values ``y``."""
         a, b, y = _bcast(a, b, y)
         m0, m1, m2 = self.partial_moments(a, b)
-        return np.maximum(m2 - 2.0 * y * m1 + y * y * m0, 0.0)
+        with np.errstate(invalid="ignore"):
+            out = np.maximum(m2 - 2.0 * y * m1 + y * y * m0, 0.0)
+        return out
 
     def interval_mean_error(self, a, b, y):
         """``∫_a^b (x − y) dP(x)`` for arrays ``a <= b`` and reconstruction values ``y``."""
         a, b, y = _bcast(a, b, y)
         m0, m1, _ = self.partial_moments(a, b)
         return m1 - y * m0
+
+    def _extreme_exponent(self, *args) -> int:
+        """``e`` for a prior beyond ``2^±256`` (its moments are then taken on ``X / 2^e``), else 0.
+        Also 0 where a finite bound or level in ``args`` lies far above the prior (> 2^64 of it):
+        the closed forms handle those in the prior's own units, where ``X / 2^e`` would overflow."""
+        e = self._unit_exponent()
+        if abs(e) <= 256:
+            return 0
+        for v in args:
+            v = np.abs(np.asarray(v, dtype=np.float64))
+            v = v[np.isfinite(v)]
+            if v.size and _pow2_exponent(float(v.max())) - e > 64:
+                return 0
+        return e
+
+    def _at_unit(self, name: str, e: int, power: int, *args):
+        """``getattr(prior of X/2^e, name)(*args / 2^e) · 2^(power·e)``: exact power-of-two scalings."""
+        p = self._scaled(e)
+        return _ldexp(getattr(p, name)(*(_ldexp(np.asarray(v, dtype=np.float64), -e) for v in args)), power * e)
 
     def prob(self, a, b):
         """``P(a <= X < b)``."""
@@ -119,17 +175,31 @@ class Prior:
         raise NotImplementedError
 
     # -- summary ---------------------------------------------------------------------------------
+    def _unit_exponent(self) -> int:
+        """``e`` with ``X / 2^e`` at unit scale (0: no standardisation)."""
+        mag = self._magnitude()
+        return _pow2_exponent(mag) if mag > 0 and math.isfinite(mag) else 0
+
     @property
     def mean(self) -> float:
+        e = self._unit_exponent()
+        if e:  # (moments at unit scale, scaled back exactly: no overflow in between)
+            return float(_ldexp(self._scaled(e).mean, e))
         return float(self.partial_moments(-np.inf, np.inf)[1])
 
     @property
     def var(self) -> float:
+        e = self._unit_exponent()
+        if e:
+            return float(_ldexp(self._scaled(e).var, 2 * e))
         _, m1, m2 = self.partial_moments(-np.inf, np.inf)
         return float(m2 - m1 * m1)
 
     @property
     def std(self) -> float:
+        e = self._unit_exponent()
+        if e:  # (representable where the variance is not: 1e200 -> 1e200, not inf)
+            return float(_ldexp(math.sqrt(self._scaled(e).var), e))
         return math.sqrt(self.var)
 
     @property
@@ -185,8 +255,26 @@ class Prior:
         raise NotImplementedError(f"{type(self).__name__} has no ppf")
 
     def rvs(self, size, rng=None) -> np.ndarray:
-        """Draw samples with an explicit generator (``None``/int/``np.random.Generator``)."""
-        raise NotImplementedError
+        """Draw samples with an explicit generator.
+
+        Parameters
+        ----------
+        size : int or tuple of int
+            Shape of the draw (at most ``MAX_DRAWS`` values).
+        rng : None, int >= 0 or numpy.random.Generator
+        """
+        func = f"{type(self).__name__}.rvs"
+        if isinstance(size, (tuple, list)):
+            shape = tuple(check_int(v, "size", func, 0) for v in size)
+        else:
+            shape = check_int(size, "size", func, 0)
+        if math.prod(shape if isinstance(shape, tuple) else (shape,)) > MAX_DRAWS:
+            raise param_error("size", func, f"a shape of at most MAX_DRAWS = 2^{MAX_DRAWS.bit_length() - 1} values",
+                              size)
+        return self._rvs(shape, check_rng(rng, "rng", func))
+
+    def _rvs(self, size, rng: np.random.Generator) -> np.ndarray:
+        raise NotImplementedError(f"{type(self).__name__} draws no samples")
 
     @property
     def symmetric(self) -> bool:
@@ -251,6 +339,10 @@ class Laplace(Prior):
         return 2.0 * (self.b * self.b)  # (inf beyond the float64 range; ** raises OverflowError)
 
     @property
+    def std(self) -> float:
+        return math.sqrt(2.0) * self.b
+
+    @property
     def symmetric(self) -> bool:
         return self.loc == 0.0
 
@@ -280,7 +372,7 @@ class Laplace(Prior):
         with np.errstate(over="ignore"):
             return self.loc + self.b * z
 
-    def rvs(self, size, rng=None):
+    def _rvs(self, size, rng):
         return np.random.default_rng(rng).laplace(self.loc, self.b, size)
 
     def _partial_moments(self, a, b):
@@ -304,6 +396,9 @@ class Laplace(Prior):
     def interval_sq_error(self, a, b, y):
         # Centred closed form: on each side of loc, ∫ (z - w)^2 e^{-z} dz has antiderivative
         # -e^{-z} ((z - w)^2 + 2 (z - w) + 2); this avoids m2 - 2 y m1 + y^2 m0 cancellation.
+        e = self._extreme_exponent(a, b, y)
+        if e:  # (at unit scale: inf − inf was NaN beyond ~1e154)
+            return self._at_unit("interval_sq_error", e, 2, a, b, y)
         a, b, y = _bcast(a, b, y)
         za, zb, w = (a - self.loc) / self.b, (b - self.loc) / self.b, (y - self.loc) / self.b
         lo, hi = np.maximum(za, 0.0), np.maximum(zb, 0.0)
@@ -313,6 +408,9 @@ class Laplace(Prior):
         return 0.5 * (pos + neg)
 
     def interval_mean_error(self, a, b, y):
+        e = self._extreme_exponent(a, b, y)
+        if e:  # (at unit scale: inf − inf was NaN beyond ~1e154)
+            return self._at_unit("interval_mean_error", e, 1, a, b, y)
         a, b, y = _bcast(a, b, y)
         za, zb, w = (a - self.loc) / self.b, (b - self.loc) / self.b, (y - self.loc) / self.b
         pos = _exp_mean_err(np.maximum(za, 0.0), np.maximum(zb, 0.0), w)
@@ -453,6 +551,10 @@ class Gaussian(Prior):
         return self.sigma * self.sigma  # (inf beyond the float64 range; ** raises OverflowError)
 
     @property
+    def std(self) -> float:
+        return self.sigma
+
+    @property
     def symmetric(self) -> bool:
         return self.loc == 0.0
 
@@ -487,7 +589,7 @@ class Gaussian(Prior):
         with np.errstate(over="ignore"):
             return self.loc + self.sigma * ndtri(q)
 
-    def rvs(self, size, rng=None):
+    def _rvs(self, size, rng):
         return np.random.default_rng(rng).normal(self.loc, self.sigma, size)
 
     def _std_moments(self, za, zb):
@@ -511,6 +613,9 @@ class Gaussian(Prior):
 
     def interval_sq_error(self, a, b, y):
         # ∫ (z-w)^2 φ = (1+w^2) P - [(z - 2w) φ(z)]_a^b, in standard units.
+        e = self._extreme_exponent(a, b, y)
+        if e:  # (at unit scale: inf − inf was NaN beyond ~1e154)
+            return self._at_unit("interval_sq_error", e, 2, a, b, y)
         a, b, y = _bcast(a, b, y)
         za, zb, w = (a - self.loc) / self.sigma, (b - self.loc) / self.sigma, (y - self.loc) / self.sigma
         S = self.sigma
@@ -528,6 +633,9 @@ class Gaussian(Prior):
 
     def interval_mean_error(self, a, b, y):
         # ∫ (z - w) φ = φ(a) - φ(b) - w P
+        e = self._extreme_exponent(a, b, y)
+        if e:  # (at unit scale: inf − inf was NaN beyond ~1e154)
+            return self._at_unit("interval_mean_error", e, 1, a, b, y)
         a, b, y = _bcast(a, b, y)
         za, zb, w = (a - self.loc) / self.sigma, (b - self.loc) / self.sigma, (y - self.loc) / self.sigma
         def closed(za, zb, w):
@@ -685,7 +793,7 @@ class ScipyPrior(Prior):
     def _ppf(self, q):
         return self.dist.ppf(q)
 
-    def rvs(self, size, rng=None):
+    def _rvs(self, size, rng):
         return self.dist.rvs(size=size, random_state=np.random.default_rng(rng))
 
     # ------------------------------------------------------------------ standard coordinate
@@ -1036,7 +1144,7 @@ class Empirical(Prior):
         k = np.where((k < n) & (k / n < q), k + 1, k)
         return self.x[k - 1]
 
-    def rvs(self, size, rng=None):
+    def _rvs(self, size, rng):
         return np.random.default_rng(rng).choice(self._raw, size=size, replace=True)
 
     def _partial_moments(self, a, b):
@@ -1100,6 +1208,12 @@ class Rectified(Prior):
         x = np.asarray(x, float)
         return np.where(x < 0, 0.0, self.base.cdf(x))
 
+    def sf(self, x):
+        """``P(X > x)``: the base's tail above ``x >= 0``, 1 below 0 (no density: the atom at 0)."""
+        x = np.asarray(x, float)
+        tail = self.base.sf(np.maximum(x, 0.0)) if hasattr(self.base, "sf") else 1.0 - self.base.cdf(np.maximum(x, 0.0))
+        return np.where(x < 0, 1.0, tail)
+
     def abs_quantile(self, q):
         return max(self.base.abs_quantile(q), 0.0)
 
@@ -1107,7 +1221,7 @@ class Rectified(Prior):
         # the atom P(X <= 0) sits at 0: every q up to it maps to 0 (the lower end of the support)
         return np.where(q <= self.atom, 0.0, self.base._ppf(np.where(q <= self.atom, 0.5, q)))
 
-    def rvs(self, size, rng=None):
+    def _rvs(self, size, rng):
         return np.maximum(self.base.rvs(size, rng), 0.0)
 
     def _magnitude(self) -> float:
@@ -1151,13 +1265,20 @@ class Mixture(Prior):
     """
 
     def __init__(self, weights, components):
+        if isinstance(components, (str, bytes, Prior)) or not hasattr(components, "__iter__"):
+            raise param_error("components", "Mixture", "a sequence of priors (one per weight)", components, TypeError)
         comps = [as_prior(c, name="components", func="Mixture") for c in components]
-        w = np.asarray(weights, dtype=float)
+        try:
+            w = np.asarray(weights, dtype=float)
+        except (TypeError, ValueError):
+            raise param_error("weights", "Mixture", "a 1-D array of non-negative finite numbers", weights,
+                              TypeError) from None
         if w.ndim != 1 or w.size != len(comps) or w.size == 0:
             raise param_error("weights", "Mixture", f"a 1-D array with one weight per component ({len(comps)})",
                               f"shape {w.shape}")
-        if not np.all(np.isfinite(w)) or np.any(w < 0) or w.sum() <= 0:
+        if not np.all(np.isfinite(w)) or np.any(w < 0) or not np.any(w > 0):
             raise param_error("weights", "Mixture", "non-negative finite numbers with a positive sum", w.tolist())
+        w = w / w.max()  # (first: a sum of weights near 1.8e308 overflows)
         self.weights = w / w.sum()
         self.components = comps
         kinds = {c.kind for c in comps}
@@ -1176,6 +1297,10 @@ class Mixture(Prior):
         return all(c.nonnegative for c in self.components)
 
     def pdf(self, x):
+        for i, c in enumerate(self.components):
+            if not hasattr(c, "pdf"):
+                raise TypeError(f"Mixture.pdf: component {i} ({type(c).__name__}) has no density "
+                                "(samples or an atom): use cdf or partial_moments")
         return sum(w * c.pdf(x) for w, c in zip(self.weights, self.components, strict=True))
 
     def cdf(self, x):
@@ -1209,7 +1334,7 @@ class Mixture(Prior):
         out[inner] = np.where(done, lo_x, _key_float(hi))
         return out
 
-    def rvs(self, size, rng=None):
+    def _rvs(self, size, rng):
         rng = np.random.default_rng(rng)
         n = int(np.prod(size))
         which = rng.choice(len(self.components), size=n, p=self.weights)

@@ -180,3 +180,71 @@ def test_other_priors_take_no_misreadable_positionals():
         Rectified(Gaussian(), 0.5)
     with pytest.raises((TypeError, ValueError)):
         Mixture([Gaussian(), Laplace()], [0.5, 0.5])
+
+
+# ----------------------------------------------------------------------------- an audit's findings
+@pytest.mark.parametrize("k", [-700, -300, 300, 700])
+def test_std_mean_var_at_extreme_scales(k):
+    """std was sqrt(var): inf for Gaussian(1e200) (var overflows), 0 for 1e-200, NaN for a
+    Rectified Laplace at 1e200; Rectified(Laplace(1.5e154)).var was inf for a true 1.69e308."""
+    c = 2.0**k
+    for p, p1 in [(Gaussian(c), Gaussian(1.0)), (Laplace(c), Laplace(1.0)), (Rectified(Laplace(c)), Rectified(Laplace(1.0))),
+                  (Rectified(Gaussian(c)), Rectified(Gaussian(1.0))),
+                  (Mixture([1, 3], [Gaussian(c), Laplace(c, loc=c)]), Mixture([1, 3], [Gaussian(1.0), Laplace(1.0, loc=1.0)])),
+                  (ScipyPrior(stats.logistic(scale=c)), ScipyPrior(stats.logistic()))]:
+        assert p.std == pytest.approx(np.ldexp(p1.std, k), rel=1e-14), p
+        assert p.mean == pytest.approx(np.ldexp(p1.mean, k), rel=1e-14, abs=0), p
+        with np.errstate(over="ignore", under="ignore"):
+            assert p.var == pytest.approx(np.ldexp(p1.var, 2 * k), rel=1e-14), p
+    r = Rectified(Laplace(1.5e154))
+    assert r.var == pytest.approx((0.75 * 1.5e154) * 1.5e154, rel=1e-14) and np.isfinite(r.var)
+
+
+def test_moments_far_out_are_inf_not_nan():
+    """Interval errors and moments whose true value overflows are inf (inf − inf was NaN); the
+    same intervals at a representable scale agree with the unit ones exactly (powers of two)."""
+    assert Laplace(1e300).interval_sq_error(0.0, 1e300, 0.0) == np.inf
+    assert Gaussian(1e300).interval_sq_error(0.0, 1e300, 0.0) == np.inf
+    assert Laplace(1e308, loc=1e308).partial_moments(-np.inf, np.inf)[2] == np.inf
+    for p, p1, c in [(Laplace(2.0**300), Laplace(1.0), 2.0**300), (Gaussian(2.0**-400, loc=2.0**-401), Gaussian(1.0, loc=0.5),
+                                                                      2.0**-400)]:
+        a, b, y = np.array([-np.inf, -1.0, 0.25]), np.array([-1.0, 0.25, np.inf]), np.array([-1.5, 0.0, 1.0])
+        assert np.array_equal(p.interval_sq_error(a * c, b * c, y * c) / c**2 if c > 1 else
+                              np.ldexp(p.interval_sq_error(a * c, b * c, y * c), 800), p1.interval_sq_error(a, b, y))
+        m = p.partial_moments(a * c, b * c)
+        m1 = p1.partial_moments(a, b)
+        assert np.array_equal(m[0], m1[0]) and np.allclose(m[1] / c, m1[1], rtol=1e-15, atol=0)
+
+
+def test_mixture_weights_and_components_are_checked():
+    assert Mixture([1e308, 1e308], ["laplace", "gaussian"]).weights.tolist() == [0.5, 0.5]  # (the sum overflowed)
+    with pytest.raises(TypeError, match="'components' parameter of Mixture"):
+        Mixture([1], "gaussian")  # (was read as the characters 'g', 'a', ...)
+    with pytest.raises(TypeError, match="component 1 .*Empirical.* has no density"):
+        Mixture([1, 1], ["gaussian", [0.0, 1.0]]).pdf(0.5)
+    r = Rectified(Gaussian(2.0))
+    np.testing.assert_array_equal(r.sf([-1.0, 0.0, 3.0]), [1.0, 0.5, stats.norm(scale=2.0).sf(3.0)])
+
+
+@pytest.mark.parametrize("call,param,exc", [
+    (lambda: Laplace().partial_moments("a", 1.0), "a", TypeError),
+    (lambda: Laplace().partial_moments(2.0, 1.0), "b", ValueError),
+    (lambda: Laplace().partial_moments(np.nan, 1.0), "a", ValueError),
+    (lambda: Gaussian().partial_moments(0.0, [1.0, np.nan]), "b", ValueError),
+    (lambda: Gaussian().rvs(-1), "size", ValueError),
+    (lambda: Gaussian().rvs((2, 1.5)), "size", TypeError),
+    (lambda: Gaussian().rvs(2**40), "size", ValueError),
+    (lambda: Laplace().rvs(3, "a"), "rng", TypeError),
+    (lambda: Rectified(Gaussian()).rvs(3, -1), "rng", ValueError),
+])
+def test_moment_and_draw_arguments_name_the_parameter(call, param, exc):
+    with pytest.raises(exc, match=rf"The '{param}' parameter of [\w.]+ must be .+\. Got .+ instead\."):
+        call()
+
+
+def test_draws_are_unchanged_by_the_argument_checks():
+    for p in (Gaussian(2.0), Laplace(0.5, loc=1.0), Rectified(Gaussian()), Mixture([1, 2], ["gaussian", "laplace"])):
+        a = p.rvs((3, 4), np.random.default_rng(7))
+        b = p.rvs((3, 4), 7)
+        assert a.shape == (3, 4) and np.array_equal(a, b)
+    np.testing.assert_array_equal(Gaussian(2.0).rvs(5, 3), 2.0 * np.random.default_rng(3).normal(size=5))

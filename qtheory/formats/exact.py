@@ -108,7 +108,7 @@ class StudentT(Prior):
     def abs_isf(self, p):
         return self.sigma * self._dist.isf(0.5 * np.asarray(p, float))
 
-    def rvs(self, size, rng=None):
+    def _rvs(self, size, rng):
         return self.sigma * np.random.default_rng(rng).standard_t(self.nu, size)
 
     def _anti(self, x):
@@ -199,7 +199,7 @@ class Uniform(Prior):
     def abs_quantile(self, q):
         return float(q * self.a)
 
-    def rvs(self, size, rng=None):
+    def _rvs(self, size, rng):
         return np.random.default_rng(rng).uniform(-self.a, self.a, size)
 
     def _partial_moments(self, a, b):
