@@ -124,7 +124,7 @@ def _method(method, func, name="method") -> tuple[str, dict]:
 
 
 def _samples(x, func):
-    return check_samples(np.ravel(x) if np.ndim(x) != 1 else x, "x", func)
+    return check_samples(x, "x", func, ndim=None).reshape(-1)
 
 
 def _standardised(x, func):
@@ -336,7 +336,8 @@ def octav_clip(x: ArrayLike, bits: int, *, unsigned: bool = False, grid: str | N
 
     ``s_{n+1} = E[|X|·1{|X|>s_n}] / (k · P(|X|≤s_n) + P(|X|>s_n))``, the fixed point of the MSE
     model ``k·s²·P(|X|≤s) + E[(|X|−s)²·1{|X|>s}]``, started at ``s0`` (default ``E|X|``; the
-    recursion converges from any positive start in a few steps). The noise coefficient ``k`` is
+    recursion converges from any positive start in a few steps; a start beyond all the mass, where
+    the map gives 0, restarts at ``E|X|``). The noise coefficient ``k`` is
     ``(step/s)²/12``: the paper's ``4^(−B)/3`` (a grid of ``2^B`` bins of width ``2s/2^B``;
     ``B + 1`` unsigned) when ``grid`` is ``None``, else the step of ``grid`` (grid-aware variant;
     the narrow int grid has ``2^B − 1`` levels and step ``s/(2^(B−1) − 1)``, twice the paper's at
@@ -399,10 +400,15 @@ def octav_clip(x: ArrayLike, bits: int, *, unsigned: bool = False, grid: str | N
 
         mean_abs = float(np.mean(a))
     s = mean_abs if s0 is None else check_real(s0, "s0", func, 0.0, low_open=True) / c
+    restarted = s0 is None
     for _ in range(n_iter):
         tail, p_in, p_out = stats(s)
         new = tail / (k * p_in + p_out)
         if not new > 0:
+            if not restarted:  # (a start beyond all the mass has no tail: the map gives 0; restart at E|X|)
+                restarted = True
+                s = mean_abs
+                continue
             break
         done = abs(new - s) <= rtol * s
         s = new
@@ -598,6 +604,17 @@ def _result(prep, alpha, bits, method, grid, options) -> CalibrationResult:
                              _sqnr_db=unit_db(p2, m2) if m2 > 0 else math.inf)
 
 
+def _relative_mse(r, opt) -> float:
+    """``r.mse / opt.mse``, from the SQNRs at the samples' unit scale where an MSE is not a normal
+    float64 (the data beyond ~1e±154: the MSEs underflow or overflow; their ratio does not)."""
+    tiny = np.finfo(np.float64).tiny
+    if tiny <= opt.mse < np.inf and tiny <= r.mse < np.inf:
+        return r.mse / opt.mse
+    if opt._sqnr_db == math.inf:  # (the optimum is lossless)
+        return 1.0 if r._sqnr_db == math.inf else math.inf
+    return 10.0 ** ((opt._sqnr_db - r._sqnr_db) / 10.0)
+
+
 def _run(xs, prep, bits, method, grid, options, opt=None) -> CalibrationResult:
     if method == "exact":
         r = opt if opt is not None else prep.optimal_clip(bits, grid=grid)
@@ -672,7 +689,7 @@ def _prepared(x, name, func):
     """Validated flat samples (not all zero) and their :class:`~qtheory.empirical.EmpiricalMSE`."""
     from .empirical import EmpiricalMSE
 
-    xs = check_samples(np.ravel(x) if np.ndim(x) != 1 else x, name, func)
+    xs = check_samples(x, name, func, ndim=None).reshape(-1)
     if not np.any(xs):
         raise param_error(name, func, "samples that are not all zero", "all-zero samples")
     return xs, EmpiricalMSE(xs, _name=name, _func=func)
@@ -798,7 +815,9 @@ def calibrator_table(data: ArrayLike | Mapping[str, Any] | None = None, bits: in
     if isinstance(bits, (int, np.integer)):
         bits = [bits]
     bits = [check_int(b, "bits", func, 1, MAX_BITS) for b in bits]
-    n_samples = check_int(n_samples, "n_samples", func, 100, None)
+    from .priors import MAX_DRAWS
+
+    n_samples = check_int(n_samples, "n_samples", func, 100, MAX_DRAWS)
     if axis is not None:
         axis = check_int(axis, "axis", func, -64, 63)
     progress = check_progress(progress, func)
@@ -838,7 +857,7 @@ def calibrator_table(data: ArrayLike | Mapping[str, Any] | None = None, bits: in
         from .empirical import EmpiricalMSE
 
         prep = EmpiricalMSE(x, _name="data", _func=func)
-        std = math.sqrt(prep.var)
+        std = prep.std  # (from the unit scale: sqrt(var) overflowed or underflowed beyond ~1e±154)
         for b in bits:
             opt = prep.optimal_clip(b, grid=g)
             for lab, m, kw in specs:
@@ -847,7 +866,7 @@ def calibrator_table(data: ArrayLike | Mapping[str, Any] | None = None, bits: in
                 if axis is not None:
                     row["channel"] = channel
                 row.update({"calibrator": lab, "alpha": r.alpha, "ratio": r.alpha / std if std > 0 else math.nan,
-                            "mse": r.mse, "rel_mse": r.mse / opt.mse if opt.mse > 0 else 1.0})
+                            "mse": r.mse, "rel_mse": _relative_mse(r, opt)})
                 row["excess_db"] = 10 * math.log10(row["rel_mse"]) if row["rel_mse"] > 0 else -math.inf
                 rows.append(row)
     return pd.DataFrame(rows)

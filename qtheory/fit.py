@@ -9,10 +9,11 @@ import numpy as np
 
 from ._results import ResultMixin
 from ._typing import ArrayLike
-from ._validation import check_option, check_samples, param_error
+from ._validation import check_int, check_option, check_samples, param_error
 from .mse import clipping_mse
 from .optimal import optimal_clip
 from .priors import Gaussian, Laplace, Prior, _ldexp
+from .quantizer import GRIDS, MAX_BITS, MIN_BITS
 
 __all__ = ["fit_prior", "FitResult"]
 
@@ -59,8 +60,11 @@ def fit_prior(x: ArrayLike, family: str = "laplace", bits: int | None = None, gr
     1.0
     """
     func = "fit_prior"
-    x = check_samples(np.ravel(x), "x", func, min_size=2)
+    x = check_samples(x, "x", func, ndim=None, min_size=2).reshape(-1)
     family = check_option(family, "family", func, ("laplace", "gaussian", "auto"))
+    grid = check_option(grid, "grid", func, tuple(g for g in GRIDS if g != "affine"))
+    if bits is not None:
+        bits = check_int(bits, "bits", func, MIN_BITS[grid], MAX_BITS)
     # Standardise by a power of two near max|x| first: the statistics of data near 1e±300 neither
     # overflow (x², x − mean) nor underflow, and the scaling itself is exact.
     top = float(np.max(np.abs(x)))

@@ -44,15 +44,16 @@ array([ 0.25, -0.75,  0.75])
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ._typing import ArrayLike, PriorLike, RNGLike
-from ._validation import check_int, param_error
-from .priors import as_prior
-from .quantizer import Quantizer
+from ._validation import check_int, check_rng, param_error
+from .priors import _ldexp, _pow2_exponent, as_prior
+from .quantizer import Quantizer, _check_numeric
 
 if TYPE_CHECKING:  # qtheory.mse imports this module (inside clipping_mse)
     from .mse import MSEResult
@@ -60,6 +61,8 @@ if TYPE_CHECKING:  # qtheory.mse imports this module (inside clipping_mse)
 __all__ = ["quantize", "mse"]
 
 _CHUNK = 1 << 16
+#: largest ``chunk`` (draws held in memory at once: 512 MiB of float64)
+MAX_CHUNK = 1 << 26
 #: most chunks one :func:`mse` call may use (memory and seeding cost grow with the count)
 MAX_CHUNKS = 1 << 20
 
@@ -74,6 +77,7 @@ def quantize(x: ArrayLike, quantizer: Quantizer) -> np.ndarray:
     """Quantize ``x`` with the numba kernel (float64); equals ``quantizer.quantize(x)``."""
     if not isinstance(quantizer, Quantizer):
         raise param_error("quantizer", "montecarlo.quantize", "a qtheory.Quantizer", type(quantizer).__name__, TypeError)
+    x = _check_numeric(x, "x", "montecarlo.quantize")  # (the checks of Quantizer.quantize; NaN passes through)
     if quantizer.grid == "codebook":
         return quantizer.quantize(x)
     x = np.ascontiguousarray(x, dtype=np.float64)
@@ -112,11 +116,26 @@ def mse(prior: PriorLike, quantizers: Quantizer | Sequence[Quantizer], *, n_samp
     func = "montecarlo.mse"
     prior = as_prior(prior, func=func)
     single = isinstance(quantizers, Quantizer)
-    qs = [quantizers] if single else list(quantizers)
+    try:
+        qs = [quantizers] if single else list(quantizers)
+    except TypeError:
+        qs = []
     if not qs or not all(isinstance(q, Quantizer) for q in qs):
         raise param_error("quantizers", func, "a Quantizer or a non-empty sequence of them", quantizers, TypeError)
     n_samples = check_int(n_samples, "n_samples", func, 2, None)
-    chunk = check_int(chunk, "chunk", func, 1, None)
+    chunk = check_int(chunk, "chunk", func, 1, MAX_CHUNK)
+    # a prior far from unit scale is drawn divided by 2^e (the same draws, scaled exactly), and the
+    # quantizers with it: the fourth powers of the errors behind the standard errors overflowed or
+    # underflowed beyond ~2^±256
+    mag = prior._magnitude()
+    e = _pow2_exponent(mag) if mag > 0 and math.isfinite(mag) else 0
+    if abs(e) > 64:
+        prior = prior._scaled(e)
+        qs = [q.with_alpha(math.ldexp(q.alpha, -e)) if q.grid == "codebook" else
+              Quantizer(q.bits, math.ldexp(q.alpha, -e), q.grid, q.rounding,
+                        None if q.beta is None or q.grid != "affine" else math.ldexp(q.beta, -e)) for q in qs]
+    else:
+        e = 0
     n_chunks = -(-n_samples // chunk)
     if n_chunks > MAX_CHUNKS:
         raise param_error("n_samples", func, f"at most MAX_CHUNKS = 2^20 chunks of {chunk} samples (raise 'chunk')",
@@ -148,16 +167,15 @@ def mse(prior: PriorLike, quantizers: Quantizer | Sequence[Quantizer], *, n_samp
         return np.sqrt(np.maximum(second / n - mean * mean, 0.0) / (n - 1.0))
 
     scalar = single if _scalar is None else _scalar
+    if e:
+        return _result(_ldexp(mc, 2 * e), _ldexp(mr, 2 * e), "montecarlo", scalar, _ldexp(se(tot, qc + qr), 2 * e),
+                       _ldexp(se(mc, qc), 2 * e), _ldexp(se(mr, qr), 2 * e))
     return _result(mc, mr, "montecarlo", scalar, se(tot, qc + qr), se(mc, qc), se(mr, qr))
 
 
 
 def _as_generator(rng, func) -> np.random.Generator:
-    try:
-        return np.random.default_rng(rng)
-    except (TypeError, ValueError):
-        raise param_error("rng", func, "None, a non-negative int or a numpy.random.Generator", repr(rng),
-                          TypeError) from None
+    return check_rng(rng, "rng", func)  # (True is no seed)
 
 
 def _draw_spec(prior):

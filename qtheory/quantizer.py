@@ -295,7 +295,10 @@ class Quantizer:
 
 def _check_numeric(x, name: str, func: str) -> np.ndarray:
     """``x`` as a float64 array; complex, object or string input is refused (TypeError)."""
-    arr = np.asarray(x)
+    try:
+        arr = np.asarray(x)
+    except (TypeError, ValueError):  # (ragged nested lists)
+        raise param_error(name, func, "an array of real numbers", type(x).__name__, TypeError) from None
     if arr.dtype.kind not in "biuf":
         raise param_error(name, func, "an array of real numbers", f"array of dtype {arr.dtype}", TypeError)
     return arr.astype(np.float64, copy=False)

@@ -283,3 +283,54 @@ def test_grid_aware_octav_on_the_narrow_grid(bits, paper_db, aware_db):
     half_unit = {1.38: 0.005, 0.21: 0.005, 0.036: 0.0005}[paper_db]
     assert excess(None) == pytest.approx(paper_db, abs=half_unit)
     assert excess("narrow") == pytest.approx(aware_db, abs=0.0005)
+
+
+# ----------------------------------------------------------------------------- an audit's findings
+@pytest.mark.parametrize("s0", [7.9, 100.0, 1e6])
+def test_octav_from_a_start_beyond_the_data(s0, rng):
+    """A start at or above max|x| has no tail: the map gave 0 and the start came back unchanged."""
+    x = rng.laplace(size=5000)
+    want = octav_clip(x, 4)
+    assert s0 > np.abs(x).max() or s0 == 7.9
+    assert octav_clip(x, 4, s0=max(s0, float(np.abs(x).max()))) == pytest.approx(want, rel=1e-8)
+    assert octav_clip(Laplace(1.0), 4, s0=1000.0) == pytest.approx(octav_clip(Laplace(1.0), 4), rel=1e-8)
+
+
+@pytest.mark.parametrize("k", [-1000, -600, 600, 1000])
+def test_calibrator_table_ratios_do_not_depend_on_the_scale(k, rng):
+    """ratio (α/std) and rel_mse were 0 / NaN / 1.0 for data at 2^±600 (std and the MSEs left float64)."""
+    from qtheory.calibrate import calibrator_table
+
+    x = rng.laplace(size=5000)
+    cols = ["ratio", "rel_mse", "excess_db"]
+    a = calibrator_table({"x": x}, bits=[4], methods=["max", "octav"])[cols].to_numpy()
+    b = calibrator_table({"x": np.ldexp(x, k)}, bits=[4], methods=["max", "octav"])[cols].to_numpy()
+    np.testing.assert_allclose(b, a, rtol=1e-13, atol=1e-13)
+    assert a[0, 1] > 1.5  # (max calibration at 4 bits: far from the optimum)
+
+
+def test_relative_mse_of_a_lossless_optimum(rng):
+    """Data on the grid: the optimum's MSE is 0, so a calibrator with a positive MSE is infinitely
+    worse (it was reported as rel_mse 1.0)."""
+    from qtheory.calibrate import calibrator_table
+
+    x = np.repeat([-3.0, -1.0, 0.0, 2.0, 3.0], 40)
+    t = calibrator_table({"x": x}, bits=[3], methods=["exact", "max", "octav", "aciq"], grid="narrow").set_index("calibrator")
+    assert t.mse["exact"] == 0.0 and t.rel_mse["exact"] == 1.0
+    assert t.mse["max"] == 0.0 and t.rel_mse["max"] == 1.0  # (α = 3: on the grid too)
+    for m in ("octav", "aciq"):
+        assert t.mse[m] > 0 and t.rel_mse[m] == np.inf and t.excess_db[m] == np.inf
+
+
+@pytest.mark.parametrize("call,param,exc", [
+    (lambda: qtheory.calibrate.calibrate([[1, 2], [3]], 8, "max"), "x", TypeError),
+    (lambda: qtheory.calibrate.max_clip([[1, 2], [3]]), "x", TypeError),
+    (lambda: qtheory.fit_prior([[1, 2], [3]]), "x", TypeError),
+    (lambda: qtheory.fit_prior(np.arange(9.0), bits=0), "bits", ValueError),
+    (lambda: qtheory.fit_prior(np.arange(9.0), "auto", bits=4, grid="nope"), "grid", ValueError),
+    (lambda: qtheory.calibrate.calibrator_table("laplace", bits=[4], methods=["max"], n_samples=10**12), "n_samples",
+     ValueError),
+])
+def test_audit_inputs_name_the_parameter(call, param, exc):
+    with pytest.raises(exc, match=rf"The '{param}' parameter of [\w.]+ must be .+\. Got .+ instead\."):
+        call()

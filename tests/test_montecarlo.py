@@ -12,6 +12,7 @@ from scipy import stats
 
 import qtheory
 from qtheory import Gaussian, Laplace, Quantizer, Rectified, clipping_mse, montecarlo
+from qtheory.montecarlo import mse
 
 M64 = (1 << 64) - 1
 
@@ -241,3 +242,34 @@ def test_bad_inputs_name_the_parameter():
         montecarlo.mse("laplace", q, n_samples=10, rng=-1.5)
     with pytest.raises(ValueError, match=r"'n_samples' parameter of montecarlo.mse.*MAX_CHUNKS"):
         montecarlo.mse("laplace", q, n_samples=2**21 + 1, chunk=2)
+
+
+@pytest.mark.parametrize("k", [-600, -300, 300, 600])
+def test_standard_errors_scale_with_the_prior(k):
+    """The standard errors come from fourth powers of the errors, which underflowed (0.0) or
+    overflowed (NaN) beyond ~2^±256; the draws are now taken at unit scale and scaled back,
+    the same draws exactly, so every number is the unit one times 4^k."""
+    c = 2.0**k
+    for prior, prior1, q, q1 in [(Laplace(c), Laplace(1.0), Quantizer(4, 5 * c), Quantizer(4, 5.0)),
+                                 (Gaussian(c), Gaussian(1.0), Quantizer(3, 2 * c, "affine", beta=-c),
+                                  Quantizer(3, 2.0, "affine", beta=-1.0))]:
+        r, r1 = mse(prior, q, n_samples=20_000, rng=3), mse(prior1, q1, n_samples=20_000, rng=3)
+        for f in ("mse", "stderr", "clipping", "clipping_stderr", "rounding_stderr"):
+            with np.errstate(over="ignore", under="ignore"):
+                want = np.ldexp(getattr(r1, f), 2 * k)
+            assert getattr(r, f) == want, (f, prior)
+        assert r1.stderr > 0
+
+
+def test_audit_inputs_name_the_parameter():
+    from qtheory import montecarlo
+
+    q = Quantizer(4, 1.0)
+    for call, param, exc in [(lambda: mse("laplace", None), "quantizers", TypeError),
+                             (lambda: montecarlo.quantize("abc", q), "x", TypeError),
+                             (lambda: montecarlo.quantize(None, q), "x", TypeError),
+                             (lambda: montecarlo.quantize([[1, 2], [3]], q), "x", TypeError),
+                             (lambda: mse("laplace", q, rng=True), "rng", TypeError),
+                             (lambda: mse("laplace", q, n_samples=10**18, chunk=10**18), "chunk", ValueError)]:
+        with pytest.raises(exc, match=rf"The '{param}' parameter of [\w.]+ must be .+\. Got .+ instead\."):
+            call()
