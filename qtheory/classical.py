@@ -24,6 +24,7 @@ Examples
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -34,7 +35,18 @@ from ._progress import check_progress, progress_bar
 from ._results import ResultMixin
 from ._typing import ArrayLike, PriorLike
 from ._validation import check_int, check_option, check_real, param_error
-from .priors import Empirical, Gaussian, Laplace, Mixture, Prior, Rectified, ScipyPrior, as_prior
+from .priors import (
+    Empirical,
+    Gaussian,
+    Laplace,
+    Mixture,
+    Prior,
+    Rectified,
+    ScipyPrior,
+    _ldexp,
+    _pow2_exponent,
+    as_prior,
+)
 from .quantizer import GRIDS, MAX_BITS, MIN_BITS
 
 if TYPE_CHECKING:
@@ -68,6 +80,26 @@ class LloydMaxResult(ResultMixin):
     converged: bool
 
 
+def _standardised(prior: Prior) -> tuple[Prior, int]:
+    """``(p, e)`` with ``p`` the prior of ``X · 2^-e`` at unit scale (exact: a power-of-two scaling).
+
+    Samples are scaled by the power of two nearest to ``max|x|``; ``e = 0`` if no standardisation
+    is possible (all-zero samples, or a mixture whose components' scales are too far apart).
+    """
+    if isinstance(prior, Empirical):
+        x = prior.x
+        e = _pow2_exponent(float(max(-x[0], x[-1])))
+        return (Empirical(np.ldexp(x, -e)), e) if e else (prior, 0)
+    mag = prior._magnitude()
+    e = _pow2_exponent(mag) if 0.0 < mag < math.inf else 0
+    if not e:
+        return prior, 0
+    try:
+        return prior._scaled(e), e
+    except (ValueError, NotImplementedError):  # (a component's scale would leave the float64 range)
+        return prior, 0
+
+
 def _lm_mse(prior: Prior, levels: np.ndarray) -> float:
     t = 0.5 * (levels[1:] + levels[:-1])
     a = np.concatenate([[-np.inf], t])
@@ -89,6 +121,8 @@ def _compander_init(prior: Prior, n: int) -> np.ndarray:
     if not np.all(np.isfinite(dens)) or dens.sum() <= 0:
         dens = np.ones_like(xs)
     c = np.concatenate([[0.0], np.cumsum(0.5 * (dens[1:] + dens[:-1]) * np.diff(xs))])
+    if not c[-1] > 0:  # (all mass at one point, e.g. all-zero samples: every level there)
+        return np.full(n, xs[0])
     c /= c[-1]
     levels = np.interp((np.arange(n) + 0.5) / n, c, xs)
     if isinstance(prior, Rectified):  # the atom at 0 deserves a level
@@ -116,7 +150,9 @@ def lloyd_max(prior: PriorLike, n_levels: int, *, tol: float = 1e-12, max_iter: 
     ``∫x dP / ∫dP`` of their cells, from the prior's partial moments), found by Newton's method
     with the tridiagonal Jacobian (damped; it needs the density) started from the Panter–Dite
     compander levels, falling back to over-relaxed Lloyd iterations (samples, or if Newton stalls),
-    until the levels are within ``tol·std`` of their centroids.
+    until the levels are within ``tol·std`` of their centroids. The prior is first standardised by a
+    power of two (exact), so levels scale exactly with the prior from 1e-300 to 1e300; an MSE
+    beyond the float64 range is reported as ``inf`` (or ``0.0``), never NaN.
 
     Parameters
     ----------
@@ -147,13 +183,19 @@ def lloyd_max(prior: PriorLike, n_levels: int, *, tol: float = 1e-12, max_iter: 
     n = check_int(n_levels, "n_levels", func, 1, 1 << 16)
     tol = check_real(tol, "tol", func, 0.0, low_open=True)
     max_iter = check_int(max_iter, "max_iter", func, 1, None)
-    if init is None:
-        y = _compander_init(prior, n)
-    else:
+    if init is not None:
         y = np.sort(np.asarray(init, dtype=float))
         if y.shape != (n,) or not np.all(np.isfinite(y)):
             raise param_error("init", func, f"{n} finite starting levels", init)
+    # all arithmetic at unit scale (X · 2^-e, exact); levels and MSE are scaled back at the end
+    prior, e = _standardised(prior)
+    if init is None:
+        y = _compander_init(prior, n)
+    else:
+        y = np.clip(_ldexp(y, -e), -1e300, 1e300)
     scale = prior.std
+    if not 0.0 < scale < math.inf:  # (constant samples: any positive unit will do)
+        scale = 1.0
     converged = False
     it = 0
 
@@ -234,36 +276,177 @@ def lloyd_max(prior: PriorLike, n_levels: int, *, tol: float = 1e-12, max_iter: 
                 break
         it += it2
     t = 0.5 * (y[1:] + y[:-1])
-    return LloydMaxResult(y, t, _lm_mse(prior, y), it, converged)
+    mse = float(_ldexp(_lm_mse(prior, y), 2 * e))  # (0.0 or inf beyond the float64 range: never NaN)
+    return LloydMaxResult(_ldexp(y, e), _ldexp(t, e), mse, it, converged)
+
+
+# ============================================================================ density integrals
+#: quantiles and steps of ``mean ± k·std`` at which a density integral is split, for every component
+_SPLIT_Q = (1e-12, 1e-6, 1e-3, 0.02, 0.1, 0.25, 0.5, 0.75, 0.9, 0.98, 1 - 1e-3, 1 - 1e-6, 1 - 1e-12)
+_SPLIT_K = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 16.0, 24.0, 32.0, 48.0, 64.0, 96.0, 128.0)
+
+
+def _check_rate(rate: ArrayLike, name: str, func: str) -> np.ndarray:
+    """``rate`` as a float64 array of finite reals ``>= 0`` (bits per sample), or raise."""
+    allowed = "a finite real number >= 0 (or an array of them)"
+    try:
+        r = np.asarray(rate)
+    except (TypeError, ValueError):  # (e.g. a ragged nested list)
+        raise param_error(name, func, allowed, rate) from None
+    if r.dtype.kind not in "iuf":  # (str, None, complex, bool, object: never silently cast)
+        raise param_error(name, func, allowed, rate, TypeError)
+    r = r.astype(np.float64)
+    bad = ~np.isfinite(r) | (r < 0)
+    if np.any(bad):
+        got = float(r) if r.ndim == 0 else f"array with {int(bad.sum())} value(s) out of range, e.g. {float(r[bad][0])!r}"
+        raise param_error(name, func, allowed, got)
+    return r
+
+
+def _times_4_pow(c: float, e2: int, r: np.ndarray) -> np.ndarray | float:
+    """``c · 2^e2 · 4^(−r)`` correctly rounded, with no overflow or underflow on the way."""
+    k = np.floor(r)
+    ex = np.clip(e2 - 2.0 * k, -5000, 5000).astype(np.int32)  # (beyond ±5000 the answer is 0 or inf anyway)
+    out = _ldexp(c * 4.0 ** (k - r), ex)
+    return float(out) if np.ndim(out) == 0 else out
+
+
+def _leaves(prior: Prior, w: float = 1.0) -> list[tuple[float, Prior]]:
+    """The components of a (nested) mixture that are not mixtures, with their total weights."""
+    if isinstance(prior, Mixture):
+        return [leaf for wi, c in zip(prior.weights, prior.components, strict=True) for leaf in _leaves(c, w * wi)]
+    return [(w, prior)]
+
+
+def _unit_mixture(prior: Mixture) -> tuple[Prior, int]:
+    """``(p, e)``: the mixture of ``X · 2^-e`` at unit scale, centred at 0 when its components allow it.
+
+    The density integrals below are invariant under translation, so a common offset of the components
+    (which would cost float resolution relative to their widths) is removed first.
+    """
+    p, e = _standardised(prior)
+    leaves = _leaves(p)
+    if all(isinstance(c, (Gaussian, Laplace)) for _, c in leaves):
+        mu = p.mean
+        if mu != 0.0:
+            comps = [type(c)(c.scale, loc=c.loc - mu) for _, c in leaves]
+            q, e2 = _standardised(Mixture([w for w, _ in leaves], comps))
+            return q, e + e2
+    return p, e
+
+
+def _density_integral(pdf, parts, g) -> float:
+    """``∫ g(pdf(x)) dx`` over the union of the supports of ``parts``.
+
+    ``parts`` are ``(ppf, mean, std, (lo, hi))`` of the components of the density: the integral is
+    split at every component's quantiles and at its ``mean ± k·std`` (``k`` up to 128), so that no
+    narrow component (or far-away mode) hides between quadrature nodes.
+    """
+    from scipy import integrate
+
+    lo = min(s[0] for *_, s in parts)
+    hi = max(s[1] for *_, s in parts)
+    pts = set()
+    for ppf, mean, std, (a, b) in parts:
+        try:
+            qs = np.asarray(ppf(np.array(_SPLIT_Q)), dtype=float).ravel()
+        except (NotImplementedError, AttributeError):  # (a user prior without a ppf: moments only)
+            qs = np.array([])
+        ks = np.array(_SPLIT_K)
+        for v in np.concatenate([qs, mean - std * ks, mean + std * ks]):
+            if math.isfinite(v):
+                pts.add(float(min(max(v, a), b)))
+    edges = sorted({v for v in pts if lo < v < hi} | {lo, hi})
+
+    def f(x):
+        p = float(pdf(x))
+        return g(p) if p < math.inf else 0.0  # (a node rounded onto a pole of the density: measure zero)
+
+    total = []
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        # (a piece at float resolution cannot reach epsrel: it is negligible)
+        warnings.simplefilter("ignore", integrate.IntegrationWarning)
+        for a, b in zip(edges[:-1], edges[1:], strict=True):
+            if b > a:
+                total.append(integrate.quad(f, a, b, limit=200, epsabs=1e-15, epsrel=1e-11)[0])
+    return math.fsum(total)
+
+
+def _support(prior: Prior) -> tuple[float, float]:
+    return tuple(prior._support) if isinstance(prior, ScipyPrior) else (-math.inf, math.inf)
+
+
+def _cbrt(p: float) -> float:
+    return p ** (1.0 / 3.0) if p > 0 else 0.0
+
+
+def _neg_p_log_p(p: float) -> float:
+    return -p * math.log(p) if p > 0 else 0.0
+
+
+def _check_continuous(prior: Prior, func: str, allowed: str) -> None:
+    if isinstance(prior, (Empirical, Rectified)) or prior.kind != "continuous":
+        raise param_error("prior", func, allowed, repr(prior))
+
+
+def _unit_integral(prior: Prior, g, func: str, allowed: str) -> tuple[float, float, int]:
+    """``(J, s, e)`` with ``∫ g(p_Y(y)) dy = J`` for ``Y = X / (s · 2^e)`` (a prior without a closed form).
+
+    A :class:`ScipyPrior` is integrated in its standard coordinate (``s`` its scale), a mixture at
+    unit scale and centred, any other continuous prior with a ``pdf`` at unit scale (``s = 1``).
+    """
+    _check_continuous(prior, func, allowed)
+    if isinstance(prior, ScipyPrior):  # in the standard coordinate z = (x − loc) / scale
+        e = _pow2_exponent(prior._scale)
+        su = math.ldexp(prior._scale, -e)
+        if prior._hist is not None:  # (piecewise constant: exact)
+            edges, dens = prior._hist
+            vals = np.array([g(float(d)) for d in dens])
+            return float(math.fsum(np.diff(edges) * vals)), su, e
+        d = prior._sdist
+        return _density_integral(d.pdf, [(d.ppf, prior._mean0, prior._std0, prior._zsupport)], g), su, e
+    p, e = _unit_mixture(prior) if isinstance(prior, Mixture) else _standardised(prior)
+    if not hasattr(p, "pdf"):
+        raise param_error("prior", func, allowed, repr(prior))
+    parts = [(c.ppf, c.mean, c.std, _support(c)) for _, c in _leaves(p)]
+    return _density_integral(p.pdf, parts, g), 1.0, e
 
 
 # ============================================================================ Panter–Dite
-def _cbrt_integral(prior: Prior) -> float:
-    """``∫ p(x)^(1/3) dx`` (closed forms for Laplace and Gaussian)."""
-    if isinstance(prior, Laplace):
-        return 6.0 * prior.b / (2.0 * prior.b) ** (1.0 / 3.0)
-    if isinstance(prior, Gaussian):
-        s = prior.sigma
-        return (2 * math.pi * s * s) ** (-1.0 / 6.0) * math.sqrt(6 * math.pi) * s
-    if isinstance(prior, (Empirical, Rectified)) or prior.kind != "continuous":
-        raise param_error("prior", "panter_dite", "a continuous prior with a density", repr(prior))
-    from scipy import integrate
-
-    lo, hi = (prior._support if isinstance(prior, ScipyPrior) else (-np.inf, np.inf))
-    pts = sorted({float(np.clip(v, lo, hi)) for v in (prior.mean - prior.std, prior.mean, prior.mean + prior.std)})
-    if isinstance(prior, Mixture):
-        pts = sorted(set(pts) | {float(c.mean) for c in prior.components})
-    edges = [lo, *pts, hi]
-    total = 0.0
-    for a, b in zip(edges[:-1], edges[1:], strict=True):
-        if b > a:
-            v, _ = integrate.quad(lambda x: float(prior.pdf(x)) ** (1.0 / 3.0), a, b, limit=200)
-            total += v
-    return total
+def _panter_dite_constant(prior: Prior) -> tuple[float, int]:
+    """``(c, e)`` with ``(1/12)(∫p^(1/3))³ = c · 4^e`` (closed forms for Laplace and Gaussian)."""
+    func, allowed = "panter_dite", "a continuous prior with a density"
+    if isinstance(prior, Laplace):  # 9 b²
+        e = _pow2_exponent(prior.b)
+        return 9.0 * math.ldexp(prior.b, -e) ** 2, e
+    if isinstance(prior, Gaussian):  # √3·π/2 · σ²
+        e = _pow2_exponent(prior.sigma)
+        return math.sqrt(3.0) * math.pi / 2.0 * math.ldexp(prior.sigma, -e) ** 2, e
+    # ∫p^(1/3) scales as scale^(2/3), so (∫p^(1/3))³ as scale²
+    j, s, e = _unit_integral(prior, _cbrt, func, allowed)
+    return j**3 / 12.0 * s * s, e
 
 
 def panter_dite(prior: PriorLike, bits: ArrayLike) -> np.ndarray | float:
     """Panter–Dite high-rate MSE of the optimal non-uniform quantizer: ``(1/12)(∫p^(1/3))³·4^(−R)``.
+
+    Closed forms for Laplace (``9 b²``) and Gaussian (``√3·π/2·σ²``) priors; otherwise
+    ``∫p^(1/3)`` by quadrature in the prior's standard coordinate (a mixture: at unit scale, split
+    at every component's quantiles and at its ``mean ± k·std``, so that narrow components and
+    far-apart modes are not missed). Scale-equivariant from 1e-300 to 1e300: a value beyond the
+    float64 range is ``inf`` (or ``0.0``).
+
+    Parameters
+    ----------
+    prior : prior-like
+        A continuous prior (not samples, not a rectified prior with its atom at 0).
+    bits : float or array_like
+        Rate ``R`` in bits per sample, ``>= 0``.
+
+    Returns
+    -------
+    float or ndarray
+        The high-rate MSE, with the shape of ``bits``.
 
     Examples
     --------
@@ -272,11 +455,11 @@ def panter_dite(prior: PriorLike, bits: ArrayLike) -> np.ndarray | float:
     >>> round(panter_dite("laplace", 0), 4)     # 9 b²
     9.0
     """
-    prior = as_prior(prior, func="panter_dite")
-    c = _cbrt_integral(prior) ** 3 / 12.0
-    r = np.asarray(bits, dtype=float)
-    out = c * 4.0 ** (-r)
-    return float(out) if out.ndim == 0 else out
+    func = "panter_dite"
+    prior = as_prior(prior, func=func)
+    r = _check_rate(bits, "bits", func)
+    c, e = _panter_dite_constant(prior)
+    return _times_4_pow(c, 2 * e, r)
 
 
 # ============================================================================ rate–distortion
@@ -301,39 +484,63 @@ class RateDistortion:
     entropy: float
 
 
-def differential_entropy(prior: PriorLike) -> float:
-    """Differential entropy ``h = −∫ p log p`` in nats (closed forms for Laplace / Gaussian).
+_LN2 = math.log(2.0)
 
+
+def _entropy_parts(prior: Prior, func: str) -> tuple[float, int]:
+    """``(h0, e)`` with the differential entropy ``h = h0 + e·ln 2`` (``h0`` that of ``X / 2^e``)."""
+    if isinstance(prior, Laplace):  # 1 + ln(2b)
+        e = _pow2_exponent(prior.b)
+        return 1.0 + math.log(2.0 * math.ldexp(prior.b, -e)), e
+    if isinstance(prior, Gaussian):  # ½ ln(2πe σ²)
+        e = _pow2_exponent(prior.sigma)
+        return 0.5 * math.log(2 * math.pi * math.e * math.ldexp(prior.sigma, -e) ** 2), e
+    allowed = "a continuous prior (atoms and samples have no differential entropy)"
+    _check_continuous(prior, func, allowed)
+    if isinstance(prior, ScipyPrior):  # h(loc + scale·Z) = h(Z) + ln(scale)
+        e = _pow2_exponent(prior._scale)
+        return float(prior._sdist.entropy()) + math.log(math.ldexp(prior._scale, -e)), e
+    h, s, e = _unit_integral(prior, _neg_p_log_p, func, allowed)
+    return h + math.log(s), e
+
+
+def differential_entropy(prior: PriorLike) -> float:
+    """Differential entropy ``h = −∫ p log p`` in nats.
+
+    Closed forms for Laplace (``1 + ln 2b``) and Gaussian (``½ ln 2πeσ²``) priors; ``scipy.stats``'s
+    entropy of the standard distribution plus ``ln(scale)`` for a :class:`~qtheory.ScipyPrior`; for a
+    mixture, quadrature at unit scale split at every component's quantiles and ``mean ± k·std``
+    (plus ``e·ln 2`` for the power of two ``2^e`` it was scaled by), so any scale from 1e-300 to
+    1e300 is exact.
+
+    Parameters
+    ----------
+    prior : prior-like
+        A continuous prior (not samples, not a rectified prior with its atom at 0).
+
+    Returns
+    -------
+    float
+        ``h`` in nats.
+
+    Examples
+    --------
     >>> round(differential_entropy("gaussian"), 6)   # ½ log(2πe)
     1.418939
     """
     func = "differential_entropy"
     prior = as_prior(prior, func=func)
-    if isinstance(prior, Laplace):
-        return 1.0 + math.log(2.0 * prior.b)
-    if isinstance(prior, Gaussian):
-        return 0.5 * math.log(2 * math.pi * math.e * prior.sigma**2)
-    if isinstance(prior, ScipyPrior):
-        return float(prior.dist.entropy())
-    if isinstance(prior, Mixture) and prior.kind == "continuous":
-        from scipy import integrate
-
-        def f(x):
-            p = float(prior.pdf(x))
-            return -p * math.log(p) if p > 0 else 0.0
-
-        pts = sorted({float(c.mean) for c in prior.components})
-        edges = [-np.inf, *pts, np.inf]
-        return float(sum(integrate.quad(f, a, b, limit=400)[0] for a, b in zip(edges[:-1], edges[1:], strict=True) if b > a))
-    raise param_error("prior", func, "a continuous prior (atoms and samples have no differential entropy)",
-                      repr(prior))
+    h0, e = _entropy_parts(prior, func)
+    return float(h0 + e * _LN2)
 
 
 def rate_distortion(prior: PriorLike, rate: ArrayLike) -> RateDistortion:
     """Distortion–rate function ``D(R)`` for squared error.
 
     Exact for a Gaussian, ``σ²·4^(−R)``; for any other continuous prior the Shannon lower bound
-    ``e^(2h)/(2πe)·4^(−R)`` (tight as ``R → ∞``; ``σ²·4^(−R)`` is an upper bound).
+    ``e^(2h)/(2πe)·4^(−R)`` (tight as ``R → ∞``; ``σ²·4^(−R)`` is an upper bound). Computed at
+    unit scale and scaled back by a power of two, so a distortion beyond the float64 range is
+    ``inf`` (or ``0.0``), never an error.
 
     Parameters
     ----------
@@ -341,6 +548,10 @@ def rate_distortion(prior: PriorLike, rate: ArrayLike) -> RateDistortion:
         A continuous prior (not samples, not a rectified prior with its atom at 0).
     rate : float or array_like
         Bits per sample, ``>= 0``.
+
+    Returns
+    -------
+    RateDistortion
 
     Examples
     --------
@@ -350,16 +561,13 @@ def rate_distortion(prior: PriorLike, rate: ArrayLike) -> RateDistortion:
     """
     func = "rate_distortion"
     prior = as_prior(prior, func=func)
-    r = np.asarray(rate, dtype=float)
-    if not np.all(np.isfinite(r)) or np.any(r < 0):
-        raise param_error("rate", func, "a finite real number >= 0 (or an array of them)", rate)
-    h = differential_entropy(prior)
+    r = _check_rate(rate, "rate", func)
+    h0, e = _entropy_parts(prior, func)
     if isinstance(prior, Gaussian):
-        d, kind = prior.var * 4.0 ** (-r), "exact"
+        d, kind = _times_4_pow(math.ldexp(prior.sigma, -e) ** 2, 2 * e, r), "exact"
     else:
-        d, kind = math.exp(2 * h) / (2 * math.pi * math.e) * 4.0 ** (-r), "shannon_lower_bound"
-    d = float(d) if np.ndim(d) == 0 else d
-    return RateDistortion(float(r) if r.ndim == 0 else r, d, kind, h)
+        d, kind = _times_4_pow(math.exp(2 * h0) / (2 * math.pi * math.e), 2 * e, r), "shannon_lower_bound"
+    return RateDistortion(float(r) if r.ndim == 0 else r, d, kind, float(h0 + e * _LN2))
 
 
 # ============================================================================ ladder
