@@ -164,7 +164,7 @@ def test_npz_refuses_bombs_before_decompressing(tmp_path):
 
 
 def test_read_tensors_bad_inputs(tmp_path):
-    with pytest.raises(FileNotFoundError, match="'path' parameter"):
+    with pytest.raises(FileNotFoundError, match="'source' parameter"):
         readers.read_tensors(tmp_path / "none.safetensors")
     bad = tmp_path / "x.onnx"
     bad.write_bytes(b"not a model")

@@ -3,9 +3,10 @@
 How it scales
 -------------
 Only the safetensors headers are read on the client (a few kB per shard); each task opens its
-shard with ``safe_open`` (memory-mapped) and copies one tensor, so a worker's memory is about the
-largest tensor it handles (plus the ``max_values`` subsample and the exact-MSE tables, ~2 bytes
-of index per value), never a shard or the checkpoint. The client receives only the report rows
+shard with ``safe_open`` (memory-mapped) and copies one tensor, so a worker's memory is about
+twice the largest tensor it handles (the tensor and its copy standardised by a power of two, on
+which every number is computed; plus the ``max_values`` subsample and the exact-MSE tables,
+~2 bytes of index per value), never a shard or the checkpoint. The client receives only the report rows
 (~20 numbers per tensor, method and bits). Time is ``Σ_tensors cost / (workers × threads)`` while
 there are more tensors than cores; a large language model has hundreds to thousands of weight
 matrices, so the tasks balance well (``by="tensor"``: the scheduler places each task on any
@@ -42,7 +43,7 @@ def _rows(tensors, bits, methods, grid, granularity, max_values, seed):
 
     out = []
     for t in tensors:
-        out.extend(tensor_rows(t, bits, methods, grid, granularity, max_values, seed))
+        out.extend(tensor_rows(t, bits, methods, grid, granularity, max_values, seed, func="distributed_report"))
     return out
 
 
@@ -88,7 +89,7 @@ def distributed_report(source: torch.nn.Module | dict[str, Any] | onnx.ModelProt
     """
     import pandas as pd
 
-    from .readers import NamedTensor, read_tensors
+    from .readers import NamedTensor
     from .report import REPORT_COLUMNS, _as_tensors, wide
 
     func = "distributed_report"
@@ -101,7 +102,7 @@ def distributed_report(source: torch.nn.Module | dict[str, Any] | onnx.ModelProt
     if max_values is not None:
         max_values = check_int(max_values, "max_values", func, 16, None)
     seed = check_int(seed, "seed", func, 0, None)
-    tensors = _as_tensors(source, fold_bn, func, NamedTensor, read_tensors)
+    tensors = _as_tensors(source, fold_bn, func, NamedTensor)
     if roles is not None:
         tensors = [t for t in tensors if t.role in set(roles)]
     if by == "tensor":

@@ -184,7 +184,7 @@ def read_torch(obj: torch.nn.Module | dict[str, Any] | PathLike, *, func: str = 
                 out.append(_tensor(name, _torch_np(p), p.shape, _tdtype(p), op=mname or None, **kw))
         return out
     if isinstance(obj, (str, os.PathLike)):
-        path = _existing(obj, "path", func)
+        path = _existing(obj, _arg(func, "path"), func)
         try:
             try:
                 sd = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
@@ -193,7 +193,7 @@ def read_torch(obj: torch.nn.Module | dict[str, Any] | PathLike, *, func: str = 
                     raise
                 sd = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as exc:
-            raise ValueError(f"The 'path' parameter of {func} must be a PyTorch checkpoint loadable with "
+            raise ValueError(f"The '{_arg(func, 'path')}' parameter of {func} must be a PyTorch checkpoint loadable with "
                              f"weights_only=True. Got {str(path)!r} instead ({type(exc).__name__}: "
                              f"{_first_line(exc)}).") from None
         src = str(path)
@@ -202,7 +202,7 @@ def read_torch(obj: torch.nn.Module | dict[str, Any] | PathLike, *, func: str = 
     if isinstance(sd, dict) and "state_dict" in sd and isinstance(sd["state_dict"], dict):
         sd = sd["state_dict"]
     if not isinstance(sd, dict):
-        raise param_error("obj", func, "an nn.Module, a state dict or a checkpoint file holding one",
+        raise param_error(_arg(func, "obj"), func, "an nn.Module, a state dict or a checkpoint file holding one",
                           type(sd).__name__, TypeError)
     out = []
     for name, v in _flatten(sd):
@@ -331,6 +331,20 @@ def read_onnx(model: onnx.ModelProto | PathLike, *, fold_bn: bool = False, func:
 _FOLD_SUFFIX = "_bnfolded"
 
 
+def _fold_name(name, conv, consumers, taken) -> str:
+    """A new, unused name ending in ``_bnfolded`` for ``name`` folded into the Conv ``conv``:
+    ``<name>_bnfolded`` when ``conv`` is the only node that reads ``name``; for a tensor shared
+    by several Convs, each folded copy is named after its Conv (``<name>.<conv>_bnfolded``, the
+    Conv's node name or else its original output); a number is appended if that name is taken."""
+    stem = name if len(consumers.get(name, [])) <= 1 else f"{name}.{conv.name or conv.output[0]}"
+    out, i = stem + _FOLD_SUFFIX, 1
+    while out in taken:
+        i += 1
+        out = f"{stem}.{i}{_FOLD_SUFFIX}"
+    taken.add(out)
+    return out
+
+
 def _onnx_ref(t, base):
     from onnx import TensorProto
 
@@ -349,11 +363,11 @@ def _load_onnx(model, func):
 
     if isinstance(model, onnx.ModelProto):
         return model, None
-    path = _existing(model, "model", func)
+    path = _existing(model, _arg(func, "model"), func)
     try:
         m = onnx.load(str(path), load_external_data=False)
     except Exception as exc:
-        raise ValueError(f"The 'model' parameter of {func} must be a readable ONNX file. Got {str(path)!r} "
+        raise ValueError(f"The '{_arg(func, 'model')}' parameter of {func} must be a readable ONNX file. Got {str(path)!r} "
                          f"instead ({type(exc).__name__}: {_first_line(exc)}).") from None
     return m, str(path)
 
@@ -412,8 +426,13 @@ def fold_batchnorm(model: onnx.ModelProto) -> onnx.ModelProto:
 
     Folded when the Conv's output feeds only the BatchNorm (and is not a graph output) and the
     weights and BatchNorm parameters are constants (initializers or ``Constant`` nodes). The Conv's
-    weight and bias become new initializers (``<weight>_bnfolded``, ``<bias or conv>_bnfolded``)
-    computed in float64 and stored in the weight's dtype; the Conv writes the BatchNorm's output.
+    weight and bias become new initializers (``<weight>_bnfolded``; ``<bias>_bnfolded``, or
+    ``<conv output>.bias_bnfolded`` for a Conv without a bias) computed in float64 and stored in
+    the weight's dtype; the Conv writes the BatchNorm's output. Every folded tensor gets a name of
+    its own, and no tensor is overwritten: a weight or bias that other nodes read too gets one
+    folded copy per Conv (``<weight>.<conv>_bnfolded``, ``<conv>`` the Conv's node name or else its
+    output; the other nodes keep reading the original), and a name already in the graph gets a
+    number (``<weight>.2_bnfolded``).
 
     Examples
     --------
@@ -442,6 +461,9 @@ def fold_batchnorm(model: onnx.ModelProto) -> onnx.ModelProto:
             consumers.setdefault(i, []).append(node)
     outputs = {o.name for o in m.graph.output}
     producer = {o: node for node in m.graph.node for o in node.output}
+    # every name in the graph: a folded tensor gets a name none of them has (and none another fold got)
+    taken = ({t.name for t in m.graph.initializer} | {v.name for v in m.graph.input} | outputs
+             | {v.name for v in m.graph.value_info} | {n for node in m.graph.node for n in (*node.input, *node.output)})
     drop = set()
     new_inits = []
     for bn in m.graph.node:
@@ -459,8 +481,9 @@ def fold_batchnorm(model: onnx.ModelProto) -> onnx.ModelProto:
         b = consts[conv.input[2]].astype(np.float64) if len(conv.input) > 2 and conv.input[2] else np.zeros_like(mean)
         wf = (w.astype(np.float64) * k.reshape((-1,) + (1,) * (w.ndim - 1))).astype(w.dtype)
         bf = ((b - mean) * k + beta).astype(w.dtype)
-        wname = conv.input[1] + _FOLD_SUFFIX
-        bname = (conv.input[2] if len(conv.input) > 2 and conv.input[2] else conv.output[0] + ".bias") + _FOLD_SUFFIX
+        wname = _fold_name(conv.input[1], conv, consumers, taken)
+        bname = (_fold_name(conv.input[2], conv, consumers, taken) if len(conv.input) > 2 and conv.input[2]
+                 else _fold_name(conv.output[0] + ".bias", conv, consumers, taken))
         new_inits += [numpy_helper.from_array(wf, wname), numpy_helper.from_array(bf, bname)]
         ins = list(conv.input[:2]) + [bname]
         ins[1] = wname
@@ -506,20 +529,20 @@ def read_safetensors(path: PathLike, *, func: str = "read_safetensors") -> list[
     if p.is_dir():
         files = sorted(p.glob("*.safetensors"))
         if not files:
-            raise param_error("path", func, "a .safetensors file, an index .json or a folder of shards",
+            raise param_error(_arg(func, "path"), func, "a .safetensors file, an index .json or a folder of shards",
                               str(path))
     elif p.name.endswith(".json"):
-        p = _existing(p, "path", func)
+        p = _existing(p, _arg(func, "path"), func)
         try:
             wm = json.loads(p.read_text())["weight_map"]
         except Exception:
-            raise param_error("path", func, "a safetensors index with a 'weight_map'", str(path)) from None
+            raise param_error(_arg(func, "path"), func, "a safetensors index with a 'weight_map'", str(path)) from None
         files = [p.parent / f for f in dict.fromkeys(wm.values())]
     else:
-        files = [_existing(p, "path", func)]
+        files = [_existing(p, _arg(func, "path"), func)]
     out = []
     for f in files:
-        out.extend(_safetensors_file(_existing(f, "path", func), func))
+        out.extend(_safetensors_file(_existing(f, _arg(func, "path"), func), func))
     return out
 
 
@@ -532,7 +555,7 @@ def _safetensors_file(path: Path, func) -> list[NamedTensor]:
                 raise ValueError("header length out of range")
             header = json.loads(fh.read(n))
     except Exception as exc:
-        raise ValueError(f"The 'path' parameter of {func} must be a safetensors file. Got {str(path)!r} "
+        raise ValueError(f"The '{_arg(func, 'path')}' parameter of {func} must be a safetensors file. Got {str(path)!r} "
                          f"instead ({_first_line(exc)}).") from None
     out = []
     for name, meta in header.items():
@@ -586,13 +609,13 @@ def read_npz(path: PathLike, *, max_bytes: int = NPZ_MAX_BYTES, max_ratio: float
     >>> [(t.name, t.role, t.depthwise) for t in read_npz(f)]
     [('conv', 'conv_weight', True), ('fc', 'linear_weight', False)]
     """
-    path = _existing(path, "path", func)
+    path = _existing(path, _arg(func, "path"), func)
     max_bytes = check_int(max_bytes, "max_bytes", func, 0, None)
     max_ratio = check_real(max_ratio, "max_ratio", func, 1.0)
     try:
         zf = zipfile.ZipFile(path)
     except (zipfile.BadZipFile, OSError) as exc:
-        raise ValueError(f"The 'path' parameter of {func} must be an .npz (zip) file. Got {str(path)!r} "
+        raise ValueError(f"The '{_arg(func, 'path')}' parameter of {func} must be an .npz (zip) file. Got {str(path)!r} "
                          f"instead ({_first_line(exc)}).") from None
     out = []
     with zf:
@@ -601,10 +624,10 @@ def read_npz(path: PathLike, *, max_bytes: int = NPZ_MAX_BYTES, max_ratio: float
                 continue
             name = zi.filename[:-4]
             if zi.file_size > max_bytes:
-                raise ValueError(f"The 'path' parameter of {func} must be an .npz whose arrays are at most "
+                raise ValueError(f"The '{_arg(func, 'path')}' parameter of {func} must be an .npz whose arrays are at most "
                                  f"{max_bytes} bytes. Got member {name!r} of {zi.file_size} bytes instead.")
             if zi.compress_type != zipfile.ZIP_STORED and zi.file_size > max_ratio * max(zi.compress_size, 1):
-                raise ValueError(f"The 'path' parameter of {func} must not be a zip bomb. Got member {name!r} "
+                raise ValueError(f"The '{_arg(func, 'path')}' parameter of {func} must not be a zip bomb. Got member {name!r} "
                                  f"with compression ratio {zi.file_size / max(zi.compress_size, 1):.0f} instead.")
             with zf.open(zi) as fh:
                 shape, fortran, dtype, hlen = _npy_header(fh, name, path, func)
@@ -612,7 +635,7 @@ def read_npz(path: PathLike, *, max_bytes: int = NPZ_MAX_BYTES, max_ratio: float
                 continue
             need = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize + hlen
             if need != zi.file_size:
-                raise ValueError(f"The 'path' parameter of {func} must be a consistent .npz. Got member {name!r} "
+                raise ValueError(f"The '{_arg(func, 'path')}' parameter of {func} must be a consistent .npz. Got member {name!r} "
                                  f"declaring {need} bytes but holding {zi.file_size} instead.")
             if zi.compress_type == zipfile.ZIP_STORED:
                 with open(path, "rb") as fh:
@@ -635,7 +658,7 @@ def _npy_header(fh, name, path, func):
         reader = npf.read_array_header_1_0 if version == (1, 0) else npf.read_array_header_2_0
         shape, fortran, dtype = reader(fh, max_header_size=1 << 20)
     except Exception as exc:
-        raise ValueError(f"The 'path' parameter of {func} must hold .npy arrays. Got member {name!r} of "
+        raise ValueError(f"The '{_arg(func, 'path')}' parameter of {func} must hold .npy arrays. Got member {name!r} of "
                          f"{str(path)!r} that is not one ({_first_line(exc)}).") from None
     hlen = {(1, 0): 10, (2, 0): 12, (3, 0): 12}[version]
     fh.seek(0)
@@ -676,7 +699,11 @@ def read_tensors(source: torch.nn.Module | dict[str, Any] | onnx.ModelProto | Pa
     >>> [(t.name, t.role, t.shape) for t in read_tensors(f)]
     [('w', 'linear_weight', (16, 8))]
     """
-    func = "read_tensors"
+    return _read_tensors(source, fold_bn, "read_tensors")
+
+
+def _read_tensors(source, fold_bn, func) -> list[NamedTensor]:
+    """:func:`read_tensors` for ``func`` (its errors name the ``source`` and ``fold_bn`` parameters of ``func``)."""
     fold_bn = check_bool(fold_bn, "fold_bn", func)
     mod = type(source).__module__
     if mod.startswith("torch") or (isinstance(source, dict)):
@@ -727,6 +754,16 @@ def tensors_frame(tensors: Iterable[NamedTensor]) -> pd.DataFrame:
     return pd.DataFrame([{"tensor": t.name, "shape": "x".join(map(str, t.shape)), "dtype": t.dtype, "role": t.role,
                           "channel_axis": t.channel_axis, "depthwise": t.depthwise, "op": t.op, "folded": t.folded}
                          for t in tensors])
+
+
+#: the functions that take a model as their ``source`` parameter and read it with the readers below
+_SOURCE_FUNCS = frozenset({"read_tensors", "layer_report", "distributed_report"})
+
+
+def _arg(func: str, own: str) -> str:
+    """The name of the model argument of ``func`` in an error: the reader's own (``own``), or
+    ``source`` when ``func`` is a dispatcher that reads its ``source`` through the reader."""
+    return "source" if func in _SOURCE_FUNCS else own
 
 
 def _existing(path, name, func) -> Path:

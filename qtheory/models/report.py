@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .._typing import ArrayLike, PathLike
-from .._validation import check_bool, check_int, check_option, param_error
+from .._validation import check_bool, check_int, check_option, check_samples, param_error
+from ..priors import _ldexp, _pow2_exponent
 from ..quantizer import DEFAULT_TENSOR_GRID, GRIDS, MAX_BITS, MIN_BITS
 from .observers import METHODS, _observer_method, clip_range, quantizer_for
 
@@ -35,29 +36,52 @@ def clip_tensor(x: ArrayLike, bits: int, method: str = "exact", grid: str = DEFA
     >>> clip_tensor([-1.0, 0.5, 2.0], 8, "max")
     (-2.0, 2.0)
     """
-    return clip_range(x, bits, method, grid, func="clip_tensor")
+    checked = check_samples(x, "x", "clip_tensor", ndim=None)
+    if isinstance(x, np.ndarray) and x.dtype == np.float32:  # (searched in its own dtype, not copied)
+        checked = x
+    return clip_range(checked, bits, method, grid, func="clip_tensor")
 
 
-def _fit(x):
+def _fit(x, e=0):
     """Laplace and Gaussian fits (about the mean, as ACIQ fits them), their mean log-likelihoods,
-    the KS statistic of the better one, and the excess kurtosis."""
+    the KS statistic of the better one, and the excess kurtosis, of the samples ``x · 2^e``.
+
+    Every moment is taken at a power-of-two unit (``x`` is at unit scale, and the deviations from
+    the mean are standardised again by a power of two): the prior, the KS statistic and the
+    kurtosis do not depend on the scale, and the log-likelihoods are those at unit scale minus ``e·ln 2``.
+    """
     from scipy import stats
 
     x = np.asarray(x, dtype=np.float64)
     mu = float(np.mean(x))
     d = x - mu
-    b = float(np.mean(np.abs(d)))
-    sd = float(np.sqrt(np.mean(d * d)))
-    if not (b > 0 and sd > 0):
+    ed = _pow2_exponent(float(np.max(np.abs(d)))) if d.size else 0
+    du = np.ldexp(d, -ed)  # exact: |du| < 1, and every moment below is of order 1
+    bu = float(np.mean(np.abs(du)))
+    sdu = float(np.sqrt(np.mean(du * du)))
+    if not (bu > 0 and sdu > 0):
         return {"prior": "constant", "loglik_laplace": math.nan, "loglik_gaussian": math.nan, "ks": math.nan,
                 "kurtosis": math.nan}
-    ll_l = -math.log(2.0 * b) - 1.0  # mean log-likelihood at the fitted scale (mean|d| / b = 1)
-    ll_g = -0.5 * math.log(2.0 * math.pi * sd * sd) - 0.5
-    prior = "laplace" if ll_l >= ll_g else "gaussian"
+    shift = (ed + e) * math.log(2.0)  # log of the scale 2^(ed + e) of du
+    ll_lu = -math.log(2.0 * bu) - 1.0  # mean log-likelihood at the fitted scale (mean|d| / b = 1)
+    ll_gu = -0.5 * math.log(2.0 * math.pi * sdu * sdu) - 0.5
+    prior = "laplace" if ll_lu >= ll_gu else "gaussian"  # (the shift is common: compared at unit scale)
+    b, sd = float(np.ldexp(bu, ed)), float(np.ldexp(sdu, ed))
     dist = stats.laplace(mu, b) if prior == "laplace" else stats.norm(mu, sd)
     ks = float(stats.kstest(x, dist.cdf).statistic)
-    kurt = float(np.mean(d**4) / sd**4 - 3.0)
-    return {"prior": prior, "loglik_laplace": ll_l, "loglik_gaussian": ll_g, "ks": ks, "kurtosis": kurt}
+    kurt = float(np.mean(du**4) / sdu**4 - 3.0)
+    return {"prior": prior, "loglik_laplace": ll_lu - shift, "loglik_gaussian": ll_gu - shift, "ks": ks,
+            "kurtosis": kurt}
+
+
+def _to_unit(x, e):
+    """``x · 2^-e``, exactly: float32 is widened to float64 only where the scaled values would
+    become float32 subnormals (or 0)."""
+    if e == 0:
+        return x
+    if x.dtype == np.float32 and e > 0 and np.any((x != 0) & (np.abs(x) < 2.0 ** (e - 126))):
+        x = x.astype(np.float64)
+    return np.ldexp(x, -e)
 
 
 def _subsample(x, max_values, seed, name):
@@ -69,14 +93,25 @@ def _subsample(x, max_values, seed, name):
 
 
 def _rows_for(x, xfit, meta, bits_list, methods, grid):
-    """Rows (one per bits × method) of one tensor or channel."""
+    """Rows (one per bits × method) of one tensor or channel.
+
+    Everything is computed on the samples standardised by a power of two (``x · 2^-e`` with
+    ``max|x · 2^-e|`` in ``[1/2, 1)``, exact), and the clips and MSEs are scaled back exactly:
+    the report of ``x · 2^k`` is that of ``x`` with ``alpha, beta`` times ``2^k`` and ``mse`` times
+    ``4^k`` (rounded once, so an MSE beyond the float64 range is 0 or inf), the same ``prior``,
+    ``ks``, ``kurtosis``, ``sqnr_db`` and ``gain_db``, and log-likelihoods lower by ``k·ln 2``.
+    """
     from ..empirical import EmpiricalMSE
 
     x = np.asarray(x).reshape(-1)
     x = x if x.dtype in (np.float32, np.float64) else x.astype(np.float32)
-    fit = _fit(xfit)
-    power = float(np.mean(np.square(x, dtype=np.float64)))
-    prep = EmpiricalMSE(x) if power > 0 else None
+    xfit = np.asarray(xfit).reshape(-1)
+    xfit = xfit if xfit.dtype in (np.float32, np.float64) else xfit.astype(np.float32)
+    e = _pow2_exponent(max(-float(x.min()), float(x.max()))) if x.size else 0
+    xu, fu = _to_unit(x, e), _to_unit(xfit, e)
+    fit = _fit(fu, e)
+    power = float(np.mean(np.square(xu, dtype=np.float64))) if xu.size else 0.0
+    prep = EmpiricalMSE(xu) if power > 0 else None
     rows = []
     for bits in bits_list:
         res = {}
@@ -85,19 +120,19 @@ def _rows_for(x, xfit, meta, bits_list, methods, grid):
                 beta, alpha, mse = 0.0, 0.0, 0.0
             else:
                 try:
-                    beta, alpha = clip_range(xfit, bits, m, grid, func="layer_report")
+                    beta, alpha = clip_range(fu, bits, m, grid, func="layer_report")
                 except ArithmeticError as exc:  # a failure inside qtheory's core: said in `error`
                     res[m] = (math.nan, math.nan, math.nan, math.nan, f"{type(exc).__name__}: {exc}")
                     continue
                 c, r = prep.mse_quantizer(quantizer_for(beta, alpha, bits, grid))
                 mse = c + r
             sq = 10.0 * math.log10(power / mse) if power > 0 and mse > 0 else (math.inf if power > 0 else math.nan)
-            res[m] = (alpha, beta, mse, sq, "")
+            res[m] = (float(_ldexp(alpha, e)), float(_ldexp(beta, e)), float(_ldexp(mse, 2 * e)), sq, "")
         ref = res["max"][3] if "max" in res else math.nan
         for m, (alpha, beta, mse, sq, err) in res.items():
             rows.append({**meta, "n": int(x.size), "n_fit": int(np.size(xfit)), **fit, "bits": bits, "grid": grid,
                          "method": m, "alpha": alpha, "beta": beta, "mse": mse, "sqnr_db": sq,
-                         "gain_db": sq - ref, "error": err})
+                         "gain_db": 0.0 if sq == ref else sq - ref, "error": err})  # (inf vs inf: 0 dB)
     return rows
 
 
@@ -144,13 +179,28 @@ def layer_report(source: torch.nn.Module | dict[str, Any] | onnx.ModelProto | Pa
     Returns
     -------
     pandas.DataFrame
-        ``sqnr_db`` is ``10·log10(Σx² / Σ(x − q(x))²)`` over the tensor (channel); ``prior`` is
-        the Laplace or Gaussian fit (about the mean: ``b = mean|x − x̄|``, ``σ = std``) with the
-        higher mean log-likelihood (``loglik_*``, nats per value); ``ks`` is that fit's
+        ``sqnr_db`` is ``10·log10(Σx² / Σ(x − q(x))²)`` over the tensor (channel): ``inf`` where
+        ``q(x) = x`` (``gain_db`` is then 0 if ``max`` is exact too), NaN only where ``Σx² = 0``
+        (an all-zero tensor: 0/0); ``prior`` is the Laplace or Gaussian fit (about the mean:
+        ``b = mean|x − x̄|``, ``σ = std``) with the higher mean log-likelihood (``loglik_*``, nats per value), or ``"constant"`` (a tensor
+        with one value: ``loglik_*``, ``ks`` and ``kurtosis`` are then NaN); ``ks`` is that fit's
         Kolmogorov–Smirnov statistic; ``kurtosis`` is the excess kurtosis (Laplace 3, Gaussian 0).
         ``error`` is empty, or the arithmetic error a calibrator raised on that tensor (its numbers
         are then NaN: the failure is reported, not hidden; e.g. the exact search on float32
         channels with subnormal values, a known limitation of :mod:`qtheory.empirical`).
+
+        Each tensor (channel) is standardised by a power of two, exactly, before anything is
+        computed, so the report is scale-equivariant over the whole float64 range: for ``x · 2^k``,
+        ``alpha`` and ``beta`` are multiplied by ``2^k`` and ``mse`` by ``4^k`` (rounded once: 0 or
+        ``inf`` beyond the float64 range), ``loglik_*`` are lower by ``k·ln 2``, and ``prior``,
+        ``ks``, ``kurtosis``, ``sqnr_db`` and ``gain_db`` are unchanged.
+
+    Raises
+    ------
+    TypeError
+        A tensor that is not real (e.g. complex).
+    ValueError
+        A tensor with NaN or infinite values.
 
     Examples
     --------
@@ -167,7 +217,7 @@ def layer_report(source: torch.nn.Module | dict[str, Any] | onnx.ModelProto | Pa
     """
     import pandas as pd
 
-    from .readers import NamedTensor, read_tensors
+    from .readers import NamedTensor
 
     func = "layer_report"
     bits_list = [bits] if isinstance(bits, (int, np.integer)) else list(bits)
@@ -183,7 +233,7 @@ def layer_report(source: torch.nn.Module | dict[str, Any] | onnx.ModelProto | Pa
         max_values = check_int(max_values, "max_values", func, 16, None)
     seed = check_int(seed, "seed", func, 0, None)
     long = check_bool(long, "long", func)
-    tensors = _as_tensors(source, fold_bn, func, NamedTensor, read_tensors)
+    tensors = _as_tensors(source, fold_bn, func, NamedTensor)
     if roles is not None:
         roles = set(roles)
         tensors = [t for t in tensors if t.role in roles]
@@ -201,9 +251,17 @@ def layer_report(source: torch.nn.Module | dict[str, Any] | onnx.ModelProto | Pa
     return df if long else wide(df)
 
 
-def tensor_rows(t, bits_list, methods, grid, granularity, max_values, seed) -> list[dict]:
-    """The long-format rows of one :class:`NamedTensor` (used by the dask path too)."""
-    x = t.array()
+def tensor_rows(t, bits_list, methods, grid, granularity, max_values, seed, func="layer_report") -> list[dict]:
+    """The long-format rows of one :class:`NamedTensor` (used by the dask path too).
+
+    A tensor with NaN or inf values is a ``ValueError`` naming the ``source`` parameter of ``func``
+    and the tensor.
+    """
+    x = np.asarray(t.array())
+    bad = x.size - int(np.count_nonzero(np.isfinite(x)))
+    if bad:
+        raise param_error("source", func, "a model of finite tensors", f"tensor {t.name!r} with {bad} non-finite "
+                          "value(s)")
     meta = {"tensor": t.name, "shape": "x".join(map(str, t.shape)), "role": t.role, "depthwise": t.depthwise}
     if granularity == "channel" and t.channel_axis is not None and x.ndim > 1:
         chans = np.moveaxis(np.asarray(x), t.channel_axis, 0).reshape(x.shape[t.channel_axis], -1)
@@ -233,11 +291,17 @@ def wide(df):
     return base
 
 
-def _as_tensors(source, fold_bn, func, NamedTensor, read_tensors):  # noqa: N803
+def _as_tensors(source, fold_bn, func, NamedTensor):  # noqa: N803
     if isinstance(source, (list, tuple)) and all(isinstance(t, NamedTensor) for t in source):
         return list(source)
     if isinstance(source, dict) and source and all(isinstance(v, np.ndarray) for v in source.values()):
         from .readers import _tensor
 
+        for k, v in source.items():
+            if v.dtype.kind not in "biuf":
+                raise param_error("source", func, "a model of real floating-point tensors",
+                                  f"tensor {k!r} of dtype {v.dtype}", TypeError)
         return [_tensor(k, v, v.shape, v.dtype.name) for k, v in source.items()]
-    return read_tensors(source, fold_bn=fold_bn)
+    from .readers import _read_tensors
+
+    return _read_tensors(source, fold_bn, func)
