@@ -139,16 +139,20 @@ class Prior:
 
     def _extreme_exponent(self, *args) -> int:
         """``e`` for a prior beyond ``2^±256`` (its moments are then taken on ``X / 2^e``), else 0.
-        Also 0 where a finite bound or level in ``args`` lies far above the prior (> 2^64 of it):
-        the closed forms handle those in the prior's own units, where ``X / 2^e`` would overflow."""
+        Also 0 where the finite bounds and levels in ``args`` lie far above or far below the prior
+        (beyond ``2^±64`` of it): the closed forms handle those in the prior's own units, where
+        ``X / 2^e`` would overflow, or the moments of a tiny interval underflow."""
         e = self._unit_exponent()
         if abs(e) <= 256:
             return 0
+        top = 0.0
         for v in args:
             v = np.abs(np.asarray(v, dtype=np.float64))
             v = v[np.isfinite(v)]
-            if v.size and _pow2_exponent(float(v.max())) - e > 64:
-                return 0
+            if v.size:
+                top = max(top, float(v.max()))
+        if top > 0.0 and abs(_pow2_exponent(top) - e) > 64:
+            return 0
         return e
 
     def _at_unit(self, name: str, e: int, power: int, *args):
@@ -388,10 +392,11 @@ class Laplace(Prior):
         z0, z1, z2 = (0.5 * (p + n) for p, n in zip(pos, neg, strict=True))
         # back to x = loc + b z
         L, B = self.loc, self.b
-        m[0] = z0
-        m[1] = L * z0 + B * z1
-        m[2] = L * L * z0 + 2 * L * B * z1 + B * B * z2
-        return tuple(m)
+        with np.errstate(over="ignore", invalid="ignore"):
+            m[0] = z0
+            m[1] = L * z0 + B * z1
+            m[2] = L * L * z0 + 2 * L * B * z1 + B * B * z2
+        return tuple(_narrow_moments(m, a, b, L, B, self.pdf))
 
     def interval_sq_error(self, a, b, y):
         # Centred closed form: on each side of loc, ∫ (z - w)^2 e^{-z} dz has antiderivative
@@ -448,6 +453,37 @@ def _split(narrow, gl, closed, lo, hi, w):
         out[i] = gl(*(v[i] for v in arrays))
     if k.size:
         out[k] = closed(*(v[k] for v in arrays))
+    return out
+
+
+def _narrow_moments(m, a, b, loc, scale, pdf):
+    """Replace, in the closed-form moments ``m`` (a list of three arrays), those of the finite
+    intervals narrower than ``_NARROW·scale`` by 4-node Gauss–Legendre on the density in ``x``
+    itself (split at ``loc``, the Laplace kink). The closed forms are differences of CDFs and
+    antiderivatives, which cancel there: ``P(0 <= X < 1)`` was 0 for ``N(0, 1e160)`` (not 4e-161)
+    and ``m2`` was ``-inf``/NaN (``σ²·z2`` with ``σ² = inf``); at a relative width of 1e-10 the
+    closed-form ``m0`` was off by 1e-6."""
+    narrow = np.isfinite(a) & np.isfinite(b) & (b - a < _NARROW * scale) & (b > a)
+    if not narrow.any():
+        return m
+    a_n, b_n = a[narrow], b[narrow]
+    cut = (a_n < loc) & (loc < b_n)
+    lo = np.concatenate([a_n, np.full(int(cut.sum()), loc)])
+    hi = np.concatenate([np.where(cut, loc, b_n), b_n[cut]])
+    t, wts = _GL4
+    half = 0.5 * (hi - lo)
+    x = 0.5 * (hi + lo)[:, None] + half[:, None] * t[None, :]
+    with np.errstate(over="ignore", under="ignore"):
+        f = pdf(x) * wts[None, :] * half[:, None]
+        parts = [f.sum(axis=1), (f * x).sum(axis=1), (f * x * x).sum(axis=1)]
+    k = int(narrow.sum())
+    out = []
+    for j in range(3):
+        v = parts[j][:k].copy()
+        v[cut] += parts[j][k:]
+        mj = np.array(m[j], dtype=np.float64, copy=True)
+        mj[narrow] = v
+        out.append(mj)
     return out
 
 
@@ -609,7 +645,9 @@ class Gaussian(Prior):
         p, pa, pb, zpa, zpb = self._std_moments(za, zb)
         z0, z1, z2 = p, pa - pb, p + zpa - zpb
         L, S = self.loc, self.sigma
-        return z0, L * z0 + S * z1, L * L * z0 + 2 * L * S * z1 + S * S * z2
+        with np.errstate(over="ignore", invalid="ignore"):
+            m = [z0, L * z0 + S * z1, L * L * z0 + 2 * L * S * z1 + S * S * z2]
+        return tuple(_narrow_moments(m, a, b, L, S, self.pdf))
 
     def interval_sq_error(self, a, b, y):
         # ∫ (z-w)^2 φ = (1+w^2) P - [(z - 2w) φ(z)]_a^b, in standard units.

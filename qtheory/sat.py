@@ -84,7 +84,15 @@ from scipy import integrate, special, stats
 from ._progress import check_progress, progress_bar
 from ._results import ResultMixin
 from ._typing import ArrayLike, PriorLike, RNGLike
-from ._validation import check_bool, check_int, check_option, check_real, check_samples, param_error
+from ._validation import (
+    check_bool,
+    check_int,
+    check_option,
+    check_real,
+    check_rng,
+    check_samples,
+    param_error,
+)
 from .quantizer import Quantizer
 
 if TYPE_CHECKING:
@@ -407,8 +415,9 @@ def _bin_second_moment(s, sigma: float, bits: int, truncate: bool) -> np.ndarray
     return (p * lv[None, :] ** 2).sum(axis=1)
 
 
-def _rng(rng):
-    return np.random.default_rng(rng)
+def _rng(rng, func: str = "?"):
+    """``rng`` as a Generator (None, an int >= 0 or a Generator), else the standard error naming ``func``."""
+    return check_rng(rng, "rng", func)
 
 
 def _mc_draws(n: int, sigma: float, n_draws: int, rng, bits: Sequence[int] = ()):
@@ -506,7 +515,7 @@ def clamped_variance(n: int, sigma: float, *, method: str = "exact", n_draws: in
         val = 1.0 / n + (n - 1) / n * float(np.sum(wt * inner))
         return VarianceResult(val, 0.0, method)
     _check_mc(n, n_draws, func)
-    w2, _ = _mc_draws(n, sigma, n_draws, rng)
+    w2, _ = _mc_draws(n, sigma, n_draws, _rng(rng, func))
     return VarianceResult(float(w2.mean()), float(w2.std(ddof=1) / math.sqrt(n_draws)), method)
 
 
@@ -613,7 +622,7 @@ def quantized_variance(n: int, sigma: float, bits: int, *, method: str = "exact"
         vw = clamped_variance(n, sigma, method="exact").variance
         return QuantizedVarianceResult(vq, vw, vq / vw, 0.0, 0.0, 0.0, method)
     _check_mc(n, n_draws, func)
-    w2, q2 = _mc_draws(n, sigma, n_draws, rng, (bits,))
+    w2, q2 = _mc_draws(n, sigma, n_draws, _rng(rng, func), (bits,))
     return QuantizedVarianceResult(*_ratio_stats(q2[bits], w2), method)
 
 
@@ -630,6 +639,31 @@ def fan_out(shape: Sequence[int]) -> int:
     return int(shape[0] * math.prod(shape[2:]))
 
 
+def _sat_unit(q, n_out, ddof, gain, func) -> tuple[np.ndarray, float, int]:
+    """``(Q / 2^k, s, k)`` with ``s = sqrt(gain / (n_out · Var[Q / 2^k]))``, ``2^k ≈ max|Q|``.
+
+    The SAT scale is ``s · 2^−k`` and ``Q* = (Q / 2^k) · s`` (scale-free): the power-of-two
+    rescaling is exact, so weights near 1e±300 (or subnormal) neither overflow nor underflow
+    when squared, and ``Q*`` is finite even where the scale itself is beyond float64.
+    """
+    from .priors import _ldexp, _pow2_exponent
+
+    q = check_samples(q, "q", func, ndim=None, min_size=2)
+    if n_out is None:
+        n_out = fan_out(q.shape) if q.ndim >= 2 else None
+        if n_out is None:
+            raise param_error("n_out", func, "given when q is 1-D", None)
+    n_out = check_int(n_out, "n_out", func, 1, _MAX_N)
+    ddof = check_int(ddof, "ddof", func, 0, 1)
+    gain = check_real(gain, "gain", func, 0.0, 16.0, low_open=True)
+    k = _pow2_exponent(float(np.max(np.abs(q))))
+    qu = _ldexp(q, -k)
+    v = float(np.var(qu, ddof=ddof))
+    if v == 0.0:
+        raise param_error("q", func, "an array with non-zero variance", "a constant array")
+    return qu, math.sqrt(gain / (n_out * v)), k
+
+
 def sat_scale(q: ArrayLike, n_out: int | None = None, *, ddof: int = 1, gain: float = 1.0) -> float:
     """SAT's scale ``1/sqrt(n_out · Var[Q])`` of a layer's effective weights ``Q``.
 
@@ -638,6 +672,9 @@ def sat_scale(q: ArrayLike, n_out: int | None = None, *, ddof: int = 1, gain: fl
     the signal it passes on, forward and backward; ``gain=2`` (the Kaiming/He variance
     ``2/n_out``) compensates. With ``gain=1`` on every layer of a ReLU network without
     BatchNorm the gradient shrinks by ``√2`` per layer (about 256× in RMS over 16 layers).
+
+    ``Var[Q]`` is taken on ``Q / 2^k`` with ``2^k ≈ max|Q|`` (an exact rescaling), so the scale
+    is exactly equivariant, ``sat_scale(c·Q) = sat_scale(Q)/c`` for a power of two ``c``.
 
     Parameters
     ----------
@@ -655,6 +692,9 @@ def sat_scale(q: ArrayLike, n_out: int | None = None, *, ddof: int = 1, gain: fl
     Returns
     -------
     float
+        The scale, correctly rounded: ``inf`` where it exceeds the float64 range (weights whose
+        spread is below ~1e-308; :func:`sat_weights` is still finite there), subnormal or 0
+        where it is below.
 
     Examples
     --------
@@ -666,36 +706,39 @@ def sat_scale(q: ArrayLike, n_out: int | None = None, *, ddof: int = 1, gain: fl
     >>> round(float(np.var(q * sat_scale(q, gain=2.0), ddof=1) * 10), 12)
     2.0
     """
-    func = "sat_scale"
-    q = check_samples(q, "q", func, ndim=None, min_size=2)
-    if n_out is None:
-        n_out = fan_out(q.shape) if q.ndim >= 2 else None
-        if n_out is None:
-            raise param_error("n_out", func, "given when q is 1-D", None)
-    n_out = check_int(n_out, "n_out", func, 1, _MAX_N)
-    ddof = check_int(ddof, "ddof", func, 0, 1)
-    gain = check_real(gain, "gain", func, 0.0, 16.0, low_open=True)
-    # Var[Q] in units of c = 2^k ≈ max|Q| (exact rescaling), so that weights near 1e±300 neither
-    # overflow nor underflow when squared: 1/sqrt(n_out·Var[Q]) = 2^−k / sqrt(n_out·Var[Q/2^k])
-    top = float(np.max(np.abs(q)))
-    k = math.frexp(top)[1] if top > 0 else 0
-    v = float(np.var(np.ldexp(q, -k), ddof=ddof))
-    if v == 0.0:
-        raise param_error("q", func, "an array with non-zero variance", "a constant array")
-    return math.ldexp(math.sqrt(gain / (n_out * v)), -k)
+    from .priors import _ldexp
+
+    _, s, k = _sat_unit(q, n_out, ddof, gain, "sat_scale")
+    return float(_ldexp(s, -k))
 
 
 def sat_weights(q: ArrayLike, n_out: int | None = None, *, ddof: int = 1, gain: float = 1.0) -> np.ndarray:
     """SAT-scaled weights ``Q* = Q / sqrt(n_out · Var[Q])`` so that ``Var[Q*] = 1/n_out``
     (``gain/n_out`` with ``gain``, see :func:`sat_scale`).
 
+    ``Q*`` does not depend on the units of ``Q``: it is computed from ``Q / 2^k`` (``2^k ≈ max|Q|``,
+    exact), so it is finite for any finite, non-constant ``Q`` — also where :func:`sat_scale`
+    is beyond the float64 range (subnormal weights).
+
+    Parameters
+    ----------
+    q, n_out, ddof, gain
+        As in :func:`sat_scale`.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``Q*``, the shape of ``q``, float64.
+
+    Examples
+    --------
     >>> import numpy as np
     >>> q = dorefa_quantize(np.random.default_rng(1).normal(size=(1000, 128)), bits=4)
     >>> float(np.var(sat_weights(q), ddof=1)) * 1000
     1.0
     """
-    q = check_samples(q, "q", "sat_weights", ndim=None, min_size=2)
-    return q * sat_scale(q, n_out, ddof=ddof, gain=gain)
+    qu, s, _ = _sat_unit(q, n_out, ddof, gain, "sat_weights")
+    return qu * s
 
 
 # ----------------------------------------------------------------------------- rules
@@ -976,7 +1019,7 @@ def synthetic_network(widths: Sequence[int] = (256, 256, 1280), n_classes: int =
     func = "synthetic_network"
     widths, n_classes, weights, bits, sat, bn, pool, batch = _check_network_args(
         func, widths, n_classes, weights, bits, sat, bn, pool, batch)
-    gen = _rng(rng)
+    gen = _rng(rng, func)
     latent = _latent_weights(widths, n_classes, gen)
     x = gen.standard_normal((batch, pool * pool, widths[0]))
     labels = gen.integers(0, n_classes, size=batch)
@@ -1022,7 +1065,7 @@ def network_experiment(widths: Sequence[int] = (256, 256, 1280), n_classes: int 
     sat = [check_option(s, "sat", func, SAT_MODES) for s in sat]
     n_nets = check_int(n_nets, "n_nets", func, 1, 10_000)
     progress = check_progress(progress, func)
-    gen = _rng(rng)
+    gen = _rng(rng, func)
     configs = [("fp", 0), ("clamp", 0)] + [("dorefa", b) for b in bits]
 
     def cells():  # draws each network when its first cell is due (the draw order of a plain loop)
@@ -1060,6 +1103,240 @@ def network_experiment(widths: Sequence[int] = (256, 256, 1280), n_classes: int 
 
 # ----------------------------------------------------------------------------- calibrated PACT
 PACT_METHODS = ("uniform", "exact", "montecarlo")
+#: Monte-Carlo draws of :func:`pact_error_term` are made and reduced in chunks of this many (memory);
+#: ``n_samples`` is at most ``_MC_MAX_WORK`` (time).
+_PACT_CHUNK = 1 << 20
+#: Exact PACT term, by ``d = log2(α / prior magnitude)``: above ``_PACT_FAR`` the first half-bin
+#: only (the clip beyond float64's reach of the prior's units); else Gauss–Legendre on the density
+#: where it is smooth over the bins, and otherwise, for a prior at most 2^256 bin widths wide, the
+#: prior's interval integrals.
+_PACT_BINS = 256
+_PACT_FAR = 1020
+#: In the far regime the first half-bin is cut at this many prior magnitudes: a finite variance
+#: leaves at most 2^-1796 of the mass beyond.
+_PACT_TAIL = 2.0**900
+
+
+class _PactPart:
+    """One prior's share of the exact term: ``P(0 < X < α) = p · 2^k``, the conditional ``E|e|``
+    (``u``), ``E e`` (``m``) and RMS (``r``), and ``P(X ≥ α)`` (``above``)."""
+
+    __slots__ = ("p", "k", "u", "m", "r", "above")
+
+    def __init__(self, p, k, u, m, r, above):
+        self.p, self.k, self.u, self.m, self.r, self.above = p, k, u, m, r, above
+
+
+def _pact_unresolved(func: str, alpha: float, why: str) -> ValueError:
+    return param_error("alpha", func, f"a clip at which the in-range term is resolved ({why})", alpha)
+
+
+def _pact_exact(pr, alpha: float, bits: int, func: str) -> PactErrorResult:
+    """The exact in-range term (see :func:`pact_error_term`), scaled by powers of two only."""
+    part = _pact_part(pr, alpha, bits, func)
+    if not part.p > 0.0:
+        raise param_error("alpha", func, "a clip with P(0 < X < alpha) >= 2.2e-308 under the prior (the term "
+                          "is conditional on 0 < X < alpha)", alpha)
+    from .priors import _ldexp
+
+    return PactErrorResult(part.u, part.r, part.m, part.above, 0.0, 0.0, 0.0, "exact",
+                           float(_ldexp(part.p, part.k)))
+
+
+def _pact_part(pr, alpha: float, bits: int, func: str) -> _PactPart:
+    """:class:`_PactPart` of ``pr``: mixtures component by component, ``max(X, 0)`` as ``X``."""
+    from .priors import Empirical, Mixture, Rectified, _ldexp, _pow2_exponent
+
+    if isinstance(pr, Rectified):   # the same measure on 0 < x < α (the atom sits at 0)
+        return _pact_part(pr.base, alpha, bits, func)
+    if isinstance(pr, Mixture):
+        parts = [_pact_part(c, alpha, bits, func) for c in pr.components]
+        above = float(sum(w * q.above for w, q in zip(pr.weights, parts, strict=True)))
+        live = [(w, q) for w, q in zip(pr.weights, parts, strict=True) if w > 0 and q.p > 0]
+        if not live:
+            return _PactPart(0.0, 0, 0.0, 0.0, 0.0, above)
+        k = max(q.k for _, q in live)
+        om = np.array([w * float(_ldexp(q.p, q.k - k)) for w, q in live])
+        tot = float(om.sum())
+        if not tot > 0.0:
+            return _PactPart(0.0, 0, 0.0, 0.0, 0.0, above)
+        om /= tot
+        r = np.array([q.r for _, q in live])
+        top = float(r.max())
+        rms = top * math.sqrt(float(np.sum(om * (r / top) ** 2))) if top > 0 else 0.0
+        return _PactPart(tot, k, float(np.sum(om * [q.u for _, q in live])),
+                         float(np.sum(om * [q.m for _, q in live])), rms, above)
+    m = 2**bits - 1
+    if isinstance(pr, Empirical):   # samples: exact sums over them
+        x = pr.x
+        u = x[(x > 0.0) & (x < alpha)] / alpha
+        above = float(np.count_nonzero(x >= alpha)) / pr.n
+        if u.size == 0:
+            return _PactPart(0.0, 0, 0.0, 0.0, 0.0, above)
+        t = u * m
+        e = (np.floor(t + 0.5) - t) / m                # q_k(u) − u on the bins [j − ½, j + ½) (steps)
+        return _PactPart(u.size / pr.n, 0, float(np.mean(np.abs(e))), float(np.mean(e)),
+                         math.sqrt(float(np.mean(e * e))), above)
+    mag = pr._magnitude()
+    if not (mag > 0.0 and math.isfinite(mag)):   # (a prior without a magnitude: as given)
+        return _pact_bins(pr, alpha, m)
+    ea, ep = _pow2_exponent(alpha), _pow2_exponent(mag)
+    d = ea - ep
+    if d > _PACT_FAR:
+        return _pact_far(_pact_scaled(pr, ep, func, alpha), alpha, ea, ep)
+    e = min(ep, ea + 1000)                             # the prior at ~1, the clip at least 2^-1000
+    part = _pact_density(_pact_scaled(pr, e, func, alpha), math.ldexp(alpha, -e), m)
+    if part is not None and (part.p > 0.0 or d < bits - _PACT_BINS):   # (else mass between the nodes?)
+        return part
+    if d < bits - _PACT_BINS:
+        raise _pact_unresolved(func, alpha, "the prior is more than 2^256 bin widths wide, and has no density "
+                               "smooth over such bins (e.g. one singular at 0)")
+    e = min(ea - bits, ep)   # bins of width ~1 (the prior up to 2^256 of them), or the prior at ~1
+    return _pact_bins(_pact_scaled(pr, e, func, alpha), math.ldexp(alpha, -e), m)
+
+
+def _pact_scaled(pr, e: int, func: str, alpha: float):
+    """The prior of ``X / 2^e`` (exact), or the error naming ``alpha`` where no float64 holds it."""
+    try:
+        return pr._scaled(e) if e else pr
+    except ValueError:   # (e.g. a mixture whose components are further apart than float64's range)
+        raise _pact_unresolved(func, alpha, "the prior's scale over alpha is beyond float64") from None
+
+
+def _pact_bins(p, a: float, m: int) -> _PactPart:
+    """Bin by bin with the prior's interval integrals, in units where the bins and the prior are
+    at most 2^256 apart (so nothing underflows). ``α·e = level − x`` is linear on each half-bin;
+    every integral is ``∫ (x − y) dP`` or ``∫ (x − y)² dP`` centred at the level or an end of the
+    half-bin — never raw moments, whose combination ``c²m0 − 2c·m1/α + m2/α²`` cancels."""
+    lo0 = np.nextafter(0.0, 1.0)                       # open at 0: exclude an atom at 0
+    j = np.arange(0, m + 1, dtype=np.float64)
+    lv = np.clip(a * j / m, lo0, a)                    # the level jΔ·α, where e changes sign
+    lo = np.clip(a * (j - 0.5) / m, lo0, a)
+    hi = np.clip(a * (j + 0.5) / m, lo0, a)
+    i_l_lo, i_l_lv, i_u_lv, i_u_hi = np.split(np.asarray(p.interval_mean_error(
+        np.concatenate([lo, lo, lv, lv]), np.concatenate([lv, lv, hi, hi]),
+        np.concatenate([lo, lv, lv, hi])), dtype=np.float64), 4)
+    sq = np.asarray(p.interval_sq_error(np.concatenate([lo, lv]), np.concatenate([lv, hi]),
+                                        np.concatenate([lv, lv])), dtype=np.float64)
+    # P([a, b)) = (∫ (x − a) dP − ∫ (x − b) dP) / (b − a): two non-negative terms, no cancellation
+    w_l, w_u = lv - lo, hi - lv
+    with np.errstate(invalid="ignore", divide="ignore"):
+        p_l = np.where(w_l > 0, (i_l_lo - i_l_lv) / w_l, 0.0)
+        p_u = np.where(w_u > 0, (i_u_lv - i_u_hi) / w_u, 0.0)
+    above = float(np.asarray(p.prob(a, np.inf)))
+    p_in = float(np.sum(np.maximum(p_l, 0.0)) + np.sum(np.maximum(p_u, 0.0)))
+    if not p_in >= np.finfo(np.float64).tiny:
+        return _PactPart(0.0, 0, 0.0, 0.0, 0.0, above)
+    abs_l, abs_u = np.maximum(-i_l_lv, 0.0), np.maximum(i_u_lv, 0.0)   # ∫ α|e| dP on each half
+    return _PactPart(p_in, 0, float(np.sum(abs_l) + np.sum(abs_u)) / p_in / a,
+                     float(np.sum(abs_l - abs_u)) / p_in / a,
+                     math.sqrt(max(float(np.sum(sq)), 0.0) / p_in) / a, above)
+
+
+def _density(p):
+    """The density of ``p`` (a callable), or None."""
+    f = getattr(p, "pdf", None)
+    return f if callable(f) else None
+
+
+def _pact_density(p, a: float, m: int) -> _PactPart | None:
+    """Gauss–Legendre on the density of ``p`` over each half-bin (``p`` and the clip ``a >= 2^-1000``
+    in power-of-two units).
+
+    Every half-bin has the width ``h = αΔ/2``; in the half-bin's own coordinate ``s ∈ (0, 1)``
+    (distance from the level in units of h, exact by construction) ``|e| = (Δ/2)·s``, so
+    ``E|e| = (Δ/2)·J1/J0`` and ``RMS = (Δ/2)·sqrt(J2/J0)`` with ``Jk = Σ ∫ s^k f``, whatever the
+    density's size: it is normalised by a power of two first. None (use the interval integrals)
+    where ``p`` has no density or 8 and 16 nodes disagree (a density not smooth over the bins:
+    a kink, a jump, singular at 0, or a mass in a corner of a wide bin). The node positions are
+    exact distances from the levels, and the density is evaluated, not integrated, so nothing
+    cancels or underflows however narrow the bins are against the prior (or how far in its tail).
+    """
+    from .priors import _pow2_exponent
+
+    f = _density(p)
+    if f is None:
+        return None
+    h = 0.5 * a / m
+    lv = a * np.arange(0, m + 1, dtype=np.float64) / m
+    above = float(np.asarray(p.prob(a, np.inf)))
+    res = []
+    for n in (8, 16):
+        x, w = _gauss_legendre(n)
+        s, w = 0.5 * (x + 1.0), 0.5 * w
+        with np.errstate(under="ignore", over="ignore", invalid="ignore", divide="ignore"):
+            fl = np.asarray(f(lv[1:, None] - h * s[None, :]), dtype=np.float64)   # lower halves (j ≥ 1)
+            fu = np.asarray(f(lv[:-1, None] + h * s[None, :]), dtype=np.float64)  # upper halves (j < m)
+        if not (np.all(np.isfinite(fl)) and np.all(np.isfinite(fu))):
+            return None
+        top = max(float(np.max(fl)), float(np.max(fu)))
+        if not top >= np.finfo(np.float64).tiny:   # (no representable density at the nodes)
+            return _PactPart(0.0, 0, 0.0, 0.0, 0.0, above)
+        kf = _pow2_exponent(top)
+        fl, fu = np.ldexp(fl, -kf), np.ldexp(fu, -kf)
+        jl, ju = fl @ (w * s), fu @ (w * s)
+        res.append((float(np.sum(fl @ w) + np.sum(fu @ w)), float(np.sum(jl) + np.sum(ju)),
+                    float(np.sum(jl) - np.sum(ju)), float(np.sum(fl @ (w * s * s)) + np.sum(fu @ (w * s * s))), kf))
+    (c0, c1, _, c2, _), (j0, j1, jm, j2, kf) = res
+    tol = 1e-12
+    if not (abs(c0 - j0) <= tol * j0 and abs(c1 / c0 - j1 / j0) <= tol * j1 / j0
+            and abs(c2 / c0 - j2 / j0) <= tol * j2 / j0):
+        return None
+    half = 0.5 / m                                     # Δ/2: |e| = (Δ/2)·s
+    hm, hk = math.frexp(h)                             # P(0 < X < α) = h·J0·2^kf
+    return _PactPart(hm * j0, kf + hk, half * j1 / j0, half * jm / j0, half * math.sqrt(j2 / j0), above)
+
+
+def _pact_far(p, alpha: float, ea: int, ep: int) -> _PactPart:
+    """A clip more than 2^1020 prior magnitudes wide (``p`` at unit scale): the mass in range sits
+    in the first half-bin, where ``e = −x/α``; the results are ~2^-1020 or less."""
+    from .priors import _ldexp
+
+    lo0 = np.nextafter(0.0, 1.0)
+    t = _PACT_TAIL
+    i0, it = (float(np.asarray(v)) for v in p.interval_mean_error([lo0, lo0], [t, t], [0.0, t]))
+    sq = float(np.asarray(p.interval_sq_error(lo0, t, 0.0)))
+    p_in = (i0 - it) / t
+    if not p_in >= np.finfo(np.float64).tiny:
+        return _PactPart(0.0, 0, 0.0, 0.0, 0.0, 0.0)
+    am = math.ldexp(alpha, -ea)                        # α = am · 2^ea, am in [0.5, 1)
+    u = float(_ldexp(i0 / p_in / am, ep - ea))
+    r = float(_ldexp(math.sqrt(max(sq, 0.0) / p_in) / am, ep - ea))
+    return _PactPart(p_in, 0, u, -u, r, float(np.asarray(p.prob(_ldexp(alpha, -ep), np.inf))))
+
+
+def _pact_montecarlo(pr, alpha: float, bits: int, n_samples: int, gen, func: str) -> PactErrorResult:
+    """Monte Carlo of the in-range term in chunks of ``_PACT_CHUNK`` draws (Chan's pooled moments)."""
+    from . import ste
+
+    p, a = pr, alpha
+    count, above = 0, 0
+    mean, m2 = np.zeros(3), np.zeros(3)               # of |e|, e, e²
+    done = 0
+    while done < n_samples:
+        c = min(_PACT_CHUNK, n_samples - done)
+        x = p.rvs(c, gen)
+        g = ste.calibrated_pact(x, a, bits).dq_dparam
+        e = g[(x > 0.0) & (x < a)]
+        above += int(np.count_nonzero(x >= a))
+        done += c
+        if e.size:
+            v = np.stack([np.abs(e), e, e * e])
+            nb = e.size
+            mb = v.mean(axis=1)
+            m2b = ((v - mb[:, None]) ** 2).sum(axis=1)
+            tot = count + nb
+            d = mb - mean
+            mean = mean + d * (nb / tot)
+            m2 = m2 + m2b + d * d * (count * nb / tot)
+            count = tot
+    if count < 2:
+        raise param_error("n_samples", func, "large enough for at least 2 in-range draws", n_samples)
+    se = np.sqrt(m2 / (count - 1) / count)
+    rms = math.sqrt(float(mean[2]))
+    return PactErrorResult(float(mean[0]), rms, float(mean[1]), above / n_samples, float(se[0]),
+                           float(se[2]) / (2.0 * rms) if rms > 0 else 0.0, float(se[1]), "montecarlo",
+                           count / n_samples)
 
 
 def pact_error_term(bits: int, *, prior: PriorLike = "gaussian", alpha: float = 3.0, method: str = "exact",
@@ -1074,9 +1351,17 @@ def pact_error_term(bits: int, *, prior: PriorLike = "gaussian", alpha: float = 
     - ``method="uniform"``: the inputs uniform within each bin, so ``e ~ U(−Δ/2, Δ/2)``:
       ``E|e| = Δ/4``, ``RMS = Δ/√12``, mean 0 (the "averages Δ/4" statement quoted for SAT
       [DERIVED; paper wording UNVERIFIED]); ``pact_grad`` is NaN (no prior).
-    - ``method="exact"``: bin by bin under ``prior`` (``e`` is linear in ``x`` on each half-bin,
-      so only the prior's partial moments are needed).
-    - ``method="montecarlo"``: ``n_samples`` draws pushed through
+    - ``method="exact"``: bin by bin under ``prior``, computed on ``X / 2^e`` (an exact
+      power-of-two scaling; the term depends on ``X/α`` only, so the values are the same at any
+      scale, 1e-300 to 1e300). Where the density is smooth over the bins (8- and 16-node rules
+      agree), Gauss–Legendre on it over each half-bin, at exact distances from the level;
+      otherwise the prior's ``interval_mean_error`` / ``interval_sq_error`` centred at the level
+      or an end of each half-bin (``α·e = jΔα − x`` is linear there). Nothing is expanded into
+      raw moments, whose combination cancels when α is far below the prior's scale. Mixtures are
+      summed component by component, ``Rectified`` priors are their base on ``0 < x < α``, and
+      samples (an array) are summed exactly. A clip more than ~2^1020 times the prior's scale
+      keeps the first half-bin only (``e = −x/α``; the values are then ~1e-307 or less).
+    - ``method="montecarlo"``: ``n_samples`` draws (in chunks of 2^20) pushed through
       :func:`qtheory.ste.calibrated_pact`.
 
     Parameters
@@ -1086,11 +1371,14 @@ def pact_error_term(bits: int, *, prior: PriorLike = "gaussian", alpha: float = 
     prior : str, scipy.stats frozen distribution, array_like or Prior
         Distribution of the PACT input (pre-clip); anything :func:`qtheory.as_prior` accepts.
     alpha : float
-        PACT clip α > 0.
+        PACT clip α > 0. With ``method="exact"`` the prior must give ``0 < X < α`` a probability
+        of at least ~2.2e-308 (else ``ValueError``, as Monte Carlo asks for 2 in-range draws);
+        where the prior is more than 2^256 bin widths ``αΔ`` wide its density must be smooth over
+        the bins (else ``ValueError``).
     method : {"uniform", "exact", "montecarlo"}
     n_samples : int
-        Monte-Carlo draws.
-    rng : None, int or numpy.random.Generator
+        Monte-Carlo draws, 2 to 10^9.
+    rng : None, int >= 0 or numpy.random.Generator
 
     Returns
     -------
@@ -1107,6 +1395,12 @@ def pact_error_term(bits: int, *, prior: PriorLike = "gaussian", alpha: float = 
     >>> m = pact_error_term(2, prior="gaussian", alpha=3.0, method="montecarlo", rng=0)
     >>> abs(m.mean_abs - e.mean_abs) < 5 * m.stderr_mean_abs
     True
+
+    A clip far below the prior's scale sees a flat density: the uniform form.
+
+    >>> t = pact_error_term(3, prior="gaussian", alpha=1e-8)
+    >>> round(t.mean_abs, 6), round(t.rms, 6), abs(t.mean) < 1e-15
+    (0.035714, 0.041239, True)
     """
     from .priors import as_prior
 
@@ -1114,47 +1408,16 @@ def pact_error_term(bits: int, *, prior: PriorLike = "gaussian", alpha: float = 
     bits = check_int(bits, "bits", func, 1, 16)
     alpha = check_real(alpha, "alpha", func, 0.0, low_open=True)
     method = check_option(method, "method", func, PACT_METHODS)
-    n_samples = check_int(n_samples, "n_samples", func, 2)
+    n_samples = check_int(n_samples, "n_samples", func, 2, _MC_MAX_WORK)
+    gen = _rng(rng, func)
     delta = 1.0 / (2.0**bits - 1.0)
     if method == "uniform":
         return PactErrorResult(delta / 4.0, delta / math.sqrt(12.0), 0.0, float("nan"),
                                0.0, 0.0, 0.0, method)
     pr = as_prior(prior, name="prior", func=func)
     if method == "exact":
-        lo0 = np.nextafter(0.0, 1.0)                   # open at 0: exclude an atom at 0
-        j = np.arange(0, 2**bits, dtype=np.float64)
-        level = alpha * j * delta                      # where e changes sign
-        lo = np.clip(alpha * (j - 0.5) * delta, lo0, alpha)
-        hi = np.clip(alpha * (j + 0.5) * delta, lo0, alpha)
-        lv = np.clip(level, lo0, alpha)
-        # lower half [lo, level): e = jΔ − x/α ≥ 0; upper half [level, hi): e ≤ 0
-        a = np.concatenate([lo, lv])
-        b = np.concatenate([lv, hi])
-        c = np.concatenate([j, j]) * delta
-        sign = np.concatenate([np.ones_like(j), -np.ones_like(j)])
-        m0, m1, m2 = (np.asarray(m, dtype=np.float64) for m in pr.partial_moments(a, b))
-        lin = c * m0 - m1 / alpha                      # ∫ e dP on each half-bin
-        sq = c * c * m0 - 2.0 * c * m1 / alpha + m2 / alpha**2
-        p_in = float(np.sum(m0))
-        p_above = float(np.asarray(pr.prob(alpha, np.inf)))
-        return PactErrorResult(float(np.sum(sign * lin)) / p_in, math.sqrt(max(float(np.sum(sq)), 0.0) / p_in),
-                               float(np.sum(lin)) / p_in, p_above, 0.0, 0.0, 0.0, method, p_in)
-    from . import ste
-
-    gen = _rng(rng)
-    x = pr.rvs(n_samples, gen)
-    g = ste.calibrated_pact(x, alpha, bits).dq_dparam
-    inside = (x > 0.0) & (x < alpha)
-    e = g[inside]
-    k = e.size
-    if k < 2:
-        raise param_error("n_samples", func, "large enough for at least 2 in-range draws", n_samples)
-    ab, e2 = np.abs(e), e * e
-    rms = math.sqrt(float(e2.mean()))
-    return PactErrorResult(float(ab.mean()), rms, float(e.mean()), float(np.mean(x >= alpha)),
-                           float(ab.std(ddof=1) / math.sqrt(k)),
-                           float(e2.std(ddof=1) / math.sqrt(k) / (2.0 * rms)) if rms > 0 else 0.0,
-                           float(e.std(ddof=1) / math.sqrt(k)), method, k / x.size)
+        return _pact_exact(pr, alpha, bits, func)
+    return _pact_montecarlo(pr, alpha, bits, n_samples, gen, func)
 
 
 # ----------------------------------------------------------------------------- experiment tables
@@ -1189,7 +1452,7 @@ def clamp_variance_table(ns: Sequence[int] = (16, 64, 256, 1024, 4096, 16384, 65
     mc_elements = check_int(mc_elements, "mc_elements", func, 0, _MC_MAX_WORK)
     max_draws = check_int(max_draws, "max_draws", func, 10)
     progress = check_progress(progress, func)
-    gen = _rng(rng)
+    gen = _rng(rng, func)
     rows = []
     for s, n in progress_bar([(s, n) for s in sigmas for n in ns], progress, func):
         ex = clamped_variance(n, s).variance
@@ -1238,7 +1501,7 @@ def variance_ratio_table(bits: Sequence[int] = tuple(range(1, 9)), *, classifier
     max_draws = check_int(max_draws, "max_draws", func, 10)
     classifiers = CLASSIFIERS if classifiers is None else classifiers
     progress = check_progress(progress, func)
-    gen = _rng(rng)
+    gen = _rng(rng, func)
     rows = []
     for name, (n_in, n_out, _k) in progress_bar(list(classifiers.items()), progress, func):
         n = n_in * n_out
@@ -1282,11 +1545,11 @@ def pact_error_table(bits: Sequence[int] = tuple(range(1, 9)), *, priors: dict |
 
     func = "pact_error_table"
     bits = [check_int(b, "bits", func, 1, 16) for b in bits]
-    n_samples = check_int(n_samples, "n_samples", func, 2)
+    n_samples = check_int(n_samples, "n_samples", func, 2, _MC_MAX_WORK)
     priors = {"N(0,1), α=3": ("gaussian", 3.0), "ReLU(N(0,1)), α=2": (Rectified("gaussian"), 2.0)} \
         if priors is None else priors
     progress = check_progress(progress, func)
-    gen = _rng(rng)
+    gen = _rng(rng, func)
     rows = []
     cells = [(label, prior, alpha, b) for label, (prior, alpha) in priors.items() for b in bits]
     for label, prior, alpha, b in progress_bar(cells, progress, func):
@@ -1330,7 +1593,7 @@ def depth_experiment(depths: Sequence[int] = (1, 2, 4, 8, 16), *, width: int = 2
     width = check_int(width, "width", func, 1, 100_000)
     n_in = check_int(n_in, "n_in", func, 1, 100_000)
     progress = check_progress(progress, func)
-    gen = _rng(rng)
+    gen = _rng(rng, func)
     frames = []
     for d in progress_bar(depths, progress, func):
         widths = (width,) * d + (n_in,)

@@ -11,6 +11,7 @@ import dataclasses
 import math
 import pickle
 
+import mpmath
 import numpy as np
 import pytest
 from scipy import stats
@@ -248,3 +249,26 @@ def test_draws_are_unchanged_by_the_argument_checks():
         b = p.rvs((3, 4), 7)
         assert a.shape == (3, 4) and np.array_equal(a, b)
     np.testing.assert_array_equal(Gaussian(2.0).rvs(5, 3), 2.0 * np.random.default_rng(3).normal(size=5))
+
+
+def test_moments_of_narrow_intervals_against_mpmath():
+    """The closed-form moments are differences of CDFs and antiderivatives, which cancel on narrow
+    intervals: at a relative width of 1e-10 the Gaussian m0 was off by 8e-7 and m2 by 1e-5; at
+    N(0, 1e160) on [0, 1), m0 was 0 (not 4e-161) and m2 -inf. Narrow intervals are now integrated
+    by Gauss-Legendre on the density (split at the Laplace kink); mpmath at 40 digits decides."""
+    mpmath.mp.dps = 40
+    cases = [(Gaussian(1.0), lambda x: mpmath.npdf(x), 0.0),
+             (Laplace(1.0, loc=0.3), lambda x: mpmath.exp(-abs(x - mpmath.mpf("0.3"))) / 2, 0.3)]
+    a = np.array([0.25, 0.2999, 0.0, -3.0])
+    b = np.array([0.25 + 1e-10, 0.3001, 0.04, 2.0])
+    for p, pdf, kink in cases:
+        m = p.partial_moments(a, b)
+        for i in range(a.size):
+            pts = [mpmath.mpf(a[i])] + ([mpmath.mpf(kink)] if a[i] < kink < b[i] else []) + [mpmath.mpf(b[i])]
+            for j in range(3):
+                ref = float(mpmath.quad(lambda x, j=j, pdf=pdf: x**j * pdf(x), pts))
+                assert m[j][i] == pytest.approx(ref, rel=1e-13), (p, i, j)
+    for p, c in [(Gaussian(1e160), 1 / np.sqrt(2 * np.pi)), (Laplace(1e160), 0.5)]:
+        m0, m1, m2 = p.partial_moments(0.0, 1.0)
+        assert (m0, m1, m2) == (pytest.approx(c * 1e-160, rel=1e-14), pytest.approx(c * 1e-160 / 2, rel=1e-14),
+                                pytest.approx(c * 1e-160 / 3, rel=1e-14))
