@@ -633,9 +633,14 @@ def fan_out(shape: Sequence[int]) -> int:
     >>> fan_out((1000, 1280)), fan_out((64, 32, 3, 3))
     (1000, 576)
     """
-    shape = tuple(shape)
-    if len(shape) < 2 or any(not isinstance(d, (int, np.integer)) or d < 1 for d in shape):
-        raise param_error("shape", "fan_out", "a weight shape (out, in, *kernel) of positive ints", shape)
+    allowed = "a weight shape (out, in, *kernel) of positive ints"
+    try:
+        shape = tuple(shape)
+    except TypeError:
+        raise param_error("shape", "fan_out", allowed, shape, TypeError) from None
+    if len(shape) < 2 or any(isinstance(d, (bool, np.bool_)) or not isinstance(d, (int, np.integer)) or d < 1
+                             for d in shape):
+        raise param_error("shape", "fan_out", allowed, shape)
     return int(shape[0] * math.prod(shape[2:]))
 
 

@@ -195,3 +195,13 @@ def test_absurd_n_samples_is_refused(func):
     with pytest.raises(ValueError, match=rf"The 'n_samples' parameter of {func.__name__} must be an int in the "
                                          r"range \[2, 1000000000\]\. Got 1000000000000000 instead\."):
         func(n_samples=10**15, rng=0, **kwargs)
+
+
+def test_fan_out_refuses_bools_and_non_shapes():
+    from qtheory.sat import fan_out
+
+    assert fan_out((64, 32, 3, 3)) == 576
+    with pytest.raises(ValueError, match="'shape' parameter of fan_out"):
+        fan_out((True, 3))  # (was taken as 1)
+    with pytest.raises(TypeError, match="'shape' parameter of fan_out"):
+        fan_out(None)  # (was Python's "'NoneType' object is not iterable")
