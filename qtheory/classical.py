@@ -45,6 +45,7 @@ from .priors import (
     ScipyPrior,
     _ldexp,
     _pow2_exponent,
+    _standardised,
     as_prior,
 )
 from .quantizer import GRIDS, MAX_BITS, MIN_BITS
@@ -79,25 +80,6 @@ class LloydMaxResult(ResultMixin):
     iterations: int
     converged: bool
 
-
-def _standardised(prior: Prior) -> tuple[Prior, int]:
-    """``(p, e)`` with ``p`` the prior of ``X · 2^-e`` at unit scale (exact: a power-of-two scaling).
-
-    Samples are scaled by the power of two nearest to ``max|x|``; ``e = 0`` if no standardisation
-    is possible (all-zero samples, or a mixture whose components' scales are too far apart).
-    """
-    if isinstance(prior, Empirical):
-        x = prior.x
-        e = _pow2_exponent(float(max(-x[0], x[-1])))
-        return (Empirical(np.ldexp(x, -e)), e) if e else (prior, 0)
-    mag = prior._magnitude()
-    e = _pow2_exponent(mag) if 0.0 < mag < math.inf else 0
-    if not e:
-        return prior, 0
-    try:
-        return prior._scaled(e), e
-    except (ValueError, NotImplementedError):  # (a component's scale would leave the float64 range)
-        return prior, 0
 
 
 def _lm_mse(prior: Prior, levels: np.ndarray) -> float:

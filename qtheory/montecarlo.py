@@ -52,7 +52,7 @@ import numpy as np
 
 from ._typing import ArrayLike, PriorLike, RNGLike
 from ._validation import check_int, check_rng, param_error
-from .priors import _ldexp, _pow2_exponent, as_prior
+from .priors import _ldexp, as_prior
 from .quantizer import Quantizer, _check_numeric
 
 if TYPE_CHECKING:  # qtheory.mse imports this module (inside clipping_mse)
@@ -127,8 +127,7 @@ def mse(prior: PriorLike, quantizers: Quantizer | Sequence[Quantizer], *, n_samp
     # a prior far from unit scale is drawn divided by 2^e (the same draws, scaled exactly), and the
     # quantizers with it: the fourth powers of the errors behind the standard errors overflowed or
     # underflowed beyond ~2^±256
-    mag = prior._magnitude()
-    e = _pow2_exponent(mag) if mag > 0 and math.isfinite(mag) else 0
+    e = prior._unit_exponent()
     if abs(e) > 64:
         prior = prior._scaled(e)
         qs = [q.with_alpha(math.ldexp(q.alpha, -e)) if q.grid == "codebook" else

@@ -1403,6 +1403,28 @@ class Mixture(Prior):
         return Mixture(self.weights, [c._scaled(e) for c in self.components])
 
 
+def _standardised(prior: Prior, e: int | None = None) -> tuple[Prior, int]:
+    """``(the prior of X / 2^e, e)``, exact (a power-of-two scaling changes no significand).
+
+    ``e`` defaults to the prior's own unit (:meth:`Prior._unit_exponent`; samples: the power of two
+    just above ``max|x|``). ``(prior, 0)`` where no standardisation applies: all-zero samples, or a
+    prior whose scaled form would leave the float64 range (e.g. a mixture of components ~1e300 apart).
+    """
+    if isinstance(prior, Empirical):
+        x = prior.x
+        if e is None:
+            e = _pow2_exponent(float(max(-x[0], x[-1]))) if x.size else 0
+        return (Empirical(_ldexp(x, -e)), e) if e else (prior, 0)
+    if e is None:
+        e = prior._unit_exponent()
+    if not e:
+        return prior, 0
+    try:
+        return prior._scaled(e), e
+    except (ValueError, NotImplementedError):
+        return prior, 0
+
+
 _SIGN = np.uint64(1 << 63)
 
 

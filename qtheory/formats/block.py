@@ -535,8 +535,7 @@ def block_montecarlo(prior: PriorLike, fmt: str | BlockFormat, *, n_blocks: int 
         ta = abs_isf(prior, 1.0 / NVFP4_TENSOR_SIZE) if tensor_amax is None else check_real(
             tensor_amax, "tensor_amax", func, 0.0, low_open=True)
     B = bf.block_size
-    mag = prior._magnitude()  # (errors squared at unit scale: exact scaling, no underflow or overflow)
-    eu = math.frexp(mag)[1] if mag > 0 else 0
+    eu = prior._unit_exponent()  # (errors squared at unit scale: exact scaling, no underflow or overflow)
     s1 = s2 = 0.0
     nsat = 0
     done = 0

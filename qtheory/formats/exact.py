@@ -19,6 +19,7 @@ from ..priors import (
     ScipyPrior,
     _ldexp,
     _pow2_exponent,
+    _standardised,
     as_prior,
 )
 from ..quantizer import CODEBOOK, LevelSet, Quantizer
@@ -338,25 +339,16 @@ def _exact_parts_scaled_q(prior: Prior, q: Quantizer) -> tuple[float, float]:
 
 def _unit(prior: Prior, alpha: float | None = None) -> tuple[Prior, int]:
     """``(the prior of X / 2^e, e)``, ``2^e`` a power of two near the size of ``X`` (or of the clip
-    ``alpha`` where that is far above it).
+    ``alpha`` where that is far above it): :func:`qtheory.priors._standardised`.
 
     The formats code works on ``X / 2^e`` and scales its answers back: a power-of-two scaling
     changes no significand, so results are scale-equivariant from 1e-300 to 1e300, and an MSE
     underflows to 0 or overflows to inf only where the true one lies outside the float64 range.
     """
-    if isinstance(prior, Empirical):
-        x = prior.x
-        e = _pow2_exponent(float(max(-x[0], x[-1]))) if x.size else 0
-    else:
-        mag = prior._magnitude()
-        e = _pow2_exponent(mag) if mag > 0 else 0
+    p, e = _standardised(prior)
     if alpha is not None and _pow2_exponent(alpha) - e > 400:  # (a clip far beyond the prior)
-        e = _pow2_exponent(alpha)
-    if e == 0:
-        return prior, 0
-    if isinstance(prior, Empirical):
-        return Empirical(_ldexp(prior.x, -e)), e
-    return prior._scaled(e), e
+        p, e = _standardised(prior, _pow2_exponent(alpha))
+    return p, e
 
 
 @dataclass(frozen=True)
