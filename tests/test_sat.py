@@ -250,8 +250,11 @@ def test_imagenet_classifier_logit_blowup_and_sat(n_in, seed):
 
 
 def test_cifar_head_effect_is_small(seed):
-    r = sat.synthetic_network((64, 128, 64), 10, weights="clamp", rng=seed, batch=512)
-    assert r.logit_var < 5
+    """The expected logit variance of a CIFAR-sized clamped head is about 3.1 (against > 15 for the
+    ImageNet head above). One random network varies with SD 0.69 (150 seeds; 1 in 150 exceeded 5),
+    so the mean of 8 independent networks is compared: SD 0.24, the bound 5 is 7 SD away."""
+    v = [sat.synthetic_network((64, 128, 64), 10, weights="clamp", rng=seed + i, batch=512).logit_var for i in range(8)]
+    assert float(np.mean(v)) < 5
 
 
 def test_rule2_gradient_factor_per_layer_without_bn(seed):
