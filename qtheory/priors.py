@@ -456,31 +456,38 @@ def _split(narrow, gl, closed, lo, hi, w):
     return out
 
 
-def _narrow_moments(m, a, b, loc, scale, pdf):
+def _narrow_moments(m, a, b, kink, scale, pdf):
     """Replace, in the closed-form moments ``m`` (a list of three arrays), those of the finite
     intervals narrower than ``_NARROW·scale`` by 4-node Gauss–Legendre on the density in ``x``
-    itself (split at ``loc``, the Laplace kink). The closed forms are differences of CDFs and
-    antiderivatives, which cancel there: ``P(0 <= X < 1)`` was 0 for ``N(0, 1e160)`` (not 4e-161)
-    and ``m2`` was ``-inf``/NaN (``σ²·z2`` with ``σ² = inf``); at a relative width of 1e-10 the
-    closed-form ``m0`` was off by 1e-6."""
-    narrow = np.isfinite(a) & np.isfinite(b) & (b - a < _NARROW * scale) & (b > a)
+    itself (split at ``kink``, the Laplace density's, if not None). The closed forms are differences
+    of CDFs and antiderivatives, which cancel there: ``P(0 <= X < 1)`` was 0 for ``N(0, 1e160)``
+    (not 4e-161) and ``m2`` was ``-inf``/NaN (``σ²·z2`` with ``σ² = inf``); at a relative width of
+    1e-10 the closed-form ``m0`` was off by 1e-6."""
+    narrow = (b - a < _NARROW * scale) & (b > a) & np.isfinite(a) & np.isfinite(b)
     if not narrow.any():
         return m
-    a_n, b_n = a[narrow], b[narrow]
-    cut = (a_n < loc) & (loc < b_n)
-    lo = np.concatenate([a_n, np.full(int(cut.sum()), loc)])
-    hi = np.concatenate([np.where(cut, loc, b_n), b_n[cut]])
+    lo, hi = a[narrow], b[narrow]
+    cut = None
+    if kink is not None:
+        cut = (lo < kink) & (kink < hi)
+        if cut.any():
+            lo, hi = np.concatenate([lo, np.full(int(cut.sum()), kink)]), np.concatenate([np.where(cut, kink, hi), hi[cut]])
+        else:
+            cut = None
     t, wts = _GL4
     half = 0.5 * (hi - lo)
     x = 0.5 * (hi + lo)[:, None] + half[:, None] * t[None, :]
     with np.errstate(over="ignore", under="ignore"):
-        f = pdf(x) * wts[None, :] * half[:, None]
-        parts = [f.sum(axis=1), (f * x).sum(axis=1), (f * x * x).sum(axis=1)]
+        f = pdf(x) * (wts[None, :] * half[:, None])
+        fx = f * x
+        parts = [f.sum(axis=1), fx.sum(axis=1), (fx * x).sum(axis=1)]
     k = int(narrow.sum())
     out = []
     for j in range(3):
-        v = parts[j][:k].copy()
-        v[cut] += parts[j][k:]
+        v = parts[j][:k]
+        if cut is not None:
+            v = v.copy()
+            v[cut] += parts[j][k:]
         mj = np.array(m[j], dtype=np.float64, copy=True)
         mj[narrow] = v
         out.append(mj)
@@ -647,7 +654,7 @@ class Gaussian(Prior):
         L, S = self.loc, self.sigma
         with np.errstate(over="ignore", invalid="ignore"):
             m = [z0, L * z0 + S * z1, L * L * z0 + 2 * L * S * z1 + S * S * z2]
-        return tuple(_narrow_moments(m, a, b, L, S, self.pdf))
+        return tuple(_narrow_moments(m, a, b, None, S, self.pdf))
 
     def interval_sq_error(self, a, b, y):
         # ∫ (z-w)^2 φ = (1+w^2) P - [(z - 2w) φ(z)]_a^b, in standard units.
