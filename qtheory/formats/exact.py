@@ -300,7 +300,7 @@ def level_set_mse(prior: PriorLike, quantizer: Quantizer, *, method: str = "exac
     >>> abs(r.mse - level_set_mse("laplace", element_quantizer("fp8_e4m3fn", 2**-6)).mse) < 5 * r.stderr
     True
     """
-    from ..mse import _result, quantizer_intervals
+    from ..mse import _exact_parts_scaled, _result, quantizer_intervals
 
     func = "level_set_mse"
     method = check_option(method, "method", func, ("exact", "montecarlo"))
@@ -312,7 +312,7 @@ def level_set_mse(prior: PriorLike, quantizer: Quantizer, *, method: str = "exac
         n_samples = check_int(n_samples, "n_samples", func, 2, None)
         return montecarlo.mse(prior, q, n_samples=n_samples, rng=rng)
     if q.grid != CODEBOOK:
-        c, r = _exact_parts_scaled_q(prior, q)
+        c, r = _exact_parts_scaled(prior, q.bits, q.grid, q.rounding, q.alpha, q.beta)
         return _result(c, r, "exact", True)
     p, e = _unit(prior, q.alpha)
     qu = q.with_alpha(math.ldexp(q.alpha, -e)) if e else q
@@ -329,12 +329,6 @@ def level_set_mse(prior: PriorLike, quantizer: Quantizer, *, method: str = "exac
         err = p.interval_sq_error(a, b, y)
         c, r = math.fsum(err[clip]), math.fsum(err[~clip])
     return _result(float(_ldexp(c, 2 * e)), float(_ldexp(r, 2 * e)), "exact", True)
-
-
-def _exact_parts_scaled_q(prior: Prior, q: Quantizer) -> tuple[float, float]:
-    from ..mse import _exact_parts_scaled
-
-    return _exact_parts_scaled(prior, q.bits, q.grid, q.rounding, q.alpha, q.beta)
 
 
 def _unit(prior: Prior, alpha: float | None = None) -> tuple[Prior, int]:
