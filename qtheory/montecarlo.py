@@ -44,7 +44,6 @@ array([ 0.25, -0.75,  0.75])
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -130,9 +129,7 @@ def mse(prior: PriorLike, quantizers: Quantizer | Sequence[Quantizer], *, n_samp
     e = prior._unit_exponent()
     if abs(e) > 64:
         prior = prior._scaled(e)
-        qs = [q.with_alpha(math.ldexp(q.alpha, -e)) if q.grid == "codebook" else
-              Quantizer(q.bits, math.ldexp(q.alpha, -e), q.grid, q.rounding,
-                        None if q.beta is None or q.grid != "affine" else math.ldexp(q.beta, -e)) for q in qs]
+        qs = [q._scaled(e) for q in qs]
     else:
         e = 0
     n_chunks = -(-n_samples // chunk)

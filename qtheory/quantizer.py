@@ -201,6 +201,13 @@ class Quantizer:
             return Quantizer(self.bits, alpha, self.grid, self.rounding, self.beta * alpha / self.alpha)
         return Quantizer(self.bits, alpha, self.grid, self.rounding)
 
+    def _scaled(self, e: int) -> Quantizer:
+        """The quantizer of ``X / 2^e``: every clip (and level) times ``2^-e``, exactly."""
+        if self.grid == CODEBOOK:
+            return self.with_alpha(math.ldexp(self.alpha, -e))
+        beta = None if self.grid != "affine" else math.ldexp(self.beta, -e)
+        return Quantizer(self.bits, math.ldexp(self.alpha, -e), self.grid, self.rounding, beta)
+
     # ----------------------------------------------------------------- geometry
     @property
     def zero_point(self) -> int:

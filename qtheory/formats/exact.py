@@ -315,7 +315,7 @@ def level_set_mse(prior: PriorLike, quantizer: Quantizer, *, method: str = "exac
         c, r = _exact_parts_scaled(prior, q.bits, q.grid, q.rounding, q.alpha, q.beta)
         return _result(c, r, "exact", True)
     p, e = _unit(prior, q.alpha)
-    qu = q.with_alpha(math.ldexp(q.alpha, -e)) if e else q
+    qu = q._scaled(e) if e else q
     if isinstance(p, Empirical):
         x = p.x
         err = x - qu.quantize(x)
