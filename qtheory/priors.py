@@ -357,10 +357,11 @@ class Laplace(Prior):
         return Laplace(_checked_ldexp(self.b, -e, self), loc=math.ldexp(self.loc, -e))
 
     def pdf(self, x):
-        return np.exp(-np.abs(np.asarray(x, float) - self.loc) / self.b) / (2 * self.b)
+        with np.errstate(over="ignore"):  # (a subnormal scale: inf at the peak, as in float64)
+            return np.exp(-np.abs(_std(x, self.loc, self.b))) / (2 * self.b)
 
     def cdf(self, x):
-        z = (np.asarray(x, float) - self.loc) / self.b
+        z = _std(x, self.loc, self.b)
         return np.where(z < 0, 0.5 * np.exp(np.minimum(z, 0)), 1 - 0.5 * np.exp(-np.maximum(z, 0)))
 
     def sf(self, x):
@@ -381,7 +382,7 @@ class Laplace(Prior):
 
     def _partial_moments(self, a, b):
         # Standardise, then use the one-sided antiderivatives on x >= 0 and mirror for x < 0.
-        za, zb = (a - self.loc) / self.b, (b - self.loc) / self.b
+        za, zb = _std(a, self.loc, self.b), _std(b, self.loc, self.b)
         m = [np.zeros_like(za) for _ in range(3)]
         # positive part [max(za,0), max(zb,0)]
         lo, hi = np.maximum(za, 0.0), np.maximum(zb, 0.0)
@@ -405,22 +406,22 @@ class Laplace(Prior):
         if e:  # (at unit scale: inf − inf was NaN beyond ~1e154)
             return self._at_unit("interval_sq_error", e, 2, a, b, y)
         a, b, y = _bcast(a, b, y)
-        za, zb, w = (a - self.loc) / self.b, (b - self.loc) / self.b, (y - self.loc) / self.b
+        za, zb, w = _std(a, self.loc, self.b), _std(b, self.loc, self.b), _std(y, self.loc, self.b)
         lo, hi = np.maximum(za, 0.0), np.maximum(zb, 0.0)
         pos = _exp_sq_err(lo, hi, w, self.b)
         lo, hi = -np.minimum(zb, 0.0), -np.minimum(za, 0.0)
         neg = _exp_sq_err(lo, hi, -w, self.b)
-        return 0.5 * (pos + neg)
+        return _far_level(0.5 * (pos + neg), a, b, y, w, self.loc, self.prob, 2)
 
     def interval_mean_error(self, a, b, y):
         e = self._extreme_exponent(a, b, y)
         if e:  # (at unit scale: inf − inf was NaN beyond ~1e154)
             return self._at_unit("interval_mean_error", e, 1, a, b, y)
         a, b, y = _bcast(a, b, y)
-        za, zb, w = (a - self.loc) / self.b, (b - self.loc) / self.b, (y - self.loc) / self.b
-        pos = _exp_mean_err(np.maximum(za, 0.0), np.maximum(zb, 0.0), w)
-        neg = -_exp_mean_err(-np.minimum(zb, 0.0), -np.minimum(za, 0.0), -w)
-        return self.b * 0.5 * (pos + neg)
+        za, zb, w = _std(a, self.loc, self.b), _std(b, self.loc, self.b), _std(y, self.loc, self.b)
+        pos = _exp_mean_err(np.maximum(za, 0.0), np.maximum(zb, 0.0), w, self.b)
+        neg = -_exp_mean_err(-np.minimum(zb, 0.0), -np.minimum(za, 0.0), -w, self.b)
+        return _far_level(0.5 * (pos + neg), a, b, y, w, self.loc, self.prob, 1)
 
 
 def _exp_tail_moment(t, j):
@@ -453,6 +454,28 @@ def _split(narrow, gl, closed, lo, hi, w):
         out[i] = gl(*(v[i] for v in arrays))
     if k.size:
         out[k] = closed(*(v[k] for v in arrays))
+    return out
+
+
+def _std(v, loc, scale):
+    """``(v − loc)/scale`` in standard units (±inf where that leaves float64: the limits the
+    formulas want, without a RuntimeWarning)."""
+    with np.errstate(over="ignore"):
+        return (np.asarray(v, dtype=np.float64) - loc) / scale
+
+
+def _far_level(out, a, b, y, w, loc, prob, power):
+    """Where the level is so far from the prior that ``w = (y − loc)/scale`` overflowed, the
+    interval's error integral ``∫ (x − y)^power f`` is ``P(a <= X < b)·(loc − y)^power`` to far
+    below rounding (the other terms are ``scale/|y − loc| < 2^-1024`` of it): computed so in place
+    of the standard-unit forms, which gave NaN or inf there."""
+    far = ~np.isfinite(w) & (b > a)
+    if far.any():
+        d = (loc - y)[far]
+        p = prob(a[far], b[far])
+        out = np.array(out, dtype=np.float64, copy=True)
+        with np.errstate(over="ignore"):
+            out[far] = (np.sqrt(p) * d) ** 2 if power == 2 else p * d
     return out
 
 
@@ -532,8 +555,11 @@ def _exp_sq_err(lo, hi, w, s=1.0):
     return np.maximum(out, 0.0)
 
 
-def _exp_mean_err(lo, hi, w):
-    """∫_lo^hi (z - w) e^{-z} dz for 0 <= lo <= hi (hi may be inf)."""
+def _exp_mean_err(lo, hi, w, s=1.0):
+    """``s ∫_lo^hi (z - w) e^{-z} dz`` for 0 <= lo <= hi (hi may be inf).
+
+    On narrow intervals ``s`` is applied inside the integrand (``(z − w)·s``): the standard-unit
+    integral of an interval far narrower than the prior underflowed (``width²``) before scaling."""
     def g(x, w):  # e^{-x} (x - w + 1)
         h = np.exp(-x)
         return np.where(h == 0.0, 0.0, h * (x - w) + h)
@@ -541,8 +567,8 @@ def _exp_mean_err(lo, hi, w):
     shape = np.broadcast(lo, hi, w).shape
     with np.errstate(invalid="ignore", over="ignore", under="ignore"):
         out = _split((hi - lo) <= _NARROW,
-                     lambda lo, hi, w: _gl_narrow(lo, hi, w, 1, lambda z: np.exp(-0.5 * z)),
-                     lambda lo, hi, w: g(lo, w) - np.where(np.isinf(hi), 0.0, g(hi, w)), lo, hi, w).reshape(shape)
+                     lambda lo, hi, w: _gl_narrow(lo, hi, w, 1, lambda z: np.exp(-0.5 * z), s),
+                     lambda lo, hi, w: s * (g(lo, w) - np.where(np.isinf(hi), 0.0, g(hi, w))), lo, hi, w).reshape(shape)
         return np.where(hi > lo, out, 0.0)
 
 
@@ -608,18 +634,19 @@ class Gaussian(Prior):
         return Gaussian(_checked_ldexp(self.sigma, -e, self), loc=math.ldexp(self.loc, -e))
 
     def pdf(self, x):
-        z = (np.asarray(x, float) - self.loc) / self.sigma
-        return np.exp(-0.5 * z * z) / (_SQRT2PI * self.sigma)
+        z = _std(x, self.loc, self.sigma)
+        with np.errstate(over="ignore"):  # (z² = inf: the density is 0)
+            return np.exp(-0.5 * z * z) / (_SQRT2PI * self.sigma)
 
     def cdf(self, x):
         from scipy.special import ndtr
 
-        return ndtr((np.asarray(x, float) - self.loc) / self.sigma)
+        return ndtr(_std(x, self.loc, self.sigma))
 
     def sf(self, x):
         from scipy.special import ndtr
 
-        return ndtr(-(np.asarray(x, float) - self.loc) / self.sigma)
+        return ndtr(-_std(x, self.loc, self.sigma))
 
     def abs_quantile(self, q):
         from scipy.special import ndtri
@@ -648,7 +675,7 @@ class Gaussian(Prior):
         return p, pa, pb, zpa, zpb
 
     def _partial_moments(self, a, b):
-        za, zb = (a - self.loc) / self.sigma, (b - self.loc) / self.sigma
+        za, zb = _std(a, self.loc, self.sigma), _std(b, self.loc, self.sigma)
         p, pa, pb, zpa, zpb = self._std_moments(za, zb)
         z0, z1, z2 = p, pa - pb, p + zpa - zpb
         L, S = self.loc, self.sigma
@@ -662,7 +689,7 @@ class Gaussian(Prior):
         if e:  # (at unit scale: inf − inf was NaN beyond ~1e154)
             return self._at_unit("interval_sq_error", e, 2, a, b, y)
         a, b, y = _bcast(a, b, y)
-        za, zb, w = (a - self.loc) / self.sigma, (b - self.loc) / self.sigma, (y - self.loc) / self.sigma
+        za, zb, w = _std(a, self.loc, self.sigma), _std(b, self.loc, self.sigma), _std(y, self.loc, self.sigma)
         S = self.sigma
 
         def closed(za, zb, w):
@@ -674,6 +701,7 @@ class Gaussian(Prior):
         with np.errstate(invalid="ignore", over="ignore", under="ignore"):
             out = _split((zb - za) <= _NARROW, lambda za, zb, w: _gl_narrow(za, zb, w, 2, _sqrt_phi, S), closed,
                          za, zb, w).reshape(a.shape)
+        out = _far_level(out, a, b, y, w, self.loc, self.prob, 2)
         return np.maximum(np.where(zb > za, out, 0.0), 0.0)
 
     def interval_mean_error(self, a, b, y):
@@ -682,15 +710,18 @@ class Gaussian(Prior):
         if e:  # (at unit scale: inf − inf was NaN beyond ~1e154)
             return self._at_unit("interval_mean_error", e, 1, a, b, y)
         a, b, y = _bcast(a, b, y)
-        za, zb, w = (a - self.loc) / self.sigma, (b - self.loc) / self.sigma, (y - self.loc) / self.sigma
+        za, zb, w = _std(a, self.loc, self.sigma), _std(b, self.loc, self.sigma), _std(y, self.loc, self.sigma)
+        S = self.sigma
+
         def closed(za, zb, w):
             p, pa, pb, _, _ = self._std_moments(za, zb)
-            return pa - pb - w * p
+            return S * (pa - pb - w * p)
 
+        # (narrow: σ inside the integrand, see _exp_mean_err)
         with np.errstate(invalid="ignore", over="ignore"):
-            out = _split((zb - za) <= _NARROW, lambda za, zb, w: _gl_narrow(za, zb, w, 1, _sqrt_phi), closed,
+            out = _split((zb - za) <= _NARROW, lambda za, zb, w: _gl_narrow(za, zb, w, 1, _sqrt_phi, S), closed,
                          za, zb, w).reshape(a.shape)
-        return self.sigma * np.where(zb > za, out, 0.0)
+        return np.where(zb > za, _far_level(out, a, b, y, w, self.loc, self.prob, 1), 0.0)
 
 
 # ================================================================================ scipy.stats

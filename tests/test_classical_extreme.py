@@ -184,3 +184,29 @@ def test_rates_are_validated_consistently(func, name):
     out = func("gaussian", np.int64(2))
     assert (out if func is panter_dite else out.distortion) == pytest.approx(
         (GAUSS_PD if func is panter_dite else 1.0) / 16, rel=1e-14)
+
+
+def test_lloyd_max_of_a_mixture_of_a_point_like_and_a_wide_gaussian():
+    """Components 1e-300 and 1e10 apart by 1e310: the two-level quantizer had a NaN MSE (its error
+    integrals overflowed in the narrow component's units). Independent reference: the narrow
+    component as a point mass of weight 1/2 at 0; the best threshold ``t < 0`` by scipy's bounded
+    minimisation of the two cells' exact centroid MSE (normal CDF/PDF moments)."""
+    from scipy import optimize
+
+    s = 1e10
+
+    def two_cells(t):
+        z = t / s
+        pl, ml = 0.5 * stats.norm.cdf(z), -0.5 * s * stats.norm.pdf(z)
+        ql = 0.5 * s * s * (stats.norm.cdf(z) - z * stats.norm.pdf(z))
+        pr, mr = 0.5 + 0.5 * stats.norm.sf(z), 0.5 * s * stats.norm.pdf(z)
+        qr = 0.5 * s * s * (stats.norm.sf(z) + z * stats.norm.pdf(z))
+        return (ql - ml**2 / pl) + (qr - mr**2 / pr), ml / pl, mr / pr
+
+    t = optimize.minimize_scalar(lambda t: two_cells(t)[0], bounds=(-5 * s, -1e-4 * s), method="bounded",
+                                 options={"xatol": 1.0}).x
+    ref, y0, y1 = two_cells(t)
+    r = lloyd_max(Mixture([0.5, 0.5], [Gaussian(1e-300), Gaussian(s)]), 2)
+    levels = np.sort(r.levels) if r.levels[0] + r.levels[1] < 0 else np.sort(-r.levels)
+    assert r.mse == pytest.approx(ref, rel=1e-9)
+    assert levels == pytest.approx([y0, y1], rel=1e-5)

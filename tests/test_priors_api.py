@@ -272,3 +272,33 @@ def test_moments_of_narrow_intervals_against_mpmath():
         m0, m1, m2 = p.partial_moments(0.0, 1.0)
         assert (m0, m1, m2) == (pytest.approx(c * 1e-160, rel=1e-14), pytest.approx(c * 1e-160 / 2, rel=1e-14),
                                 pytest.approx(c * 1e-160 / 3, rel=1e-14))
+
+
+@pytest.mark.parametrize("cls", [Gaussian, Laplace])
+def test_error_integrals_of_a_level_far_beyond_the_prior(cls):
+    """A level so far from a tiny prior that ``(y − loc)/scale`` overflows (1e10 against 1e-300):
+    the squared-error integral was NaN or inf and the mean error ±inf. They are
+    ``P(a <= X < b)·(y − loc)²`` and ``P·(loc − y)`` to rounding (the prior is a point there);
+    the probabilities are the prior's own halves and wholes, known exactly."""
+    p = cls(1e-300)
+    y = 1e10
+    assert p.interval_sq_error(-np.inf, np.inf, y) == pytest.approx(y * y, rel=1e-15)
+    assert p.interval_mean_error(-np.inf, np.inf, y) == pytest.approx(-y, rel=1e-15)
+    assert p.interval_sq_error(-np.inf, 0.0, y) == pytest.approx(0.5 * y * y, rel=1e-15)
+    assert p.interval_mean_error(0.0, 2.0, -y) == pytest.approx(0.5 * y, rel=1e-15)
+    assert p.interval_sq_error(1.0, 2.0, y) == 0.0  # (no mass there)
+    # a level beyond the float64 range of its square: inf, not NaN
+    assert p.interval_sq_error(-np.inf, np.inf, 1e200) == np.inf
+
+
+@pytest.mark.parametrize("cls, pdf", [(Gaussian, lambda x, s: mpmath.npdf(x, 0, s)),
+                                      (Laplace, lambda x, s: mpmath.exp(-abs(x) / s) / (2 * s))])
+def test_mean_error_of_an_interval_far_narrower_than_the_prior_against_mpmath(cls, pdf):
+    """``∫_0^1 (x − y) f`` under a prior of scale 5e300 is about 4e-302 (a representable number);
+    the standard-unit integral, (1/σ)² ~ 1e-602, underflowed to 0 before it was scaled by σ."""
+    mpmath.mp.dps = 40
+    s = mpmath.mpf(5) * mpmath.mpf(10) ** 300
+    p = cls(5e300)
+    for a, b, y in [(0.0, 1.0, 0.0), (0.0, 1.0, 0.25), (-3.0, 2.0, 1.0)]:
+        ref = mpmath.quad(lambda x, y=y: (x - y) * pdf(x, s), [a, 0, b] if a < 0 < b else [a, b])
+        assert float(p.interval_mean_error(a, b, y)) == pytest.approx(float(ref), rel=1e-13, abs=0.0), (cls, a, b, y)
