@@ -343,3 +343,75 @@ def test_samples_far_from_zero_near_a_level(n, offset, rng):
     ref = math.fsum(e * e) / n
     assert qtheory.clipping_mse(x, offset, 8, grid="unsigned").mse == pytest.approx(ref, rel=1e-13)
     assert EmpiricalMSE(x).mse(offset, 8, grid="unsigned").mse == pytest.approx(ref, rel=1e-13)
+
+
+def _fraction_mse(x, q):
+    """The MSE of the quantizer ``q`` on ``x``, exactly (fractions of the float64 values)."""
+    from fractions import Fraction
+
+    xq = q.quantize(np.asarray(x, dtype=np.float64))
+    return float(sum((Fraction(float(a)) - Fraction(float(b))) ** 2 for a, b in zip(xq, np.asarray(x, float),
+                                                                                 strict=True)) / len(x))
+
+
+@pytest.mark.parametrize("x", [[1e20, -1e20, 1.0], [1e17, -1e17, 1.0, 0.5], [-3e30, 2e30, 1.0, -2.0, 0.25]])
+def test_small_samples_beside_huge_ones_count_in_the_error(x):
+    """Samples of magnitude 1 next to ±1e17..1e30: their errors were lost in the prefix sums that
+    the exact evaluation takes differences of (rounded to ~2^-106 of everything summed before), so
+    the MSE was reported 0.0 (true 1/3 for the first). Reference: exact fractions of the reference
+    quantizer's values, at the clip found and at every candidate step (brute force)."""
+    from _brute import candidate_steps
+
+    r = qtheory.optimal_clip(np.array(x), 8, grid="narrow")
+    assert r.mse == pytest.approx(_fraction_mse(x, Quantizer(8, r.alpha, "narrow")), rel=1e-14, abs=0.0)
+    steps, d = candidate_steps(np.array(x), 8, "narrow")
+    best = min(_fraction_mse(x, Quantizer(8, float(s * d), "narrow")) for s in steps)
+    assert r.mse <= best * (1.0 + 1e-12)
+    e = EmpiricalMSE(np.array(x))
+    for a in (r.alpha, 0.5 * r.alpha, 3.0):
+        assert e.mse(a, 8, grid="narrow").mse == pytest.approx(_fraction_mse(x, Quantizer(8, a, "narrow")),
+                                                               rel=1e-14, abs=0.0)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("big", [1e17, 1e30])
+def test_many_small_samples_beside_huge_ones_bucketed(dtype, big):
+    """The same above 2^16 samples (bucket sums, not all samples gathered): 50,000 samples near
+    1 beside 100,000 at ±big. Reference: the reference quantizer's errors summed exactly enough
+    (math.fsum of float64 squares of exact differences)."""
+    m = 50_000
+    rng = np.random.default_rng(3)
+    x = np.r_[np.full(m, -big), np.full(m, big), 1.0 + 1e-3 * rng.random(m)].astype(dtype)
+    r = qtheory.optimal_clip(x, 8, grid="narrow")
+    xd = x.astype(np.float64)
+    for a in (r.alpha, 2.0 * big):
+        err = Quantizer(8, a, "narrow").quantize(xd) - xd
+        ref = math.fsum(err * err) / x.size
+        assert EmpiricalMSE(x).mse(a, 8, grid="narrow").mse == pytest.approx(ref, rel=1e-12, abs=0.0)
+    err = Quantizer(8, r.alpha, "narrow").quantize(xd) - xd
+    assert r.mse == pytest.approx(math.fsum(err * err) / x.size, rel=1e-12, abs=0.0)
+    assert r.mse == pytest.approx(np.mean(xd[2 * m:] ** 2) / 3.0, rel=1e-6)  # (the small third rounds to 0)
+
+
+@pytest.mark.parametrize("row, bits, grid", [([1e20, -1e20, 1.0], 8, "narrow"), ([1e17, -1e17, 1.0, 3.0, -7.0], 8, "narrow"),
+                                             ([394026977617200.94, -9.05729440598697e-17, 5.497762232980941e-15], 11,
+                                              "unsigned")])
+def test_per_channel_clip_is_the_best_of_its_ulp_neighbours(row, bits, grid):
+    """Errors at the rounding level of the samples: the per-channel solver's step times ``D`` was
+    one ulp off the clip whose levels hit the large samples exactly (``[1e20, −1e20, 1]``: clip
+    1.0000000000000002e20, MSE 1.8e8, against 1e20 and 1/3). Reference: exact fractions of the
+    reference quantizer's values; the clip must be the least over its ±2 ulp-neighbours, and err
+    no more than optimal_clip's."""
+    x = np.array([row])
+    r = per_channel_optimal_clip(x, bits, axis=0, grid=grid)
+    a = float(r.alpha[0])
+    ref = _fraction_mse(row, Quantizer(bits, a, grid))
+    assert float(r.mse[0]) == pytest.approx(ref, rel=1e-14, abs=0.0)
+    near = [a]
+    for step in (np.inf, 0.0):
+        v = a
+        for _ in range(2):
+            v = float(np.nextafter(v, step))
+            near.append(v)
+    assert ref <= min(_fraction_mse(row, Quantizer(bits, v, grid)) for v in near)
+    assert ref <= qtheory.optimal_clip(np.array(row), bits, grid=grid).mse * (1.0 + 1e-12)

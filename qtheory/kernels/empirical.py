@@ -679,6 +679,18 @@ def _cancels(vh, vl, s1h, s2h, y, n):
     return vh + vl < _CANCEL * (s2h + 2.0 * abs(y * s1h) + y * y * n)
 
 
+#: a run's ``Σ(x − y)²`` below this share of the prefix sums it is the difference of
+#: (``P2[j1] + P2[j0] + 2|y|(|P1[j1]| + |P1[j0]|)``) is summed sample by sample: the prefix sums'
+#: double-double rounding is relative to everything summed before the run (e.g. samples at ±1e17
+#: before one at 1.0: its square was lost, and the error sum of [1e17, −1e17, 1.0] at 8 bits was 0)
+_LOST = 2.0**-44
+
+
+@numba.njit(cache=True, inline="always")
+def _lost(vh, vl, p1h, p2h, j0, j1, y):
+    return vh + vl < _LOST * ((p2h[j1] + p2h[j0]) + 2.0 * abs(y) * (abs(p1h[j1]) + abs(p1h[j0])))
+
+
 @numba.njit(cache=True)
 def _direct_run(xs, i0, i1, y):
     """``Σ (x − y)²`` over the gathered samples ``[i0, i1)`` one by one (double-double; ``x − y``
@@ -690,6 +702,16 @@ def _direct_run(xs, i0, i1, y):
         p, pe = _two_prod(d, d)
         vh, vl = _dd_add(vh, vl, p, pe)
     return vh, vl
+
+
+@numba.njit(cache=True)
+def _direct_sum(xs, i0, i1):
+    """``Σ x`` over the gathered samples ``[i0, i1)`` one by one (double-double)."""
+    sh = 0.0
+    sl = 0.0
+    for i in range(i0, i1):
+        sh, sl = _dd_add_d(sh, sl, xs[i])
+    return sh, sl
 
 
 @numba.njit(cache=True, inline="always")
@@ -709,9 +731,13 @@ def _flush(p1h, p1l, p2h, p2l, cnt, rs, re, rk, rf, offset, scale, ch, cl, rh, r
             y = (rk + offset) * scale
             if exact:
                 vh, vl, s1h, s1l = _bulk(p1h, p1l, p2h, p2l, rs, re, n, y)
-                if exact == 2 and _cancels(vh, vl, s1h, p2h[re] - p2h[rs], y, n):
+                lost = _lost(vh, vl, p1h, p2h, rs, re, y)
+                if lost or (exact == 2 and _cancels(vh, vl, s1h, p2h[re] - p2h[rs], y, n)):
                     vh = 0.0
                     vl = 0.0
+                    if lost:  # (Σx from the samples too: the prefix lost it as well)
+                        s1h = 0.0
+                        s1l = 0.0
                     for jj in range(rs, re):
                         nj = cnt[jj + 1] - cnt[jj]
                         if nj == 0:
@@ -721,9 +747,15 @@ def _flush(p1h, p1l, p2h, p2l, cnt, rs, re, rk, rf, offset, scale, ch, cl, rh, r
                             p, pe = _two_prod(d, d)
                             th, tl = _dd_mul_d(p, pe, float(nj))
                             vh, vl = _dd_add(vh, vl, th, tl)
+                            if lost:
+                                th, tl = _two_prod(bmin[jj], float(nj))
+                                s1h, s1l = _dd_add(s1h, s1l, th, tl)
                         elif have[jj]:
                             th, tl = _direct_run(xs, gstart[jj], gstart[jj + 1], y)
                             vh, vl = _dd_add(vh, vl, th, tl)
+                            if lost:
+                                th, tl = _direct_sum(xs, gstart[jj], gstart[jj + 1])
+                                s1h, s1l = _dd_add(s1h, s1l, th, tl)
                         else:
                             missing[jj] = True
                             nm += 1
@@ -871,8 +903,11 @@ def _eval_one(cnt, p1h, p1l, p2h, p2l, bmin, bmax, have, gstart, xs, g1h, g1l, g
                             n = float(b - i)
                             y = (k + offset) * scale
                             vh, vl, s1h, s1l = _bulk(g1h, g1l, g2h, g2l, i, b, n, y)
-                            if exact == 2 and _cancels(vh, vl, s1h, g2h[b] - g2h[i], y, n):
+                            lost = _lost(vh, vl, g1h, g2h, i, b, y)
+                            if lost or (exact == 2 and _cancels(vh, vl, s1h, g2h[b] - g2h[i], y, n)):
                                 vh, vl = _direct_run(xs, i, b, y)
+                                if lost:
+                                    s1h, s1l = _direct_sum(xs, i, b)
                             if f:
                                 ch, cl = _dd_add(ch, cl, vh, vl)
                             else:
@@ -2126,10 +2161,56 @@ def _pc_channel(row, d, offset, qmin, qmax, mode, unsigned, midrise, norm, out):
     xs, unit, p1, p1l, p2, s2h, s2l = _pc_prepare(row, norm)
     res = np.empty(3)
     _pc_solve(xs, p1, p1l, p2, s2h, s2l, d, offset, qmin, qmax, mode, unsigned, midrise, norm, np.inf, np.inf, res)
+    a = res[0] * d
+    _pc_clip_ulps(xs, a, d, offset, float(qmin), float(qmax), mode, s2h + s2l, res)
     # (MSEs back in the samples' units: times the unit twice, so 0 stays 0 when unit² overflows)
-    out[0] = res[0] * d * unit
+    out[0] = res[0] * unit
     out[1] = max(res[1], 0.0) / n * unit * unit
     out[2] = max(res[2], 0.0) / n * unit * unit
+
+
+#: an optimum whose error sum is below this share of ``Σx²`` is at the rounding level of the
+#: samples (lattice data: levels hit samples exactly): there the clip's ulp-neighbours can err far
+#: less, and the least of them is taken (elsewhere they differ by far less than the error's rounding)
+_PC_ULP_LEVEL = 2.0**-64
+
+
+@numba.njit(cache=True)
+def _pc_clip_ulps(xs, a, d, offset, fqmin, fqmax, mode, s2, res):
+    """The step found (``res = (step, clipping, rounding)``) as the clip ``a = step·D`` a user gets:
+    ``res = (clip, clipping, rounding)`` of the quantizer of that clip (whose step is ``a/D``, not
+    always the step found: the errors are taken again there if they differ). An error at the
+    rounding level of the samples (``_PC_ULP_LEVEL``): the least of the clip and its two
+    ulp-neighbours on either side (ties: the clip itself), e.g. ``[1e20, −1e20, 1]`` at 8 bits,
+    where ``1e20`` itself is exactly a level (error sum 1) but the clip one ulp above is not (error
+    sum 5.4e8)."""
+    if not (a > 0.0 and a < np.inf):
+        res[0] = a
+        return
+    buf = np.empty(4)
+    s0 = a / d
+    if s0 != res[0]:
+        _direct_errs(xs, s0, offset, fqmin, fqmax, mode, buf)
+        res[1] = buf[0]
+        res[2] = buf[1]
+    res[0] = a
+    f = res[1] + res[2]
+    if not f < _PC_ULP_LEVEL * s2:
+        return
+    lo = a
+    hi = a
+    for _ in range(2):
+        lo = np.nextafter(lo, 0.0)
+        hi = np.nextafter(hi, np.inf)
+        for ak in (lo, hi):
+            if ak > 0.0 and ak < np.inf:
+                _direct_errs(xs, ak / d, offset, fqmin, fqmax, mode, buf)
+                fk = buf[0] + buf[1]
+                if fk < f:
+                    f = fk
+                    res[0] = ak
+                    res[1] = buf[0]
+                    res[2] = buf[1]
 
 
 @numba.njit(cache=True)
