@@ -12,6 +12,15 @@ the numpy rules do, then cast to the input's dtype.
 Backward: ``grad_x = grad_out · ∂q/∂x`` and ``grad_param = Σ grad_out · ∂q/∂param`` with the
 rules' tables (see :mod:`qtheory.ste`).
 
+Like the numpy rules, the functions (and the modules, which call them) refuse with a
+``ValueError`` naming the parameter a threshold whose step or top level is not representable in
+the input's dtype: for float32 inputs the step must be at least float32's smallest normal number
+and the top level at most its largest finite number (the rules' ``_check_f32_range``); for
+float64 the step must not underflow to 0 (PACT's ``α/(2^b − 1)``). Otherwise the forward and the
+gradients would silently be 0, inf or NaN. The check reads the one-element parameter's value once
+on the host (the value the step is computed from anyway): no per-element work, no effect on
+autograd.
+
 This module imports ``torch`` at the top and is never imported by ``qtheory`` itself.
 
 Examples
@@ -72,6 +81,48 @@ def _scalar(param, name, func, positive):
                       low_open=positive)
 
 
+def _check_range(x, func: str, name: str, value: float, step: float, top: float) -> None:
+    """Refuse a parameter whose step or top level is not representable in ``x``'s dtype.
+
+    float32 ``x``: the same rule as :func:`qtheory.ste._check_f32_range` (step at least
+    float32's smallest normal number, top level at most its largest finite number). float64
+    ``x``: a step that underflows to 0 or a top level that overflows (the values become NaN).
+    """
+    if x.dtype == torch.float32:
+        fi = torch.finfo(torch.float32)
+        if not (step >= fi.tiny and top <= fi.max):
+            raise param_error(name, func, f"a value whose step ({step:.6g} here) and top level ({top:.6g} here) lie "
+                              f"in float32's normal range [{fi.tiny:.8g}, {fi.max:.8g}] when x is float32 (pass "
+                              "float64 x for wider parameters)", value)
+    elif not (step > 0.0 and math.isfinite(top)):
+        raise param_error(name, func, f"a value whose step ({step:.6g} here) is > 0 and top level ({top:.6g} here) "
+                          "finite in float64", value)
+
+
+def _check_grad_scale(x, func: str, grad_scale: float) -> None:
+    """float32 ``x``: ``grad_scale`` in float32's normal range (as :func:`qtheory.ste.lsq`)."""
+    fi = torch.finfo(torch.float32)
+    if x.dtype == torch.float32 and not fi.tiny <= grad_scale <= fi.max:
+        raise param_error("grad_scale", func, "a value in float32's normal range when x is float32", grad_scale)
+
+
+def _tqt_step(theta: float, bits: int, signed: bool, power_of_2: bool) -> tuple[float, float]:
+    """``(step, top level)`` of TQT (Python floats, as :func:`qtheory.ste.tqt` computes them)."""
+    e = math.ceil(theta) if power_of_2 else theta
+    s = 2.0**e / 2.0 ** (bits - 1 if signed else bits)
+    n, p = _codes(bits, signed)
+    return s, s * max(-n, p)
+
+
+def _lsq_step(s: float, bits: int, signed: bool) -> tuple[float, float]:
+    n, p = _codes(bits, signed)
+    return s, s * max(-n, p)
+
+
+def _pact_step(alpha: float, bits: int) -> tuple[float, float]:
+    return alpha / (2.0**bits - 1.0), alpha
+
+
 def _c(v, like):
     return torch.tensor(v, dtype=like.dtype, device=like.device)
 
@@ -82,8 +133,7 @@ def _codes(bits, signed):
 
 # ------------------------------------------------------------------ the rules (mirror qtheory.ste)
 def _tqt(x, theta: float, bits: int, signed: bool, power_of_2: bool):
-    e = math.ceil(theta) if power_of_2 else theta
-    s = 2.0**e / 2.0 ** (bits - 1 if signed else bits)
+    s, _ = _tqt_step(theta, bits, signed, power_of_2)
     n, p = _codes(bits, signed)
     sd, ln2 = _c(s, x), _c(LN2, x)
     u = x / sd
@@ -142,13 +192,20 @@ def ste_grads(estimator: str, x: torch.Tensor, param: torch.Tensor, bits: int, *
     grad_scale = check_real(grad_scale, "grad_scale", func, 0.0, low_open=True)
     if estimator == "tqt":
         bits = check_int(bits, "bits", func, 1, MAX_BITS)
-        return _tqt(x, _scalar(param, "param", func, False), bits, signed, power_of_2)
+        theta = _scalar(param, "param", func, False)
+        _check_range(x, func, "param", theta, *_tqt_step(theta, bits, signed, power_of_2))
+        return _tqt(x, theta, bits, signed, power_of_2)
     if estimator == "lsq":
         bits = check_int(bits, "bits", func, 2 if signed else 1, MAX_BITS)
-        return _lsq(x, _scalar(param, "param", func, True), bits, signed, grad_scale)
+        s = _scalar(param, "param", func, True)
+        _check_range(x, func, "param", s, *_lsq_step(s, bits, signed))
+        _check_grad_scale(x, func, grad_scale)
+        return _lsq(x, s, bits, signed, grad_scale)
     if estimator in ("pact", "calibrated_pact"):
         bits = check_int(bits, "bits", func, 1, MAX_BITS)
-        return _pact(x, _scalar(param, "param", func, True), bits, estimator == "calibrated_pact")
+        alpha = _scalar(param, "param", func, True)
+        _check_range(x, func, "param", alpha, *_pact_step(alpha, bits))
+        return _pact(x, alpha, bits, estimator == "calibrated_pact")
     raise param_error("estimator", func, "one of 'tqt', 'lsq', 'pact', 'calibrated_pact'", estimator)
 
 
@@ -208,10 +265,12 @@ def tqt_quantize(x: torch.Tensor, theta: torch.Tensor, bits: int, *, signed: boo
     """TQT fake-quantize ``x`` with log2-threshold tensor ``theta`` (gradients flow to both)."""
     func = "tqt_quantize"
     x = _check_x(x, func)
-    _scalar(theta, "theta", func, False)
+    t = _scalar(theta, "theta", func, False)
     bits = check_int(bits, "bits", func, 1, MAX_BITS)
-    return TQTFunction.apply(x, theta, bits, check_bool(signed, "signed", func),
-                             check_bool(power_of_2, "power_of_2", func))
+    signed = check_bool(signed, "signed", func)
+    power_of_2 = check_bool(power_of_2, "power_of_2", func)
+    _check_range(x, func, "theta", t, *_tqt_step(t, bits, signed, power_of_2))
+    return TQTFunction.apply(x, theta, bits, signed, power_of_2)
 
 
 def lsq_quantize(x: torch.Tensor, s: torch.Tensor, bits: int, *, signed: bool = True,
@@ -219,26 +278,33 @@ def lsq_quantize(x: torch.Tensor, s: torch.Tensor, bits: int, *, signed: bool = 
     """LSQ fake-quantize ``x`` with step tensor ``s`` and gradient scale ``grad_scale``."""
     func = "lsq_quantize"
     x = _check_x(x, func)
-    _scalar(s, "s", func, True)
+    v = _scalar(s, "s", func, True)
     signed = check_bool(signed, "signed", func)
     bits = check_int(bits, "bits", func, 2 if signed else 1, MAX_BITS)
-    return LSQFunction.apply(x, s, bits, signed, check_real(grad_scale, "grad_scale", func, 0.0, low_open=True))
+    grad_scale = check_real(grad_scale, "grad_scale", func, 0.0, low_open=True)
+    _check_range(x, func, "s", v, *_lsq_step(v, bits, signed))
+    _check_grad_scale(x, func, grad_scale)
+    return LSQFunction.apply(x, s, bits, signed, grad_scale)
 
 
 def pact_quantize(x: torch.Tensor, alpha: torch.Tensor, bits: int) -> torch.Tensor:
     """PACT fake-quantize ``x`` with clip tensor ``alpha`` (∂q/∂α = 1 only for x ≥ α)."""
     func = "pact_quantize"
     x = _check_x(x, func)
-    _scalar(alpha, "alpha", func, True)
-    return PACTFunction.apply(x, alpha, check_int(bits, "bits", func, 1, MAX_BITS), False)
+    a = _scalar(alpha, "alpha", func, True)
+    bits = check_int(bits, "bits", func, 1, MAX_BITS)
+    _check_range(x, func, "alpha", a, *_pact_step(a, bits))
+    return PACTFunction.apply(x, alpha, bits, False)
 
 
 def calibrated_pact_quantize(x: torch.Tensor, alpha: torch.Tensor, bits: int) -> torch.Tensor:
     """SAT's gradient-calibrated PACT: PACT's forward, ∂q/∂α = (⌊u⌉ − u)/(2^b − 1) in range."""
     func = "calibrated_pact_quantize"
     x = _check_x(x, func)
-    _scalar(alpha, "alpha", func, True)
-    return PACTFunction.apply(x, alpha, check_int(bits, "bits", func, 1, MAX_BITS), True)
+    a = _scalar(alpha, "alpha", func, True)
+    bits = check_int(bits, "bits", func, 1, MAX_BITS)
+    _check_range(x, func, "alpha", a, *_pact_step(a, bits))
+    return PACTFunction.apply(x, alpha, bits, True)
 
 
 # ------------------------------------------------------------------ drop-in modules
@@ -267,7 +333,19 @@ class TQTQuantizer(torch.nn.Module):
 
 class LSQQuantizer(torch.nn.Module):
     """An LSQ fake-quantizer with a trainable step ``s``; ``grad_scale=None`` uses LSQ's
-    ``1/√(N·Q_P)`` with ``N`` the number of elements of each input."""
+    ``1/√(N·Q_P)`` with ``N`` the number of elements of each input (1 for an empty input, which
+    gives an empty output and a zero gradient for ``s``).
+
+    Examples
+    --------
+    >>> import torch
+    >>> m = LSQQuantizer(4, init_scale=0.5)
+    >>> m(torch.tensor([0.3, -9.0]))
+    tensor([ 0.5000, -4.0000], grad_fn=<LSQFunctionBackward>)
+    >>> m(torch.zeros(0)).sum().backward()
+    >>> m.s.grad
+    tensor(0.)
+    """
 
     def __init__(self, bits: int, init_scale: float = 0.1, *, signed: bool = True, grad_scale: float | None = None):
         super().__init__()
@@ -279,7 +357,7 @@ class LSQQuantizer(torch.nn.Module):
 
     def forward(self, x):
         qp = 2 ** (self.bits - 1) - 1 if self.signed else 2**self.bits - 1
-        g = self.grad_scale if self.grad_scale is not None else 1.0 / math.sqrt(x.numel() * qp)
+        g = self.grad_scale if self.grad_scale is not None else 1.0 / math.sqrt(max(x.numel(), 1) * qp)
         return lsq_quantize(x, self.s.to(x.dtype), self.bits, signed=self.signed, grad_scale=g)
 
 

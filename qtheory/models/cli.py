@@ -6,6 +6,7 @@ import argparse
 import json
 import math
 import sys
+from pathlib import Path
 
 __all__ = ["add_report_parser", "report_command", "CSV_COLUMNS"]
 
@@ -50,10 +51,19 @@ def report_command(args: argparse.Namespace) -> int:
     roles = None if args.all_tensors else ("conv_weight", "linear_weight")
     kw = dict(bits=args.bits, methods=args.methods, granularity=args.granularity, grid=args.grid, roles=roles,
               fold_bn=args.fold_bn, max_values=args.max_values, seed=args.seed)
+    if args.csv:
+        _check_csv_path(args.csv)  # (before the work, not after it)
     if args.scheduler:
         from .distributed import distributed_report
 
-        df = distributed_report(args.model, scheduler=None if args.scheduler == "local" else args.scheduler, **kw)
+        if args.scheduler == "local":
+            df = distributed_report(args.model, scheduler=None, **kw)
+        else:
+            client = _connect(args.scheduler)
+            try:
+                df = distributed_report(args.model, scheduler=client, **kw)
+            finally:
+                client.close()
     else:
         df = layer_report(args.model, long=True, **kw)
     cols = [c for c in CSV_COLUMNS if c in df.columns]
@@ -69,8 +79,13 @@ def report_command(args: argparse.Namespace) -> int:
     if args.csv:
         from .._io import atomic_path
 
-        with atomic_path(args.csv) as tmp:
-            df.to_csv(tmp, index=False)
+        try:
+            with atomic_path(args.csv) as tmp:
+                df.to_csv(tmp, index=False)
+        except PermissionError:
+            raise  # (`qtheory` reports it as "permission denied")
+        except OSError as exc:
+            raise ValueError(f"The '--csv' file {args.csv!r} could not be written: {exc.strerror or exc}.") from None
         print(f"wrote {len(df)} rows to {args.csv}", file=sys.stderr)
     elif args.json:
         recs = df.to_dict(orient="records")
@@ -84,3 +99,44 @@ def report_command(args: argparse.Namespace) -> int:
                             "sqnr_db", "gain_db") if c in df.columns]
         print(df[show].to_string(index=False, float_format=lambda v: f"{v:.5g}"))
     return 0
+
+
+def _check_csv_path(path: str) -> None:
+    """Refuse a ``--csv`` path that cannot be a file: a directory, or under a non-directory.
+
+    Raises
+    ------
+    ValueError
+        Naming the ``--csv`` option.
+    """
+    p = Path(path)
+    if p.is_dir():
+        raise ValueError(f"The '--csv' option must name a file to write. Got the directory {path!r} instead.")
+    for parent in p.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise ValueError(f"The '--csv' option must name a file in a directory. Got {path!r}, whose parent "
+                                 f"{str(parent)!r} is not a directory, instead.")
+            break
+
+
+def _connect(address: str):
+    """A ``distributed.Client`` connected to the scheduler at ``address``.
+
+    Raises
+    ------
+    ValueError
+        Naming the ``--scheduler`` option, when ``distributed`` is not installed, the address is
+        malformed, or no scheduler answers there (refused, unreachable or timed out: the wait is
+        dask's ``distributed.comm.timeouts.connect``, 30 s by default).
+    """
+    try:
+        from distributed import Client
+    except ImportError:
+        raise ValueError(f"The '--scheduler' option needs the 'distributed' package for a scheduler address "
+                         f"(pip install distributed), or 'local'. Got {address!r} instead.") from None
+    try:
+        return Client(address)
+    except (OSError, ValueError, TypeError) as exc:  # (TimeoutError, ConnectionRefusedError are OSErrors)
+        raise ValueError(f"The '--scheduler' option must be 'local' or the address of a running dask scheduler. "
+                         f"Could not connect to {address!r}: {exc}") from None

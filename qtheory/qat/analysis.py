@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from .. import ste
+from .._validation import param_error
 from ..optimal import optimal_clip
 from .network import DigitsCNN, as_input
 
@@ -38,11 +39,30 @@ def quantizer_inputs(model: DigitsCNN, codes: np.ndarray) -> dict:
     return out
 
 
-def _estimator(model: DigitsCNN, name: str) -> tuple[str, bool] | None:
+# names of the quantizers of :class:`~qtheory.qat.network.DigitsCNN`: weights, then activations.
+_QUANTIZER_NAMES = ("w0", "w1", "w2", "w3", "a0", "a1", "a2")
+# why a quantizer without a trainable threshold has no learned clip (by class name).
+_NO_CLIP = {
+    "AbsMaxWeight": "its clip is max|w|, recomputed from the weights at every forward pass, not learned",
+    "DoReFaWeight": "DoReFa normalises tanh(w) by its maximum and has no clip",
+    "SATScaled": "SAT's DoReFa weights, normalised by the maximum of tanh(w), have no clip",
+    "Identity": "the float model does not quantize",
+    "ReLU": "the float model does not quantize",
+}
+
+
+def _quantizer(model: DigitsCNN, name: str, func: str) -> torch.nn.Module:
+    if not isinstance(name, str) or name not in _QUANTIZER_NAMES:
+        raise param_error("name", func, "one of " + ", ".join(map(repr, _QUANTIZER_NAMES)), name,
+                          ValueError if isinstance(name, str) else TypeError)
     kind, i = name[0], int(name[1:])
     mod = model.wq[i] if kind == "w" else model.aq[i]
-    q = mod[1] if isinstance(mod, torch.nn.Sequential) else mod
-    signed = kind == "w"
+    return mod[1] if isinstance(mod, torch.nn.Sequential) else mod
+
+
+def _estimator(model: DigitsCNN, name: str) -> tuple[str, bool] | None:
+    q = _quantizer(model, name, "_estimator")
+    signed = name[0] == "w"
     if hasattr(q, "theta"):
         return "tqt", signed
     if hasattr(q, "s"):
@@ -53,16 +73,42 @@ def _estimator(model: DigitsCNN, name: str) -> tuple[str, bool] | None:
 
 
 def learned_clip(model: DigitsCNN, name: str) -> float:
-    """The clip (``Quantizer.alpha`` on the estimator's grid) of a trained quantizer."""
-    kind, i = name[0], int(name[1:])
-    mod = model.wq[i] if kind == "w" else model.aq[i]
-    q = mod[1] if isinstance(mod, torch.nn.Sequential) else mod
+    """The clip (``Quantizer.alpha`` on the estimator's grid) of a trained quantizer.
+
+    Parameters
+    ----------
+    model : DigitsCNN
+        A model from :func:`qtheory.qat.network.quantize_model` (or trained from one).
+    name : {"w0", "w1", "w2", "w3", "a0", "a1", "a2"}
+        The quantizer: weights of layer ``i`` (``"w<i>"``) or activations (``"a<i>"``).
+
+    Returns
+    -------
+    float
+        TQT: ``2^⌈θ⌉``; LSQ: ``s·2^(b−1)`` (weights) or ``s·2^b`` (activations); PACT and
+        calibrated PACT: ``α``.
+
+    Raises
+    ------
+    ValueError
+        If ``name``'s quantizer has no trainable threshold: the weights of the PACT, calibrated
+        PACT (``AbsMaxWeight``: the clip is ``max|w|``, recomputed, not learned), SAT and DoReFa
+        (``DoReFaWeight``: no clip) models, and every quantizer of a float model.
+    """
+    func = "learned_clip"
+    q = _quantizer(model, name, func)
     bits = model.bits
     if hasattr(q, "theta"):
         return 2.0 ** math.ceil(float(q.theta.detach()))
     if hasattr(q, "s"):
-        return float(q.s.detach()) * (2 ** (bits - 1) if kind == "w" else 2**bits)
-    return float(q.alpha.detach())
+        return float(q.s.detach()) * (2 ** (bits - 1) if name[0] == "w" else 2**bits)
+    if hasattr(q, "alpha"):
+        return float(q.alpha.detach())
+    cls = type(q).__name__
+    why = _NO_CLIP.get(cls, "it has no trainable threshold")
+    raise ValueError(f"The 'name' parameter of {func} must name a quantizer with a learned clip (TQT 'theta' or "
+                     f"LSQ 's' weights and activations, PACT or calibrated-PACT 'alpha' activations). Got {name!r} "
+                     f"({cls} in a {model.method or 'float'!r} model: {why}) instead.")
 
 
 def thresholds_vs_theory(model: DigitsCNN, codes: np.ndarray, *, max_values: int = 20000,
