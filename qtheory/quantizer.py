@@ -287,6 +287,9 @@ class Quantizer:
         """Quantize ``x`` (numpy reference implementation; float64).
 
         ``±inf`` saturate to the outermost levels; NaN stays NaN (it is not a value to round).
+        A codebook (a floating-point element format) whose levels include 0 keeps the sign of a
+        value that rounds to zero (``-0.0``), as an IEEE cast (and ``ml_dtypes``) does; the
+        integer grids give code 0, i.e. ``+0.0``.
 
         >>> Quantizer(2, 1.0).quantize([-np.inf, np.nan, np.inf])
         array([-0.75,   nan,  0.75])
@@ -294,9 +297,13 @@ class Quantizer:
         x = _check_numeric(x, "x", "Quantizer.quantize")
         nan = np.isnan(x)
         if not nan.any():
-            return self.from_codes(self._codes(x))
-        out = self.from_codes(self._codes(np.where(nan, 0.0, x)))
-        out[nan] = np.nan
+            out = self.from_codes(self._codes(x))
+        else:
+            out = self.from_codes(self._codes(np.where(nan, 0.0, x)))
+            out[nan] = np.nan
+        if self.grid == CODEBOOK and out.size and np.any(self.codebook.levels == 0.0):
+            # (with 0 a level, every nonzero output already has its input's sign: only zeros change)
+            np.copysign(out, x, out=out)
         return out
 
 

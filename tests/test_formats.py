@@ -75,11 +75,14 @@ def test_rounding_equals_ml_dtypes_on_every_tie_and_between(name, rng):
     mid = 0.5 * (v[1:] + v[:-1])
     m32 = mid.astype(np.float32)  # exact: every midpoint has few significant bits
     x = np.concatenate([m32, np.nextafter(m32, np.float32(np.inf)), np.nextafter(m32, np.float32(-np.inf)), v,
-                        rng.uniform(-f.max, f.max, 20000), f.max * np.exp(rng.uniform(-30, 0, 20000))])
+                        rng.uniform(-f.max, f.max, 20000), f.max * np.exp(rng.uniform(-30, 0, 20000)),
+                        [0.0, -0.0], np.array([-0.25, -0.5, -0.75]) * f.min_subnormal])
     # ml_dtypes casts float64 through float32, so the reference inputs are float32 numbers
     x = x.astype(np.float32).astype(np.float64)
     q = element_quantizer(f.level_set(), 1.0)
-    assert np.array_equal(q.quantize(x), _cast(np.clip(x, -f.max, f.max), f))
+    out, ref = q.quantize(x), _cast(np.clip(x, -f.max, f.max), f)
+    assert np.array_equal(out, ref)
+    assert np.array_equal(np.signbit(out), np.signbit(ref))  # (-0.0 where a negative value rounds to 0)
 
 
 def test_ml_dtypes_float64_inputs_against_exact_rounding():
