@@ -445,6 +445,66 @@ _GL = np.polynomial.legendre.leggauss(8)
 _NARROW = 0.2
 
 
+#: Beyond this many standard deviations the Gaussian's wide bins are integrated in Mills-ratio form
+#: (:func:`_gauss_tail`): the closed form's ``(1 + w²)·P`` and ``(z − 2w)·φ(z)`` terms cancel like
+#: ``z⁴`` there (1e-11 relative at 5σ, 1e-10 at 8σ, 3e-9 at 20σ against mpmath)
+_MILLS = 3.0
+
+
+def _mills_u(x):
+    """``u = 2/(x + 3/(x + 4/(x + ...)))`` for ``x >= _MILLS`` (Laplace's continued fraction of the
+    Mills ratio ``Q/φ = 1/(x + t)``, ``t = 1/(x + u)``), bottom-up: ``200/x + 4`` levels converge
+    it to rounding (measured: 62 needed at x = 3, 17 at 8, 8 at 20)."""
+    u = np.zeros_like(x)
+    for k in range(int(math.ceil(200.0 / float(x.min()))) + 6, 1, -1):
+        u = k / (x + u)
+    return u
+
+
+def _gauss_tail_part(x, w, s, power):
+    """``s^power ∫_x^∞ (z − w)^power φ(z) dz`` (``power`` 1 or 2) for ``x >= _MILLS`` (``inf``: 0),
+    without cancellation: with ``R = Q/φ = 1/(x + t)``, ``t = 1/(x + u)`` (:func:`_mills_u`) and
+    ``d = w − x``, ``∫ (z − w)φ = Q·(t − d)`` and ``∫ (z − w)²φ = Q·(u/(x + u) − 2dt + d²)``
+    (``xR − 1 = −tR`` and ``(1 + x²)R − x = R·u/(x + u)``: the differences that cancelled are
+    taken inside the continued fraction)."""
+    from scipy.special import ndtr
+
+    out = np.zeros_like(x)
+    fin = np.isfinite(x)
+    if not fin.any():
+        return out
+    xf, d = x[fin], w[fin] - x[fin]
+    u = _mills_u(xf)
+    t = 1.0 / (xf + u)
+    q = ndtr(-xf)
+    with np.errstate(over="ignore", invalid="ignore"):
+        if power == 1:
+            out[fin] = (q * s) * (t - d)
+        else:
+            r = np.sqrt(q) * s  # (s applied before squaring)
+            rd = r * d
+            out[fin] = r * r * (u / (xf + u)) - 2.0 * t * (r * rd) + rd * rd
+    return out
+
+
+def _gauss_tail(za, zb, w, s, power):
+    """``s^power ∫_za^zb (z − w)^power φ(z) dz`` for intervals beyond ``±_MILLS`` (``za >= _MILLS``
+    or ``zb <= −_MILLS``; the left ones mirrored) by :func:`_gauss_tail_part` (both ends at once)."""
+    left = zb <= -_MILLS
+    a, b, v = np.where(left, -zb, za), np.where(left, -za, zb), np.where(left, -w, w)
+    parts = _gauss_tail_part(np.concatenate([a, b]), np.concatenate([v, v]), s, power)
+    out = parts[:a.size] - parts[a.size:]
+    return np.where(left, -out, out) if power == 1 else out
+
+
+def _gauss_narrow(za, zb):
+    """Intervals for 8-node Gauss–Legendre: at most ``_NARROW`` wide and ``3/|z|`` (in the far
+    tails φ changes by ``e^(|z|·width)`` across the interval: 1e-9 relative at 30σ and 0.2 wide)."""
+    h = zb - za
+    with np.errstate(invalid="ignore", over="ignore"):
+        return (h <= _NARROW) & (h * np.maximum(np.abs(za), np.abs(zb)) <= 3.0)
+
+
 def _split(narrow, gl, closed, lo, hi, w):
     """``gl`` on the narrow intervals, ``closed`` on the wider ones, 0 on empty ones (flat arrays)."""
     shape = np.broadcast_shapes(np.shape(lo), np.shape(hi), np.shape(w), np.shape(narrow))
@@ -700,10 +760,14 @@ class Gaussian(Prior):
             # σ² [(1 + w²) P + (za − 2w) φ(za) − (zb − 2w) φ(zb)], σ applied before any squaring
             p, pa, pb, zpa, zpb = self._std_moments(za, zb)
             sp, rp, ws = np.sqrt(p) * S, np.sqrt(p) * (w * S), w * S
-            return sp * sp + rp * rp + S * (S * (zpa - zpb)) - 2.0 * ws * (S * (pa - pb))
+            out = sp * sp + rp * rp + S * (S * (zpa - zpb)) - 2.0 * ws * (S * (pa - pb))
+            tail = (za >= _MILLS) | (zb <= -_MILLS)
+            if tail.any():  # (Mills-ratio form: the terms above cancel like z⁴ there)
+                out[tail] = _gauss_tail(za[tail], zb[tail], w[tail], S, 2)
+            return out
 
         with np.errstate(invalid="ignore", over="ignore", under="ignore"):
-            out = _split((zb - za) <= _NARROW, lambda za, zb, w: _gl_narrow(za, zb, w, 2, _sqrt_phi, S), closed,
+            out = _split(_gauss_narrow(za, zb), lambda za, zb, w: _gl_narrow(za, zb, w, 2, _sqrt_phi, S), closed,
                          za, zb, w).reshape(a.shape)
         out = _far_level(out, a, b, y, w, self.loc, self.prob, 2)
         return np.maximum(np.where(zb > za, out, 0.0), 0.0)
@@ -719,11 +783,15 @@ class Gaussian(Prior):
 
         def closed(za, zb, w):
             p, pa, pb, _, _ = self._std_moments(za, zb)
-            return S * (pa - pb - w * p)
+            out = S * (pa - pb - w * p)
+            tail = (za >= _MILLS) | (zb <= -_MILLS)
+            if tail.any():  # (Mills-ratio form: φ − wQ cancels like z² there)
+                out[tail] = _gauss_tail(za[tail], zb[tail], w[tail], S, 1)
+            return out
 
         # (narrow: σ inside the integrand, see _exp_mean_err)
         with np.errstate(invalid="ignore", over="ignore"):
-            out = _split((zb - za) <= _NARROW, lambda za, zb, w: _gl_narrow(za, zb, w, 1, _sqrt_phi, S), closed,
+            out = _split(_gauss_narrow(za, zb), lambda za, zb, w: _gl_narrow(za, zb, w, 1, _sqrt_phi, S), closed,
                          za, zb, w).reshape(a.shape)
         return np.where(zb > za, _far_level(out, a, b, y, w, self.loc, self.prob, 1), 0.0)
 
