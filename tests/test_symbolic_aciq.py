@@ -76,8 +76,13 @@ def test_symbolic_bin_error_equals_numeric(prior):
     scale = S["b"] if prior == "laplace" else S["sigma"]
     f = sp.lambdify((a_, b_, y, scale), d.bin_error, "mpmath")
     p = qtheory.Laplace(1.3) if prior == "laplace" else qtheory.Gaussian(1.3)
-    for lo, hi, yy in ((0.1, 0.4, 0.25), (1.0, 2.5, 2.0), (3.0, 3.1, 3.05)):
-        assert float(f(lo, hi, yy, 1.3)) == pytest.approx(float(p.interval_sq_error(lo, hi, yy)), rel=1e-11)
+    # (the symbolic form cancels like the closed forms: evaluated at 50 digits it is exact, and the
+    # numeric bin errors must match it to rounding; at mpmath's default 15 digits they differed by
+    # 5e-11 on [3, 3.1], which only pytest's default abs=1e-12 let pass)
+    with mpmath.workdps(50):
+        for lo, hi, yy in ((0.1, 0.4, 0.25), (1.0, 2.5, 2.0), (3.0, 3.1, 3.05), (5.0, 6.5, 5.6)):
+            ref = float(f(*(mpmath.mpf(v) for v in (lo, hi, yy, 1.3))))
+            assert float(p.interval_sq_error(lo, hi, yy)) == pytest.approx(ref, rel=1e-13, abs=0.0)
 
 
 def test_latex_rendering():
